@@ -1,0 +1,162 @@
+"""Configuration: one TOML file plus ``BEACONWATCH_*`` environment overrides, validated at start-up.
+
+``config/beaconwatch.toml`` documents every key with its default. An override names a key by
+its section and name joined with a double underscore, e.g. ``BEACONWATCH_KAFKA__BOOTSTRAP_SERVERS``
+or ``BEACONWATCH_SCORING__THRESHOLD=0.7``; values are parsed as TOML literals when they can be
+(numbers, booleans, arrays) and taken as plain strings otherwise. Unknown keys are errors, so a
+typo cannot silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_PREFIX = "BEACONWATCH_"
+
+
+class ConfigError(Exception):
+    """Raised for any invalid configuration; the message names the offending key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaConfig(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    input_topics: list[str] = Field(default_factory=lambda: ["flows"], min_length=1)
+    input_format: Literal["goflow2-json"] = "goflow2-json"
+    alerts_topic: str = Field("beaconwatch.alerts", min_length=1)
+    dead_letter_topic: str = Field("beaconwatch.dead-letter", min_length=1)
+    group_id: str = Field("beaconwatch", min_length=1)
+    client_id: str = "beaconwatch"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_batch_records: int = Field(10_000, ge=1, le=1_000_000)
+    poll_timeout_ms: int = Field(500, ge=1, le=60_000)
+    max_partition_fetch_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    create_topics: bool = True  # create missing output topics at start-up
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = Field(None, repr=False)
+
+
+class StateConfig(_Section):
+    window_s: float = Field(86_400.0, gt=0)  # history kept per pair; idle pairs evicted after it
+    history_events: int = Field(32, ge=4, le=1024)  # ring-buffer length per pair
+    max_pairs: int = Field(1_000_000, ge=16)  # hard cap; least-recently-seen pairs evicted
+    allowed_lateness_s: float = Field(600.0, ge=0)  # flows older than watermark - this: rejected
+    max_future_s: float = Field(3_600.0, ge=0)  # flows newer than watermark + this: rejected
+
+
+class ScoringConfig(_Section):
+    threshold: float = Field(0.8, ge=0, le=1)  # alert when the combined score reaches this
+    min_events: int = Field(8, ge=3)  # connections a pair needs before it is scored
+    rescore_every_events: int = Field(4, ge=1)  # rescore after this many new connections...
+    rescore_interval_s: float = Field(300.0, gt=0)  # ...or this much event time, if any arrived
+    min_period_s: float = Field(1.0, ge=0)  # median intervals below this are not beacons
+    weight_intervals: float = Field(0.6, ge=0)
+    weight_sizes: float = Field(0.25, ge=0)
+    weight_count: float = Field(0.15, ge=0)
+
+    @model_validator(mode="after")
+    def _weights_sum_positive(self) -> ScoringConfig:
+        if self.weight_intervals + self.weight_sizes + self.weight_count <= 0:
+            raise ValueError("weight_intervals + weight_sizes + weight_count must be > 0")
+        return self
+
+
+class AlertingConfig(_Section):
+    cooldown_s: float = Field(3_600.0, ge=0)  # event time before the same pair alerts again
+    severity_medium: float = Field(0.85, ge=0, le=1)  # score bands; below medium = low
+    severity_high: float = Field(0.92, ge=0, le=1)
+    severity_critical: float = Field(0.97, ge=0, le=1)
+
+
+class MetricsConfig(_Section):
+    host: str = "0.0.0.0"
+    port: int = Field(9108, ge=0, le=65_535)  # 0 = pick a free port (tests)
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Config(_Section):
+    kafka: KafkaConfig = KafkaConfig()
+    state: StateConfig = StateConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    alerting: AlertingConfig = AlertingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(path) != 2 or not all(path):
+            raise ConfigError(
+                f"environment variable {name}: expected {ENV_PREFIX}<SECTION>__<KEY>"
+            )
+        section, key = path
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"environment variable {name}: [{section}] is not a section")
+        target[key] = _parse_env_value(raw)
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"  {key}: {msg} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load ``path`` (TOML; None = defaults only), apply env overrides, validate.
+
+    Raises ConfigError with a message naming each invalid key.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    _apply_env(data, os.environ if env is None else env)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source)) from None
+
+
+def with_overrides(config: Config, **sections: Mapping[str, Any]) -> Config:
+    """A copy of ``config`` with some keys replaced, validated (used by the CLI and tests)."""
+    data = config.model_dump()
+    for section, values in sections.items():
+        data[section] = {**data[section], **values}
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, "overrides")) from None

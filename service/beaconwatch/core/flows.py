@@ -1,0 +1,94 @@
+"""A batch of decoded flow records as NumPy columns (struct of arrays).
+
+Every decoder produces a ``FlowBatch`` and the core consumes it; nothing downstream of the
+decoders sees a Python object per flow. Addresses are 128-bit numbers split in two ``uint64``
+halves: IPv6 as is, IPv4 as the IPv4-mapped IPv6 address ``::ffff:a.b.c.d`` (so ``hi == 0`` and
+``lo == 0x0000_FFFF_xxxx_xxxx``). Times are event times in integer milliseconds since the Unix
+epoch, taken from the flow record itself, never from the wall clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+# Column name -> dtype. The order is the canonical order used by `empty` and `concat`.
+FLOW_COLUMNS: dict[str, npt.DTypeLike] = {
+    "start_ms": np.int64,  # flow start, event time
+    "end_ms": np.int64,  # flow end, event time (== start_ms when the format has no end)
+    "src_hi": np.uint64,
+    "src_lo": np.uint64,
+    "dst_hi": np.uint64,
+    "dst_lo": np.uint64,
+    "src_port": np.uint16,
+    "dst_port": np.uint16,
+    "proto": np.uint8,  # IANA protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, ...)
+    "bytes": np.uint64,
+    "packets": np.uint64,
+    "sampling_rate": np.uint32,  # 0 or 1 = unsampled
+    "record_index": np.int64,  # index of the source record in the decoded input (for DLQ/offsets)
+}
+
+IPV4_MAPPED_PREFIX = np.uint64(0x0000_FFFF_0000_0000)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowBatch:
+    start_ms: npt.NDArray[np.int64]
+    end_ms: npt.NDArray[np.int64]
+    src_hi: npt.NDArray[np.uint64]
+    src_lo: npt.NDArray[np.uint64]
+    dst_hi: npt.NDArray[np.uint64]
+    dst_lo: npt.NDArray[np.uint64]
+    src_port: npt.NDArray[np.uint16]
+    dst_port: npt.NDArray[np.uint16]
+    proto: npt.NDArray[np.uint8]
+    bytes: npt.NDArray[np.uint64]
+    packets: npt.NDArray[np.uint64]
+    sampling_rate: npt.NDArray[np.uint32]
+    record_index: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return int(self.start_ms.shape[0])
+
+    @classmethod
+    def empty(cls, n: int = 0) -> FlowBatch:
+        """A batch of ``n`` zeroed rows, for decoders to fill in place."""
+        return cls(**{name: np.zeros(n, dtype=dtype) for name, dtype in FLOW_COLUMNS.items()})
+
+    @classmethod
+    def from_columns(cls, **columns: Any) -> FlowBatch:
+        """Build a batch from array-likes, casting each to its canonical dtype.
+
+        ``end_ms`` defaults to ``start_ms``; ``packets``/``sampling_rate`` default to 1 and
+        ``record_index`` to ``arange(n)``.
+        """
+        n = len(columns["start_ms"])
+        columns.setdefault("end_ms", columns["start_ms"])
+        columns.setdefault("packets", np.ones(n))
+        columns.setdefault("sampling_rate", np.ones(n))
+        columns.setdefault("record_index", np.arange(n))
+        arrays = {}
+        for name, dtype in FLOW_COLUMNS.items():
+            arr = np.ascontiguousarray(np.asarray(columns[name]).astype(dtype, copy=False))
+            if arr.shape != (n,):
+                raise ValueError(f"column {name!r} has shape {arr.shape}, expected ({n},)")
+            arrays[name] = arr
+        return cls(**arrays)
+
+    def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> FlowBatch:
+        """Rows selected by an integer index or a boolean mask."""
+        return FlowBatch(**{name: getattr(self, name)[index] for name in FLOW_COLUMNS})
+
+    @staticmethod
+    def concat(batches: list[FlowBatch]) -> FlowBatch:
+        if not batches:
+            return FlowBatch.empty(0)
+        if len(batches) == 1:
+            return batches[0]
+        return FlowBatch(
+            **{name: np.concatenate([getattr(b, name) for b in batches]) for name in FLOW_COLUMNS}
+        )

@@ -1,0 +1,49 @@
+"""The decoder contract: raw records (bytes) in, a FlowBatch plus per-record rejections out.
+
+A decoder never raises on bad input: every record it cannot turn into a flow is reported as a
+`Rejection` with a stable, low-cardinality `reason` (used as a metric label and a dead-letter
+header) and a human-readable `detail`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from beaconwatch.core.flows import FlowBatch
+
+
+class RejectReason:
+    """Stable reason labels. Keep them few: each is a Prometheus label value."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_UTF8 = "invalid_utf8"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"  # wrong type, out of range, NaN, negative, ...
+    INVALID_ADDRESS = "invalid_address"
+    OVERSIZED = "oversized"
+    TOO_LATE = "too_late"  # event time older than the watermark minus the allowed lateness
+    TOO_FAR_FUTURE = "too_far_future"  # event time beyond the watermark plus max_future_s
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    record_index: int  # index of the record in the input sequence
+    reason: str  # one of RejectReason
+    detail: str  # short human-readable explanation (goes to the dead-letter headers)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeResult:
+    flows: FlowBatch  # flows.record_index maps each flow back to its input record
+    rejections: list[Rejection]
+
+
+class Decoder(Protocol):
+    """Turns a batch of raw records into flows. Implementations are pure and synchronous."""
+
+    name: str
+
+    def decode(self, records: Sequence[bytes]) -> DecodeResult: ...
