@@ -6,7 +6,7 @@ offline and the same flows streamed through Kafka produce the same alerts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from beaconwatch.alerting.alert import Alert
@@ -33,11 +33,14 @@ class Pipeline:
         decoder: Decoder | None = None,
         clock: EventClock | None = None,
         stats: DetectorStats | None = None,
+        wall_clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.config = config
         self.decoder = decoder if decoder is not None else get_decoder(config.kafka.input_format)
         self.stats = stats if stats is not None else DetectorStats()
-        self.detector = Detector(config, clock=clock, stats=self.stats)
+        self.detector = Detector(
+            config, clock=clock, stats=self.stats, wall_clock_ms=wall_clock_ms
+        )
 
     def process_records(self, records: Sequence[bytes], partition: int = 0) -> BatchOutcome:
         """Decode and process one batch of raw records from one partition."""
@@ -50,10 +53,6 @@ class Pipeline:
             rejections=[*decoded.rejections, *result.rejections],
             flows_accepted=result.flows_accepted,
         )
-
-    def flush(self) -> list[Alert]:
-        """Score every pair with unscored connections (end of an offline scan)."""
-        return self.detector.flush()
 
     def drop_partitions(self, partitions: Sequence[int]) -> int:
         """Forget the state of revoked partitions; returns the number of pairs dropped."""

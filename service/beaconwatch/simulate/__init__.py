@@ -1,0 +1,21 @@
+"""Synthetic flow telemetry: benign background traffic with planted C2 beacons (and the truth)."""
+
+from beaconwatch.simulate.generator import SimRecord, SimulationSpec, TrafficSimulator
+from beaconwatch.simulate.model import (
+    JitterStyle,
+    PlantedBeacon,
+    SimFlow,
+    read_truth,
+    write_truth,
+)
+
+__all__ = [
+    "JitterStyle",
+    "PlantedBeacon",
+    "SimFlow",
+    "SimRecord",
+    "SimulationSpec",
+    "TrafficSimulator",
+    "read_truth",
+    "write_truth",
+]

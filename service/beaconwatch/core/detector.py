@@ -1,0 +1,161 @@
+"""The detector: flows in, alerts out, on event time. Pure and synchronous.
+
+It owns the pair table and the event clock, runs the ingest kernel over each batch, evicts
+idle pairs, and turns the kernel's alert rows into `Alert` objects. Alert rules (severity bands,
+deterministic ids, the reason sentence) live in `beaconwatch.alerting.rules`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from beaconwatch.alerting.alert import Alert
+from beaconwatch.alerting.rules import AlertRules
+from beaconwatch.config import Config
+from beaconwatch.core.clock import EventClock
+from beaconwatch.core.flows import FlowBatch
+from beaconwatch.core.stats import DetectorStats
+from beaconwatch.decode.base import RejectReason, Rejection
+from beaconwatch.scoring.window_score import Stat, scoring_params
+from beaconwatch.state import ingest as k
+from beaconwatch.state.pair_table import REBASE_AFTER_MS, PairTable
+
+IDLE_SWEEP_EVERY_MS = 60_000  # event time between idle-pair sweeps (each is one O(rows) pass)
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorResult:
+    alerts: list[Alert]
+    rejections: list[Rejection]
+    flows_accepted: int
+
+
+class Detector:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: EventClock | None = None,
+        stats: DetectorStats | None = None,
+        wall_clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        state, scoring = config.state, config.scoring
+        # The wall clock is used for one thing only: rejecting flows that claim to start in the
+        # future (garbage timestamps). Windows and alert times never depend on it.
+        self._wall_clock_ms = wall_clock_ms if wall_clock_ms is not None else _system_ms
+        self._max_future_ms = int(state.max_future_s * 1000)
+        self.clock = clock if clock is not None else EventClock()
+        self.stats = stats if stats is not None else DetectorStats()
+        self.table = PairTable(state.max_pairs, state.history_events)
+        self.rules = AlertRules(config.alerting)
+        self._window_ms = int(state.window_s * 1000)
+        self._lateness_ms = int(state.allowed_lateness_s * 1000)
+        self._threshold = scoring.threshold
+        self._score_params = scoring_params(scoring, state.history_events)
+        self._limits = np.zeros(k.LIM_SIZE, dtype=np.int64)
+        self._limits[k.LIM_LATENESS_MS] = self._lateness_ms
+        self._limits[k.LIM_WINDOW_MS] = self._window_ms
+        self._limits[k.LIM_MIN_EVENTS] = scoring.min_events
+        self._limits[k.LIM_RESCORE_EVERY] = scoring.rescore_every_events
+        self._limits[k.LIM_RESCORE_INTERVAL_MS] = int(scoring.rescore_interval_s * 1000)
+        self._limits[k.LIM_COOLDOWN_MS] = int(config.alerting.cooldown_s * 1000)
+        self._limits[k.LIM_EVICT_BATCH] = max(1, state.max_pairs // 64)
+        self._last_sweep_ms: int | None = None
+
+    def _start_clock(self, start_ms: np.ndarray) -> None:
+        # The first watermark is the earliest start within one window of the batch median: one
+        # garbage timestamp far in the past cannot drag it (and the ring epoch) back decades.
+        median_ms = int(np.median(start_ms))
+        plausible = start_ms[start_ms >= median_ms - self._window_ms]
+        first_ms = int(plausible.min())
+        self.clock.advance_to(first_ms)
+        self.table.set_epoch(first_ms - self._window_ms - self._lateness_ms)
+        self._last_sweep_ms = first_ms
+
+    def process(self, flows: FlowBatch, partition: int = 0) -> DetectorResult:
+        n = len(flows)
+        if n == 0:
+            return DetectorResult([], [], 0)
+        max_start_ms = self._wall_clock_ms() + self._max_future_ms
+        in_range = flows.start_ms[flows.start_ms <= max_start_ms]
+        if in_range.size and not self.clock.started:
+            self._start_clock(in_range)
+        # Ring times are u32 ms after the epoch: re-base between batches, long before they wrap
+        # (a single batch would have to span ~25 days of event time to overflow).
+        if in_range.size and int(in_range.max()) - self.table.epoch_ms > REBASE_AFTER_MS:
+            self.table.rebase(self.clock.now_ms() - self._window_ms - self._lateness_ms)
+
+        self._limits[k.LIM_WATERMARK_MS] = self.clock.now_ms()
+        self._limits[k.LIM_MAX_START_MS] = max_start_ms
+        status = np.empty(n, dtype=np.uint8)
+        counters = np.zeros(k.CNT_SIZE, dtype=np.int64)
+        alert_rows = np.empty(n, dtype=np.int32)
+        alert_stats = np.empty((n, Stat.SIZE), dtype=np.float64)
+        alert_times = np.empty((n, 3), dtype=np.int64)
+        t = self.table
+        k.ingest(
+            t.index, t.keys, t.port_proto, t.partition, t.first_seen_ms, t.last_seen_ms,
+            t.scored_ms, t.alert_ms, t.count, t.scored_count, t.ring_t, t.ring_b, t.free,
+            t.used, t.meta,
+            flows.start_ms, flows.src_hi, flows.src_lo, flows.dst_hi, flows.dst_lo,
+            flows.dst_port, flows.proto, flows.bytes, partition,
+            self._limits, self._score_params, self._threshold,
+            status, counters, alert_rows, alert_stats, alert_times,
+        )  # fmt: skip
+        now_ms = self.clock.advance_to(int(self._limits[k.LIM_WATERMARK_MS]))
+
+        rejections = self._rejections(flows, status)
+        alerts = [
+            self.rules.make_alert(
+                self.table, int(alert_rows[i]), alert_stats[i], alert_times[i], partition
+            )
+            for i in range(int(counters[k.CNT_ALERTS]))
+        ]
+        s = self.stats
+        s.flows_total += int(counters[k.CNT_ACCEPTED])
+        s.evicted_capacity_total += int(counters[k.CNT_EVICTED_CAPACITY])
+        s.pairs_scored_total += int(counters[k.CNT_SCORED])
+        for alert in alerts:
+            s.alerts_by_severity[alert.severity] += 1
+        self._sweep_idle(now_ms)
+        s.tracked_pairs = self.table.tracked_pairs
+        s.watermark_ms = now_ms
+        return DetectorResult(alerts, rejections, int(counters[k.CNT_ACCEPTED]))
+
+    def _rejections(self, flows: FlowBatch, status: np.ndarray) -> list[Rejection]:
+        rejected = np.flatnonzero(status != k.ACCEPTED)
+        if rejected.size == 0:
+            return []
+        now_ms = self.clock.now_ms()
+        out = []
+        for i in rejected:
+            late = status[i] == k.TOO_LATE
+            reason = RejectReason.TOO_LATE if late else RejectReason.TOO_FAR_FUTURE
+            start_ms = int(flows.start_ms[i])
+            if late:
+                detail = f"flow start {(now_ms - start_ms) / 1000:.0f} s before the watermark"
+            else:
+                detail = f"flow start {start_ms} ms is beyond the wall clock + max_future_s"
+            self.stats.rejected_by_reason[reason] += 1
+            out.append(Rejection(int(flows.record_index[i]), reason, detail))
+        return out
+
+    def _sweep_idle(self, now_ms: int) -> None:
+        if self._last_sweep_ms is not None and now_ms - self._last_sweep_ms < IDLE_SWEEP_EVERY_MS:
+            return
+        self._last_sweep_ms = now_ms
+        self.stats.evicted_idle_total += self.table.evict_idle(now_ms - self._window_ms)
+
+    def drop_partitions(self, partitions: Sequence[int]) -> int:
+        dropped = self.table.drop_partitions(list(partitions))
+        self.stats.evicted_revoked_total += dropped
+        self.stats.tracked_pairs = self.table.tracked_pairs
+        return dropped
+
+
+def _system_ms() -> int:
+    return time.time_ns() // 1_000_000

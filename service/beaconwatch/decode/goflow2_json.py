@@ -1,0 +1,112 @@
+"""Decoder for goflow2 v2 ``-format=json`` records (one flat JSON object per Kafka record).
+
+The batch is joined into one byte buffer and scanned by a numba kernel (``json_scan``) that
+turns the plain goflow2 shape straight into columns. Records the kernel does not fully accept
+go one by one through the reference path (``goflow2_record``: orjson + Python rules), which
+either accepts them with the same values or rejects them with a precise reason. See
+``goflow2_record`` for the field rules (time fallback, defaults, ranges).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from beaconwatch.core.flows import FLOW_COLUMNS, FlowBatch
+from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.goflow2_record import FlowRow, Problem, decode_record
+from beaconwatch.decode.json_scan import OK, key_table, scan_batch
+from beaconwatch.decode.protocols import name_table
+
+DEFAULT_MAX_RECORD_BYTES = 64 * 1024
+_ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]  # FlowRow order
+
+# A small valid record, decoded at construction so numba loads (or compiles) the kernels
+# before the first real batch arrives.
+_WARM_UP_RECORD = (
+    b'{"type":"IPFIX","time_received_ns":1700000000000000000,"sampling_rate":0,'
+    b'"time_flow_start_ns":1700000000000000000,"time_flow_end_ns":1700000000000000000,'
+    b'"bytes":1,"packets":1,"src_addr":"10.0.0.1","dst_addr":"2001:db8::1","proto":"TCP",'
+    b'"src_port":1,"dst_port":2,"as_path":[],"x":{"y":[true,false,null,-1,"z"]}}'
+)
+
+
+class Goflow2JsonDecoder:
+    """``goflow2-json``: goflow2 v2 JSON flow records -> FlowBatch."""
+
+    name = "goflow2-json"
+
+    def __init__(
+        self,
+        *,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        unknown_proto: int | None = None,
+        warm_up: bool = True,
+    ) -> None:
+        """``unknown_proto``: the number to store when ``proto`` is a name that maps to no
+        single number (goflow2's ``"unknown"``/``""``...); None rejects such records."""
+        if max_record_bytes < 1:
+            raise ValueError("max_record_bytes must be >= 1")
+        if unknown_proto is not None and not 0 <= unknown_proto <= 255:
+            raise ValueError("unknown_proto must be in 0..255")
+        self.max_record_bytes = max_record_bytes
+        self.unknown_proto = unknown_proto
+        self._keys, self._key_lens = key_table()
+        self._names, self._name_lens, self._name_nums = name_table()
+        if warm_up:
+            self.decode([_WARM_UP_RECORD])
+
+    def decode(self, records: Sequence[bytes]) -> DecodeResult:
+        n = len(records)
+        if n == 0:
+            return DecodeResult(FlowBatch.empty(0), [])
+        lengths = np.fromiter(map(len, records), dtype=np.int64, count=n)
+        sizes = lengths
+        oversized = lengths > self.max_record_bytes
+        if oversized.any():
+            # Oversized records are not copied nor scanned; the slow path reports them.
+            records = [b"" if big else rec for rec, big in zip(records, oversized, strict=True)]
+            lengths = np.where(oversized, 0, lengths)
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
+        buf = np.frombuffer(b"".join(records), dtype=np.uint8)
+        (status, *columns) = scan_batch(
+            buf, starts, ends, self._keys, self._key_lens,
+            self._names, self._name_lens, self._name_nums,
+        )  # fmt: skip
+        ok = status == OK
+        rejections: list[Rejection] = []
+        slow = np.flatnonzero(~ok)
+        if slow.size:
+            self._slow_path(records, slow, oversized, sizes, ok, columns, rejections)
+        keep = np.flatnonzero(ok)
+        picked = {name: col[keep] for name, col in zip(_ROW_COLUMNS, columns, strict=True)}
+        flows = FlowBatch(**picked, record_index=keep.astype(np.int64))
+        return DecodeResult(flows, rejections)
+
+    def _slow_path(
+        self,
+        records: Sequence[bytes],
+        slow: npt.NDArray[np.intp],
+        oversized: npt.NDArray[np.bool_],
+        sizes: npt.NDArray[np.int64],
+        ok: npt.NDArray[np.bool_],
+        columns: list[npt.NDArray[Any]],
+        rejections: list[Rejection],
+    ) -> None:
+        for index in slow.tolist():
+            result: FlowRow | Problem
+            if oversized[index]:
+                detail = f"{sizes[index]} bytes > {self.max_record_bytes}"
+                result = Problem(RejectReason.OVERSIZED, detail)
+            else:
+                result = decode_record(records[index], self.max_record_bytes, self.unknown_proto)
+            if isinstance(result, Problem):
+                rejections.append(Rejection(index, result.reason, result.detail))
+                continue
+            for column, value in zip(columns, result, strict=True):
+                column[index] = value
+            ok[index] = True

@@ -1,0 +1,184 @@
+"""Reference (slow) path: one goflow2 JSON record -> one flow row, or a precise rejection.
+
+This is the specification of the goflow2 field rules; the numba fast path (``json_scan``) only
+ever accepts records this path accepts, with identical values (a property test checks it).
+
+Field rules:
+
+* ``time_flow_start_ns`` / ``time_flow_end_ns`` / ``time_received_ns``: integers in
+  ``0..2**63-1``. ``start_ms`` comes from the flow start; when that is missing or 0 (sFlow
+  samples carry no flow times) it falls back to ``time_received_ns``; with neither the record
+  is rejected. ``end_ms`` comes from the flow end (missing or 0: the start) and is clamped to
+  ``>= start_ms`` because exporters with skewed clocks do emit end < start.
+* ``src_addr`` / ``dst_addr``: IPv4 or IPv6 text (see ``ip_text``), required.
+* ``proto``: a number 0..255, a goflow2 protocol name or a decimal string, required. Names that
+  stand for no single number (``"unknown"``, ``""``, ...) are rejected unless the decoder was
+  built with ``unknown_proto``.
+* ``dst_port`` required, ``src_port`` optional (0): integers 0..65535.
+* ``bytes`` required, ``packets`` optional (1): integers ``0..2**63-1``.
+* ``sampling_rate`` optional (1): integer ``0..2**32-1``, kept as given; goflow2 writes 0 when
+  the exporter did not say, which the detector treats like 1 (unsampled).
+
+Booleans, floats (even integral ones), strings and null are wrong types for numeric fields.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, NamedTuple
+
+import orjson
+
+from beaconwatch.decode.base import RejectReason
+from beaconwatch.decode.ip_text import parse_ip_text
+from beaconwatch.decode.protocols import protocol_number
+
+INT64_MAX = (1 << 63) - 1
+UINT32_MAX = (1 << 32) - 1
+_DETAIL_MAX = 120
+
+
+class FlowRow(NamedTuple):
+    start_ms: int
+    end_ms: int
+    src_hi: int
+    src_lo: int
+    dst_hi: int
+    dst_lo: int
+    src_port: int
+    dst_port: int
+    proto: int
+    bytes: int
+    packets: int
+    sampling_rate: int
+
+
+class Problem(NamedTuple):
+    reason: str  # one of RejectReason
+    detail: str
+
+
+class _Invalid(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.problem = Problem(reason, detail[:_DETAIL_MAX])
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _int(obj: dict[str, Any], key: str, high: int, default: int | None) -> int | None:
+    """A bounded non-negative integer field; ``default`` None means required."""
+    if key not in obj:
+        if default is None:
+            raise _Invalid(RejectReason.MISSING_FIELD, f"missing {key}")
+        return default
+    value = obj[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and math.isnan(value):
+            raise _Invalid(RejectReason.INVALID_FIELD, f"{key}: NaN")
+        raise _Invalid(
+            RejectReason.INVALID_FIELD, f"{key}: expected an integer, got {_show(value)}"
+        )
+    if not 0 <= value <= high:
+        raise _Invalid(RejectReason.INVALID_FIELD, f"{key}: out of range: {_show(value)}")
+    return value
+
+
+def _address(obj: dict[str, Any], key: str) -> tuple[int, int]:
+    if key not in obj:
+        raise _Invalid(RejectReason.MISSING_FIELD, f"missing {key}")
+    value = obj[key]
+    if not isinstance(value, str):
+        raise _Invalid(RejectReason.INVALID_FIELD, f"{key}: expected a string, got {_show(value)}")
+    halves = parse_ip_text(value)
+    if halves is None:
+        raise _Invalid(RejectReason.INVALID_ADDRESS, f"{key}: not an IP address: {_show(value)}")
+    return halves
+
+
+def _proto(obj: dict[str, Any], unknown_proto: int | None) -> int:
+    if "proto" not in obj:
+        raise _Invalid(RejectReason.MISSING_FIELD, "missing proto")
+    value = obj["proto"]
+    if isinstance(value, str):
+        number = protocol_number(value)
+        if number is None and unknown_proto is not None:
+            return unknown_proto
+        if number is None:
+            raise _Invalid(RejectReason.INVALID_FIELD, f"proto: unknown name {_show(value)}")
+        return number
+    return _int(obj, "proto", 255, None) or 0
+
+
+def validate(obj: dict[str, Any], unknown_proto: int | None = None) -> FlowRow | Problem:
+    """Apply the field rules to a parsed record."""
+    try:
+        flow_start = _int(obj, "time_flow_start_ns", INT64_MAX, 0) or 0
+        flow_end = _int(obj, "time_flow_end_ns", INT64_MAX, 0) or 0
+        received = _int(obj, "time_received_ns", INT64_MAX, 0) or 0
+        src_hi, src_lo = _address(obj, "src_addr")
+        dst_hi, dst_lo = _address(obj, "dst_addr")
+        proto = _proto(obj, unknown_proto)
+        src_port = _int(obj, "src_port", 65535, 0) or 0
+        dst_port = _int(obj, "dst_port", 65535, None) or 0
+        nbytes = _int(obj, "bytes", INT64_MAX, None) or 0
+        packets = _int(obj, "packets", INT64_MAX, 1)
+        rate = _int(obj, "sampling_rate", UINT32_MAX, 1)
+    except _Invalid as exc:
+        return exc.problem
+    # sFlow carries no flow times: fall back to the collector's receive time.
+    start_ns = flow_start or received
+    if start_ns == 0:
+        return Problem(RejectReason.MISSING_FIELD, "missing time_flow_start_ns/time_received_ns")
+    start_ms = start_ns // 1_000_000
+    end_ms = max(flow_end // 1_000_000, start_ms) if flow_end else start_ms
+    assert packets is not None and rate is not None  # defaults given
+    return FlowRow(
+        start_ms, end_ms, src_hi, src_lo, dst_hi, dst_lo, src_port, dst_port, proto, nbytes,
+        packets, rate,
+    )  # fmt: skip
+
+
+def _reject_constant(name: str) -> float:
+    return float(name.lower().replace("infinity", "inf"))
+
+
+def decode_record(
+    record: bytes, max_record_bytes: int, unknown_proto: int | None = None
+) -> FlowRow | Problem:
+    """Decode one raw record; never raises."""
+    try:
+        if len(record) > max_record_bytes:
+            return Problem(RejectReason.OVERSIZED, f"{len(record)} bytes > {max_record_bytes}")
+        try:
+            text = bytes(record).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Problem(RejectReason.INVALID_UTF8, f"invalid UTF-8 at byte {exc.start}")
+        try:
+            obj = orjson.loads(record)
+        except orjson.JSONDecodeError as exc:
+            return _explain_invalid_json(text, str(exc), unknown_proto)
+        if not isinstance(obj, dict):
+            return Problem(RejectReason.NOT_AN_OBJECT, f"JSON {type(obj).__name__}, not an object")
+        return validate(obj, unknown_proto)
+    except Exception as exc:  # the decoder contract: bad input never raises
+        return Problem(RejectReason.INVALID_JSON, f"undecodable: {type(exc).__name__}")
+
+
+def _explain_invalid_json(text: str, message: str, unknown_proto: int | None) -> Problem:
+    """orjson refused the record. If the stdlib (which also reads NaN, Infinity and numbers
+    beyond 64 bits) can parse it and a needed field is what is wrong, report that field;
+    otherwise it is invalid JSON. The lenient result is only ever used to reject."""
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        obj = None
+    if isinstance(obj, dict):
+        result = validate(obj, unknown_proto)
+        if isinstance(result, Problem) and result.reason == RejectReason.INVALID_FIELD:
+            return result
+    return Problem(RejectReason.INVALID_JSON, message[:_DETAIL_MAX])

@@ -1,0 +1,151 @@
+"""The service's Prometheus metrics, as one typed bundle bound to an injected registry.
+
+The core only keeps plain counters (`DetectorStats`); `publish_stats` turns their deltas into
+Prometheus increments once per batch, because an increment costs about a microsecond and a
+batch holds thousands of records.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import Counter as PromCounter
+
+from beaconwatch.core.stats import DetectorStats
+
+# Batches take from well under a millisecond (a few records) to seconds (100k records).
+_BATCH_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(slots=True)
+class _StatsSnapshot:
+    """What was already published, so the next publish only adds the difference."""
+
+    flows_total: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    evicted_idle_total: int = 0
+    evicted_capacity_total: int = 0
+    evicted_revoked_total: int = 0
+    alerts_by_severity: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceMetrics:
+    registry: CollectorRegistry
+    flows_consumed: PromCounter
+    flows_accepted: PromCounter
+    records_rejected: PromCounter  # {reason}
+    dead_letter_records: PromCounter
+    alerts: PromCounter  # {severity}
+    pairs_evicted: PromCounter  # {cause}
+    tracked_pairs: Gauge
+    consumer_lag_records: Gauge
+    event_time_lag_seconds: Gauge
+    partitions_assigned: Gauge
+    batch_duration_seconds: Histogram
+    _published: _StatsSnapshot = field(default_factory=_StatsSnapshot)
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ServiceMetrics:
+        r = registry
+        metrics = cls(
+            registry=r,
+            flows_consumed=PromCounter(
+                "beaconwatch_flows_consumed", "Records consumed from the input topics", registry=r
+            ),
+            flows_accepted=PromCounter(
+                "beaconwatch_flows_accepted", "Flows accepted into detector state", registry=r
+            ),
+            records_rejected=PromCounter(
+                "beaconwatch_records_rejected",
+                "Input records rejected, by reason",
+                ["reason"],
+                registry=r,
+            ),
+            dead_letter_records=PromCounter(
+                "beaconwatch_dead_letter_records",
+                "Records written to the dead-letter topic",
+                registry=r,
+            ),
+            alerts=PromCounter(
+                "beaconwatch_alerts",
+                "Beaconing alerts emitted, by severity",
+                ["severity"],
+                registry=r,
+            ),
+            pairs_evicted=PromCounter(
+                "beaconwatch_pairs_evicted",
+                "Tracked pairs dropped, by cause (idle|capacity|revoked)",
+                ["cause"],
+                registry=r,
+            ),
+            tracked_pairs=Gauge(
+                "beaconwatch_tracked_pairs", "Pairs currently held in state", registry=r
+            ),
+            consumer_lag_records=Gauge(
+                "beaconwatch_consumer_lag_records",
+                "Sum over assigned partitions of highwater minus position",
+                registry=r,
+            ),
+            event_time_lag_seconds=Gauge(
+                "beaconwatch_event_time_lag_seconds",
+                "Wall clock minus the event-time watermark",
+                registry=r,
+            ),
+            partitions_assigned=Gauge(
+                "beaconwatch_partitions_assigned",
+                "Input partitions assigned to this instance",
+                registry=r,
+            ),
+            batch_duration_seconds=Histogram(
+                "beaconwatch_batch_duration_seconds",
+                "Time to process one polled batch (decode, detect, send, commit)",
+                buckets=_BATCH_BUCKETS_S,
+                registry=r,
+            ),
+        )
+        # Pre-create the label values that always exist, so dashboards see zeros, not gaps.
+        for cause in ("idle", "capacity", "revoked"):
+            metrics.pairs_evicted.labels(cause=cause)
+        for severity in ("low", "medium", "high", "critical"):
+            metrics.alerts.labels(severity=severity)
+        return metrics
+
+    def publish_stats(self, stats: DetectorStats) -> None:
+        """Add what ``stats`` counted since the previous call; set the gauges.
+
+        Call once per batch. ``stats`` must be the same, monotonically growing object each time.
+        """
+        seen = self._published
+        _inc(self.flows_accepted, stats.flows_total - seen.flows_total)
+        seen.flows_total = stats.flows_total
+        for reason, total in stats.rejected_by_reason.items():
+            delta = total - seen.rejected_by_reason[reason]
+            if delta > 0:
+                self.records_rejected.labels(reason=reason).inc(delta)
+                seen.rejected_by_reason[reason] = total
+        for severity, total in stats.alerts_by_severity.items():
+            delta = total - seen.alerts_by_severity[severity]
+            if delta > 0:
+                self.alerts.labels(severity=severity).inc(delta)
+                seen.alerts_by_severity[severity] = total
+        for cause, total, attr in (
+            ("idle", stats.evicted_idle_total, "evicted_idle_total"),
+            ("capacity", stats.evicted_capacity_total, "evicted_capacity_total"),
+            ("revoked", stats.evicted_revoked_total, "evicted_revoked_total"),
+        ):
+            _inc(self.pairs_evicted.labels(cause=cause), total - getattr(seen, attr))
+            setattr(seen, attr, total)
+        self.tracked_pairs.set(stats.tracked_pairs)
+
+    def set_event_time_lag(self, wall_now_ms: int, watermark_ms: int) -> None:
+        """Wall clock minus watermark; left unset until a flow has been seen."""
+        if watermark_ms > 0:
+            self.event_time_lag_seconds.set((wall_now_ms - watermark_ms) / 1000.0)
+
+
+def _inc(counter: PromCounter, delta: int) -> None:
+    if delta > 0:
+        counter.inc(delta)

@@ -1,0 +1,313 @@
+"""The Kafka service: consume flow records, run the pipeline, produce alerts and dead letters.
+
+Delivery is at-least-once: the input offsets of a batch are committed only after every alert and
+dead-letter record produced from it has been acknowledged by the broker (acks=all). If a send
+fails the batch is not committed and the service stops with the error; a restart re-reads the
+batch. Detector state is in memory and keyed by input partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Collection, Sequence
+
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from prometheus_client import CollectorRegistry
+
+from beaconwatch.alerting.alert import Alert
+from beaconwatch.config import Config
+from beaconwatch.core.pipeline import Pipeline
+from beaconwatch.decode.base import Rejection
+from beaconwatch.metrics.prometheus import ServiceMetrics
+from beaconwatch.runtime.http import HttpServer, Readiness
+from beaconwatch.runtime.kafka_options import client_options, redacted
+from beaconwatch.runtime.rebalance import RebalanceListener
+from beaconwatch.runtime.topics import create_topics
+from beaconwatch.sinks.dead_letter import DeadLetterSink
+from beaconwatch.sinks.kafka import AlertSink
+from beaconwatch.sources.kafka import KafkaFlowSource, Records
+
+log = logging.getLogger(__name__)
+
+# Reason for a record without a value (a compaction tombstone). Candidate for RejectReason.
+TOMBSTONE = "tombstone"
+_PROBE_INTERVAL_S = 5.0
+# Output topics created by the service get this many partitions; size them yourself in
+# production (pre-create the topics and set kafka.create_topics = false).
+_OUTPUT_TOPIC_PARTITIONS = 1
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class BeaconService:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        registry: CollectorRegistry | None = None,
+        alert_listener: Callable[[Sequence[Alert]], None] | None = None,
+        pipeline: Pipeline | None = None,
+        wall_clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.config = config
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = ServiceMetrics.create(self.registry)
+        self.pipeline = pipeline if pipeline is not None else Pipeline(config)
+        self.metrics_url: str | None = None
+        self._alert_listener = alert_listener
+        self._wall_clock = wall_clock  # only for the event-time lag gauge
+        self._alive = False
+        self._broker_reachable = False
+        self._assigned: set[TopicPartition] = set()
+        self._revoked_pending: set[TopicPartition] = set()
+        # Next offset per partition whose batch is fully processed and acknowledged.
+        self._processed: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        # Held for a whole batch (process, send, commit) and by the revoke callback, which
+        # aiokafka runs in its coordinator task: a rebalance waits for the batch in flight.
+        self._batch_lock = asyncio.Lock()
+        self._source: KafkaFlowSource | None = None
+
+    # -- health ---------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    @property
+    def ready(self) -> bool:
+        return self.readiness().ready
+
+    def readiness(self) -> Readiness:
+        reasons = []
+        if not self._alive:
+            reasons.append("service loop not running")
+        if not self._assigned:
+            reasons.append("no partitions assigned")
+        if not self._broker_reachable:
+            reasons.append("broker not reachable")
+        return Readiness(ready=not reasons, reasons=tuple(reasons))
+
+    @property
+    def committed_offsets(self) -> dict[TopicPartition, int]:
+        """Next offsets this instance committed, per partition (for tests and logs)."""
+        return dict(self._committed)
+
+    # -- main loop ------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then finish the batch in flight, commit and shut down."""
+        kafka = self.config.kafka
+        options = client_options(kafka)
+        http = HttpServer(
+            self.registry,
+            host=self.config.metrics.host,
+            port=self.config.metrics.port,
+            liveness=lambda: self._alive,
+            readiness=self.readiness,
+        )
+        await http.start()
+        self.metrics_url = http.url
+        producer: AIOKafkaProducer | None = None
+        probe: asyncio.Task[None] | None = None
+        try:
+            log.info(
+                "beaconwatch starting: input=%s group=%s alerts=%s dead_letter=%s metrics=%s "
+                "kafka=%s",
+                kafka.input_topics,
+                kafka.group_id,
+                kafka.alerts_topic,
+                kafka.dead_letter_topic,
+                self.metrics_url,
+                redacted(options),
+            )
+            if kafka.create_topics:
+                created = await create_topics(
+                    topics=dict.fromkeys(
+                        (kafka.alerts_topic, kafka.dead_letter_topic), _OUTPUT_TOPIC_PARTITIONS
+                    ),
+                    **options,
+                )
+                if created:
+                    log.info("created topics %s", created)
+            # Tansu (and some managed services) lack idempotent producers; acks=all plus
+            # commit-after-ack gives at-least-once without it.
+            producer = AIOKafkaProducer(acks="all", enable_idempotence=False, **options)
+            await producer.start()
+            alerts = AlertSink(producer, kafka.alerts_topic)
+            dead_letters = DeadLetterSink(producer, kafka.dead_letter_topic)
+            self._source = source = KafkaFlowSource(
+                kafka, RebalanceListener(self._on_revoked, self._on_assigned)
+            )
+            await source.start()
+            self._broker_reachable = True
+            self._alive = True
+            probe = asyncio.create_task(self._probe_loop(source), name="beaconwatch-probe")
+            while not stop.is_set():
+                records = await source.poll()
+                if records:
+                    async with self._batch_lock:
+                        await self._process_batch(records, source, alerts, dead_letters)
+                await self._update_gauges(source)
+            log.info("stop requested: shutting down")
+        finally:
+            self._alive = False
+            if probe is not None:
+                probe.cancel()
+            if self._source is not None:
+                await self._source.stop()
+                self._source = None
+            if producer is not None:
+                await producer.stop()  # flushes anything still queued
+            self._assigned.clear()
+            self.metrics.partitions_assigned.set(0)
+            await http.close()
+            log.info("beaconwatch stopped; committed offsets %s", self._committed)
+
+    async def _process_batch(
+        self,
+        records: Records,
+        source: KafkaFlowSource,
+        alert_sink: AlertSink,
+        dead_letters: DeadLetterSink,
+    ) -> None:
+        started = time.perf_counter()
+        deliveries: list[asyncio.Future[object]] = []
+        next_offsets: dict[TopicPartition, int] = {}
+        batch_alerts: list[Alert] = []
+        consumed = dead_lettered = 0
+        for tp, msgs in records.items():
+            if not msgs:
+                continue
+            if tp not in self._assigned:
+                continue  # revoked while this batch waited for the lock: not ours any more
+            consumed += len(msgs)
+            alerts, rejections = self._run_pipeline(tp, msgs)
+            batch_alerts.extend(alerts)
+            deliveries.extend(await alert_sink.send(alerts))
+            for rejection in rejections:
+                msg = msgs[rejection.record_index]
+                deliveries.append(
+                    await dead_letters.send(
+                        source_topic=msg.topic,
+                        partition=msg.partition,
+                        offset=msg.offset,
+                        key=msg.key,
+                        value=msg.value,
+                        headers=list(msg.headers or ()),
+                        reason=rejection.reason,
+                        detail=rejection.detail,
+                    )
+                )
+            dead_lettered += len(rejections)
+            next_offsets[tp] = msgs[-1].offset + 1
+        # At-least-once: every output acknowledged before the input is committed. A failed
+        # send raises out of run() with nothing committed for this batch.
+        await asyncio.gather(*deliveries)
+        self._processed.update(next_offsets)
+        await self._commit(source, next_offsets)
+        if self._alert_listener is not None and batch_alerts:
+            self._alert_listener(batch_alerts)
+        metrics = self.metrics
+        metrics.flows_consumed.inc(consumed)
+        if dead_lettered:
+            metrics.dead_letter_records.inc(dead_lettered)
+        metrics.publish_stats(self.pipeline.stats)
+        metrics.set_event_time_lag(self._wall_clock(), self.pipeline.stats.watermark_ms)
+        metrics.batch_duration_seconds.observe(time.perf_counter() - started)
+
+    def _run_pipeline(
+        self, tp: TopicPartition, msgs: list[ConsumerRecord[bytes, bytes]]
+    ) -> tuple[list[Alert], list[Rejection]]:
+        """Process one partition's records; rejections index into ``msgs``."""
+        values: list[bytes] = []
+        positions: list[int] = []  # index in msgs of each entry in values
+        rejections: list[Rejection] = []
+        for i, msg in enumerate(msgs):
+            if msg.value is None:
+                rejections.append(Rejection(i, TOMBSTONE, "record has no value (tombstone)"))
+            else:
+                values.append(msg.value)
+                positions.append(i)
+        if rejections:
+            self.pipeline.stats.rejected_by_reason[TOMBSTONE] += len(rejections)
+        if not values:
+            return [], rejections
+        outcome = self.pipeline.process_records(values, partition=tp.partition)
+        for r in outcome.rejections:
+            rejections.append(Rejection(positions[r.record_index], r.reason, r.detail))
+        return outcome.alerts, rejections
+
+    async def _commit(
+        self, source: KafkaFlowSource, next_offsets: dict[TopicPartition, int]
+    ) -> None:
+        if not next_offsets:
+            return
+        try:
+            await source.commit(next_offsets)
+        except CommitFailedError as exc:
+            # The group rebalanced under us: the new owner re-reads from the last commit
+            # (duplicates, never loss). Not fatal.
+            log.warning("commit failed after a rebalance, records may be re-read: %s", exc)
+            return
+        self._committed.update(next_offsets)
+
+    # -- rebalance ------------------------------------------------------------------------
+
+    async def _on_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        async with self._batch_lock:
+            if self._source is not None:
+                pending = {
+                    tp: off
+                    for tp, off in self._processed.items()
+                    if tp in revoked and self._committed.get(tp) != off
+                }
+                try:
+                    await self._source.commit(pending)
+                    self._committed.update(pending)
+                except KafkaError as exc:
+                    log.warning("commit on revoke failed, records may be re-read: %s", exc)
+            self._assigned.difference_update(revoked)
+            # aiokafka rebalances eagerly: everything is revoked, then mostly re-assigned.
+            # State is only dropped for partitions that do not come back (see _on_assigned).
+            self._revoked_pending.update(revoked)
+            self.metrics.partitions_assigned.set(len(self._assigned))
+
+    async def _on_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        async with self._batch_lock:
+            self._assigned = set(assigned)
+            lost = self._revoked_pending - self._assigned
+            self._revoked_pending.clear()
+            # State is keyed by partition number (the detector does not know topics), so only
+            # drop a number no assigned input partition still uses.
+            kept = {tp.partition for tp in self._assigned}
+            drop = sorted({tp.partition for tp in lost} - kept)
+            if drop:
+                # Future work: hand state over through a changelog topic instead of dropping
+                # it; the new owner rebuilds each pair's history from the flows it reads.
+                dropped = self.pipeline.drop_partitions(drop)
+                log.info("dropped state of %d pairs of revoked partitions %s", dropped, drop)
+            for tp in lost:
+                self._processed.pop(tp, None)
+                self._committed.pop(tp, None)
+            self.metrics.partitions_assigned.set(len(self._assigned))
+            self.metrics.publish_stats(self.pipeline.stats)
+            log.info(
+                "assigned partitions: %s", sorted(f"{t.topic}-{t.partition}" for t in assigned)
+            )
+
+    # -- gauges and probes ----------------------------------------------------------------
+
+    async def _update_gauges(self, source: KafkaFlowSource) -> None:
+        self.metrics.consumer_lag_records.set(await source.lag_records())
+        self.metrics.partitions_assigned.set(len(self._assigned))
+
+    async def _probe_loop(self, source: KafkaFlowSource) -> None:
+        while True:
+            await asyncio.sleep(_PROBE_INTERVAL_S)
+            self._broker_reachable = await source.probe()

@@ -1,0 +1,60 @@
+"""Topic creation through the Kafka admin API (service start-up, embedded broker, tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+class TopicCreationError(RuntimeError):
+    pass
+
+
+async def create_topics(
+    bootstrap_servers: str,
+    topics: Mapping[str, int],
+    *,
+    replication_factor: int = 1,
+    timeout_s: float = 10.0,
+    **client_options: Any,
+) -> list[str]:
+    """Create the missing ones of ``topics`` (name -> partitions); return the names created.
+
+    Existing topics are left alone (their partition count is not changed). Waits until the
+    metadata shows every requested topic, so a consumer subscribing right after sees them.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in topics if name not in existing]
+        created: list[str] = []
+        if missing:
+            response = await admin.create_topics(
+                [NewTopic(n, topics[n], replication_factor) for n in missing],
+                timeout_ms=int(timeout_s * 1000),
+            )
+            for entry in response.topic_errors:
+                name, code = entry[0], entry[1]
+                if code == 0:
+                    created.append(name)
+                elif code != _TOPIC_ALREADY_EXISTS:  # lost a race with another creator: fine
+                    detail = entry[2] if len(entry) > 2 else ""
+                    raise TopicCreationError(f"cannot create topic {name!r}: code {code} {detail}")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            described = await admin.describe_topics(list(topics))
+            ready = {t["topic"] for t in described if t["error_code"] == 0 and t["partitions"]}
+            if ready >= set(topics):
+                return created
+            if time.monotonic() > deadline:
+                raise TopicCreationError(f"topics not visible in metadata: {set(topics) - ready}")
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()

@@ -1,0 +1,70 @@
+"""Small numba kernels: order statistics and dispersion of one pair's window.
+
+Each kernel has a slow, obviously-correct NumPy twin in ``tests/unit/naive.py`` and is tested
+against it on random inputs. Quantiles use linear interpolation between order statistics (NumPy's
+default ``method="linear"``), so the twins can call ``np.percentile`` directly.
+All kernels take an already **sorted** float64 array where they say so: callers sort once and
+reuse the sorted copy for every statistic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+F64 = npt.NDArray[np.float64]
+
+
+@njit(cache=True, nogil=True)
+def quantile_sorted(x_sorted: F64, q: float) -> float:
+    """Quantile ``q`` in [0, 1] of a sorted, non-empty array (linear interpolation)."""
+    n = x_sorted.shape[0]
+    pos = q * (n - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, n - 1)
+    frac = pos - lo
+    return float(x_sorted[lo] + (x_sorted[hi] - x_sorted[lo]) * frac)
+
+
+@njit(cache=True, nogil=True)
+def median_sorted(x_sorted: F64) -> float:
+    return quantile_sorted(x_sorted, 0.5)
+
+
+@njit(cache=True, nogil=True)
+def mad_about(x: F64, center: float) -> float:
+    """Median absolute deviation of ``x`` (any order) about ``center`` (unscaled)."""
+    dev = np.abs(x - center)
+    dev.sort()
+    return median_sorted(dev)
+
+
+@njit(cache=True, nogil=True)
+def bowley_skewness_sorted(x_sorted: F64) -> float:
+    """Quartile skewness (Q3 + Q1 - 2 Q2) / (Q3 - Q1), in [-1, 1]; 0 when Q3 == Q1.
+
+    Robust to outliers, unlike the moment skewness: one missed check-in does not swing it.
+    """
+    q1 = quantile_sorted(x_sorted, 0.25)
+    q2 = quantile_sorted(x_sorted, 0.5)
+    q3 = quantile_sorted(x_sorted, 0.75)
+    iqr = q3 - q1
+    if iqr <= 0.0:
+        return 0.0
+    return float((q3 + q1 - 2.0 * q2) / iqr)
+
+
+@njit(cache=True, nogil=True)
+def coefficient_of_variation(x: F64) -> float:
+    """Population std / mean; 0 for a constant or empty array, inf if the mean is 0."""
+    n = x.shape[0]
+    if n == 0:
+        return 0.0
+    mean = x.sum() / n
+    var = ((x - mean) ** 2).sum() / n
+    if var <= 0.0:
+        return 0.0
+    if mean == 0.0:
+        return np.inf
+    return float(np.sqrt(var) / abs(mean))

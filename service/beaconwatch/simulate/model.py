@@ -1,0 +1,102 @@
+"""Value types of the traffic simulator: simulated flows and the planted-beacon ground truth."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NamedTuple
+
+PROTO_NUMBERS: dict[str, int] = {"TCP": 6, "UDP": 17, "ICMP": 1}
+
+
+class SimFlow(NamedTuple):
+    """One unidirectional flow record as the simulator produces it (before JSON encoding)."""
+
+    start_ms: int
+    end_ms: int
+    src_ip: str
+    dst_ip: str
+    src_port: int
+    dst_port: int
+    proto: str  # goflow2 spelling: "TCP", "UDP"
+    bytes: int
+    packets: int
+
+    @property
+    def pair(self) -> tuple[str, str, int, str]:
+        return (self.src_ip, self.dst_ip, self.dst_port, self.proto)
+
+
+class JitterStyle(StrEnum):
+    """How an implant randomises its sleep ``S`` with jitter fraction ``j``."""
+
+    SUBTRACTIVE = "subtractive"  # Cobalt Strike: sleep uniform in [S(1-j), S]
+    ADDITIVE = "additive"  # Sliver: S + U[0, J) with J = j*S
+    SYMMETRIC = "symmetric"  # S +/- j*S, uniform
+
+
+@dataclass(frozen=True, slots=True)
+class PlantedBeacon:
+    """Ground truth for one simulated implant: which pair beacons, and how."""
+
+    src_ip: str
+    dst_ip: str
+    dst_port: int
+    proto: str  # "TCP" / "UDP"
+    period_s: float  # the configured sleep S
+    jitter: float  # fraction of S, in [0, 1)
+    style: JitterStyle
+    bytes_mean: int  # typical check-in size
+
+    @property
+    def jitter_s(self) -> float:
+        return self.jitter * self.period_s
+
+    @property
+    def pair(self) -> tuple[str, str, int, str]:
+        return (self.src_ip, self.dst_ip, self.dst_port, self.proto)
+
+    @property
+    def proto_number(self) -> int:
+        return PROTO_NUMBERS[self.proto]
+
+    def interval_bounds_s(self) -> tuple[float, float]:
+        """Smallest and largest sleep the jitter model allows."""
+        s, j = self.period_s, self.jitter
+        if self.style is JitterStyle.SUBTRACTIVE:
+            return s * (1 - j), s
+        if self.style is JitterStyle.ADDITIVE:
+            return s, s * (1 + j)
+        return s * (1 - j), s * (1 + j)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["style"] = self.style.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlantedBeacon:
+        return cls(
+            src_ip=str(data["src_ip"]),
+            dst_ip=str(data["dst_ip"]),
+            dst_port=int(data["dst_port"]),
+            proto=str(data["proto"]),
+            period_s=float(data["period_s"]),
+            jitter=float(data["jitter"]),
+            style=JitterStyle(data["style"]),
+            bytes_mean=int(data["bytes_mean"]),
+        )
+
+
+def write_truth(path: str | Path, beacons: Sequence[PlantedBeacon]) -> None:
+    Path(path).write_text(
+        json.dumps([b.to_json() for b in beacons], indent=2) + "\n", encoding="utf-8"
+    )
+
+
+def read_truth(path: str | Path) -> list[PlantedBeacon]:
+    items: Iterable[dict[str, Any]] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [PlantedBeacon.from_json(item) for item in items]

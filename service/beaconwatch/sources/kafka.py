@@ -1,0 +1,87 @@
+"""The Kafka input: an AIOKafkaConsumer in a consumer group, with manual commits.
+
+Offsets are committed only by the service, after the alerts and dead-letter records produced
+from a batch are acknowledged (at-least-once). This module only wraps the consumer; what to do
+on a rebalance is the service's business (see `runtime/rebalance.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import IllegalStateError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from beaconwatch.config import KafkaConfig
+from beaconwatch.runtime.kafka_options import client_options
+
+log = logging.getLogger(__name__)
+
+Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+class KafkaFlowSource:
+    def __init__(self, kafka: KafkaConfig, listener: ConsumerRebalanceListener) -> None:
+        self._kafka = kafka
+        self._listener = listener
+        self._consumer = AIOKafkaConsumer(
+            group_id=kafka.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=kafka.auto_offset_reset,
+            max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
+            **client_options(kafka),
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe(self._kafka.input_topics, listener=self._listener)
+
+    async def stop(self) -> None:
+        """Leave the group. Nothing is committed here: the service commits after each batch."""
+        await self._consumer.stop()
+
+    async def poll(self) -> Records:
+        result: Records = await self._consumer.getmany(
+            timeout_ms=self._kafka.poll_timeout_ms, max_records=self._kafka.max_batch_records
+        )
+        return result
+
+    async def commit(self, next_offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit, for each partition, the offset of the next record to read."""
+        if next_offsets:
+            await self._consumer.commit(
+                {tp: OffsetAndMetadata(offset, "") for tp, offset in next_offsets.items()}
+            )
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._consumer.assignment())
+
+    async def lag_records(self) -> int:
+        """Sum over assigned partitions of highwater - position (partitions not fetched yet
+        have no known highwater and count as 0)."""
+        total = 0
+        for tp in self.assignment():
+            try:
+                highwater = self._consumer.highwater(tp)
+                if highwater is None:
+                    continue
+                # A known highwater means the partition was fetched, so the position is valid
+                # and this does not wait; the timeout only guards a rebalance racing with us.
+                position = await asyncio.wait_for(self._consumer.position(tp), 1.0)
+            except (IllegalStateError, AssertionError, TimeoutError):
+                continue  # revoked meanwhile
+            total += max(0, int(highwater) - int(position))
+        return total
+
+    async def probe(self, timeout_s: float = 5.0) -> bool:
+        """One metadata round-trip to the cluster: is the broker reachable right now?"""
+        try:
+            await asyncio.wait_for(self._consumer.topics(), timeout_s)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("broker not reachable: %r", exc)
+            return False
+        return True
