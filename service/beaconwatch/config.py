@@ -110,9 +110,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
             continue
         path = name[len(ENV_PREFIX) :].lower().split("__")
         if len(path) != 2 or not all(path):
-            raise ConfigError(
-                f"environment variable {name}: expected {ENV_PREFIX}<SECTION>__<KEY>"
-            )
+            raise ConfigError(f"environment variable {name}: expected {ENV_PREFIX}<SECTION>__<KEY>")
         section, key = path
         target = data.setdefault(section, {})
         if not isinstance(target, dict):

@@ -19,7 +19,7 @@ from beaconwatch.config import Config
 from beaconwatch.core.clock import EventClock
 from beaconwatch.core.flows import FlowBatch
 from beaconwatch.core.stats import DetectorStats
-from beaconwatch.decode.base import RejectReason, Rejection
+from beaconwatch.decode.base import Rejection, RejectReason
 from beaconwatch.scoring.window_score import Stat, scoring_params
 from beaconwatch.state import ingest as k
 from beaconwatch.state.pair_table import REBASE_AFTER_MS, PairTable

@@ -38,9 +38,7 @@ class Pipeline:
         self.config = config
         self.decoder = decoder if decoder is not None else get_decoder(config.kafka.input_format)
         self.stats = stats if stats is not None else DetectorStats()
-        self.detector = Detector(
-            config, clock=clock, stats=self.stats, wall_clock_ms=wall_clock_ms
-        )
+        self.detector = Detector(config, clock=clock, stats=self.stats, wall_clock_ms=wall_clock_ms)
 
     def process_records(self, records: Sequence[bytes], partition: int = 0) -> BatchOutcome:
         """Decode and process one batch of raw records from one partition."""

@@ -41,7 +41,11 @@ def _fold(h: np.uint64, v: np.uint64) -> np.uint64:
 
 @njit(cache=True, nogil=True)
 def key_hash(
-    src_hi: np.uint64, src_lo: np.uint64, dst_hi: np.uint64, dst_lo: np.uint64, port_proto: np.uint32
+    src_hi: np.uint64,
+    src_lo: np.uint64,
+    dst_hi: np.uint64,
+    dst_lo: np.uint64,
+    port_proto: np.uint32,
 ) -> np.uint64:
     h = _fold(np.uint64(0), src_hi)
     h = _fold(h, src_lo)
@@ -74,7 +78,7 @@ def find_slot(
     while True:
         row = index[slot]
         if row == EMPTY:
-            return slot
+            return int(slot)
         if (
             keys[row, 1] == src_lo
             and keys[row, 3] == dst_lo
@@ -82,7 +86,7 @@ def find_slot(
             and keys[row, 0] == src_hi
             and keys[row, 2] == dst_hi
         ):
-            return slot
+            return int(slot)
         slot = (slot + 1) & mask
 
 

@@ -1,0 +1,138 @@
+"""The pair table: hash index integrity, ring buffers, eviction, memory per pair."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from beaconwatch.config import Config, with_overrides
+from beaconwatch.core.addresses import ip_to_halves
+from beaconwatch.core.detector import Detector
+from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
+from beaconwatch.state.pair_table import PairTable
+from tests.unit.flowgen import T0_MS, WALL_MS, make_flows
+
+
+def detector(**state: object) -> Detector:
+    config = with_overrides(Config(), state=state)
+    return Detector(config, wall_clock_ms=lambda: WALL_MS)
+
+
+def lookup(table: PairTable, src: str, dst: str, port: int, proto: int = 6) -> int:
+    s, d = ip_to_halves(src), ip_to_halves(dst)
+    pp = np.uint32(port << 8 | proto)
+    args = (np.uint64(s[0]), np.uint64(s[1]), np.uint64(d[0]), np.uint64(d[1]), pp)
+    slot = find_slot(table.index, table.keys, table.port_proto, np.uint64(key_hash(*args)), *args)
+    return int(table.index[slot])
+
+
+def assert_index_consistent(table: PairTable) -> None:
+    rows = table.index[table.index != EMPTY]
+    assert sorted(rows.tolist()) == sorted(np.flatnonzero(table.used).tolist())
+    assert table.tracked_pairs == int(table.used.sum())
+    for row in rows:
+        k = table.keys[row]
+        pp = table.port_proto[row]
+        slot = find_slot(table.index, table.keys, table.port_proto,
+                         np.uint64(key_hash(k[0], k[1], k[2], k[3], pp)), k[0], k[1], k[2], k[3], pp)  # fmt: skip
+        assert table.index[slot] == row
+
+
+def test_each_pair_gets_one_row_with_its_own_counts() -> None:
+    det = detector()
+    rows = []
+    for i in range(300):
+        for j in range(i % 5 + 1):
+            rows.append(
+                (T0_MS + i * 10 + j, f"10.0.{i // 256}.{i % 256}", "192.0.2.1", 443, 6, 100)
+            )
+    det.process(make_flows(rows))
+    assert det.table.tracked_pairs == 300
+    for i in (0, 1, 4, 299):
+        row = lookup(det.table, f"10.0.{i // 256}.{i % 256}", "192.0.2.1", 443)
+        assert row != EMPTY
+        assert det.table.count[row] == i % 5 + 1
+    assert lookup(det.table, "10.9.9.9", "192.0.2.1", 443) == EMPTY
+    # Port and protocol are part of the key.
+    det.process(make_flows([(T0_MS + 5000, "10.0.0.0", "192.0.2.1", 80, 6, 1),
+                            (T0_MS + 5001, "10.0.0.0", "192.0.2.1", 443, 17, 1)]))  # fmt: skip
+    assert det.table.tracked_pairs == 302
+    assert_index_consistent(det.table)
+
+
+def test_ring_keeps_the_last_history_events_and_ipv6_keys() -> None:
+    det = detector(history_events=8)
+    rows = [(T0_MS + i * 1000, "2001:db8::1", "2001:db8:ffff::2", 8443, 6, i) for i in range(20)]
+    det.process(make_flows(rows))
+    row = lookup(det.table, "2001:db8::1", "2001:db8:ffff::2", 8443)
+    assert det.table.count[row] == 20
+    kept = np.sort(det.table.ring_t[row].astype(np.int64) + det.table.epoch_ms)
+    assert kept.tolist() == [T0_MS + i * 1000 for i in range(12, 20)]
+    assert sorted(det.table.ring_b[row].tolist()) == list(range(12, 20))
+    assert det.table.first_seen_ms[row] == T0_MS
+    assert det.table.last_seen_ms[row] == T0_MS + 19_000
+
+
+def test_capacity_evicts_least_recently_seen_pairs() -> None:
+    det = detector(max_pairs=64)
+    rows = [(T0_MS + i * 1000, f"10.1.0.{i}", "192.0.2.9", 443, 6, 1) for i in range(200)]
+    det.process(make_flows(rows))
+    assert det.table.tracked_pairs <= 64
+    assert det.stats.evicted_capacity_total == 200 - det.table.tracked_pairs
+    assert lookup(det.table, "10.1.0.199", "192.0.2.9", 443) != EMPTY  # newest kept
+    assert lookup(det.table, "10.1.0.0", "192.0.2.9", 443) == EMPTY  # oldest gone
+    assert_index_consistent(det.table)
+
+
+def test_idle_pairs_are_evicted_after_the_window() -> None:
+    det = detector(window_s=3600)
+    det.process(make_flows([(T0_MS, "10.0.0.1", "192.0.2.1", 443, 6, 1)]))
+    det.process(make_flows([(T0_MS + 1_800_000, "10.0.0.2", "192.0.2.1", 443, 6, 1)]))
+    assert det.table.tracked_pairs == 2
+    det.process(make_flows([(T0_MS + 3_700_000, "10.0.0.3", "192.0.2.1", 443, 6, 1)]))
+    assert det.stats.evicted_idle_total == 1
+    assert lookup(det.table, "10.0.0.1", "192.0.2.1", 443) == EMPTY
+    assert lookup(det.table, "10.0.0.2", "192.0.2.1", 443) != EMPTY
+    assert_index_consistent(det.table)
+
+
+def test_random_churn_keeps_index_consistent() -> None:
+    rng = np.random.default_rng(7)
+    det = detector(max_pairs=128, window_s=600)
+    t = T0_MS
+    for step in range(40):
+        rows = []
+        for _ in range(int(rng.integers(1, 200))):
+            t += int(rng.integers(0, 3000))
+            rows.append((t, f"10.0.0.{rng.integers(0, 40)}", f"192.0.2.{rng.integers(0, 12)}",
+                         int(rng.integers(1, 4)), 6, 10))  # fmt: skip
+        det.process(make_flows(rows), partition=step % 3)
+        if step % 7 == 6:
+            det.drop_partitions([int(rng.integers(0, 3))])
+        assert_index_consistent(det.table)
+
+
+def test_drop_partitions_forgets_only_their_pairs() -> None:
+    det = detector()
+    det.process(make_flows([(T0_MS, "10.0.0.1", "192.0.2.1", 443, 6, 1)]), partition=0)
+    det.process(make_flows([(T0_MS + 1, "10.0.0.2", "192.0.2.1", 443, 6, 1)]), partition=1)
+    assert det.drop_partitions([1]) == 1
+    assert lookup(det.table, "10.0.0.1", "192.0.2.1", 443) != EMPTY
+    assert lookup(det.table, "10.0.0.2", "192.0.2.1", 443) == EMPTY
+    assert det.stats.evicted_revoked_total == 1
+
+
+def test_rebase_keeps_windows_intact_across_a_month_of_event_time() -> None:
+    det = detector(window_s=3600)
+    day_ms = 86_400_000
+    for day in range(40):
+        start = T0_MS + day * day_ms
+        det.process(make_flows([(start + i * 60_000, "10.0.0.1", "192.0.2.1", 443, 6, 1)
+                                for i in range(3)]))  # fmt: skip
+    row = lookup(det.table, "10.0.0.1", "192.0.2.1", 443)
+    newest = int(det.table.ring_t[row].max()) + det.table.epoch_ms
+    assert newest == T0_MS + 39 * day_ms + 120_000
+
+
+def test_memory_per_pair_is_within_budget() -> None:
+    table = PairTable(max_pairs=100_000, history_events=32)
+    assert table.bytes_per_pair <= 400
