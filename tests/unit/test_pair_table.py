@@ -32,8 +32,8 @@ def assert_index_consistent(table: PairTable) -> None:
     for row in rows:
         k = table.keys[row]
         pp = table.port_proto[row]
-        slot = find_slot(table.index, table.keys, table.port_proto,
-                         np.uint64(key_hash(k[0], k[1], k[2], k[3], pp)), k[0], k[1], k[2], k[3], pp)  # fmt: skip
+        h = np.uint64(key_hash(k[0], k[1], k[2], k[3], pp))
+        slot = find_slot(table.index, table.keys, table.port_proto, h, k[0], k[1], k[2], k[3], pp)
         assert table.index[slot] == row
 
 
