@@ -24,7 +24,10 @@ from beaconwatch.scoring.window_score import Stat, scoring_params
 from beaconwatch.state import ingest as k
 from beaconwatch.state.pair_table import REBASE_AFTER_MS, PairTable
 
-IDLE_SWEEP_EVERY_MS = 60_000  # event time between idle-pair sweeps (each is one O(rows) pass)
+# Idle pairs are swept at most every 1/96 of the window (15 min for 24 h) of event time: each
+# sweep is one pass over all rows, and a pair outliving the window by minutes costs nothing.
+IDLE_SWEEPS_PER_WINDOW = 96
+MIN_IDLE_SWEEP_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,7 @@ class Detector:
         self._limits[k.LIM_RESCORE_INTERVAL_MS] = int(scoring.rescore_interval_s * 1000)
         self._limits[k.LIM_COOLDOWN_MS] = int(config.alerting.cooldown_s * 1000)
         self._limits[k.LIM_EVICT_BATCH] = max(1, state.max_pairs // 64)
+        self._sweep_every_ms = max(MIN_IDLE_SWEEP_MS, self._window_ms // IDLE_SWEEPS_PER_WINDOW)
         self._last_sweep_ms: int | None = None
 
     def _start_clock(self, start_ms: np.ndarray) -> None:
@@ -145,7 +149,7 @@ class Detector:
         return out
 
     def _sweep_idle(self, now_ms: int) -> None:
-        if self._last_sweep_ms is not None and now_ms - self._last_sweep_ms < IDLE_SWEEP_EVERY_MS:
+        if self._last_sweep_ms is not None and now_ms - self._last_sweep_ms < self._sweep_every_ms:
             return
         self._last_sweep_ms = now_ms
         self.stats.evicted_idle_total += self.table.evict_idle(now_ms - self._window_ms)

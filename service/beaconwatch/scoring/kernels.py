@@ -33,9 +33,16 @@ def median_sorted(x_sorted: F64) -> float:
 
 
 @njit(cache=True, nogil=True)
-def mad_about(x: F64, center: float) -> float:
-    """Median absolute deviation of ``x`` (any order) about ``center`` (unscaled)."""
-    dev = np.abs(x - center)
+def mad_about(x: F64, center: float, work: F64) -> float:
+    """Median absolute deviation of ``x`` (any order) about ``center`` (unscaled).
+
+    ``work`` is scratch space of at least ``len(x)``: scoring runs for every due pair, and
+    allocating there would cost more than the arithmetic.
+    """
+    n = x.shape[0]
+    dev = work[:n]
+    for i in range(n):
+        dev[i] = abs(x[i] - center)
     dev.sort()
     return median_sorted(dev)
 
@@ -62,7 +69,10 @@ def coefficient_of_variation(x: F64) -> float:
     if n == 0:
         return 0.0
     mean = x.sum() / n
-    var = ((x - mean) ** 2).sum() / n
+    var = 0.0
+    for i in range(n):
+        var += (x[i] - mean) ** 2
+    var /= n
     if var <= 0.0:
         return 0.0
     if mean == 0.0:

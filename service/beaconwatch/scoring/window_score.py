@@ -81,40 +81,60 @@ def scoring_params(config: ScoringConfig, history_events: int) -> F64:
     return params
 
 
+WORK_ROWS = 3
+
+
 @njit(cache=True, nogil=True)
-def dispersion_score(x: F64, tolerance: float) -> tuple[float, float, float]:
-    """(median, MAD, score) where score = 1 - (MAD / median) / tolerance, clipped to [0, 1]."""
-    x_sorted = np.sort(x)
+def new_workspace(history_events: int) -> F64:
+    """Scratch rows `score_window` needs for windows of up to ``history_events`` connections."""
+    return np.empty((WORK_ROWS, history_events), dtype=np.float64)
+
+
+@njit(cache=True, nogil=True)
+def dispersion_score(x: F64, tolerance: float, work: F64) -> tuple[float, float, float]:
+    """(median, MAD, score) where score = 1 - (MAD / median) / tolerance, clipped to [0, 1].
+
+    ``work`` is a (2, >= len(x)) scratch array.
+    """
+    n = x.shape[0]
+    x_sorted = work[0, :n]
+    x_sorted[:] = x
+    x_sorted.sort()
     med = median_sorted(x_sorted)
-    mad = mad_about(x, med)
+    mad = mad_about(x, med, work[1])
     if med <= 0.0:
         return med, mad, 1.0 if mad == 0.0 else 0.0
     return med, mad, max(0.0, 1.0 - (mad / med) / tolerance)
 
 
 @njit(cache=True, nogil=True)
-def score_window(times_s: F64, sizes: F64, params: F64, out: F64) -> None:
+def score_window(times_s: F64, sizes: F64, params: F64, out: F64, work: F64) -> None:
     """Fill ``out`` (length Stat.SIZE) for one window.
 
     ``times_s`` are connection start times in seconds, sorted ascending; ``sizes`` are the
-    connections' byte counts in the same order. At least 3 connections are expected.
+    connections' byte counts in the same order. ``work`` comes from `new_workspace`.
     """
     out[:] = 0.0
     n = times_s.shape[0]
     out[Stat.CONNECTIONS] = n
     if n < 3:
         return
-    intervals = np.diff(times_s)
-    intervals_sorted = np.sort(intervals)
+    intervals = work[2, : n - 1]
+    for i in range(n - 1):
+        intervals[i] = times_s[i + 1] - times_s[i]
+    intervals_sorted = work[0, : n - 1]
+    intervals_sorted[:] = intervals
+    intervals_sorted.sort()
     period = median_sorted(intervals_sorted)
-    mad = mad_about(intervals, period)
     bowley = bowley_skewness_sorted(intervals_sorted)
+    mad = mad_about(intervals, period, work[1])
     out[Stat.PERIOD_S] = period
     out[Stat.INTERVAL_MAD_S] = mad
     out[Stat.INTERVAL_BOWLEY] = bowley
     out[Stat.INTERVAL_CV] = coefficient_of_variation(intervals)
 
-    bytes_median, bytes_mad, size_score = dispersion_score(sizes, SIZE_MAD_TOLERANCE)
+    # Interval statistics are done with the scratch rows, so the sizes may reuse them.
+    bytes_median, bytes_mad, size_score = dispersion_score(sizes, SIZE_MAD_TOLERANCE, work)
     out[Stat.BYTES_MEDIAN] = bytes_median
     out[Stat.BYTES_MAD] = bytes_mad
 

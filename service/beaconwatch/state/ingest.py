@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from beaconwatch.scoring.window_score import N_STATS, Stat, score_window
+from beaconwatch.scoring.window_score import N_STATS, Stat, new_workspace, score_window
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
 from beaconwatch.state.pair_table import evict_least_recent
 
@@ -62,24 +62,34 @@ BOOL = npt.NDArray[np.bool_]
 
 @njit(cache=True, nogil=True)
 def _gather_window(
-    ring_t: U32, ring_b: U32, row: int, valid: int, cutoff_rel: int, epoch_ms: int
-) -> tuple[F64, F64, int, int]:
-    """Sorted start times (s) and sizes of the ring entries inside the window."""
-    times = np.empty(valid, dtype=np.int64)
-    sizes = np.empty(valid, dtype=np.float64)
+    ring_t: U32, ring_b: U32, row: int, valid: int, oldest: int, cutoff_rel: int,
+    times_s: F64, sizes: F64,
+) -> tuple[int, int, int]:  # fmt: skip
+    """Copy the ring entries inside the window into ``times_s``/``sizes``, sorted by time.
+
+    Returns (entries, first_rel_ms, last_rel_ms). Reading the ring from its oldest slot gives
+    a nearly sorted sequence (only late arrivals are out of place), so insertion sort is O(n).
+    """
+    history = ring_t.shape[1]
     m = 0
     for j in range(valid):
-        rel = np.int64(ring_t[row, j])
-        if rel >= cutoff_rel:
-            times[m] = rel
-            sizes[m] = ring_b[row, j]
-            m += 1
-    order = np.argsort(times[:m], kind="mergesort")
-    times_sorted = times[:m][order]
-    times_s = times_sorted.astype(np.float64) / 1000.0
-    start_ms = epoch_ms + times_sorted[0] if m > 0 else 0
-    end_ms = epoch_ms + times_sorted[m - 1] if m > 0 else 0
-    return times_s, sizes[:m][order], start_ms, end_ms
+        slot = (oldest + j) % history
+        rel = ring_t[row, slot]
+        if np.int64(rel) < cutoff_rel:
+            continue
+        t = rel / 1000.0
+        b = np.float64(ring_b[row, slot])
+        k = m
+        while k > 0 and times_s[k - 1] > t:
+            times_s[k] = times_s[k - 1]
+            sizes[k] = sizes[k - 1]
+            k -= 1
+        times_s[k] = t
+        sizes[k] = b
+        m += 1
+    if m == 0:
+        return 0, 0, 0
+    return m, int(round(times_s[0] * 1000.0)), int(round(times_s[m - 1] * 1000.0))
 
 
 @njit(cache=True, nogil=True)
@@ -104,6 +114,9 @@ def ingest(
     wm = limits[LIM_WATERMARK_MS]
     epoch = meta[1]
     stats = np.empty(N_STATS, dtype=np.float64)
+    window_t = np.empty(history, dtype=np.float64)
+    window_b = np.empty(history, dtype=np.float64)
+    work = new_workspace(history)
     for i in range(start_ms.shape[0]):
         t = start_ms[i]
         if t < wm - limits[LIM_LATENESS_MS]:
@@ -168,10 +181,13 @@ def ingest(
         ):
             continue
         valid = min(n, history)
-        times_s, sizes, w_start, w_end = _gather_window(
-            ring_t, ring_b, row, valid, rel - limits[LIM_WINDOW_MS], epoch
+        oldest = count[row] % history if n > history else 0
+        m, first_rel, last_rel = _gather_window(
+            ring_t, ring_b, row, valid, oldest, rel - limits[LIM_WINDOW_MS], window_t, window_b
         )
-        score_window(times_s, sizes, score_params, stats)
+        score_window(window_t[:m], window_b[:m], score_params, stats, work)
+        w_start = epoch + first_rel
+        w_end = epoch + last_rel
         scored_count[row] = count[row]
         scored_ms[row] = t
         counters[CNT_SCORED] += 1
