@@ -10,6 +10,7 @@ service gets them from Kafka), the same for a many-pairs mix, bytes per tracked 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import statistics
@@ -31,6 +32,14 @@ def rss_mib() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown cpu"
 
 
 def peak_rss_mib() -> float:
@@ -94,8 +103,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-          f"python {platform.python_version()}, cores={len(__import__('os').sched_getaffinity(0))}")  # fmt: skip
+    cores = len(os.sched_getaffinity(0))
+    print(f"machine: {platform.machine()}, {cpu_model()}, {cores} cores, "
+          f"python {platform.python_version()}")  # fmt: skip
     config = Config()
     for label, hosts in (("demo mix (300 hosts)", 300), ("wide mix (5,000 hosts)", 5_000)):
         t = time.perf_counter()
@@ -112,7 +122,8 @@ def main() -> None:
               f"{gen_s:.0f} s)")  # fmt: skip
     table_bpp, rss_bpp, ingest_rate = pairs_memory(args.pairs)
     print(f"state at {args.pairs:,} pairs: {table_bpp:.0f} bytes/pair in the table arrays, "
-          f"{rss_bpp:.0f} bytes/pair RSS growth; ingest of new pairs {ingest_rate:,.0f} flows/s")  # fmt: skip
+          f"{rss_bpp:.0f} bytes/pair RSS growth; "
+          f"ingest of new pairs {ingest_rate:,.0f} flows/s")  # fmt: skip
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")
 
 

@@ -89,7 +89,8 @@ def _gather_window(
         m += 1
     if m == 0:
         return 0, 0, 0
-    return m, int(round(times_s[0] * 1000.0)), int(round(times_s[m - 1] * 1000.0))
+    # Times are whole ms, exactly representable: adding 0.5 and truncating rounds them back.
+    return m, np.int64(times_s[0] * 1000.0 + 0.5), np.int64(times_s[m - 1] * 1000.0 + 0.5)
 
 
 @njit(cache=True, nogil=True)
