@@ -138,3 +138,19 @@ def test_ecs_document_has_the_fields_siems_need() -> None:
     for key in ("score", "period_s", "connections", "interval_mad_s", "bytes_median"):
         assert key in doc["beacon"]
     assert alert.pair_key == b"10.0.0.7>203.0.113.50:443/6"
+
+
+def test_lateness_is_judged_per_partition_when_catching_up_a_backlog() -> None:
+    # A consumer catching up reads partition 0's whole backlog before partition 1's: the hours
+    # of event time partition 0 ran ahead must not make partition 1's flows "late".
+    early = beacon_rows("10.0.0.1", "203.0.113.1", period_s=60, count=200, seed=1)
+    late = beacon_rows("10.0.0.2", "203.0.113.2", period_s=90, count=100, seed=2)
+    det = detector()
+    first = det.process(make_flows(early), partition=0)
+    second = det.process(make_flows(late), partition=1)
+    assert not first.rejections and not second.rejections
+    assert pairs(first.alerts) == {("10.0.0.1", "203.0.113.1", 443)}
+    assert pairs(second.alerts) == {("10.0.0.2", "203.0.113.2", 443)}
+    # Within one partition, lateness still applies.
+    again = det.process(make_flows(late[:1]), partition=0)
+    assert [r.reason for r in again.rejections] == ["too_late"]

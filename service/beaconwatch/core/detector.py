@@ -69,31 +69,39 @@ class Detector:
         self._limits[k.LIM_EVICT_BATCH] = max(1, state.max_pairs // 64)
         self._sweep_every_ms = max(MIN_IDLE_SWEEP_MS, self._window_ms // IDLE_SWEEPS_PER_WINDOW)
         self._last_sweep_ms: int | None = None
+        self._partition_watermark_ms: dict[int, int] = {}
 
-    def _start_clock(self, start_ms: np.ndarray) -> None:
-        # The first watermark is the earliest start within one window of the batch median: one
-        # garbage timestamp far in the past cannot drag it (and the ring epoch) back decades.
+    def _first_watermark(self, start_ms: np.ndarray) -> int:
+        """The earliest start within one window of the batch median.
+
+        Not the minimum: one garbage timestamp decades in the past must not drag the
+        watermark (and the ring epoch) back with it.
+        """
         median_ms = int(np.median(start_ms))
-        plausible = start_ms[start_ms >= median_ms - self._window_ms]
-        first_ms = int(plausible.min())
-        self.clock.advance_to(first_ms)
-        self.table.set_epoch(first_ms - self._window_ms - self._lateness_ms)
-        self._last_sweep_ms = first_ms
+        return int(start_ms[start_ms >= median_ms - self._window_ms].min())
 
     def process(self, flows: FlowBatch, partition: int = 0) -> DetectorResult:
+        """Ingest one batch of flows from one input partition, in order."""
         n = len(flows)
         if n == 0:
             return DetectorResult([], [], 0)
         max_start_ms = self._wall_clock_ms() + self._max_future_ms
         in_range = flows.start_ms[flows.start_ms <= max_start_ms]
-        if in_range.size and not self.clock.started:
-            self._start_clock(in_range)
+        # Lateness is judged per partition: a consumer catching up on a backlog reads one
+        # partition ahead of another, and a shared watermark would reject the slower ones.
+        watermark_ms = self._partition_watermark_ms.get(partition)
+        if watermark_ms is None and in_range.size:
+            watermark_ms = self._first_watermark(in_range)
+            if not self.clock.started:
+                self.table.set_epoch(watermark_ms - self._window_ms - self._lateness_ms)
+                self._last_sweep_ms = watermark_ms
+            self.clock.advance_to(watermark_ms)
         # Ring times are u32 ms after the epoch: re-base between batches, long before they wrap
         # (a single batch would have to span ~25 days of event time to overflow).
         if in_range.size and int(in_range.max()) - self.table.epoch_ms > REBASE_AFTER_MS:
             self.table.rebase(self.clock.now_ms() - self._window_ms - self._lateness_ms)
 
-        self._limits[k.LIM_WATERMARK_MS] = self.clock.now_ms()
+        self._limits[k.LIM_WATERMARK_MS] = watermark_ms if watermark_ms is not None else 0
         self._limits[k.LIM_MAX_START_MS] = max_start_ms
         status = np.empty(n, dtype=np.uint8)
         counters = np.zeros(k.CNT_SIZE, dtype=np.int64)
@@ -110,9 +118,12 @@ class Detector:
             self._limits, self._score_params, self._threshold,
             status, counters, alert_rows, alert_stats, alert_times,
         )  # fmt: skip
-        now_ms = self.clock.advance_to(int(self._limits[k.LIM_WATERMARK_MS]))
+        partition_wm_ms = int(self._limits[k.LIM_WATERMARK_MS])
+        if watermark_ms is not None:
+            self._partition_watermark_ms[partition] = partition_wm_ms
+        now_ms = self.clock.advance_to(partition_wm_ms)
 
-        rejections = self._rejections(flows, status)
+        rejections = self._rejections(flows, status, partition_wm_ms)
         alerts = [
             self.rules.make_alert(
                 self.table, int(alert_rows[i]), alert_stats[i], alert_times[i], partition
@@ -130,18 +141,19 @@ class Detector:
         s.watermark_ms = now_ms
         return DetectorResult(alerts, rejections, int(counters[k.CNT_ACCEPTED]))
 
-    def _rejections(self, flows: FlowBatch, status: np.ndarray) -> list[Rejection]:
+    def _rejections(
+        self, flows: FlowBatch, status: np.ndarray, watermark_ms: int
+    ) -> list[Rejection]:
         rejected = np.flatnonzero(status != k.ACCEPTED)
         if rejected.size == 0:
             return []
-        now_ms = self.clock.now_ms()
         out = []
         for i in rejected:
             late = status[i] == k.TOO_LATE
             reason = RejectReason.TOO_LATE if late else RejectReason.TOO_FAR_FUTURE
             start_ms = int(flows.start_ms[i])
             if late:
-                detail = f"flow start {(now_ms - start_ms) / 1000:.0f} s before the watermark"
+                detail = f"flow start {(watermark_ms - start_ms) / 1000:.0f} s before the watermark"
             else:
                 detail = f"flow start {start_ms} ms is beyond the wall clock + max_future_s"
             self.stats.rejected_by_reason[reason] += 1
@@ -155,6 +167,8 @@ class Detector:
         self.stats.evicted_idle_total += self.table.evict_idle(now_ms - self._window_ms)
 
     def drop_partitions(self, partitions: Sequence[int]) -> int:
+        for partition in partitions:
+            self._partition_watermark_ms.pop(partition, None)
         dropped = self.table.drop_partitions(list(partitions))
         self.stats.evicted_revoked_total += dropped
         self.stats.tracked_pairs = self.table.tracked_pairs

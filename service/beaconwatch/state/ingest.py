@@ -120,7 +120,9 @@ def ingest(
     work = new_workspace(history)
     for i in range(start_ms.shape[0]):
         t = start_ms[i]
-        if t < wm - limits[LIM_LATENESS_MS]:
+        # Before the epoch a start time cannot be stored (only data older than a whole window
+        # before the first batch of another partition gets here).
+        if t < wm - limits[LIM_LATENESS_MS] or t < epoch:
             status[i] = TOO_LATE
             continue
         if t > limits[LIM_MAX_START_MS]:
