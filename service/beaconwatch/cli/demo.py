@@ -105,8 +105,10 @@ async def run_demo(
             )
             wall_end = time.monotonic() + duration_s
             last_report = [time.monotonic()]
+            event_end_ms = [spec.start_ms]
 
             def on_chunk(chunk_end_ms: int, total: int) -> None:
+                event_end_ms[0] = chunk_end_ms
                 if time.monotonic() - last_report[0] >= 10.0:
                     last_report[0] = time.monotonic()
                     print(
@@ -130,6 +132,12 @@ async def run_demo(
                 await asyncio.wait_for(stop.wait(), max(0.0, wall_end - time.monotonic()))
             stop.set()
             produced = await producer
+            hours = (event_end_ms[0] - spec.start_ms) / 3_600_000
+            print(
+                f"sent {produced} flow records ({hours:.1f} h of event time)",
+                file=out,
+                flush=True,
+            )
         finally:
             stop.set()
             await service_task

@@ -33,12 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(scan has no dead-letter topic: without this they are only counted)",
     )
     parser.add_argument("--batch-records", type=int, default=10_000, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--no-flush",
-        action="store_true",
-        help="do not score pending connections at end of input (what a running service "
-        "would have emitted by then)",
-    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -107,11 +101,8 @@ def run_scan(
                 if not args.quiet and time.monotonic() - last_report >= PROGRESS_EVERY_S:
                     last_report = time.monotonic()
                     progress()
-            # Pipelines that score eagerly have nothing pending and no flush().
-            flush = getattr(pipeline, "flush", None)
-            if flush is not None and not args.no_flush:
-                for alert in flush():
-                    sink.write(alert)
+            # No end-of-input flush: pairs are scored at the connection that makes them due,
+            # exactly as in the service, so scan emits what the service would have published.
             if not args.quiet:
                 progress(final=True)
     finally:

@@ -15,6 +15,8 @@ from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
 from beaconwatch.simulate.model import write_truth
 from beaconwatch.simulate.pacing import EventPacer
 
+MAX_UNACKED = 20_000  # records sent but not yet acknowledged before the producer waits
+
 
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1)
@@ -90,7 +92,7 @@ async def produce(
     """Produce the simulator's records (keyed by pair), paced in event time; return the count.
 
     Stops at the end of the simulation or when ``stop`` is set. ``on_chunk(chunk_end_ms,
-    total)`` is called after each chunk was acknowledged.
+    total)`` is called after each chunk was handed to the producer.
     """
     from aiokafka import AIOKafkaProducer
 
@@ -106,13 +108,17 @@ async def produce(
     total = 0
     loop = asyncio.get_running_loop()
     pacer = EventPacer(sim.spec.start_ms, loop.time(), acceleration)
+    # Acks are awaited in bulk, not per chunk: a round trip per chunk would cap the rate.
+    pending: list[asyncio.Future[object]] = []
     try:
         for chunk_end_ms, chunk in sim.record_chunks():
             if stop is not None and stop.is_set():
                 break
-            futures = [await producer.send(topic, value=r.value, key=r.key) for r in chunk]
-            if futures:
-                await asyncio.gather(*futures)
+            for r in chunk:
+                pending.append(await producer.send(topic, value=r.value, key=r.key))
+            if len(pending) >= MAX_UNACKED:
+                await asyncio.gather(*pending)
+                pending.clear()
             total += len(chunk)
             if on_chunk is not None:
                 on_chunk(chunk_end_ms, total)
@@ -124,8 +130,9 @@ async def produce(
                 else:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), delay_s)
+        await asyncio.gather(*pending)
     finally:
-        await producer.stop()
+        await producer.stop()  # flushes what is still buffered
     return total
 
 

@@ -1,0 +1,49 @@
+# beaconwatch developer tasks. `make` (or `make help`) lists them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-unit test-integration lint typecheck bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(STAMP) ## Create .venv (Python >= 3.11) and install beaconwatch with dev extras
+
+# Re-installs only when pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "beaconwatch needs Python >= 3.11 (set PYTHON=...)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
+	@touch $(STAMP)
+
+demo: install ## Run the self-contained demo (embedded broker, simulated traffic, live alerts)
+	$(BIN)/beaconwatch demo
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service tests bench
+
+typecheck: install ## mypy --strict on the package
+	$(BIN)/mypy
+
+test-unit: install ## Unit tests only
+	$(BIN)/pytest tests/unit
+
+test-integration: install ## Integration tests (start an embedded Kafka broker)
+	$(BIN)/pytest tests/integration
+
+test: install lint typecheck ## Lint, type-check, unit and integration tests
+	$(BIN)/pytest tests/unit tests/integration
+
+bench: install ## Run the benchmarks in bench/ (core kernels, then end to end on Kafka)
+	$(BIN)/python bench/core.py
+	$(BIN)/python bench/end_to_end.py
+
+clean: ## Remove the virtualenv, caches and build output
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find service tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
+	find service -name '*.egg-info' -type d -prune -exec rm -rf {} +

@@ -1,0 +1,104 @@
+"""Configuration loading: defaults, TOML file, environment overrides, errors naming the key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from beaconwatch.config import Config, ConfigError, load_config, with_overrides
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "config" / "beaconwatch.toml"
+
+
+def test_defaults_without_file_or_env() -> None:
+    config = load_config(None, env={})
+    assert config == Config()
+    assert config.kafka.input_topics == ["flows"]
+    assert config.scoring.threshold == 0.8
+    assert config.metrics.port == 9108
+
+
+def test_shipped_config_loads_and_equals_the_defaults() -> None:
+    assert load_config(SHIPPED, env={}) == Config()
+
+
+def test_shipped_config_names_every_key() -> None:
+    # Optional keys (SASL) are documented as comments; every other key must be spelled out.
+    shipped = tomllib.loads(SHIPPED.read_text(encoding="utf-8"))
+    text = SHIPPED.read_text(encoding="utf-8")
+    for section, model in Config.model_fields.items():
+        assert model.annotation is not None
+        for key in model.annotation.model_fields:
+            assert key in shipped[section] or f"# {key} = " in text, f"{section}.{key}"
+
+
+def test_file_values_are_applied(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[kafka]\ninput_topics = ["a", "b"]\n[scoring]\nthreshold = 0.65\n[state]\nwindow_s = 60\n'
+    )
+    config = load_config(path, env={})
+    assert config.kafka.input_topics == ["a", "b"]
+    assert config.scoring.threshold == 0.65
+    assert config.state.window_s == 60.0
+    assert config.alerting == Config().alerting
+
+
+def test_env_overrides_file_and_parses_toml_literals(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[kafka]\nbootstrap_servers = "file:9092"\n')
+    env = {
+        "BEACONWATCH_KAFKA__BOOTSTRAP_SERVERS": "kafka:9092",
+        "BEACONWATCH_SCORING__THRESHOLD": "0.7",
+        "BEACONWATCH_KAFKA__INPUT_TOPICS": '["x", "y"]',
+        "BEACONWATCH_KAFKA__CREATE_TOPICS": "false",
+        "UNRELATED": "ignored",
+    }
+    config = load_config(path, env=env)
+    assert config.kafka.bootstrap_servers == "kafka:9092"
+    assert config.scoring.threshold == 0.7
+    assert config.kafka.input_topics == ["x", "y"]
+    assert config.kafka.create_topics is False
+
+
+def test_unknown_key_in_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[scoring]\ntreshold = 0.5\n")
+    with pytest.raises(ConfigError, match=r"scoring\.treshold: unknown key"):
+        load_config(path, env={})
+
+
+def test_unknown_key_in_env_is_an_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"kafka\.bootstrap_server"):
+        load_config(None, env={"BEACONWATCH_KAFKA__BOOTSTRAP_SERVER": "x:1"})
+
+
+def test_malformed_env_name_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="BEACONWATCH_THRESHOLD"):
+        load_config(None, env={"BEACONWATCH_THRESHOLD": "0.5"})
+
+
+def test_out_of_range_value_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[scoring]\nthreshold = 1.5\n")
+    with pytest.raises(ConfigError, match=r"scoring\.threshold"):
+        load_config(path, env={})
+
+
+def test_missing_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml", env={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[kafka\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad, env={})
+
+
+def test_with_overrides_validates() -> None:
+    config = with_overrides(Config(), metrics={"port": 0})
+    assert config.metrics.port == 0
+    with pytest.raises(ConfigError, match=r"metrics\.port"):
+        with_overrides(Config(), metrics={"port": 70_000})
