@@ -148,7 +148,12 @@ async def run_demo(
 def run_demo_command(args: argparse.Namespace, config: Config) -> int:
     from beaconwatch.runtime.signals import install_signal_handlers
 
-    start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000)
+    # Accelerated event time must not run past the wall clock (flows from the future are
+    # rejected), so the demo starts its event time as far in the past as it will run.
+    if args.start_ms is not None:
+        start_ms = args.start_ms
+    else:
+        start_ms = int(time.time() * 1000) - round(args.duration * args.acceleration * 1000)
     spec = SimulationSpec(
         seed=args.seed, start_ms=start_ms, duration_s=None, hosts=args.hosts, beacons=args.beacons
     )

@@ -23,7 +23,10 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hosts", type=int, default=300, help="benign hosts (default 300)")
     parser.add_argument("--beacons", type=int, default=4, help="planted beacons (default 4)")
     parser.add_argument(
-        "--start-ms", type=int, default=None, help="event time of the first flow (default: now)"
+        "--start-ms",
+        type=int,
+        default=None,
+        help="event time of the first flow (default: now minus the duration)",
     )
 
 
@@ -48,7 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def spec_from_args(args: argparse.Namespace, duration_s: float | None) -> SimulationSpec:
-    start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000)
+    # By default the simulated traffic ends now: event time in the future would be rejected by
+    # the detector (state.max_future_s) as a garbage timestamp.
+    if args.start_ms is not None:
+        start_ms = args.start_ms
+    else:
+        start_ms = int(time.time() * 1000) - round((duration_s or 0) * 1000)
     return SimulationSpec(
         seed=args.seed,
         start_ms=start_ms,
