@@ -73,10 +73,11 @@ class Goflow2JsonDecoder:
         ends = np.cumsum(lengths)
         starts = ends - lengths
         buf = np.frombuffer(b"".join(records), dtype=np.uint8)
-        (status, *columns) = scan_batch(
+        status, *scanned = scan_batch(
             buf, starts, ends, self._keys, self._key_lens,
             self._names, self._name_lens, self._name_nums,
         )  # fmt: skip
+        columns: list[npt.NDArray[Any]] = [np.asarray(column) for column in scanned]
         ok = status == OK
         rejections: list[Rejection] = []
         slow = np.flatnonzero(~ok)

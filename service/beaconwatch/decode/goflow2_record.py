@@ -59,7 +59,7 @@ class Problem(NamedTuple):
     detail: str
 
 
-class _Invalid(Exception):
+class _InvalidError(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.problem = Problem(reason, detail[:_DETAIL_MAX])
@@ -74,42 +74,44 @@ def _int(obj: dict[str, Any], key: str, high: int, default: int | None) -> int |
     """A bounded non-negative integer field; ``default`` None means required."""
     if key not in obj:
         if default is None:
-            raise _Invalid(RejectReason.MISSING_FIELD, f"missing {key}")
+            raise _InvalidError(RejectReason.MISSING_FIELD, f"missing {key}")
         return default
     value = obj[key]
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and math.isnan(value):
-            raise _Invalid(RejectReason.INVALID_FIELD, f"{key}: NaN")
-        raise _Invalid(
+            raise _InvalidError(RejectReason.INVALID_FIELD, f"{key}: NaN")
+        raise _InvalidError(
             RejectReason.INVALID_FIELD, f"{key}: expected an integer, got {_show(value)}"
         )
     if not 0 <= value <= high:
-        raise _Invalid(RejectReason.INVALID_FIELD, f"{key}: out of range: {_show(value)}")
+        raise _InvalidError(RejectReason.INVALID_FIELD, f"{key}: out of range: {_show(value)}")
     return value
 
 
 def _address(obj: dict[str, Any], key: str) -> tuple[int, int]:
     if key not in obj:
-        raise _Invalid(RejectReason.MISSING_FIELD, f"missing {key}")
+        raise _InvalidError(RejectReason.MISSING_FIELD, f"missing {key}")
     value = obj[key]
     if not isinstance(value, str):
-        raise _Invalid(RejectReason.INVALID_FIELD, f"{key}: expected a string, got {_show(value)}")
+        detail = f"{key}: expected a string, got {_show(value)}"
+        raise _InvalidError(RejectReason.INVALID_FIELD, detail)
     halves = parse_ip_text(value)
     if halves is None:
-        raise _Invalid(RejectReason.INVALID_ADDRESS, f"{key}: not an IP address: {_show(value)}")
+        detail = f"{key}: not an IP address: {_show(value)}"
+        raise _InvalidError(RejectReason.INVALID_ADDRESS, detail)
     return halves
 
 
 def _proto(obj: dict[str, Any], unknown_proto: int | None) -> int:
     if "proto" not in obj:
-        raise _Invalid(RejectReason.MISSING_FIELD, "missing proto")
+        raise _InvalidError(RejectReason.MISSING_FIELD, "missing proto")
     value = obj["proto"]
     if isinstance(value, str):
         number = protocol_number(value)
         if number is None and unknown_proto is not None:
             return unknown_proto
         if number is None:
-            raise _Invalid(RejectReason.INVALID_FIELD, f"proto: unknown name {_show(value)}")
+            raise _InvalidError(RejectReason.INVALID_FIELD, f"proto: unknown name {_show(value)}")
         return number
     return _int(obj, "proto", 255, None) or 0
 
@@ -128,7 +130,7 @@ def validate(obj: dict[str, Any], unknown_proto: int | None = None) -> FlowRow |
         nbytes = _int(obj, "bytes", INT64_MAX, None) or 0
         packets = _int(obj, "packets", INT64_MAX, 1)
         rate = _int(obj, "sampling_rate", UINT32_MAX, 1)
-    except _Invalid as exc:
+    except _InvalidError as exc:
         return exc.problem
     # sFlow carries no flow times: fall back to the collector's receive time.
     start_ns = flow_start or received

@@ -72,7 +72,9 @@ def parse_ipv4(buf: npt.NDArray[np.uint8], start: int, end: int) -> tuple[bool, 
 
 
 @njit(cache=True, nogil=True)
-def _parse_ipv6(buf: npt.NDArray[np.uint8], start: int, end: int) -> tuple[bool, int, int]:
+def _parse_ipv6(
+    buf: npt.NDArray[np.uint8], start: int, end: int
+) -> tuple[bool, np.uint64, np.uint64]:
     """IPv6 text in ``buf[start:end]`` -> (ok, hi, lo) without allocating."""
     # Groups before the "::" are packed into `head`, groups after it into `tail`, each as a
     # 128-bit number in (hi, lo) halves; the "::" then shifts head left over the zero groups.
@@ -164,7 +166,7 @@ def _parse_ipv6(buf: npt.NDArray[np.uint8], start: int, end: int) -> tuple[bool,
 
 
 @njit(cache=True, nogil=True)
-def parse_ip(buf: npt.NDArray[np.uint8], start: int, end: int) -> tuple[bool, int, int]:
+def parse_ip(buf: npt.NDArray[np.uint8], start: int, end: int) -> tuple[bool, np.uint64, np.uint64]:
     """IPv4 or IPv6 text in ``buf[start:end]`` -> (ok, hi, lo); IPv4 as IPv4-mapped."""
     if end - start < 2 or end - start > MAX_IP_TEXT_LEN:
         return False, _ZERO, _ZERO

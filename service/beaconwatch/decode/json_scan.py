@@ -11,11 +11,15 @@ reference slow path in ``goflow2_record``, which also produces the precise rejec
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.decode.ip_text import parse_ip
+from beaconwatch.decode.json_tokens import MAX_DEPTH, int_end, skip_value, skip_ws, string_end
+from beaconwatch.decode.raw_pointer import Pointer, i64_pointer, u8_pointer, u64_pointer
 
 OK = 0
 SLOW = 1
@@ -37,12 +41,9 @@ KEYS: tuple[str, ...] = (
 _K_START, _K_END, _K_RECV, _K_SRC, _K_DST, _K_PROTO = 0, 1, 2, 3, 4, 5
 _K_SPORT, _K_DPORT, _K_BYTES, _K_PACKETS, _K_RATE = 6, 7, 8, 9, 10
 
-MAX_DEPTH = 32  # deeper nesting is legal JSON but never goflow2: slow path
-MAX_INT_DIGITS = 19  # every 19-digit integer fits in uint64 (and orjson parses it exactly)
+_KEY_LENGTHS = sum(1 << n for n in {len(k) for k in KEYS})  # bit n: some needed key has length n
 INT64_MAX = (1 << 63) - 1
 UINT32_MAX = (1 << 32) - 1
-_OBJ = 1
-_ARR = 2
 
 
 def key_table() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
@@ -54,151 +55,24 @@ def key_table() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     return table, np.array([len(k) for k in KEYS], dtype=np.int64)
 
 
-@njit(cache=True, nogil=True)
-def _ws(buf: npt.NDArray[np.uint8], i: int, end: int) -> int:
-    while i < end:
-        c = buf[i]
-        if c == 32 or c == 10 or c == 13 or c == 9:
-            i += 1
-        else:
-            break
-    return i
-
-
-@njit(cache=True, nogil=True)
-def _string_end(buf: npt.NDArray[np.uint8], i: int, end: int) -> int:
-    """``buf[i]`` is '"'; index just past the closing quote, or -1 for anything unusual."""
-    i += 1
-    while i < end:
-        c = buf[i]
-        if c == 34:
-            return i + 1
-        if c == 92 or c < 32 or c >= 128:  # escapes, control bytes, non-ASCII: slow path
-            return -1
-        i += 1
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _int_end(buf: npt.NDArray[np.uint8], i: int, end: int) -> int:
-    """A JSON integer at ``buf[i]`` (optional '-'); end index, or -1 (floats, long, bad)."""
-    if i < end and buf[i] == 45:
-        i += 1
-    first = i
-    while i < end and 48 <= buf[i] <= 57:
-        i += 1
-    digits = i - first
-    if digits == 0 or digits > MAX_INT_DIGITS or (digits > 1 and buf[first] == 48):
-        return -1
-    if i < end and (buf[i] == 46 or buf[i] == 101 or buf[i] == 69):  # '.', 'e', 'E'
-        return -1
-    return i
-
-
-@njit(cache=True, nogil=True)
-def _literal_end(buf: npt.NDArray[np.uint8], i: int, end: int) -> int:
-    c = buf[i]
-    if c == 116:  # true
-        ok = i + 4 <= end and buf[i + 1] == 114 and buf[i + 2] == 117 and buf[i + 3] == 101
-        return i + 4 if ok else -1
-    if c == 102:  # false
-        ok = (
-            i + 5 <= end
-            and buf[i + 1] == 97
-            and buf[i + 2] == 108
-            and buf[i + 3] == 115
-            and buf[i + 4] == 101
-        )
-        return i + 5 if ok else -1
-    if c == 110:  # null
-        ok = i + 4 <= end and buf[i + 1] == 117 and buf[i + 2] == 108 and buf[i + 3] == 108
-        return i + 4 if ok else -1
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _member_key_end(buf: npt.NDArray[np.uint8], i: int, end: int) -> int:
-    """At a member key inside a skipped object: index just past its ':' and whitespace."""
-    if i >= end or buf[i] != 34:
-        return -1
-    i = _string_end(buf, i, end)
-    if i < 0:
-        return -1
-    i = _ws(buf, i, end)
-    if i >= end or buf[i] != 58:
-        return -1
-    return _ws(buf, i + 1, end)
-
-
-@njit(cache=True, nogil=True)
-def _skip_value(buf: npt.NDArray[np.uint8], i: int, end: int, stack: npt.NDArray[np.uint8]) -> int:
-    """Validate and skip one JSON value of any kind; index past it, or -1."""
-    depth = 0
-    while True:
-        i = _ws(buf, i, end)
-        if i >= end:
-            return -1
-        c = buf[i]
-        if c == 123 or c == 91:  # '{' or '['
-            close = 125 if c == 123 else 93
-            j = _ws(buf, i + 1, end)
-            if j < end and buf[j] == close:
-                i = j + 1
-            else:
-                if depth >= MAX_DEPTH:
-                    return -1
-                stack[depth] = _OBJ if c == 123 else _ARR
-                depth += 1
-                i = _member_key_end(buf, j, end) if c == 123 else j
-                if i < 0:
-                    return -1
-                continue  # now at the first member's value
-        elif c == 34:
-            i = _string_end(buf, i, end)
-        elif c == 45 or 48 <= c <= 57:
-            i = _int_end(buf, i, end)
-        else:
-            i = _literal_end(buf, i, end)
-        if i < 0:
-            return -1
-        # A value is complete: close containers or move to the next member.
-        while True:
-            if depth == 0:
-                return i
-            i = _ws(buf, i, end)
-            if i >= end:
-                return -1
-            c = buf[i]
-            top = stack[depth - 1]
-            if c == 44:  # ','
-                i += 1
-                if top == _OBJ:
-                    i = _member_key_end(buf, _ws(buf, i, end), end)
-                    if i < 0:
-                        return -1
-                break
-            if (c == 125 and top == _OBJ) or (c == 93 and top == _ARR):
-                depth -= 1
-                i += 1
-            else:
-                return -1
+@njit(cache=True, nogil=True, inline="always")
+def _is_ws(c: int) -> bool:
+    return c == 32 or c == 10 or c == 13 or c == 9
 
 
 @njit(cache=True, nogil=True)
 def _key_id(
-    buf: npt.NDArray[np.uint8],
-    start: int,
-    end: int,
-    keys: npt.NDArray[np.uint8],
-    key_lens: npt.NDArray[np.int64],
+    buf: Pointer, start: int, end: int, keys: Pointer, key_lens: Pointer, n_keys: int, width: int
 ) -> int:
     n = end - start
-    for k in range(key_lens.shape[0]):
+    if n >= 64 or not (_KEY_LENGTHS >> n) & 1:  # most keys are rejected by length alone
+        return -1
+    for k in range(n_keys):
         if key_lens[k] != n:
             continue
         same = True
         for j in range(n):
-            if buf[start + j] != keys[k, j]:
+            if buf[start + j] != keys[k * width + j]:
                 same = False
                 break
         if same:
@@ -207,9 +81,9 @@ def _key_id(
 
 
 @njit(cache=True, nogil=True)
-def _uint(buf: npt.NDArray[np.uint8], i: int, end: int) -> tuple[int, np.uint64]:
+def _uint(buf: Pointer, i: int, end: int) -> tuple[int, Any]:
     """A non-negative JSON integer of at most 19 digits at ``buf[i]``: (end index | -1, value)."""
-    j = _int_end(buf, i, end)
+    j = int_end(buf, i, end)
     value = np.uint64(0)
     if j < 0 or buf[i] == 45:
         return -1, value
@@ -220,30 +94,32 @@ def _uint(buf: npt.NDArray[np.uint8], i: int, end: int) -> tuple[int, np.uint64]
 
 @njit(cache=True, nogil=True)
 def _proto_value(
-    buf: npt.NDArray[np.uint8],
+    buf: Pointer,
     i: int,
     end: int,
-    names: npt.NDArray[np.uint8],
-    name_lens: npt.NDArray[np.int64],
-    name_nums: npt.NDArray[np.int64],
-) -> tuple[int, int]:
+    names: Pointer,
+    name_lens: Pointer,
+    name_nums: Pointer,
+    n_names: int,
+    width: int,
+) -> tuple[int, Any]:
     """``proto`` as a number or a known name/decimal string: (end index | -1, number)."""
     if buf[i] != 34:
         j, value = _uint(buf, i, end)
         if j < 0 or value > np.uint64(255):
             return -1, 0
-        return j, int(value)
-    j = _string_end(buf, i, end)
+        return j, np.int64(value)
+    j = string_end(buf, i, end)
     if j < 0:
         return -1, 0
     s = i + 1
     n = j - 1 - s
-    for k in range(name_lens.shape[0]):
+    for k in range(n_names):
         if name_lens[k] != n:
             continue
         same = True
         for p in range(n):
-            if buf[s + p] != names[k, p]:
+            if buf[s + p] != names[k * width + p]:
                 same = False
                 break
         if same:
@@ -251,59 +127,74 @@ def _proto_value(
     # Decimal string without leading zeros, 0..255.
     if n < 1 or n > 3 or (n > 1 and buf[s] == 48):
         return -1, 0
-    value = 0
+    number = 0
     for p in range(s, s + n):
         if not 48 <= buf[p] <= 57:
             return -1, 0
-        value = value * 10 + (buf[p] - 48)
-    if value > 255:
+        number = number * 10 + (buf[p] - 48)
+    if number > 255:
         return -1, 0
-    return j, value
+    return j, number
 
 
 @njit(cache=True, nogil=True)
 def _scan_record(
-    buf: npt.NDArray[np.uint8],
+    buf: Pointer,
     start: int,
     end: int,
-    keys: npt.NDArray[np.uint8],
-    key_lens: npt.NDArray[np.int64],
-    names: npt.NDArray[np.uint8],
-    name_lens: npt.NDArray[np.int64],
-    name_nums: npt.NDArray[np.int64],
-    vals: npt.NDArray[np.uint64],
-    stack: npt.NDArray[np.uint8],
+    keys: Pointer,
+    key_lens: Pointer,
+    n_keys: int,
+    key_width: int,
+    names: Pointer,
+    name_lens: Pointer,
+    name_nums: Pointer,
+    n_names: int,
+    name_width: int,
+    vals: Pointer,
+    stack: Pointer,
 ) -> int:
     """Fill ``vals`` (indexed like KEYS; addresses take two slots each, see below) from one
     record; returns the bit mask of needed keys seen, or -1 for the slow path."""
-    i = _ws(buf, start, end)
+    i = skip_ws(buf, start, end)
     if i >= end or buf[i] != 123:
         return -1
-    i = _ws(buf, i + 1, end)
+    i = skip_ws(buf, i + 1, end)
     seen = 0
     while True:
         if i >= end or buf[i] != 34:
             return -1  # also catches "{}" and trailing commas
-        key_end = _string_end(buf, i, end)
+        key_end = string_end(buf, i, end)
         if key_end < 0:
             return -1
-        k = _key_id(buf, i + 1, key_end - 1, keys, key_lens)
-        i = _ws(buf, key_end, end)
+        k = _key_id(buf, i + 1, key_end - 1, keys, key_lens, n_keys, key_width)
+        # goflow2 writes no whitespace: test for the plain byte before calling skip_ws.
+        i = key_end if key_end < end and buf[key_end] == 58 else skip_ws(buf, key_end, end)
         if i >= end or buf[i] != 58:
             return -1
-        i = _ws(buf, i + 1, end)
+        i += 1
+        if i < end and _is_ws(buf[i]):
+            i = skip_ws(buf, i, end)
         if i >= end:
             return -1
         if k < 0:
-            i = _skip_value(buf, i, end, stack)
+            c = buf[i]  # inline the common value shapes; skip_value handles everything
+            if c == 34:
+                i = string_end(buf, i, end)
+            elif 48 <= c <= 57:
+                i = int_end(buf, i, end)
+            elif c == 91 and i + 1 < end and buf[i + 1] == 93:  # "[]"
+                i += 2
+            else:
+                i = skip_value(buf, i, end, stack)
         elif (seen >> k) & 1:
             return -1  # duplicate needed key: orjson keeps the last one, let it decide
         else:
             seen |= 1 << k
-            if k == _K_SRC or k == _K_DST:
+            if k in (_K_SRC, _K_DST):
                 if buf[i] != 34:
                     return -1
-                j = _string_end(buf, i, end)
+                j = string_end(buf, i, end)
                 if j < 0:
                     return -1
                 ok, hi, lo = parse_ip(buf, i + 1, j - 1)
@@ -314,24 +205,29 @@ def _scan_record(
                 vals[len(KEYS) + k - _K_SRC] = lo
                 i = j
             elif k == _K_PROTO:
-                i, number = _proto_value(buf, i, end, names, name_lens, name_nums)
+                i, number = _proto_value(
+                    buf, i, end, names, name_lens, name_nums, n_names, name_width
+                )
                 vals[k] = np.uint64(number)
             else:
                 i, value = _uint(buf, i, end)
                 vals[k] = value
         if i < 0:
             return -1
-        i = _ws(buf, i, end)
+        if i < end and _is_ws(buf[i]):
+            i = skip_ws(buf, i, end)
         if i >= end:
             return -1
         if buf[i] == 44:
-            i = _ws(buf, i + 1, end)
+            i += 1
+            if i < end and _is_ws(buf[i]):
+                i = skip_ws(buf, i, end)
         elif buf[i] == 125:
             i += 1
             break
         else:
             return -1
-    if _ws(buf, i, end) != end:
+    if skip_ws(buf, i, end) != end:
         return -1
     return seen
 
@@ -380,16 +276,28 @@ def scan_batch(
     nbytes = np.zeros(n, dtype=np.uint64)
     packets = np.zeros(n, dtype=np.uint64)
     rate = np.zeros(n, dtype=np.uint32)
-    vals = np.zeros(len(KEYS) + 2, dtype=np.uint64)
-    stack = np.zeros(MAX_DEPTH, dtype=np.uint8)
+    vals_mem = np.zeros(len(KEYS) + 2, dtype=np.uint64)
+    stack_mem = np.zeros(MAX_DEPTH, dtype=np.uint8)
+    # Raw pointers for the helpers (see raw_pointer); the arrays above own the memory.
+    p_buf = u8_pointer(buf.ctypes.data)
+    p_keys = u8_pointer(keys.ctypes.data)
+    p_key_lens = i64_pointer(key_lens.ctypes.data)
+    p_names = u8_pointer(names.ctypes.data)
+    p_name_lens = i64_pointer(name_lens.ctypes.data)
+    p_name_nums = i64_pointer(name_nums.ctypes.data)
+    vals = u64_pointer(vals_mem.ctypes.data)
+    stack = u8_pointer(stack_mem.ctypes.data)
+    n_keys = key_lens.shape[0]
+    key_width = keys.shape[1]
+    n_names = name_lens.shape[0]
+    name_width = names.shape[1]
     i64_max = np.uint64(INT64_MAX)
-    required = (
-        (1 << _K_SRC) | (1 << _K_DST) | (1 << _K_PROTO) | (1 << _K_DPORT) | (1 << _K_BYTES)
-    )
+    required = (1 << _K_SRC) | (1 << _K_DST) | (1 << _K_PROTO) | (1 << _K_DPORT) | (1 << _K_BYTES)
     for r in range(n):
         seen = _scan_record(
-            buf, starts[r], ends[r], keys, key_lens, names, name_lens, name_nums, vals, stack
-        )
+            p_buf, starts[r], ends[r], p_keys, p_key_lens, n_keys, key_width,
+            p_names, p_name_lens, p_name_nums, n_names, name_width, vals, stack,
+        )  # fmt: skip
         if seen < 0 or (seen & required) != required:
             continue
         v_start = vals[_K_START] if (seen >> _K_START) & 1 else np.uint64(0)
