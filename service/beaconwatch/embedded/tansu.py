@@ -52,6 +52,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like the broker, ignore TIME_WAIT leftovers; a live listener still makes bind fail.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
     chunks = bytearray()
     while len(chunks) < n:
@@ -143,6 +154,10 @@ class EmbeddedBroker:
 
     def _launch(self, binary: str, port: int) -> None:
         assert self._log_path is not None
+        # Another listener on the port would answer the readiness probe for a broker that
+        # failed to bind, so refuse a busy port up front.
+        if not _port_free(self.host, port):
+            raise BrokerStartError(f"port {port} on {self.host} is already in use")
         url = f"tcp://{self.host}:{port}"
         cmd = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
         with self._log_path.open("ab") as log:
@@ -159,7 +174,7 @@ class EmbeddedBroker:
                     f"{self.log_tail()}"
                 )
             try:
-                if probe_metadata(self.host, port) >= 1:
+                if probe_metadata(self.host, port) >= 1 and self._proc.poll() is None:
                     return
             except (OSError, ValueError, struct.error) as exc:
                 last_exc = exc

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -53,7 +54,9 @@ class BeaconService:
         alert_listener: Callable[[Sequence[Alert]], None] | None = None,
         pipeline: Pipeline | None = None,
         wall_clock: Callable[[], int] = wall_clock_ms,
+        consumer_options: Mapping[str, Any] | None = None,
     ) -> None:
+        """``consumer_options``: extra AIOKafkaConsumer arguments not in the config."""
         self.config = config
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ServiceMetrics.create(self.registry)
@@ -72,6 +75,7 @@ class BeaconService:
         # aiokafka runs in its coordinator task: a rebalance waits for the batch in flight.
         self._batch_lock = asyncio.Lock()
         self._source: KafkaFlowSource | None = None
+        self._consumer_options = dict(consumer_options or {})
 
     # -- health ---------------------------------------------------------------------------
 
@@ -142,7 +146,9 @@ class BeaconService:
             alerts = AlertSink(producer, kafka.alerts_topic)
             dead_letters = DeadLetterSink(producer, kafka.dead_letter_topic)
             self._source = source = KafkaFlowSource(
-                kafka, RebalanceListener(self._on_revoked, self._on_assigned)
+                kafka,
+                RebalanceListener(self._on_revoked, self._on_assigned),
+                consumer_options=self._consumer_options,
             )
             await source.start()
             self._broker_reachable = True
@@ -241,6 +247,7 @@ class BeaconService:
         outcome = self.pipeline.process_records(values, partition=tp.partition)
         for r in outcome.rejections:
             rejections.append(Rejection(positions[r.record_index], r.reason, r.detail))
+        rejections.sort(key=lambda r: r.record_index)  # dead letters keep the input order
         return outcome.alerts, rejections
 
     async def _commit(

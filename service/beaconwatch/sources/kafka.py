@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -25,7 +26,14 @@ Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 class KafkaFlowSource:
-    def __init__(self, kafka: KafkaConfig, listener: ConsumerRebalanceListener) -> None:
+    def __init__(
+        self,
+        kafka: KafkaConfig,
+        listener: ConsumerRebalanceListener,
+        *,
+        consumer_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``consumer_options``: extra AIOKafkaConsumer arguments (e.g. session_timeout_ms)."""
         self._kafka = kafka
         self._listener = listener
         self._consumer = AIOKafkaConsumer(
@@ -34,6 +42,7 @@ class KafkaFlowSource:
             auto_offset_reset=kafka.auto_offset_reset,
             max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
             **client_options(kafka),
+            **(consumer_options or {}),
         )
 
     async def start(self) -> None:
