@@ -40,11 +40,19 @@ class KafkaConfig(_Section):
     max_batch_records: int = Field(10_000, ge=1, le=1_000_000)
     poll_timeout_ms: int = Field(500, ge=1, le=60_000)
     max_partition_fetch_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    session_timeout_ms: int = Field(10_000, ge=1_000)  # group member considered dead after this
+    heartbeat_interval_ms: int = Field(3_000, ge=100)  # must be well below session_timeout_ms
     create_topics: bool = True  # create missing output topics at start-up
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: str | None = Field(None, repr=False)
+
+    @model_validator(mode="after")
+    def _heartbeat_below_session(self) -> KafkaConfig:
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be below session_timeout_ms")
+        return self
 
 
 class StateConfig(_Section):

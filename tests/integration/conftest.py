@@ -100,6 +100,7 @@ def make_config(broker: EmbeddedBroker, names: Names, **kafka: object) -> Config
             "dead_letter_topic": names.dead_letter,
             "group_id": names.group,
             "poll_timeout_ms": 100,
+            **FAST_GROUP,
             **kafka,
         },
         metrics={"host": "127.0.0.1", "port": 0},
@@ -220,7 +221,6 @@ async def running_service(config: Config, *, wait_ready: bool = True) -> AsyncIt
         config,
         registry=CollectorRegistry(),
         alert_listener=alerts.extend,
-        consumer_options=FAST_GROUP,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))

@@ -25,7 +25,8 @@ class RejectReason:
     INVALID_ADDRESS = "invalid_address"
     OVERSIZED = "oversized"
     TOO_LATE = "too_late"  # event time older than the watermark minus the allowed lateness
-    TOO_FAR_FUTURE = "too_far_future"  # event time beyond the watermark plus max_future_s
+    TOO_FAR_FUTURE = "too_far_future"  # event time beyond the wall clock plus max_future_s
+    TOMBSTONE = "tombstone"  # a Kafka record without a value
 
 
 @dataclass(frozen=True, slots=True)

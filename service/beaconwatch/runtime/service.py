@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -21,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config
 from beaconwatch.core.pipeline import Pipeline
-from beaconwatch.decode.base import Rejection
+from beaconwatch.decode.base import Rejection, RejectReason
 from beaconwatch.metrics.prometheus import ServiceMetrics
 from beaconwatch.runtime.http import HttpServer, Readiness
 from beaconwatch.runtime.kafka_options import client_options, redacted
@@ -33,8 +32,6 @@ from beaconwatch.sources.kafka import KafkaFlowSource, Records
 
 log = logging.getLogger(__name__)
 
-# Reason for a record without a value (a compaction tombstone). Candidate for RejectReason.
-TOMBSTONE = "tombstone"
 _PROBE_INTERVAL_S = 5.0
 # Output topics created by the service get this many partitions; size them yourself in
 # production (pre-create the topics and set kafka.create_topics = false).
@@ -54,9 +51,7 @@ class BeaconService:
         alert_listener: Callable[[Sequence[Alert]], None] | None = None,
         pipeline: Pipeline | None = None,
         wall_clock: Callable[[], int] = wall_clock_ms,
-        consumer_options: Mapping[str, Any] | None = None,
     ) -> None:
-        """``consumer_options``: extra AIOKafkaConsumer arguments not in the config."""
         self.config = config
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ServiceMetrics.create(self.registry)
@@ -75,7 +70,6 @@ class BeaconService:
         # aiokafka runs in its coordinator task: a rebalance waits for the batch in flight.
         self._batch_lock = asyncio.Lock()
         self._source: KafkaFlowSource | None = None
-        self._consumer_options = dict(consumer_options or {})
 
     # -- health ---------------------------------------------------------------------------
 
@@ -146,9 +140,7 @@ class BeaconService:
             alerts = AlertSink(producer, kafka.alerts_topic)
             dead_letters = DeadLetterSink(producer, kafka.dead_letter_topic)
             self._source = source = KafkaFlowSource(
-                kafka,
-                RebalanceListener(self._on_revoked, self._on_assigned),
-                consumer_options=self._consumer_options,
+                kafka, RebalanceListener(self._on_revoked, self._on_assigned)
             )
             await source.start()
             self._broker_reachable = True
@@ -236,12 +228,14 @@ class BeaconService:
         rejections: list[Rejection] = []
         for i, msg in enumerate(msgs):
             if msg.value is None:
-                rejections.append(Rejection(i, TOMBSTONE, "record has no value (tombstone)"))
+                rejections.append(
+                    Rejection(i, RejectReason.TOMBSTONE, "record has no value (tombstone)")
+                )
             else:
                 values.append(msg.value)
                 positions.append(i)
         if rejections:
-            self.pipeline.stats.rejected_by_reason[TOMBSTONE] += len(rejections)
+            self.pipeline.stats.rejected_by_reason[RejectReason.TOMBSTONE] += len(rejections)
         if not values:
             return [], rejections
         outcome = self.pipeline.process_records(values, partition=tp.partition)

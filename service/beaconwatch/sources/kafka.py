@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -30,10 +29,7 @@ class KafkaFlowSource:
         self,
         kafka: KafkaConfig,
         listener: ConsumerRebalanceListener,
-        *,
-        consumer_options: Mapping[str, Any] | None = None,
     ) -> None:
-        """``consumer_options``: extra AIOKafkaConsumer arguments (e.g. session_timeout_ms)."""
         self._kafka = kafka
         self._listener = listener
         self._consumer = AIOKafkaConsumer(
@@ -41,8 +37,9 @@ class KafkaFlowSource:
             enable_auto_commit=False,
             auto_offset_reset=kafka.auto_offset_reset,
             max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=kafka.heartbeat_interval_ms,
             **client_options(kafka),
-            **(consumer_options or {}),
         )
 
     async def start(self) -> None:

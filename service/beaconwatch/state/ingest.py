@@ -90,7 +90,7 @@ def _gather_window(
     if m == 0:
         return 0, 0, 0
     # Times are whole ms, exactly representable: adding 0.5 and truncating rounds them back.
-    return m, np.int64(times_s[0] * 1000.0 + 0.5), np.int64(times_s[m - 1] * 1000.0 + 0.5)
+    return m, int(np.int64(times_s[0] * 1000.0 + 0.5)), int(np.int64(times_s[m - 1] * 1000.0 + 0.5))
 
 
 @njit(cache=True, nogil=True)
