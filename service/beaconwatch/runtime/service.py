@@ -185,7 +185,9 @@ class BeaconService:
             if tp not in self._assigned:
                 continue  # revoked while this batch waited for the lock: not ours any more
             consumed += len(msgs)
-            alerts, rejections = self._run_pipeline(tp, msgs)
+            # In a worker thread: the numba kernels release the GIL, so aiokafka's fetcher
+            # keeps receiving the next batch on the event loop while this one is processed.
+            alerts, rejections = await asyncio.to_thread(self._run_pipeline, tp, msgs)
             batch_alerts.extend(alerts)
             deliveries.extend(await alert_sink.send(alerts))
             for rejection in rejections:
