@@ -29,6 +29,7 @@ from beaconwatch.scoring.kernels import (
     coefficient_of_variation,
     mad_about,
     median_sorted,
+    quantile_sorted,
 )
 
 if TYPE_CHECKING:
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
 F64 = npt.NDArray[np.float64]
 
 INTERVAL_MAD_TOLERANCE = 0.5  # MAD/median at which the interval dispersion part reaches 0
+# Bowley skewness divides by the interquartile range: for a near-perfect beacon the IQR is a few
+# ms of timestamp rounding and the ratio is noise in [-1, 1]. Below this spread (2.5 ms, or 1 %
+# of the period) the intervals count as symmetric.
+MIN_SKEW_IQR_S = 0.0025
+MIN_SKEW_IQR_FRACTION = 0.01
 SIZE_MAD_TOLERANCE = 0.5
 
 
@@ -126,7 +132,11 @@ def score_window(times_s: F64, sizes: F64, params: F64, out: F64, work: F64) -> 
     intervals_sorted[:] = intervals
     intervals_sorted.sort()
     period = median_sorted(intervals_sorted)
-    bowley = bowley_skewness_sorted(intervals_sorted)
+    iqr = quantile_sorted(intervals_sorted, 0.75) - quantile_sorted(intervals_sorted, 0.25)
+    if iqr < max(MIN_SKEW_IQR_S, MIN_SKEW_IQR_FRACTION * period):
+        bowley = 0.0
+    else:
+        bowley = bowley_skewness_sorted(intervals_sorted)
     mad = mad_about(intervals, period, work[1])
     out[Stat.PERIOD_S] = period
     out[Stat.INTERVAL_MAD_S] = mad
