@@ -67,12 +67,20 @@ def _key_id(
     n = end - start
     if n >= 64 or not (_KEY_LENGTHS >> n) & 1:  # most keys are rejected by length alone
         return -1
-    for k in range(n_keys):
-        if key_lens[k] != n:
+    return _find_name(buf, start, n, keys, key_lens, n_keys, width)
+
+
+@njit(cache=True, nogil=True)
+def _find_name(
+    buf: Pointer, start: int, n: int, table: Pointer, lens: Pointer, n_entries: int, width: int
+) -> int:
+    """Index of the entry of a fixed-width name table equal to ``buf[start:start+n]``, or -1."""
+    for k in range(n_entries):
+        if lens[k] != n:
             continue
         same = True
         for j in range(n):
-            if buf[start + j] != keys[k * width + j]:
+            if buf[start + j] != table[k * width + j]:
                 same = False
                 break
         if same:
@@ -114,16 +122,9 @@ def _proto_value(
         return -1, 0
     s = i + 1
     n = j - 1 - s
-    for k in range(n_names):
-        if name_lens[k] != n:
-            continue
-        same = True
-        for p in range(n):
-            if buf[s + p] != names[k * width + p]:
-                same = False
-                break
-        if same:
-            return j, name_nums[k]
+    k = _find_name(buf, s, n, names, name_lens, n_names, width)
+    if k >= 0:
+        return j, name_nums[k]
     # Decimal string without leading zeros, 0..255.
     if n < 1 or n > 3 or (n > 1 and buf[s] == 48):
         return -1, 0

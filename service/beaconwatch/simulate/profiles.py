@@ -40,6 +40,14 @@ class Profile(ABC):
             out.append(heapq.heappop(self._pending))
         return out
 
+    def _dns_query(self, t_ms: int, host_ip: str, resolver_ip: str) -> SimFlow:
+        """One UDP lookup to the internal resolver."""
+        size = self.rng.randint(60, 120)
+        end_ms = t_ms + self.rng.randint(1, 30)
+        return SimFlow(
+            t_ms, end_ms, host_ip, resolver_ip, self._ephemeral_port(), 53, "UDP", size, 1
+        )
+
     def _ephemeral_port(self) -> int:
         return self.rng.randint(*EPHEMERAL_PORTS)
 
@@ -92,7 +100,7 @@ class BrowsingProfile(Profile):
             dst = rng.choice(sites)
             if dst not in resolved:
                 resolved.add(dst)
-                flows.append(self._dns_query(t_ms))
+                flows.append(self._dns_query(t_ms, self.host_ip, self.resolver_ip))
                 t_ms += rng.randint(2, 40)
             size = self._heavy_tailed_bytes(800.0)
             duration_ms = rng.randint(50, 2_000) + size // 20_000
@@ -130,20 +138,6 @@ class BrowsingProfile(Profile):
         next_ms = t_ms + int(rng.expovariate(1.0 / self.session_gap_mean_s) * 1000)
         return flows, next_ms
 
-    def _dns_query(self, t_ms: int) -> SimFlow:
-        size = self.rng.randint(60, 120)
-        return SimFlow(
-            t_ms,
-            t_ms + self.rng.randint(1, 30),
-            self.host_ip,
-            self.resolver_ip,
-            self._ephemeral_port(),
-            53,
-            "UDP",
-            size,
-            1,
-        )
-
 
 class BackgroundDnsProfile(Profile):
     """Lookups outside browsing sessions (updates, telemetry, mail): a Poisson process."""
@@ -158,18 +152,7 @@ class BackgroundDnsProfile(Profile):
         self._next_ms = start_ms + int(self.rng.expovariate(1.0 / mean_gap_s) * 1000)
 
     def _activity(self, at_ms: int) -> tuple[list[SimFlow], int]:
-        size = self.rng.randint(60, 120)
-        flow = SimFlow(
-            at_ms,
-            at_ms + self.rng.randint(1, 30),
-            self.host_ip,
-            self.resolver_ip,
-            self._ephemeral_port(),
-            53,
-            "UDP",
-            size,
-            1,
-        )
+        flow = self._dns_query(at_ms, self.host_ip, self.resolver_ip)
         return [flow], at_ms + 1 + int(self.rng.expovariate(1.0 / self.mean_gap_s) * 1000)
 
 

@@ -102,8 +102,8 @@ class PairTable:
     def evict_idle(self, cutoff_ms: int) -> int:
         """Drop pairs whose last connection is older than ``cutoff_ms``; returns how many."""
         return int(
-            _evict_idle(self.index, self.keys, self.port_proto, self.free, self.used, self.meta,
-                        self.last_seen_ms, cutoff_ms)
+            _evict_where(self.index, self.keys, self.port_proto, self.free, self.used, self.meta,
+                         self.last_seen_ms < cutoff_ms)
         )  # fmt: skip
 
     def drop_partitions(self, partitions: list[int]) -> int:
@@ -136,19 +136,6 @@ def _evict_where(
     evicted = 0
     for row in range(used.shape[0]):
         if used[row] and mask[row]:
-            release_row(index, keys, port_proto, free, used, meta, row)
-            evicted += 1
-    return evicted
-
-
-@njit(cache=True, nogil=True)
-def _evict_idle(
-    index: I32, keys: U64, port_proto: U32, free: I32, used: npt.NDArray[np.bool_],
-    meta: I64, last_seen_ms: I64, cutoff_ms: int,
-) -> int:  # fmt: skip
-    evicted = 0
-    for row in range(used.shape[0]):
-        if used[row] and last_seen_ms[row] < cutoff_ms:
             release_row(index, keys, port_proto, free, used, meta, row)
             evicted += 1
     return evicted
