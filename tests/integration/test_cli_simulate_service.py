@@ -16,7 +16,7 @@ from beaconwatch.cli.report import beacon_pair
 from beaconwatch.simulate import read_truth
 
 if TYPE_CHECKING:
-    from conftest import KafkaTestKit
+    from tests.integration.conftest import KafkaTestKit
 
 pytestmark = pytest.mark.integration
 

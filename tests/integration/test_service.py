@@ -16,7 +16,7 @@ from aiokafka import TopicPartition
 from beaconwatch.runtime.signals import install_signal_handlers
 
 if TYPE_CHECKING:
-    from conftest import KafkaTestKit
+    from tests.integration.conftest import KafkaTestKit
 
 pytestmark = pytest.mark.integration
 
