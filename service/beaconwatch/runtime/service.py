@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config
 from beaconwatch.core.pipeline import Pipeline
-from beaconwatch.decode.base import Rejection, RejectReason
+from beaconwatch.decode.base import Rejection
 from beaconwatch.metrics.prometheus import ServiceMetrics
 from beaconwatch.runtime.http import HttpServer, Readiness
 from beaconwatch.runtime.kafka_options import client_options, redacted
@@ -224,27 +224,9 @@ class BeaconService:
     def _run_pipeline(
         self, tp: TopicPartition, msgs: list[ConsumerRecord[bytes, bytes]]
     ) -> tuple[list[Alert], list[Rejection]]:
-        """Process one partition's records; rejections index into ``msgs``."""
-        values: list[bytes] = []
-        positions: list[int] = []  # index in msgs of each entry in values
-        rejections: list[Rejection] = []
-        for i, msg in enumerate(msgs):
-            if msg.value is None:
-                rejections.append(
-                    Rejection(i, RejectReason.TOMBSTONE, "record has no value (tombstone)")
-                )
-            else:
-                values.append(msg.value)
-                positions.append(i)
-        if rejections:
-            self.pipeline.stats.rejected_by_reason[RejectReason.TOMBSTONE] += len(rejections)
-        if not values:
-            return [], rejections
-        outcome = self.pipeline.process_records(values, partition=tp.partition)
-        for r in outcome.rejections:
-            rejections.append(Rejection(positions[r.record_index], r.reason, r.detail))
-        rejections.sort(key=lambda r: r.record_index)  # dead letters keep the input order
-        return outcome.alerts, rejections
+        """Process one partition's records; rejections index into ``msgs``, in order."""
+        outcome = self.pipeline.process_records([m.value for m in msgs], partition=tp.partition)
+        return outcome.alerts, outcome.rejections
 
     async def _commit(
         self, source: KafkaFlowSource, next_offsets: dict[TopicPartition, int]
