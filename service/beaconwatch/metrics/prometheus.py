@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 
+from beaconwatch.alerting.rules import SEVERITY_LEVELS
 from beaconwatch.core.stats import DetectorStats
 
 # Batches take from well under a millisecond (a few records) to seconds (100k records).
@@ -109,7 +110,7 @@ class ServiceMetrics:
         # Pre-create the label values that always exist, so dashboards see zeros, not gaps.
         for cause in ("idle", "capacity", "revoked"):
             metrics.pairs_evicted.labels(cause=cause)
-        for severity in ("low", "medium", "high", "critical"):
+        for severity in SEVERITY_LEVELS:
             metrics.alerts.labels(severity=severity)
         return metrics
 
@@ -121,16 +122,8 @@ class ServiceMetrics:
         seen = self._published
         _inc(self.flows_accepted, stats.flows_total - seen.flows_total)
         seen.flows_total = stats.flows_total
-        for reason, total in stats.rejected_by_reason.items():
-            delta = total - seen.rejected_by_reason[reason]
-            if delta > 0:
-                self.records_rejected.labels(reason=reason).inc(delta)
-                seen.rejected_by_reason[reason] = total
-        for severity, total in stats.alerts_by_severity.items():
-            delta = total - seen.alerts_by_severity[severity]
-            if delta > 0:
-                self.alerts.labels(severity=severity).inc(delta)
-                seen.alerts_by_severity[severity] = total
+        _inc_by_label(self.records_rejected, stats.rejected_by_reason, seen.rejected_by_reason)
+        _inc_by_label(self.alerts, stats.alerts_by_severity, seen.alerts_by_severity)
         for cause, total, attr in (
             ("idle", stats.evicted_idle_total, "evicted_idle_total"),
             ("capacity", stats.evicted_capacity_total, "evicted_capacity_total"),
@@ -149,3 +142,10 @@ class ServiceMetrics:
 def _inc(counter: PromCounter, delta: int) -> None:
     if delta > 0:
         counter.inc(delta)
+
+
+def _inc_by_label(counter: PromCounter, totals: Counter[str], published: Counter[str]) -> None:
+    """Add each label value's growth since the last publish to a one-label counter."""
+    for label, total in totals.items():
+        _inc(counter.labels(label), total - published[label])
+        published[label] = total
