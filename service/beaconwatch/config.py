@@ -9,6 +9,7 @@ typo cannot silently fall back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -31,7 +32,9 @@ class _Section(BaseModel):
 class KafkaConfig(_Section):
     bootstrap_servers: str = "127.0.0.1:9092"
     input_topics: list[str] = Field(default_factory=lambda: ["flows"], min_length=1)
-    input_format: Literal["goflow2-json"] = "goflow2-json"
+    # Record format of every input topic, unless `topic_formats` names one for the topic.
+    input_format: str = "goflow2-json"
+    topic_formats: dict[str, str] = Field(default_factory=dict)  # topic -> format
     alerts_topic: str = Field("beaconwatch.alerts", min_length=1)
     dead_letter_topic: str = Field("beaconwatch.dead-letter", min_length=1)
     group_id: str = Field("beaconwatch", min_length=1)
@@ -53,6 +56,46 @@ class KafkaConfig(_Section):
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be below session_timeout_ms")
         return self
+
+    @model_validator(mode="after")
+    def _known_formats(self) -> KafkaConfig:
+        from beaconwatch.decode.registry import FORMAT_NAMES
+
+        for name in (self.input_format, *self.topic_formats.values()):
+            if name not in FORMAT_NAMES:
+                raise ValueError(f"unknown input format {name!r}; known: {', '.join(FORMAT_NAMES)}")
+        return self
+
+    def format_for(self, topic: str) -> str:
+        return self.topic_formats.get(topic, self.input_format)
+
+
+RFC1918_AND_ULA = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+# Public NTP services with stable anycast prefixes (Google, Cloudflare, Apple, NIST).
+WELL_KNOWN_NTP = ["216.239.35.0/24", "162.159.200.0/24", "17.253.0.0/16", "129.6.15.0/24"]
+
+
+class NetworkConfig(_Section):
+    """Which addresses are ours: pairs are (internal source -> external destination)."""
+
+    internal_cidrs: list[str] = Field(default_factory=lambda: list(RFC1918_AND_ULA))
+    # Internal -> internal pairs (lateral movement, internal C2 relays) are tracked only if set.
+    track_internal_destinations: bool = False
+    # UDP/123 to these is never alerted (the fleet's configured time servers).
+    ntp_servers: list[str] = Field(default_factory=lambda: list(WELL_KNOWN_NTP))
+
+    @model_validator(mode="after")
+    def _valid_cidrs(self) -> NetworkConfig:
+        for cidr in (*self.internal_cidrs, *self.ntp_servers):
+            _check_cidr(cidr)
+        return self
+
+
+def _check_cidr(cidr: str) -> None:
+    try:
+        ipaddress.ip_network(cidr, strict=False)
+    except ValueError as exc:
+        raise ValueError(f"not a CIDR network: {cidr!r}") from exc
 
 
 class StateConfig(_Section):
@@ -98,6 +141,7 @@ class LoggingConfig(_Section):
 
 class Config(_Section):
     kafka: KafkaConfig = KafkaConfig()
+    network: NetworkConfig = NetworkConfig()
     state: StateConfig = StateConfig()
     scoring: ScoringConfig = ScoringConfig()
     alerting: AlertingConfig = AlertingConfig()

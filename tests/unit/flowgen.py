@@ -13,18 +13,22 @@ T0_MS = 1_750_000_000_000  # 2025-06-15, a fixed event-time origin
 WALL_MS = T0_MS + 365 * 86_400_000  # a "now" far after the test data, for the future check
 
 Row = tuple[int, str, str, int, int, int]  # (start_ms, src, dst, dst_port, proto, bytes)
+# With the source port and end time too: (start_ms, src, dst, dst_port, proto, bytes, src_port,
+# end_ms). Short rows use source port 49152 and end where they start.
+FullRow = tuple[int, str, str, int, int, int, int, int]
+DEFAULT_SRC_PORT = 49152
 
 
-def make_flows(rows: Iterable[Row]) -> FlowBatch:
-    rows = list(rows)
-    if not rows:
+def make_flows(rows: Iterable[Row | FullRow]) -> FlowBatch:
+    full = [r if len(r) == 8 else (*r, DEFAULT_SRC_PORT, r[0]) for r in rows]
+    if not full:
         return FlowBatch.empty(0)
-    start, src, dst, port, proto, nbytes = zip(*rows, strict=True)
+    start, src, dst, port, proto, nbytes, src_port, end = zip(*full, strict=True)
     s = np.array([ip_to_halves(a) for a in src], dtype=np.uint64)
     d = np.array([ip_to_halves(a) for a in dst], dtype=np.uint64)
     return FlowBatch.from_columns(
-        start_ms=start, src_hi=s[:, 0], src_lo=s[:, 1], dst_hi=d[:, 0], dst_lo=d[:, 1],
-        src_port=np.full(len(rows), 49152), dst_port=port, proto=proto, bytes=nbytes,
+        start_ms=start, end_ms=end, src_hi=s[:, 0], src_lo=s[:, 1], dst_hi=d[:, 0],
+        dst_lo=d[:, 1], src_port=src_port, dst_port=port, proto=proto, bytes=nbytes,
     )  # fmt: skip
 
 

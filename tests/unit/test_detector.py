@@ -154,3 +154,21 @@ def test_lateness_is_judged_per_partition_when_catching_up_a_backlog() -> None:
     # Within one partition, lateness still applies.
     again = det.process(make_flows(late[:1]), partition=0)
     assert [r.reason for r in again.rejections] == ["too_late"]
+
+
+def test_score_all_pairs_reports_every_tracked_pair_with_its_stats() -> None:
+    flows, planted = mixed_traffic()
+    det = detector()
+    det.process(flows)
+    scores = det.score_all_pairs()
+    assert len(scores) == det.table.tracked_pairs
+    by_pair = {(s.src, s.dst, s.dst_port): s for s in scores}
+    assert planted <= set(by_pair)
+    threshold = Config().scoring.threshold
+    for pair in planted:
+        assert by_pair[pair].stats["score"] >= threshold
+    benign = [s for p, s in by_pair.items() if p not in planted]
+    assert benign and max(s.stats["score"] for s in benign) < threshold
+    beacon = by_pair[("10.0.9.0", "203.0.113.0", 443)]
+    assert abs(beacon.stats["period_s"] - 60) < 6
+    assert beacon.first_seen_ms < beacon.last_seen_ms

@@ -18,6 +18,8 @@ from beaconwatch.alerting.rules import AlertRules
 from beaconwatch.config import Config
 from beaconwatch.core.clock import EventClock
 from beaconwatch.core.flows import FlowBatch
+from beaconwatch.core.pair_scores import PairScore, pair_scores
+from beaconwatch.core.scope import FlowScope
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.decode.base import Rejection, RejectReason
 from beaconwatch.scoring.window_score import Stat, scoring_params
@@ -55,6 +57,7 @@ class Detector:
         self.stats = stats if stats is not None else DetectorStats()
         self.table = PairTable(state.max_pairs, state.history_events)
         self.rules = AlertRules(config.alerting)
+        self.scope = FlowScope(config.network)
         self._window_ms = int(state.window_s * 1000)
         self._lateness_ms = int(state.allowed_lateness_s * 1000)
         self._threshold = scoring.threshold
@@ -82,6 +85,9 @@ class Detector:
 
     def process(self, flows: FlowBatch, partition: int = 0) -> DetectorResult:
         """Ingest one batch of flows from one input partition, in order."""
+        scoped = self.scope.apply(flows)
+        self.stats.ignored_by_reason.update(scoped.ignored)
+        flows = scoped.flows
         n = len(flows)
         if n == 0:
             return DetectorResult([], [], 0)
@@ -165,6 +171,17 @@ class Detector:
             return
         self._last_sweep_ms = now_ms
         self.stats.evicted_idle_total += self.table.evict_idle(now_ms - self._window_ms)
+
+    def score_all_pairs(self) -> list[PairScore]:
+        """Every tracked pair scored on its current window (for evaluations; costs O(pairs))."""
+        t = self.table
+        rows = np.empty(t.max_pairs, dtype=np.int32)
+        stats = np.zeros((t.tracked_pairs, Stat.SIZE), dtype=np.float64)
+        n = k.score_rows(
+            t.ring_t, t.ring_b, t.count, t.last_seen_ms, t.used, t.epoch_ms, self._window_ms,
+            self._score_params, rows, stats,
+        )  # fmt: skip
+        return pair_scores(t, rows[:n], stats[:n])
 
     def drop_partitions(self, partitions: Sequence[int]) -> int:
         for partition in partitions:

@@ -14,10 +14,15 @@ from dataclasses import dataclass, field
 class DetectorStats:
     flows_total: int = 0  # flows accepted into state
     rejected_by_reason: Counter[str] = field(default_factory=Counter)  # records, by reason
+    ignored_by_reason: Counter[str] = field(default_factory=Counter)  # valid flows out of scope
     evicted_idle_total: int = 0  # pairs dropped after being idle for the whole window
     evicted_capacity_total: int = 0  # pairs dropped because max_pairs was reached
     evicted_revoked_total: int = 0  # pairs dropped with a revoked partition
     pairs_scored_total: int = 0
+    # Records that were not new connections: "duplicate" (same flow from another exporter or
+    # the reply direction) and "continuation" (the next piece of a flow cut by active timeout).
+    merged_by_kind: Counter[str] = field(default_factory=Counter)
+    alerts_suppressed_by_reason: Counter[str] = field(default_factory=Counter)  # allowlist, ...
     alerts_by_severity: Counter[str] = field(default_factory=Counter)
     tracked_pairs: int = 0  # gauge
     watermark_ms: int = 0  # gauge: event time of the newest flow seen

@@ -15,6 +15,9 @@ def _goflow2_json() -> Decoder:
 
 DECODERS: dict[str, Callable[[], Decoder]] = {"goflow2-json": _goflow2_json}
 
+# Every format name config may use (the decoders themselves are imported only when built).
+FORMAT_NAMES: tuple[str, ...] = tuple(DECODERS)
+
 
 def get_decoder(name: str) -> Decoder:
     try:

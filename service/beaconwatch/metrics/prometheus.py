@@ -26,6 +26,9 @@ class _StatsSnapshot:
 
     flows_total: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    ignored_by_reason: Counter[str] = field(default_factory=Counter)
+    merged_by_kind: Counter[str] = field(default_factory=Counter)
+    alerts_suppressed_by_reason: Counter[str] = field(default_factory=Counter)
     evicted_idle_total: int = 0
     evicted_capacity_total: int = 0
     evicted_revoked_total: int = 0
@@ -38,6 +41,9 @@ class ServiceMetrics:
     flows_consumed: PromCounter
     flows_accepted: PromCounter
     records_rejected: PromCounter  # {reason}
+    flows_ignored: PromCounter  # {reason}
+    flows_merged: PromCounter  # {kind}
+    alerts_suppressed: PromCounter  # {reason}
     dead_letter_records: PromCounter
     alerts: PromCounter  # {severity}
     pairs_evicted: PromCounter  # {cause}
@@ -62,6 +68,26 @@ class ServiceMetrics:
             records_rejected=PromCounter(
                 "beaconwatch_records_rejected",
                 "Input records rejected, by reason",
+                ["reason"],
+                registry=r,
+            ),
+            flows_ignored=PromCounter(
+                "beaconwatch_flows_ignored",
+                "Valid flows outside the detector's scope, by reason (external_only, "
+                "internal_only, special_address, allowed_ntp)",
+                ["reason"],
+                registry=r,
+            ),
+            flows_merged=PromCounter(
+                "beaconwatch_flows_merged",
+                "Flow records folded into a connection already counted, by kind "
+                "(duplicate, continuation)",
+                ["kind"],
+                registry=r,
+            ),
+            alerts_suppressed=PromCounter(
+                "beaconwatch_alerts_suppressed",
+                "Alerts withheld by policy, by reason (allowlist)",
                 ["reason"],
                 registry=r,
             ),
@@ -112,6 +138,8 @@ class ServiceMetrics:
             metrics.pairs_evicted.labels(cause=cause)
         for severity in SEVERITY_LEVELS:
             metrics.alerts.labels(severity=severity)
+        for kind in ("duplicate", "continuation"):
+            metrics.flows_merged.labels(kind=kind)
         return metrics
 
     def publish_stats(self, stats: DetectorStats) -> None:
@@ -124,6 +152,13 @@ class ServiceMetrics:
         seen.flows_total = stats.flows_total
         _inc_by_label(self.records_rejected, stats.rejected_by_reason, seen.rejected_by_reason)
         _inc_by_label(self.alerts, stats.alerts_by_severity, seen.alerts_by_severity)
+        _inc_by_label(self.flows_ignored, stats.ignored_by_reason, seen.ignored_by_reason)
+        _inc_by_label(self.flows_merged, stats.merged_by_kind, seen.merged_by_kind)
+        _inc_by_label(
+            self.alerts_suppressed,
+            stats.alerts_suppressed_by_reason,
+            seen.alerts_suppressed_by_reason,
+        )
         for cause, total, attr in (
             ("idle", stats.evicted_idle_total, "evicted_idle_total"),
             ("capacity", stats.evicted_capacity_total, "evicted_capacity_total"),

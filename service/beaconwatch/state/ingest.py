@@ -204,3 +204,31 @@ def ingest(
             alert_times[k, 2] = w_end
             counters[CNT_ALERTS] += 1
     limits[LIM_WATERMARK_MS] = wm
+
+
+@njit(cache=True, nogil=True)
+def score_rows(
+    ring_t: U32, ring_b: U32, count: U32, last_seen_ms: I64, used: BOOL, epoch: int,
+    window_ms: int, score_params: F64, rows_out: I32, stats_out: F64,
+) -> int:  # fmt: skip
+    """Score every tracked pair on its window ending at its last connection.
+
+    Fills ``rows_out[:k]``/``stats_out[:k]`` and returns ``k``, the number of tracked pairs.
+    """
+    history = ring_t.shape[1]
+    window_t = np.empty(history, dtype=np.float64)
+    window_b = np.empty(history, dtype=np.float64)
+    work = new_workspace(history)
+    k = 0
+    for row in range(used.shape[0]):
+        if not used[row]:
+            continue
+        n = np.int64(count[row])
+        valid = min(n, history)
+        oldest = count[row] % history if n > history else 0
+        cutoff_rel = last_seen_ms[row] - epoch - window_ms
+        m, _, _ = _gather_window(ring_t, ring_b, row, valid, oldest, cutoff_rel, window_t, window_b)
+        score_window(window_t[:m], window_b[:m], score_params, stats_out[k], work)
+        rows_out[k] = row
+        k += 1
+    return k
