@@ -9,6 +9,7 @@ typo cannot silently fall back to a default.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import os
 import tomllib
@@ -104,6 +105,11 @@ class StateConfig(_Section):
     max_pairs: int = Field(1_000_000, ge=16)  # hard cap; least-recently-seen pairs evicted
     allowed_lateness_s: float = Field(600.0, ge=0)  # flows older than watermark - this: rejected
     max_future_s: float = Field(3_600.0, ge=0)  # flows newer than watermark + this: rejected
+    # A record on a known connection's 5-tuple starting within this of its start repeats it
+    # (a second exporter, the reply direction); one starting up to continuation_gap_s after its
+    # end continues it (active-timeout export). Neither is a new check-in.
+    duplicate_tolerance_s: float = Field(1.0, ge=0, le=60)
+    continuation_gap_s: float = Field(1.0, ge=0, le=60)
 
 
 class ScoringConfig(_Section):
@@ -112,9 +118,15 @@ class ScoringConfig(_Section):
     rescore_every_events: int = Field(4, ge=1)  # rescore after this many new connections...
     rescore_interval_s: float = Field(300.0, gt=0)  # ...or this much event time, if any arrived
     min_period_s: float = Field(1.0, ge=0)  # median intervals below this are not beacons
-    weight_intervals: float = Field(0.6, ge=0)
-    weight_sizes: float = Field(0.25, ge=0)
-    weight_count: float = Field(0.15, ge=0)
+    weight_intervals: float = Field(0.6, ge=0)  # timing regularity (folded interval spread)
+    weight_sizes: float = Field(0.25, ge=0)  # byte-count regularity (padding-tolerant)
+    weight_count: float = Field(0.15, ge=0)  # connections in the window
+    # Relative spread (b - a) / mean of the single-beat intervals at which timing reaches 0.
+    spread_tolerance: float = Field(2.5, gt=0)
+    # The score is gated by the periodicity confidence: 0 at or below this, full at 1.
+    min_confidence: float = Field(0.5, ge=0, lt=1)
+    # Share of missed check-ins that costs nothing; above it the score falls to 0 at 100 %.
+    missed_allowance: float = Field(0.3, ge=0, lt=1)
 
     @model_validator(mode="after")
     def _weights_sum_positive(self) -> ScoringConfig:
@@ -123,8 +135,45 @@ class ScoringConfig(_Section):
         return self
 
 
+class PrevalenceConfig(_Section):
+    """Down-ranking of destinations that much of the fleet contacts (fleet-wide polling)."""
+
+    min_sources: int = Field(3, ge=1)  # destinations with fewer sources are never down-ranked
+    low_share: float = Field(0.1, ge=0, le=1)  # share of internal sources where it starts...
+    high_share: float = Field(0.5, ge=0, le=1)  # ...and where the score reaches 0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PrevalenceConfig:
+        if self.high_share <= self.low_share:
+            raise ValueError("high_share must be above low_share")
+        return self
+
+
+class AllowRule(_Section):
+    """Never alert on matching pairs: a known-good destination, optionally for some sources."""
+
+    destination: str  # CIDR (a single address is a /32 or /128)
+    ports: list[int] = Field(default_factory=list)  # empty = any destination port
+    sources: list[str] = Field(default_factory=list)  # CIDRs; empty = any internal source
+    expires: datetime.date | None = None  # the rule stops applying to traffic after this day
+    comment: str = ""
+
+    @model_validator(mode="after")
+    def _valid(self) -> AllowRule:
+        for cidr in (self.destination, *self.sources):
+            _check_cidr(cidr)
+        for port in self.ports:
+            if not 0 <= port <= 65_535:
+                raise ValueError(f"port out of range: {port}")
+        return self
+
+
 class AlertingConfig(_Section):
-    cooldown_s: float = Field(3_600.0, ge=0)  # event time before the same pair alerts again
+    # Event time after an alert before the same pair may alert again (an update, and only when
+    # its period or score changed materially).
+    cooldown_s: float = Field(3_600.0, ge=0)
+    update_period_change: float = Field(0.1, gt=0)  # relative period change worth an update
+    update_score_change: float = Field(0.2, gt=0)  # absolute score change worth an update
     severity_medium: float = Field(0.85, ge=0, le=1)  # score bands; below medium = low
     severity_high: float = Field(0.92, ge=0, le=1)
     severity_critical: float = Field(0.97, ge=0, le=1)
@@ -144,7 +193,9 @@ class Config(_Section):
     network: NetworkConfig = NetworkConfig()
     state: StateConfig = StateConfig()
     scoring: ScoringConfig = ScoringConfig()
+    prevalence: PrevalenceConfig = PrevalenceConfig()
     alerting: AlertingConfig = AlertingConfig()
+    allowlist: list[AllowRule] = Field(default_factory=list)
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
 
@@ -201,11 +252,12 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raise ConfigError(_format_error(exc, source)) from None
 
 
-def with_overrides(config: Config, **sections: Mapping[str, Any]) -> Config:
+def with_overrides(config: Config, **sections: Any) -> Config:
     """A copy of ``config`` with some keys replaced, validated (used by the CLI and tests)."""
     data = config.model_dump()
     for section, values in sections.items():
-        data[section] = {**data[section], **values}
+        current = data[section]
+        data[section] = {**current, **values} if isinstance(current, dict) else values
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

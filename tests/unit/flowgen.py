@@ -14,13 +14,17 @@ WALL_MS = T0_MS + 365 * 86_400_000  # a "now" far after the test data, for the f
 
 Row = tuple[int, str, str, int, int, int]  # (start_ms, src, dst, dst_port, proto, bytes)
 # With the source port and end time too: (start_ms, src, dst, dst_port, proto, bytes, src_port,
-# end_ms). Short rows use source port 49152 and end where they start.
+# end_ms). Short rows end where they start and get a fresh ephemeral source port each, so each
+# is a connection of its own, as a client opening a new connection per check-in.
 FullRow = tuple[int, str, str, int, int, int, int, int]
-DEFAULT_SRC_PORT = 49152
+EPHEMERAL_PORTS = (32768, 60999)
 
 
 def make_flows(rows: Iterable[Row | FullRow]) -> FlowBatch:
-    full = [r if len(r) == 8 else (*r, DEFAULT_SRC_PORT, r[0]) for r in rows]
+    low, high = EPHEMERAL_PORTS
+    full = [
+        r if len(r) == 8 else (*r, low + i % (high - low + 1), r[0]) for i, r in enumerate(rows)
+    ]
     if not full:
         return FlowBatch.empty(0)
     start, src, dst, port, proto, nbytes, src_port, end = zip(*full, strict=True)

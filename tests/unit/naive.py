@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
+
+from beaconwatch.config import ScoringConfig
+from beaconwatch.scoring.significance import null_table
+from tests.unit import naive_scoring
 
 F64 = npt.NDArray[np.float64]
 
@@ -27,22 +34,9 @@ def cv(x: F64) -> float:
     return float(np.std(x) / abs(np.mean(x)))
 
 
-def window_stats(times_s: F64, sizes: F64) -> dict[str, float]:
-    """The measured statistics of `score_window`, from their textbook definitions."""
-    intervals = np.diff(np.sort(times_s))
-    period = float(np.median(intervals))
-    q1, q3 = np.percentile(intervals, [25, 75])
-    # Skewness of a spread within timestamp rounding (2.5 ms or 1 % of the period) is noise.
-    significant = q3 - q1 >= max(0.0025, 0.01 * period)
-    return {
-        "period_s": period,
-        "interval_mad_s": mad(intervals, period),
-        "interval_bowley": bowley(intervals) if significant else 0.0,
-        "interval_cv": cv(intervals),
-        "bytes_median": float(np.median(sizes)),
-        "bytes_mad": mad(sizes, float(np.median(sizes))),
-        "connections": float(times_s.size),
-    }
+def window_stats(times_s: F64, sizes: F64, table: F64) -> dict[str, float]:
+    """The measured statistics of `score_window` (see tests/unit/naive_scoring.py)."""
+    return naive_scoring.window_stats(times_s, sizes, table)
 
 
 def window_score(
@@ -52,43 +46,88 @@ def window_score(
     min_period_s: float,
     weights: tuple[float, float, float],
     full_count: float,
+    table: F64 | None = None,
+    spread_tolerance: float | None = None,
+    min_confidence: float | None = None,
+    missed_allowance: float | None = None,
 ) -> float:
-    """The combined score of `score_window`, written out from the documented formula."""
-    if times_s.size < 3:
-        return 0.0
-    st = window_stats(times_s, sizes)
-    period = st["period_s"]
-    if period < min_period_s or period <= 0:
-        return 0.0
-    interval = 0.7 * max(0.0, 1 - (st["interval_mad_s"] / period) / 0.5) + 0.3 * (
-        1 - abs(st["interval_bowley"])
+    """The combined score of `score_window`, written out from the documented formula.
+
+    Unset parameters take the ScoringConfig defaults; the null table defaults to the one for
+    the history length behind ``full_count`` (= max(2, 0.75 * history_events)).
+    """
+    defaults = ScoringConfig()
+    if table is None:
+        table = null_table(round(full_count / 0.75))
+    return naive_scoring.window_score(
+        times_s,
+        sizes,
+        table=table,
+        min_period_s=min_period_s,
+        weights=weights,
+        full_count=full_count,
+        spread_tolerance=(
+            defaults.spread_tolerance if spread_tolerance is None else spread_tolerance
+        ),
+        min_confidence=defaults.min_confidence if min_confidence is None else min_confidence,
+        missed_allowance=(
+            defaults.missed_allowance if missed_allowance is None else missed_allowance
+        ),
     )
-    med = st["bytes_median"]
-    if med <= 0:
-        size = 1.0 if st["bytes_mad"] == 0 else 0.0
-    else:
-        size = max(0.0, 1 - (st["bytes_mad"] / med) / 0.5)
-    count = min(1.0, times_s.size / full_count)
-    w_i, w_s, w_c = weights
-    return (w_i * interval + w_s * size + w_c * count) / (w_i + w_s + w_c)
+
+
+def size_roundtrip(nbytes: float) -> float:
+    """Sizes as the pair table stores them: log-coded in 16 bits (see state/size_codec.py)."""
+    code = min(np.floor(np.log2(1.0 + max(0.0, nbytes)) * 2048.0 + 0.5), 65535)
+    return float(np.floor(2.0 ** (code / 2048.0) - 1.0 + 0.5))
 
 
 def detector_alerts(
-    rows: list[tuple[int, str, int]], *, history: int, window_ms: int, min_events: int,
-    every: int, interval_ms: int, cooldown_ms: int, threshold: float, score_kwargs: dict,
-) -> list[tuple[str, int, float]]:  # fmt: skip
-    """A dict-of-lists detector with the documented rules: (pair, detected_ms, score) alerts.
+    rows: list[tuple[int, int, str, str, int, int]], *, history: int, window_ms: int,
+    min_events: int, every: int, interval_ms: int, cooldown_ms: int, threshold: float,
+    score_fn: Callable[[F64, F64], tuple[float, float]], dup_tol_ms: int, gap_ms: int,
+    prevalence: tuple[int, float, float], sketch_width: int, update: tuple[float, float],
+) -> list[tuple[str, int, float, str]]:  # fmt: skip
+    """A dict-of-lists detector with the documented rules: (pair, detected_ms, score, lifecycle).
 
-    rows: (start_ms, pair, bytes) in arrival order. Each pair keeps its last `history`
-    arrivals; it is scored at the arrival that makes it due, over the kept entries with
-    start >= t - window, in time order.
+    rows: (start_ms, end_ms, src, pair, src_port, bytes) in arrival order. Records on the
+    same source port that start within `dup_tol_ms` of a remembered connection's start, or
+    after it up to `gap_ms` past its end, merge into it (of the last two connections); others
+    are new connections. Each pair keeps its last `history` connections; it is scored at the
+    connection that makes it due, over the kept ones with start >= t - window, in time order.
+    Scores are multiplied by the prevalence factor of the destination; a pair alerts "new" at
+    its first score >= threshold, then "update" when, a cooldown later, the period or score
+    moved materially.
     """
-    state: dict[str, dict] = {}
+    min_sources, low, high = prevalence
+    period_change, score_change = update
+    state: dict[str, dict[str, Any]] = {}
+    sources_of: dict[str, set[str]] = {}
     alerts = []
-    for t, pair, nbytes in rows:
-        s = state.setdefault(pair, {"ring": [], "count": 0, "scored_count": 0, "scored_t": t,
-                                    "alert_t": None})  # fmt: skip
-        s["ring"] = ([*s["ring"], (t, nbytes)])[-history:]
+    for t, end, src, pair, port, nbytes in rows:
+        s = state.get(pair)
+        if s is None:
+            s = state[pair] = {"ring": [], "conns": [], "count": 0, "scored_count": 0,
+                               "scored_t": t, "alert": None}  # fmt: skip
+            sources_of.setdefault(pair.split(">")[1], set()).add(src)
+        merged = False
+        for conn in s["conns"]:
+            if conn["port"] == port and conn["start"] - dup_tol_ms < t <= conn["end"] + gap_ms:
+                conn["end"] = max(conn["end"], end)
+                if t >= conn["piece"] + dup_tol_ms:  # a continuation, not a duplicate
+                    conn["piece"] = t
+                    if s["count"] - conn["seq"] <= history:
+                        entry = s["ring_by_seq"][conn["seq"]]
+                        entry[1] = size_roundtrip(entry[1] + nbytes)
+                merged = True
+                break
+        if merged:
+            continue
+        conn = {"port": port, "start": t, "piece": t, "end": max(t, end), "seq": s["count"]}
+        s["conns"] = sorted([*s["conns"], conn], key=lambda c: c["end"])[-2:]
+        entry = [t, size_roundtrip(nbytes)]
+        s.setdefault("ring_by_seq", {})[s["count"]] = entry
+        s["ring"] = ([*s["ring"], entry])[-history:]
         s["count"] += 1
         if s["count"] < min_events:
             continue
@@ -97,9 +136,53 @@ def detector_alerts(
         window = sorted((e for e in s["ring"] if e[0] >= t - window_ms), key=lambda e: e[0])
         times = np.array([e[0] / 1000 for e in window])
         sizes = np.array([float(e[1]) for e in window])
-        score = window_score(times, sizes, **score_kwargs)
+        score, period = score_fn(times, sizes)
+        n_sources = len(sources_of[pair.split(">")[1]])
+        fleet = len(set().union(*sources_of.values()))
+        fleet_est = -sketch_width * np.log(1.0 - fleet / sketch_width)
+        if n_sources >= min_sources:
+            share = min(1.0, n_sources / max(1.0, fleet_est))
+            score *= min(1.0, max(0.0, 1.0 - (share - low) / (high - low)))
         s["scored_count"], s["scored_t"] = s["count"], t
-        if score >= threshold and (s["alert_t"] is None or t - s["alert_t"] >= cooldown_ms):
-            s["alert_t"] = t
-            alerts.append((pair, t, score))
+        if score < threshold:
+            continue
+        last = s["alert"]
+        if last is None:
+            lifecycle = "new"
+        elif t - last[0] < cooldown_ms:
+            continue
+        elif (
+            abs(period - last[1]) / max(last[1], 1e-9) > period_change
+            or abs(score - last[2]) >= score_change
+        ):
+            lifecycle = "update"
+        else:
+            continue
+        s["alert"] = (t, float(np.float32(period)), float(np.float32(score)))  # kept as f32
+        alerts.append((pair, t, score, lifecycle))
     return alerts
+
+
+def window_score_period(times_s: F64, sizes: F64, **score_kwargs: Any) -> tuple[float, float]:
+    """(score, nominal period) of `score_window_paired`, for reference detectors' ``score_fn``.
+
+    ``paired_table`` (optional): the null table of every second connection; with it, windows
+    of >= 12 connections whose plain fit has > 25 % outliers are also scored on every second
+    connection, and the better score is kept.
+    """
+    paired_table = score_kwargs.pop("paired_table", None)
+    table = score_kwargs.get("table")
+    if table is None:
+        table = null_table(round(float(score_kwargs["full_count"]) / 0.75))
+    kwargs = {**score_kwargs, "table": table}
+    if not len(times_s):
+        return window_score(times_s, sizes, **kwargs), 0.0
+    stats = naive_scoring.window_stats(times_s, sizes, table)
+    best = (window_score(times_s, sizes, **kwargs), stats["period_s"])
+    if paired_table is not None and len(times_s) >= 12 and stats["outlier_ratio"] > 0.25:
+        half_t, half_b = times_s[::2], sizes[::2]
+        half_kwargs = {**score_kwargs, "table": paired_table}
+        alt = window_score(half_t, half_b, **half_kwargs)
+        if alt > best[0]:
+            best = (alt, naive_scoring.window_stats(half_t, half_b, paired_table)["period_s"])
+    return best

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from beaconwatch.config import Config, ConfigError, load_config, with_overrides
+from beaconwatch.config import AllowRule, Config, ConfigError, load_config, with_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "config" / "beaconwatch.toml"
@@ -30,6 +30,11 @@ def test_shipped_config_names_every_key() -> None:
     shipped = tomllib.loads(SHIPPED.read_text(encoding="utf-8"))
     text = SHIPPED.read_text(encoding="utf-8")
     for section, model in Config.model_fields.items():
+        if section == "allowlist":  # a list of rules, empty by default: shown as an example
+            assert "# [[allowlist]]" in text
+            for key in AllowRule.model_fields:
+                assert f"# {key} = " in text, f"allowlist.{key}"
+            continue
         assert model.annotation is not None
         for key in model.annotation.model_fields:
             assert key in shipped[section] or f"# {key} = " in text, f"{section}.{key}"

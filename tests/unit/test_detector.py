@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import numpy as np
 import orjson
 
@@ -55,15 +57,27 @@ def test_alert_carries_period_and_window_in_event_time() -> None:
     assert alert.severity in {"low", "medium", "high", "critical"}
 
 
-def test_cooldown_suppresses_realerts_until_it_passes() -> None:
-    # 200 check-ins every 60 s = 3.3 h of event time with a 1 h cooldown: one alert per hour.
+def test_a_steady_beacon_alerts_once_however_long_it_runs() -> None:
+    # 300 check-ins every 60 s = 5 h of event time: one "new" alert, no repeats.
+    flows = make_flows(beacon_rows("10.0.0.7", "203.0.113.50", period_s=60, count=300))
+    (alert,) = detector().process(flows).alerts
+    assert alert.lifecycle == "new"
+    assert alert.series_id == alert.event_id
+
+
+def test_a_changed_sleep_gives_one_update_after_the_cooldown() -> None:
+    #   60 s x 100 (100 min)          then 300 s x 60 (5 h)
+    # --|new|-------------------------|------ update (period changed, >= cooldown later) ---->
     config = with_overrides(Config(), alerting={"cooldown_s": 3600})
-    flows = make_flows(beacon_rows("10.0.0.7", "203.0.113.50", period_s=60, count=200))
-    alerts = detector(config).process(flows).alerts
-    assert len(alerts) == 4
-    gaps_ms = np.diff([a.detected_ms for a in alerts])
-    assert (gaps_ms >= 3_600_000).all()
-    assert len({a.event_id for a in alerts}) == 4
+    first = beacon_rows("10.0.0.7", "203.0.113.50", period_s=60, count=100)
+    second = beacon_rows("10.0.0.7", "203.0.113.50", period_s=300, count=60,
+                         start_ms=first[-1][0], seed=1)  # fmt: skip
+    alerts = detector(config).process(make_flows(first + second)).alerts
+    assert [a.lifecycle for a in alerts] == ["new", "update"]
+    new, update = alerts
+    assert abs(new.stats.period_s - 60) < 3 and abs(update.stats.period_s - 300) < 15
+    assert update.detected_ms - new.detected_ms >= 3_600_000
+    assert update.series_id == new.series_id != update.event_id
 
 
 def test_alerts_do_not_depend_on_batching() -> None:
@@ -135,8 +149,12 @@ def test_ecs_document_has_the_fields_siems_need() -> None:
     assert doc["rule"]["id"] and doc["rule"]["name"]
     assert doc["event"]["start"] < doc["event"]["end"]
     assert "every 60 s" in doc["event"]["reason"] or "every 59 s" in doc["event"]["reason"]
-    for key in ("score", "period_s", "connections", "interval_mad_s", "bytes_median"):
+    for key in (
+        "score", "period_s", "jitter_ratio", "jitter_shape", "missed_ratio", "connections",
+        "size_regularity", "prevalence", "confidence", "first_seen", "last_seen", "lifecycle",
+    ):  # fmt: skip
         assert key in doc["beacon"]
+    assert doc["event"]["action"] == "beacon-detected"
     assert alert.pair_key == b"10.0.0.7>203.0.113.50:443/6"
 
 
@@ -172,3 +190,35 @@ def test_score_all_pairs_reports_every_tracked_pair_with_its_stats() -> None:
     beacon = by_pair[("10.0.9.0", "203.0.113.0", 443)]
     assert abs(beacon.stats["period_s"] - 60) < 6
     assert beacon.first_seen_ms < beacon.last_seen_ms
+
+
+def test_allowlisted_pairs_are_suppressed_and_counted_until_the_rule_expires() -> None:
+    flows = make_flows(beacon_rows("10.0.0.7", "203.0.113.50", period_s=60, count=40))
+    day = datetime.datetime.fromtimestamp(T0_MS / 1000, datetime.UTC).date()
+    rule = {"destination": "203.0.113.0/24", "ports": [443], "sources": ["10.0.0.0/24"]}
+    allowed = detector(with_overrides(Config(), allowlist=[rule]))
+    assert allowed.process(flows).alerts == []
+    assert allowed.stats.alerts_suppressed_by_reason == {"allowlist": 1}
+    for other in ({**rule, "ports": [8443]}, {**rule, "sources": ["10.9.0.0/16"]},
+                  {**rule, "expires": day - datetime.timedelta(days=1)}):  # fmt: skip
+        assert len(detector(with_overrides(Config(), allowlist=[other])).process(flows).alerts) == 1
+
+
+def test_continuations_and_duplicates_of_a_connection_are_not_check_ins() -> None:
+    # One long session cut by a 1800 s active timeout, exported twice (two exporters), plus
+    # each piece's reply direction: 4 records per piece, all one connection.
+    start = T0_MS
+    rows = []
+    for piece in range(30):
+        t0, t1 = start + piece * 1_800_000, start + (piece + 1) * 1_800_000
+        for exporter_skew_ms in (0, 300):
+            rows.append((t0 + exporter_skew_ms, "10.0.0.7", "203.0.113.50", 443, 6, 5000,
+                         51000, t1 + exporter_skew_ms))  # fmt: skip
+            rows.append((t0 + exporter_skew_ms, "203.0.113.50", "10.0.0.7", 51000, 6, 90000,
+                         443, t1 + exporter_skew_ms))  # fmt: skip
+    det = detector()
+    result = det.process(make_flows(rows))
+    assert result.alerts == []
+    assert det.stats.merged_by_kind == {"duplicate": 90, "continuation": 29}
+    (score,) = det.score_all_pairs()
+    assert score.stats["check_ins"] == 1

@@ -53,21 +53,33 @@ def test_detector_matches_reference(seed: int) -> None:
     )
     rows = random_rows(seed)
     det = Detector(config, wall_clock_ms=lambda: WALL_MS)
+    flows = make_flows(rows)
     got = []
     for lo in range(0, len(rows), 97):
-        got += det.process(make_flows(rows[lo : lo + 97])).alerts
+        got += det.process(flows.take(np.arange(lo, min(lo + 97, len(rows))))).alerts
     assert det.stats.flows_total == len(rows)
 
     s, sc = config.scoring, config.state
+    score_kwargs = {"min_period_s": s.min_period_s,
+                    "weights": (s.weight_intervals, s.weight_sizes, s.weight_count),
+                    "full_count": max(2.0, 0.75 * history), "table": det._null_tables[0],
+                    "paired_table": det._null_tables[1]}  # fmt: skip
+    p, a = config.prevalence, config.alerting
     expected = naive.detector_alerts(
-        [(t, f"{src}>{dst}:{port}/{proto}", b) for t, src, dst, port, proto, b in rows],
+        [(t, t, src, f"{src}>{dst}:{port}/{proto}", int(flows.src_port[i]), b)
+         for i, (t, src, dst, port, proto, b) in enumerate(rows)],
         history=history, window_ms=int(sc.window_s * 1000), min_events=s.min_events,
         every=s.rescore_every_events, interval_ms=int(s.rescore_interval_s * 1000),
-        cooldown_ms=int(config.alerting.cooldown_s * 1000), threshold=s.threshold,
-        score_kwargs={"min_period_s": s.min_period_s,
-                      "weights": (s.weight_intervals, s.weight_sizes, s.weight_count),
-                      "full_count": max(2.0, 0.75 * history)},
+        cooldown_ms=int(a.cooldown_s * 1000), threshold=s.threshold,
+        score_fn=lambda times, sizes: naive.window_score_period(times, sizes, **score_kwargs),
+        dup_tol_ms=int(sc.duplicate_tolerance_s * 1000),
+        gap_ms=int(sc.continuation_gap_s * 1000),
+        prevalence=(p.min_sources, p.low_share, p.high_share),
+        sketch_width=det.table.sketch.shape[1],
+        update=(a.update_period_change, a.update_score_change),
     )  # fmt: skip
-    assert [(a.pair_key.decode(), a.detected_ms) for a in got] == [(p, t) for p, t, _ in expected]
-    for alert, (_, _, score) in zip(got, expected, strict=True):
+    assert [(a.pair_key.decode(), a.detected_ms, a.lifecycle) for a in got] == [
+        (p, t, lifecycle) for p, t, _, lifecycle in expected
+    ]
+    for alert, (_, _, score, _) in zip(got, expected, strict=True):
         assert alert.stats.score == pytest.approx(score, abs=1e-4)

@@ -5,15 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beaconwatch.config import ScoringConfig
 from beaconwatch.scoring import kernels
-from beaconwatch.scoring.window_score import (
-    N_STATS,
-    Stat,
-    new_workspace,
-    score_window,
-    scoring_params,
-)
 from tests.unit import naive
 
 RNG = np.random.default_rng(20261126)
@@ -65,47 +57,3 @@ def test_cv_matches_reference() -> None:
 def test_cv_of_empty_and_constant_is_zero() -> None:
     assert kernels.coefficient_of_variation(np.empty(0)) == 0.0
     assert kernels.coefficient_of_variation(np.full(5, 3.0)) == 0.0
-
-
-def _score(times_s: np.ndarray, sizes: np.ndarray, history: int = 32) -> np.ndarray:
-    out = np.empty(N_STATS)
-    params = scoring_params(ScoringConfig(), history)
-    score_window(np.sort(times_s), sizes, params, out, new_workspace(max(history, len(times_s))))
-    return out
-
-
-def test_window_statistics_match_textbook_definitions() -> None:
-    for _ in range(200):
-        n = int(RNG.integers(3, 64))
-        times = np.cumsum(RNG.exponential(40, n))
-        sizes = RNG.lognormal(6, 1, n).round()
-        out = _score(times, sizes)
-        ref = naive.window_stats(times, sizes)
-        assert out[Stat.PERIOD_S] == pytest.approx(ref["period_s"])
-        assert out[Stat.INTERVAL_MAD_S] == pytest.approx(ref["interval_mad_s"])
-        assert out[Stat.INTERVAL_BOWLEY] == pytest.approx(ref["interval_bowley"], abs=1e-12)
-        assert out[Stat.INTERVAL_CV] == pytest.approx(ref["interval_cv"])
-        assert out[Stat.BYTES_MEDIAN] == pytest.approx(ref["bytes_median"])
-        assert out[Stat.BYTES_MAD] == pytest.approx(ref["bytes_mad"])
-        assert out[Stat.CONNECTIONS] == ref["connections"]
-        assert 0.0 <= out[Stat.SCORE] <= 1.0
-
-
-def test_score_separates_jittered_beacon_from_poisson_traffic() -> None:
-    n = 32
-    beacon = np.cumsum(60 * RNG.uniform(0.9, 1.1, n))
-    human = np.cumsum(RNG.exponential(60, n))
-    sizes = RNG.normal(400, 5, n).round()
-    assert _score(beacon, sizes)[Stat.SCORE] > 0.9
-    assert _score(human, RNG.lognormal(8, 2, n))[Stat.SCORE] < 0.5
-
-
-def test_perfect_beacon_scores_one() -> None:
-    out = _score(np.arange(32) * 300.0, np.full(32, 512.0))
-    assert out[Stat.SCORE] == pytest.approx(1.0)
-    assert out[Stat.PERIOD_S] == 300.0
-
-
-def test_sub_second_bursts_never_score() -> None:
-    out = _score(np.arange(32) * 0.2, np.full(32, 512.0))
-    assert out[Stat.SCORE] == 0.0

@@ -9,6 +9,7 @@ from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.detector import Detector
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
 from beaconwatch.state.pair_table import PairTable
+from beaconwatch.state.size_codec import decode_size
 from tests.unit.flowgen import T0_MS, WALL_MS, make_flows
 
 
@@ -61,13 +62,14 @@ def test_each_pair_gets_one_row_with_its_own_counts() -> None:
 
 def test_ring_keeps_the_last_history_events_and_ipv6_keys() -> None:
     det = detector(history_events=8)
-    rows = [(T0_MS + i * 1000, "2001:db8::1", "2001:db8:ffff::2", 8443, 6, i) for i in range(20)]
+    rows = [(T0_MS + i * 1000, "fd00::1", "2001:db8:ffff::2", 8443, 6, i) for i in range(20)]
     det.process(make_flows(rows))
-    row = lookup(det.table, "2001:db8::1", "2001:db8:ffff::2", 8443)
+    row = lookup(det.table, "fd00::1", "2001:db8:ffff::2", 8443)
     assert det.table.count[row] == 20
     kept = np.sort(det.table.ring_t[row].astype(np.int64) + det.table.epoch_ms)
     assert kept.tolist() == [T0_MS + i * 1000 for i in range(12, 20)]
-    assert sorted(det.table.ring_b[row].tolist()) == list(range(12, 20))
+    sizes = [decode_size(code) for code in det.table.ring_b[row]]
+    assert sorted(sizes) == list(range(12, 20))
     assert det.table.first_seen_ms[row] == T0_MS
     assert det.table.last_seen_ms[row] == T0_MS + 19_000
 

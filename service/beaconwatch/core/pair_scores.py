@@ -12,6 +12,13 @@ import numpy as np
 
 from beaconwatch.core.addresses import halves_to_ip
 from beaconwatch.scoring.window_score import Stat
+from beaconwatch.state.ingest import (
+    EXTRA_CHECK_INS,
+    EXTRA_PREVALENCE,
+    EXTRA_PREVALENCE_FACTOR,
+    EXTRA_PREVALENCE_SOURCES,
+    EXTRA_RAW_SCORE,
+)  # fmt: skip
 from beaconwatch.state.pair_table import PairTable
 
 
@@ -26,11 +33,24 @@ class PairScore:
     stats: dict[str, float]  # lower-case `Stat` names -> value, e.g. "score", "period_s"
 
 
-def pair_scores(table: PairTable, rows: np.ndarray, stats: np.ndarray) -> list[PairScore]:
-    """One `PairScore` per row, from a (rows, Stat.SIZE) matrix of kernel stats."""
+EXTRA_NAMES = {
+    "prevalence_sources": EXTRA_PREVALENCE_SOURCES,
+    "prevalence": EXTRA_PREVALENCE,
+    "prevalence_factor": EXTRA_PREVALENCE_FACTOR,
+    "raw_score": EXTRA_RAW_SCORE,
+    "check_ins": EXTRA_CHECK_INS,
+}
+
+
+def pair_scores(
+    table: PairTable, rows: np.ndarray, stats: np.ndarray, extra: np.ndarray
+) -> list[PairScore]:
+    """One `PairScore` per row, from the kernel's (rows, Stat.SIZE) stats and extra matrices."""
     names = [s.name.lower() for s in Stat if s.name != "SIZE"]
     out = []
-    for row, vector in zip(rows.tolist(), stats, strict=True):
+    for row, vector, more in zip(rows.tolist(), stats, extra, strict=True):
+        values = {name: float(vector[Stat[name.upper()]]) for name in names}
+        values.update({name: float(more[slot]) for name, slot in EXTRA_NAMES.items()})
         keys = table.keys[row]
         pp = int(table.port_proto[row])
         out.append(
@@ -41,7 +61,7 @@ def pair_scores(table: PairTable, rows: np.ndarray, stats: np.ndarray) -> list[P
                 proto=pp & 0xFF,
                 first_seen_ms=int(table.first_seen_ms[row]),
                 last_seen_ms=int(table.last_seen_ms[row]),
-                stats={name: float(vector[Stat[name.upper()]]) for name in names},
+                stats=values,
             )
         )
     return out

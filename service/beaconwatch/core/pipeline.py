@@ -7,7 +7,7 @@ offline and the same flows streamed through Kafka produce the same alerts.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from beaconwatch.alerting.alert import Alert
@@ -36,33 +36,71 @@ class Pipeline:
         stats: DetectorStats | None = None,
         wall_clock_ms: Callable[[], int] | None = None,
     ) -> None:
+        """``decoder``: one decoder for every input; by default each topic gets the decoder of
+        its format in config (`kafka.topic_formats`, else `kafka.input_format`)."""
         self.config = config
-        self.decoder = decoder if decoder is not None else get_decoder(config.kafka.input_format)
+        self._fixed_decoder = decoder
+        self._decoders: dict[str, Decoder] = {}
         self.stats = stats if stats is not None else DetectorStats()
         self.detector = Detector(config, clock=clock, stats=self.stats, wall_clock_ms=wall_clock_ms)
+        # State and watermarks are kept per input partition; the detector numbers them.
+        self._source_ids: dict[tuple[str, int], int] = {}
+        self._free_source_ids: list[int] = []  # ids of dropped inputs, whose state is gone
 
-    def process_records(self, records: Sequence[bytes | None], partition: int = 0) -> BatchOutcome:
-        """Decode and process one batch of raw records from one partition.
+    def decoder_for(self, topic: str | None) -> Decoder:
+        if self._fixed_decoder is not None:
+            return self._fixed_decoder
+        name = (
+            self.config.kafka.input_format if topic is None else self.config.kafka.format_for(topic)
+        )
+        if name not in self._decoders:
+            self._decoders[name] = get_decoder(name)
+        return self._decoders[name]
+
+    def source_id(self, topic: str, partition: int) -> int:
+        """A small number for one (topic, partition), the detector's key for per-input state."""
+        key = (topic, partition)
+        if key not in self._source_ids:
+            free = self._free_source_ids
+            self._source_ids[key] = free.pop() if free else len(self._source_ids)
+        return self._source_ids[key]
+
+    def process_records(
+        self, records: Sequence[bytes | None], partition: int = 0, topic: str | None = None
+    ) -> BatchOutcome:
+        """Decode and process one batch of raw records from one partition of one topic.
 
         A ``None`` record (a Kafka tombstone) is rejected like any other unusable record.
-        Rejections come back in input order, indexed into ``records``.
+        Rejections come back in input order, indexed into ``records``. Without a topic (files)
+        the partition number alone identifies the input.
         """
         values, positions, rejections = _split_tombstones(records)
-        decoded = self.decoder.decode(values)
-        result = self.detector.process(decoded.flows, partition=partition)
+        decoded = self.decoder_for(topic).decode(values)
+        source = partition if topic is None else self.source_id(topic, partition)
+        result = self.detector.process(decoded.flows, partition=source)
         for rejection in (*rejections, *decoded.rejections):  # the detector counts its own
             self.stats.rejected_by_reason[rejection.reason] += 1
         for r in (*decoded.rejections, *result.rejections):
             index = r.record_index if positions is None else positions[r.record_index]
             rejections.append(Rejection(index, r.reason, r.detail))
         rejections.sort(key=lambda r: r.record_index)
+        alerts = result.alerts
+        if source != partition:
+            alerts = [replace(alert, partition=partition) for alert in alerts]
         return BatchOutcome(
-            alerts=result.alerts, rejections=rejections, flows_accepted=result.flows_accepted
+            alerts=alerts, rejections=rejections, flows_accepted=result.flows_accepted
         )
 
     def drop_partitions(self, partitions: Sequence[int]) -> int:
-        """Forget the state of revoked partitions; returns the number of pairs dropped."""
+        """Forget the state of revoked partitions (inputs without topic); pairs dropped."""
         return self.detector.drop_partitions(partitions)
+
+    def drop_topic_partitions(self, revoked: Sequence[tuple[str, int]]) -> int:
+        """Forget the state of revoked (topic, partition)s; returns the number of pairs dropped."""
+        ids = [self._source_ids.pop(tp) for tp in revoked if tp in self._source_ids]
+        dropped = self.detector.drop_partitions(ids)
+        self._free_source_ids.extend(ids)
+        return dropped
 
 
 def _split_tombstones(

@@ -18,6 +18,7 @@ class RejectReason:
     """Stable reason labels. Keep them few: each is a Prometheus label value."""
 
     INVALID_JSON = "invalid_json"
+    INVALID_PROTOBUF = "invalid_protobuf"  # malformed wire data or length prefix
     INVALID_UTF8 = "invalid_utf8"
     NOT_AN_OBJECT = "not_an_object"
     MISSING_FIELD = "missing_field"
@@ -27,6 +28,7 @@ class RejectReason:
     TOO_LATE = "too_late"  # event time older than the watermark minus the allowed lateness
     TOO_FAR_FUTURE = "too_far_future"  # event time beyond the wall clock plus max_future_s
     TOMBSTONE = "tombstone"  # a Kafka record without a value
+    UNKNOWN_FORMAT = "unknown_format"  # `auto` could not tell which format the record is
 
 
 @dataclass(frozen=True, slots=True)

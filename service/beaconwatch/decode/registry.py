@@ -13,7 +13,51 @@ def _goflow2_json() -> Decoder:
     return Goflow2JsonDecoder()
 
 
-DECODERS: dict[str, Callable[[], Decoder]] = {"goflow2-json": _goflow2_json}
+def _goflow2_pb() -> Decoder:
+    from beaconwatch.decode.goflow2_pb import Goflow2PbDecoder
+
+    return Goflow2PbDecoder()
+
+
+def _zeek_json() -> Decoder:
+    from beaconwatch.decode.zeek_json import ZeekJsonDecoder
+
+    return ZeekJsonDecoder()
+
+
+def _zeek_tsv() -> Decoder:
+    from beaconwatch.decode.zeek_tsv import ZeekTsvDecoder
+
+    return ZeekTsvDecoder()  # default conn.log columns; files give their header (scan)
+
+
+def _auto() -> Decoder:
+    from beaconwatch.decode.auto import AutoDecoder
+
+    return AutoDecoder()
+
+
+def _pmacct_json() -> Decoder:
+    from beaconwatch.decode.pmacct_json import PmacctJsonDecoder
+
+    return PmacctJsonDecoder()
+
+
+def _ecs_json() -> Decoder:
+    from beaconwatch.decode.ecs_json import EcsJsonDecoder
+
+    return EcsJsonDecoder()
+
+
+DECODERS: dict[str, Callable[[], Decoder]] = {
+    "pmacct-json": _pmacct_json,
+    "ecs-json": _ecs_json,
+    "goflow2-json": _goflow2_json,
+    "goflow2-pb": _goflow2_pb,
+    "zeek-json": _zeek_json,
+    "zeek-tsv": _zeek_tsv,
+    "auto": _auto,
+}
 
 # Every format name config may use (the decoders themselves are imported only when built).
 FORMAT_NAMES: tuple[str, ...] = tuple(DECODERS)

@@ -225,7 +225,9 @@ class BeaconService:
         self, tp: TopicPartition, msgs: list[ConsumerRecord[bytes, bytes]]
     ) -> tuple[list[Alert], list[Rejection]]:
         """Process one partition's records; rejections index into ``msgs``, in order."""
-        outcome = self.pipeline.process_records([m.value for m in msgs], partition=tp.partition)
+        outcome = self.pipeline.process_records(
+            [m.value for m in msgs], partition=tp.partition, topic=tp.topic
+        )
         return outcome.alerts, outcome.rejections
 
     async def _commit(
@@ -268,15 +270,13 @@ class BeaconService:
             self._assigned = set(assigned)
             lost = self._revoked_pending - self._assigned
             self._revoked_pending.clear()
-            # State is keyed by partition number (the detector does not know topics), so only
-            # drop a number no assigned input partition still uses.
-            kept = {tp.partition for tp in self._assigned}
-            drop = sorted({tp.partition for tp in lost} - kept)
-            if drop:
+            if lost:
                 # Future work: hand state over through a changelog topic instead of dropping
                 # it; the new owner rebuilds each pair's history from the flows it reads.
-                dropped = self.pipeline.drop_partitions(drop)
-                log.info("dropped state of %d pairs of revoked partitions %s", dropped, drop)
+                dropped = self.pipeline.drop_topic_partitions(
+                    sorted((tp.topic, tp.partition) for tp in lost)
+                )
+                log.info("dropped state of %d pairs of revoked partitions %s", dropped, lost)
             for tp in lost:
                 self._processed.pop(tp, None)
                 self._committed.pop(tp, None)

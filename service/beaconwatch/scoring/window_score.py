@@ -1,18 +1,22 @@
 """Score one pair's window of connection start times and sizes.
 
 The result is a flat float64 vector (numba-friendly) whose slots are named in `Stat`; the
-parameters come in as a float64 vector built by `scoring_params` from the config. New measures
-(e.g. period folding and phase tests for jittered beacons) are added as new slots and new
-kernels called from `score_window`, without touching the state layer.
+parameters come in as a float64 vector built by `scoring_params` from the config, and the
+Poisson null table of `significance.null_table` comes in as an argument (built once per
+process). Period, jitter and missed beats come from `periodicity`, the confidence from
+`significance`, the size regularity from `sizes`.
 
-Score = weighted mean of three parts, each in [0, 1]:
-- intervals: how tight the inter-arrival intervals are around their median,
-  0.7 * max(0, 1 - (MAD / median) / INTERVAL_MAD_TOLERANCE) + 0.3 * (1 - |Bowley skewness|)
-  (Poisson-like human traffic has MAD/median ~0.7 and scores ~0.2; a 60 s beacon with
-  +/-10 % jitter has MAD/median ~0.05 and scores ~0.9);
-- sizes: the same dispersion measure on the bytes of each connection;
-- count: connections / (history length * 0.75), capped at 1: more evidence, more trust.
-A median interval below `min_period_s` scores 0 (bursts of one session are not beacons).
+    timing     = (1 - clip(spread / spread_tolerance)) * (1 - outlier share)
+    count      = min(1, connections / (0.75 * history_events))
+    base       = weighted mean of timing, size regularity, count (config weights)
+    gate       = clip((confidence - min_confidence) / (1 - min_confidence))
+    missed     = clip((missed ratio - missed_allowance) / (1 - missed_allowance))
+    score      = gate * base * (1 - missed)
+
+spread = (b - a) / mean single-beat interval: 0 for a perfect beacon, 0.67 at 50 % subtractive
+jitter, 1.0 at +/-50 % symmetric jitter, 1.2 at 75 % subtractive, about 2 for Poisson arrivals.
+Missed check-ins up to `missed_allowance` (30 %) cost nothing: C2 traffic loses beats when
+laptops sleep. A median interval below `min_period_s` scores 0 (bursts are not beacons).
 """
 
 from __future__ import annotations
@@ -24,43 +28,45 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from beaconwatch.scoring.kernels import (
-    bowley_skewness_sorted,
-    coefficient_of_variation,
-    mad_about,
-    median_sorted,
-    quantile_sorted,
-)
+from beaconwatch.scoring.kernels import coefficient_of_variation, mad_about, median_sorted
+from beaconwatch.scoring.periodicity import N_FIT, Fit, fit_window
+from beaconwatch.scoring.significance import fit_statistic, p_value, phase_resultant
+from beaconwatch.scoring.sizes import size_regularity
 
 if TYPE_CHECKING:
     from beaconwatch.config import ScoringConfig
 
 F64 = npt.NDArray[np.float64]
 
-INTERVAL_MAD_TOLERANCE = 0.5  # MAD/median at which the interval dispersion part reaches 0
-# Bowley skewness divides by the interquartile range: for a near-perfect beacon the IQR is a few
-# ms of timestamp rounding and the ratio is noise in [-1, 1]. Below this spread (2.5 ms, or 1 %
-# of the period) the intervals count as symmetric.
-MIN_SKEW_IQR_S = 0.0025
-MIN_SKEW_IQR_FRACTION = 0.01
-SIZE_MAD_TOLERANCE = 0.5
-
 
 class Stat(IntEnum):
     """Slots of the stats vector returned by `score_window`."""
 
     SCORE = 0
-    PERIOD_S = 1
-    INTERVAL_MAD_S = 2
-    INTERVAL_BOWLEY = 3
-    INTERVAL_CV = 4
-    CONNECTIONS = 5
-    BYTES_MEDIAN = 6
-    BYTES_MAD = 7
-    INTERVAL_SCORE = 8
-    SIZE_SCORE = 9
-    COUNT_SCORE = 10
-    SIZE = 11
+    PERIOD_S = 1  # nominal sleep S (see periodicity: the jitter shape decides the anchor)
+    MEAN_INTERVAL_S = 2  # mean single-beat interval
+    JITTER_RATIO = 3
+    JITTER_SHAPE = 4  # 0 none, 1 subtractive, 2 symmetric, 3 additive (periodicity.Shape)
+    MISSED_RATIO = 5  # missed beats / expected beats
+    OUTLIER_RATIO = 6  # intervals fitting no whole number of beats / intervals
+    CONNECTIONS = 7
+    SINGLE_INTERVALS = 8
+    CONFIDENCE = 9  # 1 - p-value against Poisson arrivals
+    PHASE_R = 10  # Rayleigh resultant length of the interval phases at the mean interval
+    SIZE_REGULARITY = 11
+    TIMING_SCORE = 12
+    COUNT_SCORE = 13
+    BYTES_MEDIAN = 14
+    BYTES_MAD = 15
+    REGIME_RECENT = 16  # 1 if the recent half of the window was fitted (sleep changed)
+    SPREAD = 17  # (b - a) / mean single-beat interval
+    LOW_S = 18  # a: low edge of the single-beat intervals
+    HIGH_S = 19  # b: high edge
+    MEDIAN_INTERVAL_S = 20  # raw median interval (the min_period_s check)
+    INTERVAL_MAD_S = 21  # raw interval MAD
+    INTERVAL_CV = 22  # raw interval coefficient of variation
+    CONNECTIONS_PER_CHECK_IN = 23  # 2 when the pair opens two connections per cycle
+    SIZE = 24
 
 
 N_STATS = int(Stat.SIZE)  # plain int: numba cannot size an array with an IntEnum member
@@ -70,95 +76,145 @@ class Param(IntEnum):
     """Slots of the parameter vector built by `scoring_params`."""
 
     MIN_PERIOD_S = 0
-    WEIGHT_INTERVALS = 1
+    WEIGHT_TIMING = 1
     WEIGHT_SIZES = 2
     WEIGHT_COUNT = 3
     FULL_COUNT = 4  # connections at which the count part reaches 1
-    SIZE = 5
+    SPREAD_TOLERANCE = 5
+    MIN_CONFIDENCE = 6
+    MISSED_ALLOWANCE = 7
+    SIZE = 8
 
 
 def scoring_params(config: ScoringConfig, history_events: int) -> F64:
     params = np.zeros(Param.SIZE, dtype=np.float64)
     params[Param.MIN_PERIOD_S] = config.min_period_s
-    params[Param.WEIGHT_INTERVALS] = config.weight_intervals
+    params[Param.WEIGHT_TIMING] = config.weight_intervals
     params[Param.WEIGHT_SIZES] = config.weight_sizes
     params[Param.WEIGHT_COUNT] = config.weight_count
     params[Param.FULL_COUNT] = max(2.0, 0.75 * history_events)
+    params[Param.SPREAD_TOLERANCE] = config.spread_tolerance
+    params[Param.MIN_CONFIDENCE] = config.min_confidence
+    params[Param.MISSED_ALLOWANCE] = config.missed_allowance
     return params
 
 
-WORK_ROWS = 3
+# Rows 0-3: fit_window (row 0 = intervals); rows 4-5: the two fit vectors.
+WORK_ROWS = 6
 
 
 @njit(cache=True, nogil=True)
 def new_workspace(history_events: int) -> F64:
     """Scratch rows `score_window` needs for windows of up to ``history_events`` connections."""
-    return np.empty((WORK_ROWS, history_events), dtype=np.float64)
+    return np.empty((WORK_ROWS, max(history_events, N_FIT)), dtype=np.float64)
 
 
 @njit(cache=True, nogil=True)
-def dispersion_score(x: F64, tolerance: float, work: F64) -> tuple[float, float, float]:
-    """(median, MAD, score) where score = 1 - (MAD / median) / tolerance, clipped to [0, 1].
-
-    ``work`` is a (2, >= len(x)) scratch array.
-    """
-    n = x.shape[0]
-    x_sorted = work[0, :n]
-    x_sorted[:] = x
-    x_sorted.sort()
-    med = median_sorted(x_sorted)
-    mad = mad_about(x, med, work[1])
-    if med <= 0.0:
-        return med, mad, 1.0 if mad == 0.0 else 0.0
-    return med, mad, max(0.0, 1.0 - (mad / med) / tolerance)
+def _clip01(x: float) -> float:
+    return min(1.0, max(0.0, x))
 
 
 @njit(cache=True, nogil=True)
-def score_window(times_s: F64, sizes: F64, params: F64, out: F64, work: F64) -> None:
+def score_window(
+    times_s: F64, sizes: F64, params: F64, out: F64, work: F64, null_table: F64
+) -> None:
     """Fill ``out`` (length Stat.SIZE) for one window.
 
     ``times_s`` are connection start times in seconds, sorted ascending; ``sizes`` are the
-    connections' byte counts in the same order. ``work`` comes from `new_workspace`.
+    connections' byte counts in the same order. ``work`` comes from `new_workspace`,
+    ``null_table`` from `significance.null_table(history_events)`.
     """
     out[:] = 0.0
     n = times_s.shape[0]
     out[Stat.CONNECTIONS] = n
-    if n < 3:
-        return
-    intervals = work[2, : n - 1]
-    for i in range(n - 1):
-        intervals[i] = times_s[i + 1] - times_s[i]
-    intervals_sorted = work[0, : n - 1]
-    intervals_sorted[:] = intervals
-    intervals_sorted.sort()
-    period = median_sorted(intervals_sorted)
-    iqr = quantile_sorted(intervals_sorted, 0.75) - quantile_sorted(intervals_sorted, 0.25)
-    if iqr < max(MIN_SKEW_IQR_S, MIN_SKEW_IQR_FRACTION * period):
-        bowley = 0.0
+    fit = work[4, :N_FIT]
+    fit_window(times_s, work[:4], fit, work[5, :N_FIT])
+    m = max(n - 1, 0)
+    intervals = work[0, :m]  # left there by fit_window
+    if m >= 1:
+        srt = work[1, :m]
+        srt[:] = intervals
+        srt.sort()
+        median = median_sorted(srt)
+        out[Stat.MEDIAN_INTERVAL_S] = median
+        out[Stat.INTERVAL_MAD_S] = mad_about(intervals, median, work[2])
+        out[Stat.INTERVAL_CV] = coefficient_of_variation(intervals)
     else:
-        bowley = bowley_skewness_sorted(intervals_sorted)
-    mad = mad_about(intervals, period, work[1])
-    out[Stat.PERIOD_S] = period
-    out[Stat.INTERVAL_MAD_S] = mad
-    out[Stat.INTERVAL_BOWLEY] = bowley
-    out[Stat.INTERVAL_CV] = coefficient_of_variation(intervals)
+        median = 0.0
+    recent = fit[Fit.RECENT] == 1.0
+    used = intervals[m - int(fit[Fit.INTERVALS]) :] if recent else intervals
+    out[Stat.PHASE_R] = phase_resultant(used, fit[Fit.MEAN_INTERVAL_S])
+    out[Stat.PERIOD_S] = fit[Fit.PERIOD_S]
+    out[Stat.MEAN_INTERVAL_S] = fit[Fit.MEAN_INTERVAL_S]
+    out[Stat.JITTER_RATIO] = fit[Fit.JITTER_RATIO]
+    out[Stat.JITTER_SHAPE] = fit[Fit.JITTER_SHAPE]
+    out[Stat.MISSED_RATIO] = fit[Fit.MISSED_RATIO]
+    out[Stat.OUTLIER_RATIO] = fit[Fit.OUTLIER_RATIO]
+    out[Stat.SINGLE_INTERVALS] = fit[Fit.SINGLES]
+    out[Stat.REGIME_RECENT] = fit[Fit.RECENT]
+    out[Stat.SPREAD] = fit[Fit.SPREAD]
+    out[Stat.LOW_S] = fit[Fit.LOW_S]
+    out[Stat.HIGH_S] = fit[Fit.HIGH_S]
+    confidence = 1.0 - p_value(null_table, m, fit_statistic(fit))
+    out[Stat.CONFIDENCE] = confidence
 
-    # Interval statistics are done with the scratch rows, so the sizes may reuse them.
-    bytes_median, bytes_mad, size_score = dispersion_score(sizes, SIZE_MAD_TOLERANCE, work)
+    # The interval rows are done with, so the sizes may reuse them.
+    bytes_median, bytes_mad, regularity = size_regularity(sizes, work[1:3])
     out[Stat.BYTES_MEDIAN] = bytes_median
     out[Stat.BYTES_MAD] = bytes_mad
+    out[Stat.SIZE_REGULARITY] = regularity
 
-    if period < params[Param.MIN_PERIOD_S] or period <= 0.0:
+    if n < 4 or median < params[Param.MIN_PERIOD_S] or median <= 0.0:
         return
-    mad_part = max(0.0, 1.0 - (mad / period) / INTERVAL_MAD_TOLERANCE)
-    interval_score = 0.7 * mad_part + 0.3 * (1.0 - abs(bowley))
-    count_score = min(1.0, n / params[Param.FULL_COUNT])
-    w_i = params[Param.WEIGHT_INTERVALS]
+    timing = (1.0 - _clip01(fit[Fit.SPREAD] / params[Param.SPREAD_TOLERANCE])) * (
+        1.0 - fit[Fit.OUTLIER_RATIO]
+    )
+    count = min(1.0, n / params[Param.FULL_COUNT])
+    out[Stat.TIMING_SCORE] = timing
+    out[Stat.COUNT_SCORE] = count
+    w_t = params[Param.WEIGHT_TIMING]
     w_s = params[Param.WEIGHT_SIZES]
     w_c = params[Param.WEIGHT_COUNT]
-    out[Stat.INTERVAL_SCORE] = interval_score
-    out[Stat.SIZE_SCORE] = size_score
-    out[Stat.COUNT_SCORE] = count_score
-    out[Stat.SCORE] = (w_i * interval_score + w_s * size_score + w_c * count_score) / (
-        w_i + w_s + w_c
+    base = (w_t * timing + w_s * regularity + w_c * count) / (w_t + w_s + w_c)
+    floor = params[Param.MIN_CONFIDENCE]
+    gate = _clip01((confidence - floor) / (1.0 - floor)) if floor < 1.0 else 0.0
+    allowance = params[Param.MISSED_ALLOWANCE]
+    missed = 0.0
+    if allowance < 1.0:
+        missed = _clip01((fit[Fit.MISSED_RATIO] - allowance) / (1.0 - allowance))
+    out[Stat.SCORE] = gate * base * (1.0 - missed)
+
+
+# Some implants open two connections per check-in (NjRAT: a retry 9 s after each attempt, then
+# 14 s to the next), so intervals alternate and fit no single period. When the plain fit leaves
+# many outliers, every second connection is scored too, against its own null (gamma(2) gaps of
+# Poisson arrivals, `significance.null_table(..., events_per_cycle=2)`), and the better result
+# is kept. Clean beacons never pay for the second fit.
+PAIRED_MIN_CONNECTIONS = 12
+PAIRED_OUTLIER_TRIGGER = 0.25
+
+
+@njit(cache=True, nogil=True)
+def score_window_paired(
+    times_s: F64, sizes: F64, params: F64, out: F64, work: F64, null_table: F64,
+    paired_table: F64,
+) -> None:  # fmt: skip
+    """`score_window`, or the score of every second connection when that is clearly better."""
+    score_window(times_s, sizes, params, out, work, null_table)
+    out[Stat.CONNECTIONS_PER_CHECK_IN] = 1.0
+    n = times_s.shape[0]
+    if n < PAIRED_MIN_CONNECTIONS or out[Stat.OUTLIER_RATIO] <= PAIRED_OUTLIER_TRIGGER:
+        return
+    alt = np.empty(out.shape[0])
+    score_window(
+        np.ascontiguousarray(times_s[::2]),
+        np.ascontiguousarray(sizes[::2]),
+        params,
+        alt,
+        work,
+        paired_table,
     )
+    if alt[Stat.SCORE] > out[Stat.SCORE]:
+        out[:] = alt
+        out[Stat.CONNECTIONS] = n
+        out[Stat.CONNECTIONS_PER_CHECK_IN] = 2.0

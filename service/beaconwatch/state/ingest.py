@@ -1,4 +1,5 @@
-"""The per-record kernel: event-time checks, pair lookup/insert, ring update, scoring when due.
+"""The per-record kernel: event-time checks, pair lookup/insert, connection merging, ring
+update, scoring when due, prevalence and the alert lifecycle.
 
 A pair is scored at the connection that makes it due: once it has ``min_events`` connections,
 after every ``rescore_every_events`` new ones, or when a connection arrives at least
@@ -6,6 +7,11 @@ after every ``rescore_every_events`` new ones, or when a connection arrives at l
 alerts independent of how records were batched, so `scan` on a file and the Kafka service on
 the same flows give the same alerts. A pair is never re-scored on every record: a full window
 costs microseconds, and doing it per record would cap throughput far below the pipeline target.
+
+Records that repeat or continue a known connection (`connections`) update it but add no new
+start. Alert lifecycle per pair: the first score at or above the threshold emits a "new" alert;
+later, an "update" is emitted only when the period or the score changed materially since the
+last alert and at least one cooldown has passed; nothing in between.
 
 Event-time window of a score, with W = window_ms and t = the due connection's start:
 
@@ -19,9 +25,18 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from beaconwatch.scoring.window_score import N_STATS, Stat, new_workspace, score_window
+from beaconwatch.scoring.window_score import N_STATS, Stat, new_workspace, score_window_paired
+from beaconwatch.state.connections import (
+    CONTINUATION,
+    DUPLICATE,
+    SEQ,
+    match_connection,
+    remember_connection,
+)  # fmt: skip
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
 from beaconwatch.state.pair_table import evict_least_recent
+from beaconwatch.state.prevalence import add_pair, destination_sources, fleet_sources
+from beaconwatch.state.size_codec import decode_size, encode_size
 
 ACCEPTED = 0
 TOO_LATE = 1
@@ -37,7 +52,38 @@ LIM_RESCORE_EVERY = 5
 LIM_RESCORE_INTERVAL_MS = 6
 LIM_COOLDOWN_MS = 7
 LIM_EVICT_BATCH = 8
-LIM_SIZE = 9
+LIM_DUPLICATE_TOLERANCE_MS = 9
+LIM_CONTINUATION_GAP_MS = 10
+LIM_SIZE = 11
+
+# Slots of the `policy` float64 vector (prevalence and alert lifecycle).
+POL_THRESHOLD = 0
+POL_PREVALENCE_MIN_SOURCES = 1  # below this many sources a destination is never down-ranked
+POL_PREVALENCE_LOW = 2  # share of the fleet where down-ranking starts...
+POL_PREVALENCE_HIGH = 3  # ...and where the score reaches 0
+POL_UPDATE_PERIOD_CHANGE = 4  # relative period change that makes an alert update
+POL_UPDATE_SCORE_CHANGE = 5  # absolute score change that makes an alert update
+POL_SIZE = 6
+
+# Slots of the per-alert `alert_extra` float64 rows (and of `score_rows`' extra output).
+EXTRA_LIFECYCLE = 0  # 1 = new, 2 = update
+EXTRA_PREVALENCE_SOURCES = 1  # distinct internal sources reaching the destination
+EXTRA_PREVALENCE = 2  # that count as a share of all internal sources with tracked pairs
+EXTRA_PREVALENCE_FACTOR = 3  # what prevalence multiplied the score by
+EXTRA_RAW_SCORE = 4  # the score before prevalence
+EXTRA_CHECK_INS = 5  # connections since the pair was first seen, at the alert
+EXTRA_SIZE = 6
+
+LIFECYCLE_NEW = 1
+LIFECYCLE_UPDATE = 2
+
+# alert_times columns
+AT_DETECTED_MS = 0
+AT_WINDOW_START_MS = 1
+AT_WINDOW_END_MS = 2
+AT_FIRST_ALERT_MS = 3
+AT_FIRST_SEEN_MS = 4
+AT_SIZE = 5
 
 # Slots of the `counters` int64 vector returned alongside the alerts.
 CNT_ACCEPTED = 0
@@ -45,9 +91,12 @@ CNT_NEW_PAIRS = 1
 CNT_EVICTED_CAPACITY = 2
 CNT_SCORED = 3
 CNT_ALERTS = 4
-CNT_SIZE = 5
+CNT_DUPLICATES = 5
+CNT_CONTINUATIONS = 6
+CNT_SIZE = 7
 
 U32_MAX = np.uint64(0xFFFF_FFFF)
+NEVER_MS = np.iinfo(np.int64).min // 2
 
 I16 = npt.NDArray[np.int16]
 I32 = npt.NDArray[np.int32]
@@ -56,13 +105,14 @@ U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
 U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
+F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 BOOL = npt.NDArray[np.bool_]
 
 
 @njit(cache=True, nogil=True)
 def _gather_window(
-    ring_t: U32, ring_b: U32, row: int, valid: int, oldest: int, cutoff_rel: int,
+    ring_t: U32, ring_b: U16, row: int, valid: int, oldest: int, cutoff_rel: int,
     times_s: F64, sizes: F64,
 ) -> tuple[int, int, int]:  # fmt: skip
     """Copy the ring entries inside the window into ``times_s``/``sizes``, sorted by time.
@@ -78,7 +128,7 @@ def _gather_window(
         if np.int64(rel) < cutoff_rel:
             continue
         t = rel / 1000.0
-        b = np.float64(ring_b[row, slot])
+        b = decode_size(ring_b[row, slot])
         k = m
         while k > 0 and times_s[k - 1] > t:
             times_s[k] = times_s[k - 1]
@@ -94,27 +144,92 @@ def _gather_window(
 
 
 @njit(cache=True, nogil=True)
+def _score_row(
+    ring_t: U32, ring_b: U16, count: U32, row: int, cutoff_rel: int, score_params: F64,
+    null_tables: F64, stats: F64, window_t: F64, window_b: F64, work: F64,
+) -> tuple[int, int]:  # fmt: skip
+    """Score the row's window (ring entries at or after ``cutoff_rel``) into ``stats``.
+
+    Returns the window's (first, last) start, relative to the epoch.
+    """
+    history = ring_t.shape[1]
+    n = np.int64(count[row])
+    valid = min(n, history)
+    oldest = count[row] % history if n > history else 0
+    m, first_rel, last_rel = _gather_window(
+        ring_t, ring_b, row, valid, oldest, cutoff_rel, window_t, window_b
+    )
+    score_window_paired(
+        window_t[:m], window_b[:m], score_params, stats, work, null_tables[0], null_tables[1]
+    )
+    return first_rel, last_rel
+
+
+@njit(cache=True, nogil=True)
+def _apply_prevalence(
+    stats: F64, extra: F64, sketch: U32, meta: I64, keys: U64, port_proto: U32, row: int,
+    policy: F64,
+) -> None:  # fmt: skip
+    """Down-rank destinations much of the fleet talks to (fleet-wide polling is not C2)."""
+    sources = destination_sources(sketch, keys[row, 2], keys[row, 3], port_proto[row])
+    fleet = max(1.0, fleet_sources(sketch, meta))
+    share = min(1.0, sources / fleet)
+    factor = 1.0
+    if sources >= policy[POL_PREVALENCE_MIN_SOURCES]:
+        low, high = policy[POL_PREVALENCE_LOW], policy[POL_PREVALENCE_HIGH]
+        factor = min(1.0, max(0.0, 1.0 - (share - low) / max(1e-9, high - low)))
+    extra[EXTRA_PREVALENCE_SOURCES] = sources
+    extra[EXTRA_PREVALENCE] = share
+    extra[EXTRA_PREVALENCE_FACTOR] = factor
+    extra[EXTRA_RAW_SCORE] = stats[Stat.SCORE]
+    stats[Stat.SCORE] = stats[Stat.SCORE] * factor
+
+
+@njit(cache=True, nogil=True)
+def _lifecycle(
+    stats: F64, t: int, alert_ms: I64, alerted: F32, row: int, limits: I64, policy: F64
+) -> int:
+    """0 = no alert, else LIFECYCLE_NEW / LIFECYCLE_UPDATE."""
+    score = stats[Stat.SCORE]
+    if score < policy[POL_THRESHOLD]:
+        return 0
+    if alert_ms[row] == NEVER_MS:
+        return LIFECYCLE_NEW
+    if t - alert_ms[row] < limits[LIM_COOLDOWN_MS]:
+        return 0
+    last_period = np.float64(alerted[row, 0])
+    period_change = abs(stats[Stat.PERIOD_S] - last_period) / max(last_period, 1e-9)
+    score_change = abs(score - np.float64(alerted[row, 1]))
+    if (
+        period_change > policy[POL_UPDATE_PERIOD_CHANGE]
+        or score_change >= policy[POL_UPDATE_SCORE_CHANGE]
+    ):
+        return LIFECYCLE_UPDATE
+    return 0
+
+
+@njit(cache=True, nogil=True)
 def ingest(
     # table
     index: I32, keys: U64, port_proto: U32, partition_of: I16, first_seen_ms: I64,
-    last_seen_ms: I64, scored_ms: I64, alert_ms: I64, count: U32, scored_count: U32,
-    ring_t: U32, ring_b: U32, free: I32, used: BOOL, meta: I64,
+    last_seen_ms: I64, scored_ms: I64, alert_ms: I64, first_alert_ms: I64, count: U32,
+    scored_count: U32, alerted: F32, ring_t: U32, ring_b: U16, conn_port: U16, conn_times: U32,
+    free: I32, used: BOOL, sketch: U32, meta: I64,
     # flows
-    start_ms: I64, src_hi: U64, src_lo: U64, dst_hi: U64, dst_lo: U64, dst_port: U16,
-    proto: U8, nbytes: U64, partition: int,
+    start_ms: I64, end_ms: I64, src_hi: U64, src_lo: U64, dst_hi: U64, dst_lo: U64,
+    src_port: U16, dst_port: U16, proto: U8, nbytes: U64, partition: int,
     # parameters
-    limits: I64, score_params: F64, threshold: float,
+    limits: I64, score_params: F64, null_tables: F64, policy: F64,
     # outputs
     status: U8, counters: I64, alert_rows: I32, alert_stats: F64, alert_times: I64,
+    alert_extra: F64,
 ) -> None:  # fmt: skip
-    """Ingest flows in order; fills `status` per flow and one output row per alert.
-
-    ``alert_times[k]`` holds (detected_ms, window_start_ms, window_end_ms) of alert ``k``.
-    """
+    """Ingest flows in order; fills `status` per flow and one output row per alert."""
     history = ring_t.shape[1]
     wm = limits[LIM_WATERMARK_MS]
     epoch = meta[1]
     stats = np.empty(N_STATS, dtype=np.float64)
+    extra = np.zeros(EXTRA_SIZE, dtype=np.float64)
     window_t = np.empty(history, dtype=np.float64)
     window_b = np.empty(history, dtype=np.float64)
     work = new_workspace(history)
@@ -140,7 +255,7 @@ def ingest(
         if row == EMPTY:
             if meta[0] == 0:
                 counters[CNT_EVICTED_CAPACITY] += evict_least_recent(
-                    index, keys, port_proto, free, used, meta, last_seen_ms,
+                    index, keys, port_proto, free, used, meta, sketch, last_seen_ms,
                     limits[LIM_EVICT_BATCH],
                 )  # fmt: skip
                 # Eviction shifted the index: look the slot up again.
@@ -159,19 +274,42 @@ def ingest(
             first_seen_ms[row] = t
             last_seen_ms[row] = t
             scored_ms[row] = t
-            alert_ms[row] = np.iinfo(np.int64).min // 2
+            alert_ms[row] = NEVER_MS
+            first_alert_ms[row] = NEVER_MS
             count[row] = 0
             scored_count[row] = 0
+            alerted[row, 0] = 0.0
+            alerted[row, 1] = 0.0
+            for c in range(conn_times.shape[1]):
+                conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
+            add_pair(sketch, meta, keys, pp, row, 1)
             counters[CNT_NEW_PAIRS] += 1
 
         partition_of[row] = partition
-        rel = max(np.int64(0), t - epoch)
-        pos = count[row] % history
-        ring_t[row, pos] = np.uint32(min(np.uint64(rel), U32_MAX))
-        ring_b[row, pos] = np.uint32(min(nbytes[i], U32_MAX))
-        count[row] += 1
         if t > last_seen_ms[row]:
             last_seen_ms[row] = t
+        rel = max(np.int64(0), t - epoch)
+        rel_end = min(max(rel, end_ms[i] - epoch), np.int64(U32_MAX) - 1)
+        kind, c = match_connection(
+            conn_port, conn_times, row, int(src_port[i]), int(rel), int(rel_end),
+            int(limits[LIM_DUPLICATE_TOLERANCE_MS]), int(limits[LIM_CONTINUATION_GAP_MS]),
+        )  # fmt: skip
+        if kind == DUPLICATE:
+            counters[CNT_DUPLICATES] += 1
+            continue
+        if kind == CONTINUATION:
+            counters[CNT_CONTINUATIONS] += 1
+            seq = np.int64(conn_times[row, c, SEQ])
+            if np.int64(count[row]) - seq <= history:  # the connection is still in the ring
+                pos = seq % history
+                ring_b[row, pos] = encode_size(decode_size(ring_b[row, pos]) + nbytes[i])
+            continue
+        remember_connection(conn_port, conn_times, row, c, int(src_port[i]), int(rel),
+                            int(rel_end), int(count[row]))  # fmt: skip
+        pos = count[row] % history
+        ring_t[row, pos] = np.uint32(min(np.uint64(rel), U32_MAX))
+        ring_b[row, pos] = encode_size(np.float64(nbytes[i]))
+        count[row] += 1
         if t < first_seen_ms[row]:
             first_seen_ms[row] = t
 
@@ -183,52 +321,62 @@ def ingest(
             and t - scored_ms[row] < limits[LIM_RESCORE_INTERVAL_MS]
         ):
             continue
-        valid = min(n, history)
-        oldest = count[row] % history if n > history else 0
-        m, first_rel, last_rel = _gather_window(
-            ring_t, ring_b, row, valid, oldest, rel - limits[LIM_WINDOW_MS], window_t, window_b
-        )
-        score_window(window_t[:m], window_b[:m], score_params, stats, work)
-        w_start = epoch + first_rel
-        w_end = epoch + last_rel
+        first_rel, last_rel = _score_row(
+            ring_t, ring_b, count, row, rel - limits[LIM_WINDOW_MS], score_params, null_tables,
+            stats, window_t, window_b, work,
+        )  # fmt: skip
+        _apply_prevalence(stats, extra, sketch, meta, keys, port_proto, row, policy)
         scored_count[row] = count[row]
         scored_ms[row] = t
         counters[CNT_SCORED] += 1
-        if stats[Stat.SCORE] >= threshold and t - alert_ms[row] >= limits[LIM_COOLDOWN_MS]:
-            alert_ms[row] = t
-            k = counters[CNT_ALERTS]
-            alert_rows[k] = row
-            alert_stats[k, :] = stats
-            alert_times[k, 0] = t
-            alert_times[k, 1] = w_start
-            alert_times[k, 2] = w_end
-            counters[CNT_ALERTS] += 1
+        lifecycle = _lifecycle(stats, t, alert_ms, alerted, row, limits, policy)
+        if lifecycle == 0:
+            continue
+        if lifecycle == LIFECYCLE_NEW:
+            first_alert_ms[row] = t
+        alert_ms[row] = t
+        alerted[row, 0] = stats[Stat.PERIOD_S]
+        alerted[row, 1] = stats[Stat.SCORE]
+        extra[EXTRA_LIFECYCLE] = lifecycle
+        extra[EXTRA_CHECK_INS] = count[row]
+        k = counters[CNT_ALERTS]
+        alert_rows[k] = row
+        alert_stats[k, :] = stats
+        alert_extra[k, :] = extra
+        alert_times[k, AT_DETECTED_MS] = t
+        alert_times[k, AT_WINDOW_START_MS] = epoch + first_rel
+        alert_times[k, AT_WINDOW_END_MS] = epoch + last_rel
+        alert_times[k, AT_FIRST_ALERT_MS] = first_alert_ms[row]
+        alert_times[k, AT_FIRST_SEEN_MS] = first_seen_ms[row]
+        counters[CNT_ALERTS] += 1
     limits[LIM_WATERMARK_MS] = wm
 
 
 @njit(cache=True, nogil=True)
 def score_rows(
-    ring_t: U32, ring_b: U32, count: U32, last_seen_ms: I64, used: BOOL, epoch: int,
-    window_ms: int, score_params: F64, rows_out: I32, stats_out: F64,
+    ring_t: U32, ring_b: U16, count: U32, last_seen_ms: I64, used: BOOL, keys: U64,
+    port_proto: U32, sketch: U32, meta: I64, window_ms: int, score_params: F64,
+    null_tables: F64, policy: F64, rows_out: I32, stats_out: F64, extra_out: F64,
 ) -> int:  # fmt: skip
     """Score every tracked pair on its window ending at its last connection.
 
-    Fills ``rows_out[:k]``/``stats_out[:k]`` and returns ``k``, the number of tracked pairs.
+    Fills ``rows_out[:k]``, ``stats_out[:k]``, ``extra_out[:k]``; returns ``k``, the number of
+    tracked pairs.
     """
     history = ring_t.shape[1]
     window_t = np.empty(history, dtype=np.float64)
     window_b = np.empty(history, dtype=np.float64)
     work = new_workspace(history)
+    epoch = meta[1]
     k = 0
     for row in range(used.shape[0]):
         if not used[row]:
             continue
-        n = np.int64(count[row])
-        valid = min(n, history)
-        oldest = count[row] % history if n > history else 0
         cutoff_rel = last_seen_ms[row] - epoch - window_ms
-        m, _, _ = _gather_window(ring_t, ring_b, row, valid, oldest, cutoff_rel, window_t, window_b)
-        score_window(window_t[:m], window_b[:m], score_params, stats_out[k], work)
+        _score_row(ring_t, ring_b, count, row, cutoff_rel, score_params, null_tables,
+                   stats_out[k], window_t, window_b, work)  # fmt: skip
+        _apply_prevalence(stats_out[k], extra_out[k], sketch, meta, keys, port_proto, row, policy)
+        extra_out[k, EXTRA_CHECK_INS] = count[row]
         rows_out[k] = row
         k += 1
     return k

@@ -1,0 +1,217 @@
+"""Decoder for Zeek ``conn.log`` records as JSON lines (``zeek-json``).
+
+Accepted shapes, one object per record:
+
+* Zeek's JSON writer (``LogAscii::use_json=T``) and the json-streaming-logs package: a flat
+  object with dotted keys (``"id.orig_h"``), unset fields left out (or ``null`` with
+  ``json_include_unset_fields``); ``_path``/``_write_ts`` when present. A ``_path`` that is
+  not a conn log (``dns``, ``http``, ...) is rejected: those records have 4-tuples too.
+* The Zeek Kafka plugin, plain or with ``Kafka::tag_json=T`` (``{"conn": {...}}``).
+* ``id`` as a nested object (``{"id": {"orig_h": ...}}``), as some pipelines unflatten it.
+
+``ts``: epoch seconds as a number (``JSON::TS_EPOCH``), an ISO 8601 string
+(``JSON::TS_ISO8601``), or integer milliseconds (``JSON::TS_MILLIS``; told apart from
+seconds by size: an integer above 1e11, i.e. past the year 5138 in seconds, is milliseconds).
+``duration`` is seconds as a number. Ports and counts must be JSON integers in range.
+See ``zeek_common`` for how a connection maps to a flow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from beaconwatch.decode.base import DecodeResult, RejectReason
+from beaconwatch.decode.zeek_common import (
+    DEFAULT_MAX_RECORD_BYTES,
+    INT64_MAX,
+    ZeekRows,
+    iso_to_ms,
+    proto_number,
+    show,
+)
+
+_MILLIS_ABOVE = 100_000_000_000  # integer ts above this are JSON::TS_MILLIS
+_ID_KEYS = ("orig_h", "orig_p", "resp_h", "resp_p")
+
+
+class _InvalidError(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _count(obj: dict[str, Any], key: str, high: int, required: bool = False) -> int | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise _InvalidError(RejectReason.MISSING_FIELD, f"missing {key}")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and math.isnan(value):
+            raise _InvalidError(RejectReason.INVALID_FIELD, f"{key}: NaN")
+        raise _InvalidError(
+            RejectReason.INVALID_FIELD, f"{key}: expected an integer, got {show(value)}"
+        )
+    if not 0 <= value <= high:
+        raise _InvalidError(RejectReason.INVALID_FIELD, f"{key}: out of range: {show(value)}")
+    return value
+
+
+def _seconds_ms(key: str, value: Any) -> int:
+    """A non-negative number of seconds -> ms (rounded to microseconds, then floored)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _InvalidError(
+            RejectReason.INVALID_FIELD, f"{key}: expected a number, got {show(value)}"
+        )
+    if not math.isfinite(value) or value < 0 or value * 1000 > INT64_MAX:
+        raise _InvalidError(RejectReason.INVALID_FIELD, f"{key}: out of range: {show(value)}")
+    if isinstance(value, int):
+        return value * 1000
+    return round(value * 1_000_000) // 1000
+
+
+def _ts_ms(obj: dict[str, Any]) -> int:
+    value = obj.get("ts")
+    if value is None:
+        raise _InvalidError(RejectReason.MISSING_FIELD, "missing ts")
+    if isinstance(value, str):
+        ms = iso_to_ms(value)
+        if ms is None or not 0 <= ms <= INT64_MAX:
+            raise _InvalidError(RejectReason.INVALID_FIELD, f"ts: not a time: {show(value)}")
+        return ms
+    if isinstance(value, int) and not isinstance(value, bool) and value > _MILLIS_ABOVE:
+        if value > INT64_MAX:
+            raise _InvalidError(RejectReason.INVALID_FIELD, f"ts: out of range: {show(value)}")
+        return value
+    return _seconds_ms("ts", value)
+
+
+def _address(obj: dict[str, Any], key: str) -> bytes:
+    value = obj.get(key)
+    if value is None:
+        raise _InvalidError(RejectReason.MISSING_FIELD, f"missing {key}")
+    if not isinstance(value, str):
+        raise _InvalidError(
+            RejectReason.INVALID_FIELD, f"{key}: expected a string, got {show(value)}"
+        )
+    if not value.isascii():
+        raise _InvalidError(
+            RejectReason.INVALID_ADDRESS, f"{key}: not an IP address: {show(value)}"
+        )
+    return value.encode("ascii")
+
+
+def _unwrap(obj: dict[str, Any]) -> dict[str, Any]:
+    """Strip the Kafka plugin's tag and flatten a nested ``id``; reject other log streams."""
+    if len(obj) == 1:
+        ((tag, inner),) = obj.items()
+        if isinstance(inner, dict):
+            if tag != "conn":
+                raise _InvalidError(RejectReason.INVALID_FIELD, f"log stream {show(tag)}, not conn")
+            obj = inner
+    path = obj.get("_path")
+    if isinstance(path, str) and not path.startswith("conn"):
+        raise _InvalidError(RejectReason.INVALID_FIELD, f"_path {show(path)} is not a conn log")
+    nested = obj.get("id")
+    if isinstance(nested, dict):
+        obj = {**obj, **{f"id.{k}": nested[k] for k in _ID_KEYS if k in nested}}
+    return obj
+
+
+def _add(rows: ZeekRows, index: int, obj: dict[str, Any]) -> None:
+    obj = _unwrap(obj)
+    start_ms = _ts_ms(obj)
+    src = _address(obj, "id.orig_h")
+    dst = _address(obj, "id.resp_h")
+    proto_value = obj.get("proto")
+    if proto_value is None:
+        raise _InvalidError(RejectReason.MISSING_FIELD, "missing proto")
+    if not isinstance(proto_value, str):
+        raise _InvalidError(
+            RejectReason.INVALID_FIELD, f"proto: expected a string, got {show(proto_value)}"
+        )
+    ip_proto = _count(obj, "ip_proto", 255)
+    proto = proto_number(proto_value, ip_proto)
+    if proto is None:
+        raise _InvalidError(RejectReason.INVALID_FIELD, f"proto: unknown {show(proto_value)}")
+    src_port = _count(obj, "id.orig_p", 65535) or 0
+    dst_port = _count(obj, "id.resp_p", 65535, required=True) or 0
+    duration = obj.get("duration")
+    end_ms = start_ms if duration is None else start_ms + _seconds_ms("duration", duration)
+    if end_ms > INT64_MAX:
+        raise _InvalidError(RejectReason.INVALID_FIELD, "ts + duration: out of range")
+    ip_bytes = _count(obj, "orig_ip_bytes", INT64_MAX)
+    payload = _count(obj, "orig_bytes", INT64_MAX)
+    nbytes = ip_bytes if ip_bytes is not None else (payload or 0)
+    packets = _count(obj, "orig_pkts", INT64_MAX)
+    rows.add(
+        index, start_ms, end_ms, src, dst, src_port, dst_port, proto, nbytes,
+        1 if packets is None else packets,
+    )  # fmt: skip
+
+
+def _check(rows: ZeekRows, index: int, obj: Any) -> None:
+    if not isinstance(obj, dict):
+        rows.reject(index, RejectReason.NOT_AN_OBJECT, f"JSON {type(obj).__name__}, not an object")
+        return
+    try:
+        _add(rows, index, obj)
+    except _InvalidError as exc:
+        rows.reject(index, exc.reason, exc.detail)
+
+
+def _reject_constant(name: str) -> float:
+    return float(name.lower().replace("infinity", "inf"))
+
+
+class ZeekJsonDecoder:
+    """``zeek-json``: Zeek conn.log JSON records -> FlowBatch (one flow per connection)."""
+
+    name = "zeek-json"
+
+    def __init__(self, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+        if max_record_bytes < 1:
+            raise ValueError("max_record_bytes must be >= 1")
+        self.max_record_bytes = max_record_bytes
+
+    def decode(self, records: Sequence[bytes]) -> DecodeResult:
+        rows = ZeekRows()
+        for index, record in enumerate(records):
+            if len(record) > self.max_record_bytes:
+                detail = f"{len(record)} bytes > {self.max_record_bytes}"
+                rows.reject(index, RejectReason.OVERSIZED, detail)
+                continue
+            try:
+                obj = orjson.loads(record)
+            except orjson.JSONDecodeError as exc:
+                self._explain(rows, index, bytes(record), str(exc))
+                continue
+            _check(rows, index, obj)
+        return rows.finish()
+
+    @staticmethod
+    def _explain(rows: ZeekRows, index: int, record: bytes, message: str) -> None:
+        """orjson refused the record: invalid UTF-8, or JSON only the lenient stdlib reads
+        (NaN, numbers beyond 64 bits) whose field is then reported, or invalid JSON."""
+        try:
+            text = record.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            rows.reject(index, RejectReason.INVALID_UTF8, f"invalid UTF-8 at byte {exc.start}")
+            return
+        try:
+            obj = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            obj = None
+        if isinstance(obj, dict):
+            probe = ZeekRows()
+            _check(probe, index, obj)
+            if probe.rejections and probe.rejections[0].reason == RejectReason.INVALID_FIELD:
+                rows.rejections.append(probe.rejections[0])
+                return
+        rows.reject(index, RejectReason.INVALID_JSON, message)

@@ -1,0 +1,84 @@
+"""Prevalence: how many internal sources talk to a destination, in bounded memory (numba).
+
+Fleet-wide polling (update checks, telemetry, monitoring) is periodic but benign, and it is
+periodic on many hosts at once; a C2 server is usually contacted by one or a few. Two sketches,
+both kept exact under deletion because they count *tracked pairs*, which are added and evicted:
+
+- destinations (IP, port, protocol): a count-min sketch of 2 rows; a destination's estimate
+  is the smaller of its two counters, i.e. how many tracked pairs (= distinct sources) reach it.
+  Collisions can only over-count, and need a collision in both rows.
+- sources: a linear-counting bitmap of per-bucket counters; the number of distinct internal
+  sources with any tracked pair is estimated from the share of empty buckets.
+
+Width W is a power of two >= max_pairs, so at full load the expected error of each row is about
+one pair. Memory: 3 x W x 4 bytes, i.e. 12-24 bytes per tracked pair.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from beaconwatch.state.hash_index import key_hash
+
+U32 = npt.NDArray[np.uint32]
+I64 = npt.NDArray[np.int64]
+SKETCH_ROWS = 3  # rows 0, 1: destination count-min; row 2: source counters
+META_NONZERO_SOURCES = 2  # slot of the pair table's meta vector: non-empty source buckets
+_SALT = np.uint64(0x5851_F42D_4C95_7F2D)
+
+
+def sketch_width(max_pairs: int) -> int:
+    return 1 << max(4, int(max_pairs - 1).bit_length())
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _dest_buckets(dst_hi: np.uint64, dst_lo: np.uint64, pp: np.uint32, width: int) -> tuple:
+    h = key_hash(np.uint64(0), np.uint64(0), dst_hi, dst_lo, pp)
+    mask = np.uint64(width - 1)
+    return np.int64(h & mask), np.int64((h >> np.uint64(32)) & mask)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _source_bucket(src_hi: np.uint64, src_lo: np.uint64, width: int) -> np.int64:
+    h = key_hash(src_hi, src_lo, _SALT, _SALT, np.uint32(0))
+    return np.int64(h & np.uint64(width - 1))
+
+
+@njit(cache=True, nogil=True)
+def add_pair(sketch: U32, meta: I64, keys: npt.NDArray[np.uint64], pp: np.uint32, row: int,
+             delta: int) -> None:  # fmt: skip
+    """Count a tracked pair in (delta = 1) or out (delta = -1)."""
+    width = sketch.shape[1]
+    a, b = _dest_buckets(keys[row, 2], keys[row, 3], pp, width)
+    s = _source_bucket(keys[row, 0], keys[row, 1], width)
+    if delta > 0:
+        sketch[0, a] += np.uint32(1)
+        sketch[1, b] += np.uint32(1)
+        if sketch[2, s] == 0:
+            meta[META_NONZERO_SOURCES] += 1
+        sketch[2, s] += np.uint32(1)
+    else:
+        sketch[0, a] -= np.uint32(1)
+        sketch[1, b] -= np.uint32(1)
+        sketch[2, s] -= np.uint32(1)
+        if sketch[2, s] == 0:
+            meta[META_NONZERO_SOURCES] -= 1
+
+
+@njit(cache=True, nogil=True)
+def destination_sources(sketch: U32, dst_hi: np.uint64, dst_lo: np.uint64, pp: np.uint32) -> int:
+    """Distinct tracked sources of a destination (exact unless both rows collide)."""
+    a, b = _dest_buckets(dst_hi, dst_lo, pp, sketch.shape[1])
+    return int(min(sketch[0, a], sketch[1, b]))
+
+
+@njit(cache=True, nogil=True)
+def fleet_sources(sketch: U32, meta: I64) -> float:
+    """Estimated distinct internal sources with tracked pairs (linear counting)."""
+    width = sketch.shape[1]
+    nonzero = meta[META_NONZERO_SOURCES]
+    if nonzero >= width:
+        return float(width)
+    return float(-width * np.log(1.0 - nonzero / width))

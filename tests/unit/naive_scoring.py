@@ -1,0 +1,265 @@
+"""Slow, plain NumPy twins of the scoring kernels (periodicity, significance, sizes, score).
+
+Written from the documented definitions with Python lists and NumPy one-liners, no scratch
+buffers, so that a disagreement points at a kernel bug. Constants come from the kernel modules:
+they are the specification, not the implementation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from beaconwatch.scoring import periodicity as per
+from beaconwatch.scoring import sizes as size_kernels
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class FitRef:
+    period_s: float = 0.0
+    mean_interval_s: float = 0.0
+    jitter_ratio: float = 0.0
+    shape: int = 0
+    low_s: float = 0.0
+    high_s: float = 0.0
+    missed_ratio: float = 0.0
+    outlier_ratio: float = 0.0
+    singles: int = 0
+    spread: float = math.inf
+    quality: float = math.inf
+    intervals: int = 0
+    recent: bool = False
+
+
+def support(singles: list[float]) -> tuple[float, float]:
+    x = sorted(singles)
+    m = len(x)
+    if m == 1:
+        return x[0], x[0]
+    r = 1 if m < per.EDGE_RANK_FROM else 2
+    # E[x_(i)] = a + i (b - a) / (m + 1): solve for a, b from the r-th smallest and largest.
+    width = (x[m - r] - x[r - 1]) * (m + 1) / (m + 1 - 2 * r)
+    return x[r - 1] - r * width / (m + 1), x[m - r] + r * width / (m + 1)
+
+
+def beats_of(d: float, a: float, b: float, tol: float) -> int:
+    """Smallest k >= 1 with d in [k a - tol, k b + tol], by trying k = 1, 2, ...; 0 if none."""
+    if b <= 0:
+        return 1 if d >= a - tol else 0
+    k = 1
+    while d > k * b + tol:
+        k += 1
+    return k if d >= k * a - tol else 0
+
+
+def round_anchor(x: float, tol: float) -> tuple[int, float]:
+    units = per.ROUND_UNITS_S
+    for i, u in enumerate(units):
+        q = math.floor(x / u + 0.5)
+        if q >= 1 and abs(x - q * u) <= tol:
+            return len(units) - i, q * u
+    return 0, x
+
+
+def shape_of(a: float, b: float, mean: float, m1: int) -> tuple[int, float, float]:
+    w = b - a
+    if b <= 0 or w < per.NO_JITTER * b:
+        return per.SHAPE_NONE, mean, (w / b if b > 0 else 0.0)
+    sig = per.ROUND_EDGE_SIGMAS * w / (m1 + 1)
+    mid = (a + b) / 2
+
+    def tol(x: float) -> float:
+        return max(sig, per.ROUND_FRACTION * x, per.TOL_MIN_S)
+
+    (r_sub, s_sub), (r_sym, s_sym), (r_add, s_add) = (
+        round_anchor(b, tol(b)), round_anchor(mid, tol(mid)), round_anchor(a, tol(a))
+    )  # fmt: skip
+    if r_sub >= max(r_sym, r_add):
+        return per.SHAPE_SUBTRACTIVE, s_sub, max(0.0, (s_sub - a) / s_sub)
+    if r_sym >= r_add or a <= 0:
+        return per.SHAPE_SYMMETRIC, s_sym, max(0.0, w / 2 / s_sym)
+    return per.SHAPE_ADDITIVE, s_add, max(0.0, (b - s_add) / s_add)
+
+
+def log_likelihood(d: F64, beats: list[int], a: float, b: float, tol: float) -> float:
+    m = len(d)
+    inl = [k for k in beats if k > 0]
+    n_out = m - len(inl)
+    q = (sum(inl) - len(inl)) / sum(inl) if inl else 0.0
+    ll = 0.0
+    for k in inl:
+        ll += math.log(1 - q) if q < 1 else -math.inf
+        ll += (k - 1) * math.log(q) if k > 1 else 0.0
+        ll -= math.log(k * (b - a) + 2 * tol)
+    if n_out:
+        ll += n_out * math.log(n_out / m) - n_out * math.log(max(float(np.max(d)), per.TOL_MIN_S))
+    if inl:
+        ll += len(inl) * math.log(len(inl) / m)
+    return ll
+
+
+def _tol(b: float) -> float:
+    return max(per.TOL_FRACTION * b, per.TOL_MIN_S)
+
+
+def _refold(d: F64, split_s: float) -> tuple[float, float, int]:
+    singles = [x for x in d if x < split_s]
+    if len(singles) < 2:
+        return 0.0, 0.0, len(singles)
+    a, b = support(singles)
+    for _ in range(per.REFOLD_ROUNDS):
+        new = [x for x in d if beats_of(x, a, b, _tol(b)) == 1]
+        changed = sorted(new) != sorted(singles)
+        singles = new
+        if len(singles) < 2 or not changed:
+            break
+        a, b = support(singles)
+    return max(a, 0.0), max(a, b), len(singles)
+
+
+def fit_intervals(d: F64) -> FitRef:
+    m = len(d)
+    if m < 3 or np.median(d) <= 0:
+        return FitRef(intervals=m)
+    p = p_raw = float(np.median(d))
+    for _ in range(per.FOLD_ROUNDS):
+        p_new = float(np.median([x / max(1.0, math.floor(x / p + 0.5)) for x in d]))
+        if abs(p_new - p) <= 1e-9 * p:
+            break
+        p = p_new
+    low = float(np.sort(d)[1 if m >= per.EDGE_RANK_FROM else 0])  # robust shortest interval
+    splits = [1.5 * p] + ([1.5 * p_raw] if abs(p_raw - p) > 1e-9 * p else []) + [2 * p_raw]
+    splits.append(1.5 * low)
+    best = (-math.inf, 0.0, 0.0)
+    for split in splits:
+        a, b, m1 = _refold(d, split)
+        if m1 < 2:
+            continue
+        ll = log_likelihood(d, [beats_of(x, a, b, _tol(b)) for x in d], a, b, _tol(b))
+        if ll > best[0]:
+            best = (ll, a, b)
+    if best[0] == -math.inf:
+        return FitRef(intervals=m)
+    _, a, b = best
+    beats = [beats_of(x, a, b, _tol(b)) for x in d]
+    singles = [x for x, k in zip(d, beats, strict=True) if k == 1]
+    if not singles:
+        return FitRef(intervals=m)
+    inl = [k for k in beats if k > 0]
+    mean = float(np.mean(singles))
+    shape, period, jitter = shape_of(a, b, mean, len(singles))
+    spread = (b - a) / mean if mean > 0 and len(singles) >= 2 else math.inf
+    missed = (sum(inl) - len(inl)) / sum(inl) if inl else 0.0
+    outliers = (m - len(inl)) / m
+    return FitRef(period, mean, jitter, shape, a, b, missed, outliers, len(singles), spread,
+                  spread + outliers + missed, m)  # fmt: skip
+
+
+def fit_window(times_s: F64) -> FitRef:
+    d = np.diff(times_s)
+    whole = fit_intervals(d)
+    recent_events = (len(times_s) + 1) // 2
+    if recent_events < per.RECENT_MIN_EVENTS:
+        return whole
+    recent = fit_intervals(d[len(d) - (recent_events - 1) :])
+    if (
+        recent.quality + per.RECENT_MARGIN < whole.quality
+        and recent.quality < per.RECENT_RATIO * whole.quality
+    ):
+        return dataclasses.replace(recent, recent=True)
+    return whole
+
+
+def p_value(null_row: F64, statistic: float) -> float:
+    """(1 + #null <= statistic) / (sims + 1)."""
+    if not statistic < math.inf:
+        return 1.0
+    return (1 + int(np.sum(null_row <= statistic))) / (len(null_row) + 1)
+
+
+def phase_resultant(d: F64, period_s: float) -> float:
+    if len(d) == 0 or period_s <= 0:
+        return 0.0
+    return float(abs(np.mean(np.exp(2j * np.pi * np.asarray(d) / period_s))))
+
+
+def size_regularity(sizes: F64) -> tuple[float, float, float]:
+    if len(sizes) == 0:
+        return 0.0, 0.0, 0.0
+    med = float(np.median(sizes))
+    mad = float(np.median(np.abs(sizes - med)))
+    ratio = mad / (max(med, 0.0) + size_kernels.PAD_ALLOWANCE_B) / size_kernels.SIZE_TOLERANCE
+    return med, mad, 1 - min(1.0, max(0.0, ratio))
+
+
+def null_row(table: F64, intervals: int) -> F64 | None:
+    if intervals < 3 or table.shape[0] <= 3:
+        return None
+    row: F64 = table[min(intervals, table.shape[0] - 1)]
+    return row
+
+
+def window_stats(times_s: F64, sizes: F64, table: F64) -> dict[str, float]:
+    """The measured statistics of `score_window`."""
+    times_s = np.sort(times_s)
+    d = np.diff(times_s)
+    fit = fit_window(times_s)
+    used = d[len(d) - fit.intervals :] if fit.recent else d
+    row = null_row(table, len(d))
+    p = 1.0 if row is None else p_value(row, fit.quality)
+    med_b, mad_b, reg = size_regularity(sizes)
+    return {
+        "period_s": fit.period_s,
+        "mean_interval_s": fit.mean_interval_s,
+        "jitter_ratio": fit.jitter_ratio,
+        "jitter_shape": float(fit.shape),
+        "missed_ratio": fit.missed_ratio,
+        "outlier_ratio": fit.outlier_ratio,
+        "connections": float(len(times_s)),
+        "single_intervals": float(fit.singles),
+        "confidence": 1 - p,
+        "phase_r": phase_resultant(used, fit.mean_interval_s),
+        "size_regularity": reg,
+        "bytes_median": med_b,
+        "bytes_mad": mad_b,
+        "regime_recent": float(fit.recent),
+        "spread": fit.spread,
+        "median_interval_s": float(np.median(d)) if len(d) else 0.0,
+    }
+
+
+def window_score(
+    times_s: F64,
+    sizes: F64,
+    *,
+    table: F64,
+    min_period_s: float,
+    weights: tuple[float, float, float],
+    full_count: float,
+    spread_tolerance: float,
+    min_confidence: float,
+    missed_allowance: float,
+) -> float:
+    """The combined score of `score_window`, written out from the documented formula."""
+    if len(times_s) < 4:
+        return 0.0
+    st = window_stats(times_s, sizes, table)
+    if st["median_interval_s"] < min_period_s or st["median_interval_s"] <= 0:
+        return 0.0
+
+    def clip01(x: float) -> float:
+        return min(1.0, max(0.0, x))
+
+    timing = (1 - clip01(st["spread"] / spread_tolerance)) * (1 - st["outlier_ratio"])
+    count = min(1.0, len(times_s) / full_count)
+    w_t, w_s, w_c = weights
+    base = (w_t * timing + w_s * st["size_regularity"] + w_c * count) / (w_t + w_s + w_c)
+    gate = clip01((st["confidence"] - min_confidence) / (1 - min_confidence))
+    missed = clip01((st["missed_ratio"] - missed_allowance) / (1 - missed_allowance))
+    return gate * base * (1 - missed)

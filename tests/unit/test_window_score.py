@@ -1,0 +1,108 @@
+"""score_window: statistics vs the NumPy twin, score formula, behaviour on beacons vs browsing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from beaconwatch.config import ScoringConfig
+from beaconwatch.scoring import sizes as size_kernels
+from beaconwatch.scoring.significance import null_table
+from beaconwatch.scoring.window_score import (
+    N_STATS,
+    Stat,
+    new_workspace,
+    score_window,
+    scoring_params,
+)
+from tests.unit import naive, naive_scoring
+from tests.unit.test_periodicity import beacon, random_windows
+
+RNG = np.random.default_rng(20261126)
+HISTORY = 32
+
+
+def score(times_s: np.ndarray, sizes: np.ndarray, history: int = HISTORY) -> np.ndarray:
+    out = np.empty(N_STATS)
+    params = scoring_params(ScoringConfig(), history)
+    work = new_workspace(max(history, len(times_s)))
+    score_window(np.sort(times_s), sizes, params, out, work, null_table(history))
+    return out
+
+
+def padded(n: int, base_b: int = 300) -> np.ndarray:
+    return (base_b + RNG.integers(50, 161, n)).astype(np.float64)
+
+
+def test_size_regularity_matches_reference() -> None:
+    for _ in range(300):
+        kind = RNG.integers(0, 4)
+        x = [RNG.lognormal(7, 2, 20), padded(20), np.zeros(5), np.full(9, 512.0)][kind]
+        got = size_kernels.size_regularity(x, np.empty((2, len(x))))
+        assert got == pytest.approx(naive_scoring.size_regularity(x))
+    assert size_kernels.size_regularity(padded(32), np.empty((2, 32)))[2] > 0.85
+
+
+def test_window_matches_reference() -> None:
+    table = null_table(HISTORY)
+    c = ScoringConfig()
+    for times in random_windows(150):
+        times = times[:HISTORY]
+        sizes = padded(len(times)) if RNG.random() < 0.5 else RNG.lognormal(7, 2, len(times))
+        out = score(times, sizes)
+        st = naive.window_stats(times, sizes, table)
+        for name, value in st.items():
+            assert out[Stat[name.upper()]] == pytest.approx(value, rel=1e-9, abs=1e-9), name
+        want = naive.window_score(
+            times, sizes, table=table, min_period_s=c.min_period_s,
+            weights=(c.weight_intervals, c.weight_sizes, c.weight_count),
+            full_count=0.75 * HISTORY,
+        )  # fmt: skip
+        assert out[Stat.SCORE] == pytest.approx(want, abs=1e-12)
+        assert 0.0 <= out[Stat.SCORE] <= 1.0
+
+
+@pytest.mark.parametrize("shape", ["subtractive", "symmetric", "additive"])
+def test_jittered_beacons_score_high(shape: str) -> None:
+    rng = np.random.default_rng(len(shape))
+    scores = [score(beacon(rng, shape, 300.0, 0.3, 32, 0.1), padded(32))[Stat.SCORE]
+              for _ in range(30)]  # fmt: skip
+    assert np.median(scores) >= 0.75
+
+
+def test_wide_subtractive_jitter_still_scores() -> None:
+    rng = np.random.default_rng(9)
+    scores = [score(beacon(rng, "subtractive", 60.0, 0.75, 32), padded(32))[Stat.SCORE]
+              for _ in range(30)]  # fmt: skip
+    assert np.median(scores) >= 0.6
+
+
+def test_poisson_and_bursty_browsing_score_low() -> None:
+    rng = np.random.default_rng(10)
+    poisson = [score(np.round(np.cumsum(rng.exponential(60, 32)), 3),
+                     rng.lognormal(8, 2, 32).round())[Stat.SCORE] for _ in range(200)]  # fmt: skip
+    assert np.median(poisson) < 0.1
+    assert np.quantile(poisson, 0.95) < 0.5
+
+
+def test_perfect_beacon_scores_high_even_with_six_events() -> None:
+    out = score(np.arange(6) * 14_400.0, np.full(6, 512.0))
+    assert out[Stat.CONFIDENCE] > 0.99
+    assert out[Stat.SCORE] > 0.8
+    assert out[Stat.PERIOD_S] == 14_400.0
+    full = score(np.arange(32) * 300.0, np.full(32, 512.0))
+    assert full[Stat.SCORE] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_sub_second_bursts_never_score() -> None:
+    out = score(np.arange(32) * 0.2, np.full(32, 512.0))
+    assert out[Stat.SCORE] == 0.0
+
+
+def test_many_missed_beats_cost_score() -> None:
+    few = score(np.arange(32) * 60.0, np.full(32, 500.0))[Stat.SCORE]
+    # Intervals of 1, 2 and 3 beats in turn: 3 beats missed in 6.
+    many = score(np.cumsum(np.tile([60.0, 120.0, 180.0], 11)[:32]), np.full(32, 500.0))
+    assert many[Stat.PERIOD_S] == 60.0
+    assert many[Stat.MISSED_RATIO] == pytest.approx(0.5, abs=0.01)
+    assert many[Stat.SCORE] < 0.75 * few
