@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-integration lint typecheck bench clean-jit clean
+.PHONY: help install demo test test-unit test-integration lint typecheck bench eval clean-jit clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,9 @@ test: install lint typecheck ## Lint, type-check, unit and integration tests
 bench: install ## Run the benchmarks in bench/ (core kernels, then end to end on Kafka)
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/end_to_end.py
+
+eval: install ## Rerun the evaluation: labelled benchmark + RITA v5 comparison -> docs/evaluation.md
+	$(BIN)/beaconwatch eval
 
 clean-jit: ## Drop numba's cached kernels (numba does not notice edits to a kernel's callees)
 	find service -name '*.nbi' -delete -o -name '*.nbc' -delete

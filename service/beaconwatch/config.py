@@ -113,7 +113,7 @@ class StateConfig(_Section):
 
 
 class ScoringConfig(_Section):
-    threshold: float = Field(0.8, ge=0, le=1)  # alert when the combined score reaches this
+    threshold: float = Field(0.75, ge=0, le=1)  # alert when the combined score reaches this
     min_events: int = Field(8, ge=3)  # connections a pair needs before it is scored
     rescore_every_events: int = Field(4, ge=1)  # rescore after this many new connections...
     rescore_interval_s: float = Field(300.0, gt=0)  # ...or this much event time, if any arrived
@@ -124,7 +124,7 @@ class ScoringConfig(_Section):
     # Relative spread (b - a) / mean of the single-beat intervals at which timing reaches 0.
     spread_tolerance: float = Field(2.5, gt=0)
     # The score is gated by the periodicity confidence: 0 at or below this, full at 1.
-    min_confidence: float = Field(0.5, ge=0, lt=1)
+    min_confidence: float = Field(0.98, ge=0, lt=1)
     # Share of missed check-ins that costs nothing; above it the score falls to 0 at 100 %.
     missed_allowance: float = Field(0.3, ge=0, lt=1)
 

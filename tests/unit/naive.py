@@ -164,7 +164,7 @@ def detector_alerts(
 
 
 def window_score_period(times_s: F64, sizes: F64, **score_kwargs: Any) -> tuple[float, float]:
-    """(score, nominal period) of `score_window_paired`, for reference detectors' ``score_fn``.
+    """(score, mean interval) of `score_window_paired`, for reference detectors' ``score_fn``.
 
     ``paired_table`` (optional): the null table of every second connection; with it, windows
     of >= 12 connections whose plain fit has > 25 % outliers are also scored on every second
@@ -178,11 +178,12 @@ def window_score_period(times_s: F64, sizes: F64, **score_kwargs: Any) -> tuple[
     if not len(times_s):
         return window_score(times_s, sizes, **kwargs), 0.0
     stats = naive_scoring.window_stats(times_s, sizes, table)
-    best = (window_score(times_s, sizes, **kwargs), stats["period_s"])
+    best = (window_score(times_s, sizes, **kwargs), stats["mean_interval_s"])
     if paired_table is not None and len(times_s) >= 12 and stats["outlier_ratio"] > 0.25:
         half_t, half_b = times_s[::2], sizes[::2]
         half_kwargs = {**score_kwargs, "table": paired_table}
         alt = window_score(half_t, half_b, **half_kwargs)
         if alt > best[0]:
-            best = (alt, naive_scoring.window_stats(half_t, half_b, paired_table)["period_s"])
+            half = naive_scoring.window_stats(half_t, half_b, paired_table)
+            best = (alt, half["mean_interval_s"])
     return best

@@ -260,6 +260,7 @@ def window_score(
     count = min(1.0, len(times_s) / full_count)
     w_t, w_s, w_c = weights
     base = (w_t * timing + w_s * st["size_regularity"] + w_c * count) / (w_t + w_s + w_c)
-    gate = clip01((st["confidence"] - min_confidence) / (1 - min_confidence))
+    top = 1.0 - 1.0 / (table.shape[1] + 1)  # the best confidence the null table can give
+    gate = clip01((st["confidence"] - min_confidence) / (top - min_confidence))
     missed = clip01((st["missed_ratio"] - missed_allowance) / (1 - missed_allowance))
     return gate * base * (1 - missed)

@@ -1,4 +1,4 @@
-"""The ``beaconwatch`` command: run | demo | simulate | scan.
+"""The ``beaconwatch`` command: run | demo | simulate | scan | eval.
 
 Exit codes: 0 success, 1 runtime failure (unreadable input, broker error), 2 usage or
 configuration error.
@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from beaconwatch.cli import demo, run, scan, simulate
+from beaconwatch.cli import eval as eval_cmd
 from beaconwatch.config import ConfigError, load_config
 
 EXIT_OK = 0
@@ -31,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser("simulate", help="synthetic goflow2 JSON with planted beacons")
     )
     scan.add_arguments(commands.add_parser("scan", help="offline: files of flow records -> alerts"))
+    eval_cmd.add_arguments(
+        commands.add_parser(
+            "eval", help="labelled benchmark + RITA comparison -> docs/evaluation.md"
+        )
+    )
     return parser
 
 
@@ -44,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run.run_service(args, config)
         if args.command == "demo":
             return demo.run_demo_command(args, config)
+        if args.command == "eval":
+            return eval_cmd.run_eval(args, config)
         return scan.run_scan(args, config)
     except ConfigError as exc:
         print(f"beaconwatch: {exc}", file=sys.stderr)

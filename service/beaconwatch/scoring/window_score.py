@@ -177,7 +177,9 @@ def score_window(
     w_c = params[Param.WEIGHT_COUNT]
     base = (w_t * timing + w_s * regularity + w_c * count) / (w_t + w_s + w_c)
     floor = params[Param.MIN_CONFIDENCE]
-    gate = _clip01((confidence - floor) / (1.0 - floor)) if floor < 1.0 else 0.0
+    # Full weight at the best confidence the null table can give, 1 - 1 / (sims + 1).
+    top = 1.0 - 1.0 / (null_table.shape[1] + 1.0)
+    gate = _clip01((confidence - floor) / (top - floor)) if floor < top else 0.0
     allowance = params[Param.MISSED_ALLOWANCE]
     missed = 0.0
     if allowance < 1.0:

@@ -61,7 +61,7 @@ POL_THRESHOLD = 0
 POL_PREVALENCE_MIN_SOURCES = 1  # below this many sources a destination is never down-ranked
 POL_PREVALENCE_LOW = 2  # share of the fleet where down-ranking starts...
 POL_PREVALENCE_HIGH = 3  # ...and where the score reaches 0
-POL_UPDATE_PERIOD_CHANGE = 4  # relative period change that makes an alert update
+POL_UPDATE_PERIOD_CHANGE = 4  # relative change of the mean interval that makes an update
 POL_UPDATE_SCORE_CHANGE = 5  # absolute score change that makes an alert update
 POL_SIZE = 6
 
@@ -197,8 +197,10 @@ def _lifecycle(
         return LIFECYCLE_NEW
     if t - alert_ms[row] < limits[LIM_COOLDOWN_MS]:
         return 0
+    # The mean interval, not the nominal period: the nominal period is an anchor of the jitter
+    # range chosen by its roundness, and may hop between anchors while the beacon is unchanged.
     last_period = np.float64(alerted[row, 0])
-    period_change = abs(stats[Stat.PERIOD_S] - last_period) / max(last_period, 1e-9)
+    period_change = abs(stats[Stat.MEAN_INTERVAL_S] - last_period) / max(last_period, 1e-9)
     score_change = abs(score - np.float64(alerted[row, 1]))
     if (
         period_change > policy[POL_UPDATE_PERIOD_CHANGE]
@@ -335,7 +337,7 @@ def ingest(
         if lifecycle == LIFECYCLE_NEW:
             first_alert_ms[row] = t
         alert_ms[row] = t
-        alerted[row, 0] = stats[Stat.PERIOD_S]
+        alerted[row, 0] = stats[Stat.MEAN_INTERVAL_S]
         alerted[row, 1] = stats[Stat.SCORE]
         extra[EXTRA_LIFECYCLE] = lifecycle
         extra[EXTRA_CHECK_INS] = count[row]
