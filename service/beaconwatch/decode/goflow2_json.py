@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.core.flows import FLOW_COLUMNS, FlowBatch
-from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
-from beaconwatch.decode.goflow2_record import FlowRow, Problem, decode_record
+from beaconwatch.core.flows import FlowBatch
+from beaconwatch.decode.base import DecodeResult
+from beaconwatch.decode.batch_scan import finish_batch, join_records
+from beaconwatch.decode.goflow2_record import decode_record
 from beaconwatch.decode.json_scan import OK, key_table, scan_batch
 from beaconwatch.decode.protocols import name_table
 
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024
-_ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]  # FlowRow order
 
 # A small valid record, decoded at construction so numba loads (or compiles) the kernels
 # before the first real batch arrives.
@@ -60,54 +60,15 @@ class Goflow2JsonDecoder:
             self.decode([_WARM_UP_RECORD])
 
     def decode(self, records: Sequence[bytes]) -> DecodeResult:
-        n = len(records)
-        if n == 0:
+        if not records:
             return DecodeResult(FlowBatch.empty(0), [])
-        lengths = np.fromiter(map(len, records), dtype=np.int64, count=n)
-        sizes = lengths
-        oversized = lengths > self.max_record_bytes
-        if oversized.any():
-            # Oversized records are not copied nor scanned; the slow path reports them.
-            records = [b"" if big else rec for rec, big in zip(records, oversized, strict=True)]
-            lengths = np.where(oversized, 0, lengths)
-        ends = np.cumsum(lengths)
-        starts = ends - lengths
-        buf = np.frombuffer(b"".join(records), dtype=np.uint8)
+        joined = join_records(records, self.max_record_bytes)
         status, *scanned = scan_batch(
-            buf, starts, ends, self._keys, self._key_lens,
+            joined.buf, joined.starts, joined.ends, self._keys, self._key_lens,
             self._names, self._name_lens, self._name_nums,
         )  # fmt: skip
         columns: list[npt.NDArray[Any]] = [np.asarray(column) for column in scanned]
-        ok = status == OK
-        rejections: list[Rejection] = []
-        slow = np.flatnonzero(~ok)
-        if slow.size:
-            self._slow_path(records, slow, oversized, sizes, ok, columns, rejections)
-        keep = np.flatnonzero(ok)
-        picked = {name: col[keep] for name, col in zip(_ROW_COLUMNS, columns, strict=True)}
-        flows = FlowBatch(**picked, record_index=keep.astype(np.int64))
-        return DecodeResult(flows, rejections)
-
-    def _slow_path(
-        self,
-        records: Sequence[bytes],
-        slow: npt.NDArray[np.intp],
-        oversized: npt.NDArray[np.bool_],
-        sizes: npt.NDArray[np.int64],
-        ok: npt.NDArray[np.bool_],
-        columns: list[npt.NDArray[Any]],
-        rejections: list[Rejection],
-    ) -> None:
-        for index in slow.tolist():
-            result: FlowRow | Problem
-            if oversized[index]:
-                detail = f"{sizes[index]} bytes > {self.max_record_bytes}"
-                result = Problem(RejectReason.OVERSIZED, detail)
-            else:
-                result = decode_record(records[index], self.max_record_bytes, self.unknown_proto)
-            if isinstance(result, Problem):
-                rejections.append(Rejection(index, result.reason, result.detail))
-                continue
-            for column, value in zip(columns, result, strict=True):
-                column[index] = value
-            ok[index] = True
+        return finish_batch(
+            joined, status == OK, columns, self.max_record_bytes,
+            lambda record: decode_record(record, self.max_record_bytes, self.unknown_proto),
+        )  # fmt: skip

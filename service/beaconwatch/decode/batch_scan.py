@@ -1,0 +1,76 @@
+"""The shape every batch-scanning decoder shares: join, scan fast, fall back per record.
+
+A numba kernel scans the whole batch joined into one byte buffer; records it does not fully
+accept go one by one through the decoder's reference path, which either accepts them with the
+same values or rejects them with a precise reason. Oversized records are neither copied nor
+scanned: the fallback reports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from beaconwatch.core.flows import FLOW_COLUMNS, FlowBatch
+from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.goflow2_record import FlowRow, Problem
+
+ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]  # FlowRow order
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class JoinedBatch:
+    records: Sequence[bytes]  # the input, oversized records replaced by b""
+    buf: npt.NDArray[np.uint8]  # all records back to back
+    starts: I64  # record i is buf[starts[i]:ends[i]]
+    ends: I64
+    sizes: I64  # original record lengths
+    oversized: npt.NDArray[np.bool_]
+
+
+def join_records(records: Sequence[bytes], max_record_bytes: int) -> JoinedBatch:
+    sizes = np.fromiter(map(len, records), dtype=np.int64, count=len(records))
+    lengths = sizes
+    oversized = sizes > max_record_bytes
+    if oversized.any():
+        records = [b"" if big else rec for rec, big in zip(records, oversized, strict=True)]
+        lengths = np.where(oversized, 0, sizes)
+    ends = np.cumsum(lengths)
+    buf = np.frombuffer(b"".join(records), dtype=np.uint8)
+    return JoinedBatch(records, buf, ends - lengths, ends, sizes, oversized)
+
+
+def finish_batch(
+    joined: JoinedBatch,
+    ok: npt.NDArray[np.bool_],
+    columns: list[npt.NDArray[Any]],
+    max_record_bytes: int,
+    decode_one: Callable[[bytes], FlowRow | Problem],
+) -> DecodeResult:
+    """Run ``decode_one`` on the records the scan did not accept (``~ok``), then keep the rows
+    that are accepted now. ``columns`` (in `ROW_COLUMNS` order) are filled in place."""
+    rejections: list[Rejection] = []
+    for index in np.flatnonzero(~ok).tolist():
+        result: FlowRow | Problem
+        if joined.oversized[index]:
+            detail = f"{joined.sizes[index]} bytes > {max_record_bytes}"
+            result = Problem(RejectReason.OVERSIZED, detail)
+        else:
+            result = decode_one(joined.records[index])
+        if isinstance(result, Problem):
+            rejections.append(Rejection(index, result.reason, result.detail))
+            continue
+        for column, value in zip(columns, result, strict=True):
+            column[index] = value
+        ok[index] = True
+    if ok.all():
+        picked = dict(zip(ROW_COLUMNS, columns, strict=True))
+        return DecodeResult(FlowBatch(**picked, record_index=np.arange(len(ok))), rejections)
+    keep = np.flatnonzero(ok)
+    picked = {name: col[keep] for name, col in zip(ROW_COLUMNS, columns, strict=True)}
+    return DecodeResult(FlowBatch(**picked, record_index=keep.astype(np.int64)), rejections)
