@@ -113,7 +113,7 @@ class StateConfig(_Section):
 
 
 class ScoringConfig(_Section):
-    threshold: float = Field(0.75, ge=0, le=1)  # alert when the combined score reaches this
+    threshold: float = Field(0.8, ge=0, le=1)  # alert when the combined score reaches this
     min_events: int = Field(8, ge=3)  # connections a pair needs before it is scored
     rescore_every_events: int = Field(4, ge=1)  # rescore after this many new connections...
     rescore_interval_s: float = Field(300.0, gt=0)  # ...or this much event time, if any arrived

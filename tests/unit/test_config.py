@@ -17,7 +17,7 @@ def test_defaults_without_file_or_env() -> None:
     config = load_config(None, env={})
     assert config == Config()
     assert config.kafka.input_topics == ["flows"]
-    assert config.scoring.threshold == 0.75
+    assert config.scoring.threshold == 0.8
     assert config.metrics.port == 9108
 
 
