@@ -125,15 +125,35 @@ def test_rejections(record: bytes, reason: str, detail_part: str) -> None:
         (edit(BASE, network__iana_number="6"), "proto", 6),  # ECS keyword
         (edit(BASE, network__iana_number=DELETE), "proto", 6),  # netflow.protocol_identifier
         (edit(BASE, network__iana_number=DELETE, netflow__protocol_identifier=DELETE), "proto", 6),
-        (edit(BASE, network__iana_number=None, netflow__protocol_identifier=DELETE,
-              network__transport="unknown (47)"), "proto", 47),
-        (edit(BASE, network__iana_number=DELETE, netflow__protocol_identifier=DELETE,
-              network__transport="IPv6-ICMP"), "proto", 58),
+        (
+            edit(
+                BASE,
+                network__iana_number=None,
+                netflow__protocol_identifier=DELETE,
+                network__transport="unknown (47)",
+            ),
+            "proto",
+            47,
+        ),
+        (
+            edit(
+                BASE,
+                network__iana_number=DELETE,
+                netflow__protocol_identifier=DELETE,
+                network__transport="IPv6-ICMP",
+            ),
+            "proto",
+            58,
+        ),
         (edit(BASE, source__bytes=DELETE, network__bytes=9000), "bytes", 9000),  # biflow sum
         (edit(BASE, source__bytes=1500, network__bytes=9000), "bytes", 1500),
         (edit(BASE, source__packets=DELETE, network__packets=DELETE), "packets", 1),
         (edit(BASE, netflow__sampling_interval=DELETE), "sampling_rate", 1),
-        (edit(BASE, netflow__sampling_interval=DELETE, netflow__sampling_packet_interval=10), "sampling_rate", 10),
+        (
+            edit(BASE, netflow__sampling_interval=DELETE, netflow__sampling_packet_interval=10),
+            "sampling_rate",
+            10,
+        ),
         (edit(BASE, destination__port=DELETE), "dst_port", 0),
         (edit(BASE, event__start="2026-01-02T04:32:01.999999999+01:00"), "start_ms", T2 + 999),
         (edit(BASE, event__start=T2 + 5), "start_ms", T2 + 5),  # epoch_millis

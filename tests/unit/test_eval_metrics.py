@@ -8,12 +8,12 @@ import numpy as np
 
 from beaconwatch.alerting.alert import Alert, BeaconStats
 from beaconwatch.evaluation import metrics as m
-from beaconwatch.evaluation.truth import BeaconTruth, FlowColumns, Kind, Shape, assemble
+from beaconwatch.evaluation.truth import BeaconTruth, FlowColumns, Kind, Scenario, Shape, assemble
 
 HOST, C2, WEB = 0x0A01_0001, 0xCB00_710A, 0x3400_0001  # 10.1.0.1, 203.0.113.10, 52.0.0.1
 
 
-def _scenario():  # type: ignore[no-untyped-def]
+def _scenario() -> Scenario:
     cols = FlowColumns.new()
     t = np.arange(20) * 60_000
     cols.add(t, t + 100, HOST, C2, 40000, 443, 6, 500, Kind.BEACON, "c2", 0)

@@ -34,7 +34,9 @@ def sketch_width(max_pairs: int) -> int:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _dest_buckets(dst_hi: np.uint64, dst_lo: np.uint64, pp: np.uint32, width: int) -> tuple:
+def _dest_buckets(
+    dst_hi: np.uint64, dst_lo: np.uint64, pp: np.uint32, width: int
+) -> tuple[np.int64, np.int64]:
     h = key_hash(np.uint64(0), np.uint64(0), dst_hi, dst_lo, pp)
     mask = np.uint64(width - 1)
     return np.int64(h & mask), np.int64((h >> np.uint64(32)) & mask)
