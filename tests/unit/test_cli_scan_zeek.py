@@ -13,12 +13,13 @@ from beaconwatch.cli import build_parser, main
 from beaconwatch.cli import scan as scan_cli
 from beaconwatch.cli.scan import run_scan, with_internal_networks
 from beaconwatch.config import Config
+from beaconwatch.evaluation.data_dir import find_shared_data
 from beaconwatch.sources.files import ReadProgress, read_batches
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "zeek"
-NJRAT = (
-    Path(__file__).resolve().parents[2].parent / "shared/data/stratosphere-njrat/conn.log.labeled"
-)
+SHARED = find_shared_data()
+assert SHARED is not None, "the labelled captures (../shared/data) are needed by these tests"
+NJRAT = SHARED / "stratosphere-njrat" / "conn.log.labeled"
 C2 = ("192.168.1.115", "41.108.179.197", 1177, "tcp")
 
 

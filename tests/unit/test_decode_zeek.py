@@ -25,9 +25,12 @@ from beaconwatch.decode.zeek_tsv import (
     read_zeek_labels,
     read_zeek_log,
 )
+from beaconwatch.evaluation.data_dir import find_shared_data
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "zeek"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+_FOUND = find_shared_data()
+assert _FOUND is not None, "the labelled captures (../shared/data) are needed by these tests"
+SHARED = _FOUND
 NJRAT = SHARED / "stratosphere-njrat" / "conn.log.labeled"
 BENIGN = SHARED / "stratosphere-windows-benign" / "conn.log.labeled"
 HUE = SHARED / "iot23-philips-hue" / "CTU-Honeypot-Capture-4-1-labeled.csv"

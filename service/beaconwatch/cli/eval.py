@@ -37,11 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _data_dir(arg: Path | None) -> Path | None:
     if arg is not None:
         return None if str(arg) == "none" else arg
-    from beaconwatch.evaluation.realdata import SHARED_DATA
+    from beaconwatch.evaluation.data_dir import find_shared_data
 
-    repo_root = Path(__file__).resolve().parents[3]
-    candidate = repo_root / SHARED_DATA
-    return candidate if candidate.is_dir() else None
+    return find_shared_data()
 
 
 def run_eval(args: argparse.Namespace, config: Config, *, stderr: TextIO | None = None) -> int:

@@ -19,8 +19,6 @@ from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.addresses import halves_to_ip
 from beaconwatch.evaluation.runner import run_detector
 
-SHARED_DATA = Path("..") / "shared" / "data"  # relative to the repository root
-
 
 @dataclass(frozen=True, slots=True)
 class Dataset:
