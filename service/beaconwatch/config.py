@@ -84,6 +84,10 @@ class NetworkConfig(_Section):
     track_internal_destinations: bool = False
     # UDP/123 to these is never alerted (the fleet's configured time servers).
     ntp_servers: list[str] = Field(default_factory=lambda: list(WELL_KNOWN_NTP))
+    # UDP/123 with NTP-sized packets (48-byte NTP + UDP + IP headers, a MAC) to any server is
+    # never alerted either: pool.ntp.org gives each host other servers (see core/scope.py).
+    ntp_any_server: bool = True
+    ntp_max_packet_bytes: int = Field(128, ge=76, le=1500)
 
     @model_validator(mode="after")
     def _valid_cidrs(self) -> NetworkConfig:
@@ -101,6 +105,9 @@ def _check_cidr(cidr: str) -> None:
 
 class StateConfig(_Section):
     window_s: float = Field(86_400.0, gt=0)  # history kept per pair; idle pairs evicted after it
+    # Slow pairs (fewer than history_events / 2 connections in window_s, e.g. 4 h beacons) are
+    # scored on their last history_events / 2 connections, reaching back at most this far.
+    long_window_s: float = Field(259_200.0, gt=0)
     history_events: int = Field(32, ge=4, le=1024)  # ring-buffer length per pair
     max_pairs: int = Field(1_000_000, ge=16)  # hard cap; least-recently-seen pairs evicted
     allowed_lateness_s: float = Field(600.0, ge=0)  # flows older than watermark - this: rejected
@@ -110,6 +117,15 @@ class StateConfig(_Section):
     # end continues it (active-timeout export). Neither is a new check-in.
     duplicate_tolerance_s: float = Field(1.0, ge=0, le=60)
     continuation_gap_s: float = Field(1.0, ge=0, le=60)
+
+    @model_validator(mode="after")
+    def _long_window_covers_window(self) -> StateConfig:
+        if self.long_window_s < self.window_s:
+            raise ValueError("long_window_s must be at least window_s")
+        # Ring times are u32 ms after an epoch re-based every ~25 days (state/pair_table.py).
+        if self.long_window_s + self.allowed_lateness_s > 20 * 86_400:
+            raise ValueError("long_window_s + allowed_lateness_s must stay below 20 days")
+        return self
 
 
 class ScoringConfig(_Section):
@@ -121,8 +137,11 @@ class ScoringConfig(_Section):
     weight_intervals: float = Field(0.6, ge=0)  # timing regularity (folded interval spread)
     weight_sizes: float = Field(0.25, ge=0)  # byte-count regularity (padding-tolerant)
     weight_count: float = Field(0.15, ge=0)  # connections in the window
-    # Relative spread (b - a) / mean of the single-beat intervals at which timing reaches 0.
-    spread_tolerance: float = Field(2.5, gt=0)
+    # Relative spread (b - a) / mean of the single-beat intervals: up to spread_free the timing
+    # part is full (jitter up to about 60 % subtractive, +/-45 % symmetric or 100 % additive),
+    # then it fades linearly to 0 at spread_tolerance (Poisson arrivals give about 2).
+    spread_free: float = Field(0.9, ge=0)
+    spread_tolerance: float = Field(2.2, gt=0)
     # The score is gated by the periodicity confidence: 0 at or below this, full at 1.
     min_confidence: float = Field(0.98, ge=0, lt=1)
     # Share of missed check-ins that costs nothing; above it the score falls to 0 at 100 %.
@@ -132,6 +151,8 @@ class ScoringConfig(_Section):
     def _weights_sum_positive(self) -> ScoringConfig:
         if self.weight_intervals + self.weight_sizes + self.weight_count <= 0:
             raise ValueError("weight_intervals + weight_sizes + weight_count must be > 0")
+        if self.spread_tolerance <= self.spread_free:
+            raise ValueError("spread_tolerance must be above spread_free")
         return self
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.config import ScoringConfig
-from beaconwatch.scoring.significance import null_table
 from tests.unit import naive_scoring
 
 F64 = npt.NDArray[np.float64]
@@ -46,19 +45,17 @@ def window_score(
     min_period_s: float,
     weights: tuple[float, float, float],
     full_count: float,
-    table: F64 | None = None,
+    table: F64,
+    spread_free: float | None = None,
     spread_tolerance: float | None = None,
     min_confidence: float | None = None,
     missed_allowance: float | None = None,
 ) -> float:
     """The combined score of `score_window`, written out from the documented formula.
 
-    Unset parameters take the ScoringConfig defaults; the null table defaults to the one for
-    the history length behind ``full_count`` (= max(2, 0.75 * history_events)).
+    Unset parameters take the ScoringConfig defaults.
     """
     defaults = ScoringConfig()
-    if table is None:
-        table = null_table(round(full_count / 0.75))
     return naive_scoring.window_score(
         times_s,
         sizes,
@@ -66,6 +63,7 @@ def window_score(
         min_period_s=min_period_s,
         weights=weights,
         full_count=full_count,
+        spread_free=defaults.spread_free if spread_free is None else spread_free,
         spread_tolerance=(
             defaults.spread_tolerance if spread_tolerance is None else spread_tolerance
         ),
@@ -84,7 +82,8 @@ def size_roundtrip(nbytes: float) -> float:
 
 def detector_alerts(
     rows: list[tuple[int, int, str, str, int, int]], *, history: int, window_ms: int,
-    min_events: int, every: int, interval_ms: int, cooldown_ms: int, threshold: float,
+    long_window_ms: int, min_events: int, every: int, interval_ms: int, cooldown_ms: int,
+    threshold: float,
     score_fn: Callable[[F64, F64], tuple[float, float]], dup_tol_ms: int, gap_ms: int,
     prevalence: tuple[int, float, float], sketch_width: int, update: tuple[float, float],
 ) -> list[tuple[str, int, float, str]]:  # fmt: skip
@@ -94,7 +93,9 @@ def detector_alerts(
     same source port that start within `dup_tol_ms` of a remembered connection's start, or
     after it up to `gap_ms` past its end, merge into it (of the last two connections); others
     are new connections. Each pair keeps its last `history` connections; it is scored at the
-    connection that makes it due, over the kept ones with start >= t - window, in time order.
+    connection that makes it due, over the kept ones with start >= t - window, in time order;
+    when those are fewer than history // 2, over the last history // 2 kept ones with start
+    >= t - long_window.
     Scores are multiplied by the prevalence factor of the destination; a pair alerts "new" at
     its first score >= threshold, then "update" when, a cooldown later, the period or score
     moved materially.
@@ -133,7 +134,10 @@ def detector_alerts(
             continue
         if s["count"] - s["scored_count"] < every and t - s["scored_t"] < interval_ms:
             continue
-        window = sorted((e for e in s["ring"] if e[0] >= t - window_ms), key=lambda e: e[0])
+        kept = sorted(s["ring"], key=lambda e: e[0])
+        window = [e for e in kept if e[0] >= t - window_ms]
+        if len(window) < history // 2:
+            window = [e for e in kept if e[0] >= t - long_window_ms][-(history // 2) :]
         times = np.array([e[0] / 1000 for e in window])
         sizes = np.array([float(e[1]) for e in window])
         score, period = score_fn(times, sizes)
@@ -171,10 +175,8 @@ def window_score_period(times_s: F64, sizes: F64, **score_kwargs: Any) -> tuple[
     connection, and the better score is kept.
     """
     paired_table = score_kwargs.pop("paired_table", None)
-    table = score_kwargs.get("table")
-    if table is None:
-        table = null_table(round(float(score_kwargs["full_count"]) / 0.75))
-    kwargs = {**score_kwargs, "table": table}
+    table = score_kwargs["table"]
+    kwargs = score_kwargs
     if not len(times_s):
         return window_score(times_s, sizes, **kwargs), 0.0
     stats = naive_scoring.window_stats(times_s, sizes, table)

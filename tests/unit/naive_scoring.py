@@ -242,6 +242,7 @@ def window_score(
     min_period_s: float,
     weights: tuple[float, float, float],
     full_count: float,
+    spread_free: float,
     spread_tolerance: float,
     min_confidence: float,
     missed_allowance: float,
@@ -256,7 +257,8 @@ def window_score(
     def clip01(x: float) -> float:
         return min(1.0, max(0.0, x))
 
-    timing = (1 - clip01(st["spread"] / spread_tolerance)) * (1 - st["outlier_ratio"])
+    fade = (st["spread"] - spread_free) / (spread_tolerance - spread_free)
+    timing = (1 - clip01(fade)) * (1 - st["outlier_ratio"])
     count = min(1.0, len(times_s) / full_count)
     w_t, w_s, w_c = weights
     base = (w_t * timing + w_s * st["size_regularity"] + w_c * count) / (w_t + w_s + w_c)

@@ -222,3 +222,30 @@ def test_continuations_and_duplicates_of_a_connection_are_not_check_ins() -> Non
     assert det.stats.merged_by_kind == {"duplicate": 90, "continuation": 29}
     (score,) = det.score_all_pairs()
     assert score.stats["check_ins"] == 1
+
+
+def test_packet_sampled_pairs_are_not_penalised_for_missed_check_ins() -> None:
+    # 1:100 sampling sees about 40 % of this beacon's check-ins: the unsampled reading of the
+    # same flows calls most of the period missed and stays quiet; the sampled one alerts and
+    # says it was sampled.
+    rows = beacon_rows("10.0.0.8", "203.0.113.60", period_s=60, count=120, jitter=0.05, seed=3)
+    seen = np.random.default_rng(5).random(len(rows)) < 0.4
+    flows = make_flows([r for r, keep in zip(rows, seen, strict=True) if keep])
+    assert not detector().process(flows).alerts
+
+    flows.sampling_rate[:] = 100
+    (alert, *_) = detector().process(flows).alerts
+    assert alert.stats.sampling_rate == 100
+    assert abs(alert.stats.period_s - 60) < 3
+    assert alert.stats.missed_ratio > 0.3
+    document = orjson.loads(encode_alert(alert))
+    assert document["beacon"]["sampling_rate"] == 100
+    assert "sampled 1:100" in document["event"]["reason"]
+
+
+def test_unsampled_alerts_say_sampling_rate_1() -> None:
+    flows = make_flows(beacon_rows("10.0.0.9", "203.0.113.61", period_s=60, count=30))
+    flows.sampling_rate[:] = 0  # goflow2 writes 0 when the exporter did not say
+    (alert,) = detector().process(flows).alerts
+    assert alert.stats.sampling_rate == 1
+    assert "sampled" not in orjson.loads(encode_alert(alert))["event"]["reason"]

@@ -40,9 +40,14 @@ def random_rows(seed: int) -> list[tuple[int, str, str, int, int, int]]:
 def test_detector_matches_reference(seed: int) -> None:
     rng = np.random.default_rng(1000 + seed)
     history = int(rng.choice([4, 8, 16, 32]))
+    window_s = float(rng.choice([600, 3600, 86400]))
     config = with_overrides(
         Config(),
-        state={"history_events": history, "window_s": float(rng.choice([600, 3600, 86400]))},
+        state={
+            "history_events": history,
+            "window_s": window_s,
+            "long_window_s": window_s * float(rng.choice([1, 3])),
+        },
         scoring={
             "min_events": int(rng.integers(3, 10)),
             "rescore_every_events": int(rng.integers(1, 6)),
@@ -62,13 +67,14 @@ def test_detector_matches_reference(seed: int) -> None:
     s, sc = config.scoring, config.state
     score_kwargs = {"min_period_s": s.min_period_s,
                     "weights": (s.weight_intervals, s.weight_sizes, s.weight_count),
-                    "full_count": max(2.0, 0.75 * history), "table": det._null_tables[0],
+                    "full_count": max(2.0, min(12.0, 0.75 * history)), "table": det._null_tables[0],
                     "paired_table": det._null_tables[1]}  # fmt: skip
     p, a = config.prevalence, config.alerting
     expected = naive.detector_alerts(
         [(t, t, src, f"{src}>{dst}:{port}/{proto}", int(flows.src_port[i]), b)
          for i, (t, src, dst, port, proto, b) in enumerate(rows)],
-        history=history, window_ms=int(sc.window_s * 1000), min_events=s.min_events,
+        history=history, window_ms=int(sc.window_s * 1000),
+        long_window_ms=int(sc.long_window_s * 1000), min_events=s.min_events,
         every=s.rescore_every_events, interval_ms=int(s.rescore_interval_s * 1000),
         cooldown_ms=int(a.cooldown_s * 1000), threshold=s.threshold,
         score_fn=lambda times, sizes: naive.window_score_period(times, sizes, **score_kwargs),

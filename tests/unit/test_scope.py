@@ -18,8 +18,10 @@ from tests.unit.flowgen import FullRow, make_flows
 T = 1_700_000_000_000
 
 
-def row(src: str, dst: str, sport: int = 50000, dport: int = 443, proto: int = 6) -> FullRow:
-    return (T, src, dst, dport, proto, 100, sport, T)
+def row(
+    src: str, dst: str, sport: int = 50000, dport: int = 443, proto: int = 6, nbytes: int = 100
+) -> FullRow:
+    return (T, src, dst, dport, proto, nbytes, sport, T)
 
 
 def endpoints(flows: FlowBatch) -> list[tuple[str, str, int, int]]:
@@ -44,17 +46,36 @@ def test_out_of_scope_flows_are_counted_by_reason_not_lost() -> None:
         row("10.0.0.5", "224.0.0.251", dport=5353, proto=17),  # multicast
         row("10.0.0.5", "169.254.10.1"),  # link-local destination
         row("10.0.0.5", "216.239.35.4", dport=123, proto=17),  # NTP to a configured server
-        row("10.0.0.5", "198.51.100.77", dport=123, proto=17),  # NTP elsewhere: in scope
+        row("10.0.0.5", "198.51.100.77", dport=123, proto=17, nbytes=76),  # NTP to a pool server
+        row("10.0.0.5", "198.51.100.77", dport=123, proto=17, nbytes=900),  # not NTP-sized
         row("fd00::5", "2001:db8::9"),  # ULA is internal by default
     ])  # fmt: skip
     scoped = FlowScope(NetworkConfig()).apply(flows)
-    assert list(scoped.flows.record_index) == [5, 6]
+    assert list(scoped.flows.record_index) == [6, 7]
     assert scoped.ignored == {
         IgnoreReason.EXTERNAL_ONLY: 1,
         IgnoreReason.INTERNAL_ONLY: 1,
         IgnoreReason.SPECIAL_ADDRESS: 2,
         IgnoreReason.ALLOWED_NTP: 1,
+        IgnoreReason.NTP_SHAPED: 1,
     }
+
+
+def test_ntp_sized_traffic_to_any_server_is_scored_when_only_configured_servers_are_allowed() -> (
+    None
+):
+    pool = row("10.0.0.5", "198.51.100.77", dport=123, proto=17, nbytes=76)
+    configured = row("10.0.0.5", "216.239.35.4", dport=123, proto=17, nbytes=76)
+    flows = make_flows([pool, configured])
+    scoped = FlowScope(NetworkConfig(ntp_any_server=False)).apply(flows)
+    assert list(scoped.flows.record_index) == [0]
+    assert scoped.ignored == {IgnoreReason.ALLOWED_NTP: 1}
+
+
+def test_ntp_size_is_judged_per_packet() -> None:
+    flows = make_flows([row("10.0.0.5", "198.51.100.77", dport=123, proto=17, nbytes=10 * 76)])
+    flows.packets[:] = 10  # ten polls aggregated into one record: still NTP
+    assert FlowScope(NetworkConfig()).apply(flows).ignored == {IgnoreReason.NTP_SHAPED: 1}
 
 
 def test_internal_destinations_are_tracked_when_configured() -> None:

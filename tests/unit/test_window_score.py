@@ -56,7 +56,7 @@ def test_window_matches_reference() -> None:
         want = naive.window_score(
             times, sizes, table=table, min_period_s=c.min_period_s,
             weights=(c.weight_intervals, c.weight_sizes, c.weight_count),
-            full_count=0.75 * HISTORY,
+            full_count=max(2.0, min(12.0, 0.75 * HISTORY)),
         )  # fmt: skip
         assert out[Stat.SCORE] == pytest.approx(want, abs=1e-12)
         assert 0.0 <= out[Stat.SCORE] <= 1.0

@@ -26,6 +26,9 @@ class BeaconStats:
     bytes_median: float
     prevalence: float  # share of internal sources that contact the destination
     prevalence_sources: int  # how many
+    # Highest packet-sampling rate among the pair's flows (1 = unsampled; capped at 65535).
+    # Above 1, missed check-ins and byte counts are not scored (scoring.sampled_scoring_params).
+    sampling_rate: int = 1
 
 
 @dataclass(frozen=True, slots=True)

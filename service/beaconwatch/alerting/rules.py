@@ -113,6 +113,7 @@ class AlertRules:
             bytes_median=float(stats[Stat.BYTES_MEDIAN]),
             prevalence=round(float(extra[k.EXTRA_PREVALENCE]), 4),
             prevalence_sources=int(extra[k.EXTRA_PREVALENCE_SOURCES]),
+            sampling_rate=int(table.sampling[row]),
         )
         src_ip = halves_to_ip(keys[0], keys[1])
         dst_ip = halves_to_ip(keys[2], keys[3])
@@ -175,4 +176,6 @@ def reason_sentence(alert: Alert) -> str:
     )
     if s.prevalence_sources > 1:
         words += f"; {s.prevalence_sources} internal hosts contact this destination"
+    if s.sampling_rate > 1:
+        words += f"; flows sampled 1:{s.sampling_rate}, so missed check-ins cost nothing"
     return words

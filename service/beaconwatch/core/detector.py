@@ -23,7 +23,7 @@ from beaconwatch.core.scope import FlowScope
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.decode.base import Rejection, RejectReason
 from beaconwatch.scoring.significance import null_table
-from beaconwatch.scoring.window_score import Stat, scoring_params
+from beaconwatch.scoring.window_score import Stat, sampled_scoring_params, scoring_params
 from beaconwatch.state import ingest as k
 from beaconwatch.state.pair_table import REBASE_AFTER_MS, PairTable
 
@@ -60,8 +60,11 @@ class Detector:
         self.rules = AlertRules(config.alerting, config.allowlist)
         self.scope = FlowScope(config.network)
         self._window_ms = int(state.window_s * 1000)
+        self._long_window_ms = int(state.long_window_s * 1000)
         self._lateness_ms = int(state.allowed_lateness_s * 1000)
-        self._score_params = scoring_params(scoring, state.history_events)
+        # Row 0 for unsampled pairs, row 1 for pairs seen through packet sampling.
+        params = scoring_params(scoring, state.history_events)
+        self._score_params = np.stack([params, sampled_scoring_params(params)])
         self._policy = policy_vector(config)
         # Poisson-null quantiles behind the confidence, built once per process (cached): for
         # every connection, and for every second one (`score_window_paired`).
@@ -71,6 +74,7 @@ class Detector:
         self._limits = np.zeros(k.LIM_SIZE, dtype=np.int64)
         self._limits[k.LIM_LATENESS_MS] = self._lateness_ms
         self._limits[k.LIM_WINDOW_MS] = self._window_ms
+        self._limits[k.LIM_LONG_WINDOW_MS] = self._long_window_ms
         self._limits[k.LIM_MIN_EVENTS] = scoring.min_events
         self._limits[k.LIM_RESCORE_EVERY] = scoring.rescore_every_events
         self._limits[k.LIM_RESCORE_INTERVAL_MS] = int(scoring.rescore_interval_s * 1000)
@@ -107,13 +111,13 @@ class Detector:
         if watermark_ms is None and in_range.size:
             watermark_ms = self._first_watermark(in_range)
             if not self.clock.started:
-                self.table.set_epoch(watermark_ms - self._window_ms - self._lateness_ms)
+                self.table.set_epoch(watermark_ms - self._long_window_ms - self._lateness_ms)
                 self._last_sweep_ms = watermark_ms
             self.clock.advance_to(watermark_ms)
         # Ring times are u32 ms after the epoch: re-base between batches, long before they wrap
         # (a single batch would have to span ~25 days of event time to overflow).
         if in_range.size and int(in_range.max()) - self.table.epoch_ms > REBASE_AFTER_MS:
-            self.table.rebase(self.clock.now_ms() - self._window_ms - self._lateness_ms)
+            self.table.rebase(self.clock.now_ms() - self._long_window_ms - self._lateness_ms)
 
         self._limits[k.LIM_WATERMARK_MS] = watermark_ms if watermark_ms is not None else 0
         self._limits[k.LIM_MAX_START_MS] = max_start_ms
@@ -127,9 +131,10 @@ class Detector:
         k.ingest(
             t.index, t.keys, t.port_proto, t.partition, t.first_seen_ms, t.last_seen_ms,
             t.scored_ms, t.alert_ms, t.first_alert_ms, t.count, t.scored_count, t.alerted,
-            t.ring_t, t.ring_b, t.conn_port, t.conn_times, t.free, t.used, t.sketch, t.meta,
-            flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi, flows.dst_lo,
-            flows.src_port, flows.dst_port, flows.proto, flows.bytes, partition,
+            t.sampling, t.ring_t, t.ring_b, t.conn_port, t.conn_times, t.free, t.used, t.sketch,
+            t.meta, flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi,
+            flows.dst_lo, flows.src_port, flows.dst_port, flows.proto, flows.bytes,
+            flows.sampling_rate, partition,
             self._limits, self._score_params, self._null_tables, self._policy,
             status, counters, alert_rows, alert_stats, alert_times, alert_extra,
         )  # fmt: skip
@@ -199,9 +204,9 @@ class Detector:
         stats = np.zeros((t.tracked_pairs, Stat.SIZE), dtype=np.float64)
         extra = np.zeros((t.tracked_pairs, k.EXTRA_SIZE), dtype=np.float64)
         n = k.score_rows(
-            t.ring_t, t.ring_b, t.count, t.last_seen_ms, t.used, t.keys, t.port_proto, t.sketch,
-            t.meta, self._window_ms, self._score_params, self._null_tables, self._policy, rows,
-            stats, extra,
+            t.ring_t, t.ring_b, t.count, t.last_seen_ms, t.used, t.sampling, t.keys, t.port_proto,
+            t.sketch, t.meta, self._window_ms, self._long_window_ms, self._score_params, self._null_tables,
+            self._policy, rows, stats, extra,
         )  # fmt: skip
         return pair_scores(t, rows[:n], stats[:n], extra[:n])
 

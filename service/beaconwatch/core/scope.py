@@ -10,7 +10,12 @@ Before any state is touched, every flow is oriented and filtered (vectorised, pe
     both external                ignored ("external_only": transit traffic)
 
 Then flows whose ends are multicast, broadcast, link-local, loopback or unspecified are ignored
-("special_address"), and so is UDP/123 to the configured NTP servers ("allowed_ntp").
+("special_address"), and so is UDP/123 to the configured NTP servers ("allowed_ntp"). With
+network.ntp_any_server, UDP/123 whose packets are NTP-sized (network.ntp_max_packet_bytes) is
+ignored whatever the server ("ntp_shaped"): pool.ntp.org hands every host different servers,
+so no list of them can be configured, and ntpd/chrony poll them like clockwork (64-1024 s).
+The cost: a C2 channel that mimics NTP exactly, in size too, is not scored; turn it off where
+NTP must go to known servers only (then such traffic to other servers is scored like any pair).
 Ignored flows are valid input: they are counted by reason, never dead-lettered.
 """
 
@@ -34,6 +39,7 @@ class IgnoreReason:
     INTERNAL_ONLY = "internal_only"
     SPECIAL_ADDRESS = "special_address"
     ALLOWED_NTP = "allowed_ntp"
+    NTP_SHAPED = "ntp_shaped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,8 @@ class FlowScope:
         self.special = NetworkSet.of(SPECIAL_CIDRS)
         self.ntp_servers = NetworkSet.of(config.ntp_servers)
         self.track_internal = config.track_internal_destinations
+        self.ntp_any_server = config.ntp_any_server
+        self.ntp_max_packet_bytes = config.ntp_max_packet_bytes
 
     def apply(self, flows: FlowBatch) -> Scoped:
         src_in = self.internal.contains(flows.src_hi, flows.src_lo)
@@ -66,8 +74,12 @@ class FlowScope:
         _drop(ignored, IgnoreReason.SPECIAL_ADDRESS, keep, special)
         ntp = (flows.proto == UDP) & (flows.dst_port == NTP_PORT)
         if ntp.any():
-            ntp &= self.ntp_servers.contains(flows.dst_hi, flows.dst_lo)
-            _drop(ignored, IgnoreReason.ALLOWED_NTP, keep, ntp)
+            configured = ntp & self.ntp_servers.contains(flows.dst_hi, flows.dst_lo)
+            _drop(ignored, IgnoreReason.ALLOWED_NTP, keep, configured)
+            if self.ntp_any_server:
+                packets = np.maximum(flows.packets, 1).astype(np.uint64)
+                small = flows.bytes <= packets * np.uint64(self.ntp_max_packet_bytes)
+                _drop(ignored, IgnoreReason.NTP_SHAPED, keep, ntp & small)
         if keep.all():
             return Scoped(flows, ignored)
         return Scoped(flows.take(keep), ignored)

@@ -334,7 +334,15 @@ def exporter_artefacts(
     rev = np.flatnonzero(np.isin(src, reverse_hosts) & (cols["beacon"] < 0))
     if rev.size:
         d = rng.integers(1, 30, rev.size)
-        size = np.minimum((rng.pareto(1.2, rev.size) + 1) * 1500, 5e8)
+        # Replies as they look: an NTP reply is as long as its request, other UDP replies
+        # (DNS) a few times the query, TCP downloads heavy-tailed.
+        forward = cols["nbytes"][rev].astype(np.float64)
+        udp = cols["proto"][rev] == UDP
+        ntp_reply = udp & (cols["dst_port"][rev] == 123)
+        download = np.minimum((rng.pareto(1.2, rev.size) + 1) * 1500, 5e8)
+        size = np.where(
+            ntp_reply, forward, np.where(udp, forward * rng.uniform(1, 4, rev.size), download)
+        )
         start = cols["start_ms"][rev] + d
         out.add(
             start,

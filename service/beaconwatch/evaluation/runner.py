@@ -59,4 +59,6 @@ def run_detector(
 def sweep_config(config: Config, floor: float) -> Config:
     """The same detector, alerting on every scoring at or above ``floor`` (no cooldown): the
     highest score each pair ever reached, for threshold sweeps."""
-    return with_overrides(config, scoring={"threshold": floor}, alerting={"cooldown_s": 0.0})
+    # Any change at all makes an update: every scoring at or above the floor is reported.
+    any_change = {"cooldown_s": 0.0, "update_period_change": 1e-12, "update_score_change": 1e-12}
+    return with_overrides(config, scoring={"threshold": floor}, alerting=any_change)

@@ -74,7 +74,7 @@ class ServiceMetrics:
             flows_ignored=PromCounter(
                 "beaconwatch_flows_ignored",
                 "Valid flows outside the detector's scope, by reason (external_only, "
-                "internal_only, special_address, allowed_ntp)",
+                "internal_only, special_address, allowed_ntp, ntp_shaped)",
                 ["reason"],
                 registry=r,
             ),

@@ -6,8 +6,9 @@ Poisson null table of `significance.null_table` comes in as an argument (built o
 process). Period, jitter and missed beats come from `periodicity`, the confidence from
 `significance`, the size regularity from `sizes`.
 
-    timing     = (1 - clip(spread / spread_tolerance)) * (1 - outlier share)
-    count      = min(1, connections / (0.75 * history_events))
+    timing     = (1 - clip((spread - spread_free) / (spread_tolerance - spread_free)))
+                 * (1 - outlier share)
+    count      = min(1, connections / min(12, 0.75 * history_events))
     base       = weighted mean of timing, size regularity, count (config weights)
     gate       = clip((confidence - min_confidence) / (1 - min_confidence))
     missed     = clip((missed ratio - missed_allowance) / (1 - missed_allowance))
@@ -15,6 +16,9 @@ process). Period, jitter and missed beats come from `periodicity`, the confidenc
 
 spread = (b - a) / mean single-beat interval: 0 for a perfect beacon, 0.67 at 50 % subtractive
 jitter, 1.0 at +/-50 % symmetric jitter, 1.2 at 75 % subtractive, about 2 for Poisson arrivals.
+Spread up to `spread_free` costs nothing: how wide a jitter an operator picks says nothing about
+whether the pair is a beacon; the confidence gate (is this periodic at all?) decides that, and
+the timing part only fades out towards Poisson-like spreads.
 Missed check-ins up to `missed_allowance` (30 %) cost nothing: C2 traffic loses beats when
 laptops sleep. A median interval below `min_period_s` scores 0 (bursts are not beacons).
 """
@@ -83,7 +87,11 @@ class Param(IntEnum):
     SPREAD_TOLERANCE = 5
     MIN_CONFIDENCE = 6
     MISSED_ALLOWANCE = 7
-    SIZE = 8
+    SPREAD_FREE = 8
+    SIZE = 9
+
+
+FULL_COUNT_EVENTS = 12.0  # connections at which the count part is full (if the ring holds them)
 
 
 def scoring_params(config: ScoringConfig, history_events: int) -> F64:
@@ -92,11 +100,33 @@ def scoring_params(config: ScoringConfig, history_events: int) -> F64:
     params[Param.WEIGHT_TIMING] = config.weight_intervals
     params[Param.WEIGHT_SIZES] = config.weight_sizes
     params[Param.WEIGHT_COUNT] = config.weight_count
-    params[Param.FULL_COUNT] = max(2.0, 0.75 * history_events)
+    params[Param.FULL_COUNT] = full_count(history_events)
     params[Param.SPREAD_TOLERANCE] = config.spread_tolerance
     params[Param.MIN_CONFIDENCE] = config.min_confidence
     params[Param.MISSED_ALLOWANCE] = config.missed_allowance
+    params[Param.SPREAD_FREE] = config.spread_free
     return params
+
+
+def sampled_scoring_params(params: F64) -> F64:
+    """The parameters for pairs seen through packet-sampled export (sampling rate > 1).
+
+    1:N sampling sees a short connection only with probability ~ packets / N, so check-ins go
+    missing at random and the byte counts are those of the sampled packets: neither says
+    anything about the pair. The missed-check-in penalty is waived and the size part dropped
+    (its weight goes to timing and count); folding still needs the check-ins that were seen
+    to fall on the period, and the confidence gate is unchanged.
+    """
+    sampled = params.copy()
+    sampled[Param.MISSED_ALLOWANCE] = 1.0
+    if sampled[Param.WEIGHT_TIMING] + sampled[Param.WEIGHT_COUNT] > 0.0:
+        sampled[Param.WEIGHT_SIZES] = 0.0
+    return sampled
+
+
+def full_count(history_events: int) -> float:
+    """Connections at which the count part of the score reaches 1."""
+    return max(2.0, min(FULL_COUNT_EVENTS, 0.75 * history_events))
 
 
 # Rows 0-3: fit_window (row 0 = intervals); rows 4-5: the two fit vectors.
@@ -166,9 +196,9 @@ def score_window(
 
     if n < 4 or median < params[Param.MIN_PERIOD_S] or median <= 0.0:
         return
-    timing = (1.0 - _clip01(fit[Fit.SPREAD] / params[Param.SPREAD_TOLERANCE])) * (
-        1.0 - fit[Fit.OUTLIER_RATIO]
-    )
+    free = params[Param.SPREAD_FREE]
+    fade = (fit[Fit.SPREAD] - free) / (params[Param.SPREAD_TOLERANCE] - free)
+    timing = (1.0 - _clip01(fade)) * (1.0 - fit[Fit.OUTLIER_RATIO])
     count = min(1.0, n / params[Param.FULL_COUNT])
     out[Stat.TIMING_SCORE] = timing
     out[Stat.COUNT_SCORE] = count

@@ -17,6 +17,14 @@ Event-time window of a score, with W = window_ms and t = the due connection's st
 
     ---|=========== window: ring entries with start >= t - W ===========|---> event time
      t - W                                                              t
+
+Slow beacons: a 4 h beacon has only 6 check-ins in a 24 h window, too few to tell from chance.
+When the window holds fewer than half the ring (``history // 2`` connections), it reaches
+further back, up to the long window L = long_window_ms, until it holds that many: the ring of
+recent starts is the per-pair summary, so slow pairs cost no more memory than fast ones.
+
+    ---|----------- older ring entries, only while the window holds < history // 2 ---|===W===|
+     t - L                                                                            t - W   t
 """
 
 from __future__ import annotations
@@ -54,7 +62,8 @@ LIM_COOLDOWN_MS = 7
 LIM_EVICT_BATCH = 8
 LIM_DUPLICATE_TOLERANCE_MS = 9
 LIM_CONTINUATION_GAP_MS = 10
-LIM_SIZE = 11
+LIM_LONG_WINDOW_MS = 11  # slow pairs' windows reach back up to this (see the module docstring)
+LIM_SIZE = 12
 
 # Slots of the `policy` float64 vector (prevalence and alert lifecycle).
 POL_THRESHOLD = 0
@@ -113,20 +122,25 @@ BOOL = npt.NDArray[np.bool_]
 @njit(cache=True, nogil=True)
 def _gather_window(
     ring_t: U32, ring_b: U16, row: int, valid: int, oldest: int, cutoff_rel: int,
-    times_s: F64, sizes: F64,
+    long_cutoff_rel: int, times_s: F64, sizes: F64,
 ) -> tuple[int, int, int]:  # fmt: skip
     """Copy the ring entries inside the window into ``times_s``/``sizes``, sorted by time.
 
-    Returns (entries, first_rel_ms, last_rel_ms). Reading the ring from its oldest slot gives
-    a nearly sorted sequence (only late arrivals are out of place), so insertion sort is O(n).
+    The window is the entries at or after ``cutoff_rel``; when those are fewer than half the
+    ring, older entries at or after ``long_cutoff_rel`` are added, newest first, up to half the
+    ring. Returns (entries, first_rel_ms, last_rel_ms). Reading the ring from its oldest slot
+    gives a nearly sorted sequence (only late arrivals are out of place), so insertion sort is
+    O(n).
     """
     history = ring_t.shape[1]
     m = 0
+    recent = 0
     for j in range(valid):
         slot = (oldest + j) % history
         rel = ring_t[row, slot]
-        if np.int64(rel) < cutoff_rel:
+        if np.int64(rel) < long_cutoff_rel:
             continue
+        recent += np.int64(rel) >= cutoff_rel
         t = rel / 1000.0
         b = decode_size(ring_b[row, slot])
         k = m
@@ -137,6 +151,12 @@ def _gather_window(
         times_s[k] = t
         sizes[k] = b
         m += 1
+    keep = max(recent, min(m, history // 2))
+    drop = m - keep
+    if drop > 0:
+        times_s[:keep] = times_s[drop:m]
+        sizes[:keep] = sizes[drop:m]
+        m = keep
     if m == 0:
         return 0, 0, 0
     # Times are whole ms, exactly representable: adding 0.5 and truncating rounds them back.
@@ -145,10 +165,10 @@ def _gather_window(
 
 @njit(cache=True, nogil=True)
 def _score_row(
-    ring_t: U32, ring_b: U16, count: U32, row: int, cutoff_rel: int, score_params: F64,
-    null_tables: F64, stats: F64, window_t: F64, window_b: F64, work: F64,
+    ring_t: U32, ring_b: U16, count: U32, row: int, cutoff_rel: int, long_cutoff_rel: int,
+    score_params: F64, null_tables: F64, stats: F64, window_t: F64, window_b: F64, work: F64,
 ) -> tuple[int, int]:  # fmt: skip
-    """Score the row's window (ring entries at or after ``cutoff_rel``) into ``stats``.
+    """Score the row's window (see `_gather_window`) into ``stats``.
 
     Returns the window's (first, last) start, relative to the epoch.
     """
@@ -157,7 +177,7 @@ def _score_row(
     valid = min(n, history)
     oldest = count[row] % history if n > history else 0
     m, first_rel, last_rel = _gather_window(
-        ring_t, ring_b, row, valid, oldest, cutoff_rel, window_t, window_b
+        ring_t, ring_b, row, valid, oldest, cutoff_rel, long_cutoff_rel, window_t, window_b
     )
     score_window_paired(
         window_t[:m], window_b[:m], score_params, stats, work, null_tables[0], null_tables[1]
@@ -215,11 +235,11 @@ def ingest(
     # table
     index: I32, keys: U64, port_proto: U32, partition_of: I16, first_seen_ms: I64,
     last_seen_ms: I64, scored_ms: I64, alert_ms: I64, first_alert_ms: I64, count: U32,
-    scored_count: U32, alerted: F32, ring_t: U32, ring_b: U16, conn_port: U16, conn_times: U32,
-    free: I32, used: BOOL, sketch: U32, meta: I64,
+    scored_count: U32, alerted: F32, sampling: U16, ring_t: U32, ring_b: U16, conn_port: U16,
+    conn_times: U32, free: I32, used: BOOL, sketch: U32, meta: I64,
     # flows
     start_ms: I64, end_ms: I64, src_hi: U64, src_lo: U64, dst_hi: U64, dst_lo: U64,
-    src_port: U16, dst_port: U16, proto: U8, nbytes: U64, partition: int,
+    src_port: U16, dst_port: U16, proto: U8, nbytes: U64, sampling_rate: U32, partition: int,
     # parameters
     limits: I64, score_params: F64, null_tables: F64, policy: F64,
     # outputs
@@ -282,12 +302,16 @@ def ingest(
             scored_count[row] = 0
             alerted[row, 0] = 0.0
             alerted[row, 1] = 0.0
+            sampling[row] = 1
             for c in range(conn_times.shape[1]):
                 conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
             add_pair(sketch, meta, keys, pp, row, 1)
             counters[CNT_NEW_PAIRS] += 1
 
         partition_of[row] = partition
+        rate = min(sampling_rate[i], np.uint32(0xFFFF))
+        if rate > sampling[row]:
+            sampling[row] = rate
         if t > last_seen_ms[row]:
             last_seen_ms[row] = t
         rel = max(np.int64(0), t - epoch)
@@ -324,8 +348,9 @@ def ingest(
         ):
             continue
         first_rel, last_rel = _score_row(
-            ring_t, ring_b, count, row, rel - limits[LIM_WINDOW_MS], score_params, null_tables,
-            stats, window_t, window_b, work,
+            ring_t, ring_b, count, row, rel - limits[LIM_WINDOW_MS],
+            rel - limits[LIM_LONG_WINDOW_MS], score_params[1 if sampling[row] > 1 else 0],
+            null_tables, stats, window_t, window_b, work,
         )  # fmt: skip
         _apply_prevalence(stats, extra, sketch, meta, keys, port_proto, row, policy)
         scored_count[row] = count[row]
@@ -356,9 +381,10 @@ def ingest(
 
 @njit(cache=True, nogil=True)
 def score_rows(
-    ring_t: U32, ring_b: U16, count: U32, last_seen_ms: I64, used: BOOL, keys: U64,
-    port_proto: U32, sketch: U32, meta: I64, window_ms: int, score_params: F64,
-    null_tables: F64, policy: F64, rows_out: I32, stats_out: F64, extra_out: F64,
+    ring_t: U32, ring_b: U16, count: U32, last_seen_ms: I64, used: BOOL, sampling: U16,
+    keys: U64, port_proto: U32, sketch: U32, meta: I64, window_ms: int, long_window_ms: int,
+    score_params: F64, null_tables: F64, policy: F64, rows_out: I32, stats_out: F64,
+    extra_out: F64,
 ) -> int:  # fmt: skip
     """Score every tracked pair on its window ending at its last connection.
 
@@ -374,9 +400,10 @@ def score_rows(
     for row in range(used.shape[0]):
         if not used[row]:
             continue
-        cutoff_rel = last_seen_ms[row] - epoch - window_ms
-        _score_row(ring_t, ring_b, count, row, cutoff_rel, score_params, null_tables,
-                   stats_out[k], window_t, window_b, work)  # fmt: skip
+        last_rel = last_seen_ms[row] - epoch
+        params = score_params[1 if sampling[row] > 1 else 0]
+        _score_row(ring_t, ring_b, count, row, last_rel - window_ms, last_rel - long_window_ms,
+                   params, null_tables, stats_out[k], window_t, window_b, work)  # fmt: skip
         _apply_prevalence(stats_out[k], extra_out[k], sketch, meta, keys, port_proto, row, policy)
         extra_out[k, EXTRA_CHECK_INS] = count[row]
         rows_out[k] = row

@@ -9,6 +9,7 @@ last ``history_events`` connection start times and sizes. Layout per row (histor
     first/last_seen_ms, scored_ms, alert_ms, first_alert_ms   5 x i64   40 B
     count, scored_count   2 x u32    8 B
     alerted     2 x f32    8 B   period and score of the last alert (alert updates)
+    sampling    u16        2 B   highest sampling rate of the pair's flows (1 = unsampled)
     ring_t      H x u32  128 B   connection start, ms after `epoch_ms` (49 days of range)
     ring_b      H x u16   64 B   connection bytes, log-coded (`size_codec`)
     conn        2 x (u16 + 4 x u32)   36 B   last connections (`connections`)
@@ -65,6 +66,7 @@ class PairTable:
         self.count: U32 = np.zeros(max_pairs, dtype=np.uint32)
         self.scored_count: U32 = np.zeros(max_pairs, dtype=np.uint32)
         self.alerted: F32 = np.zeros((max_pairs, 2), dtype=np.float32)  # period_s, score
+        self.sampling: U16 = np.ones(max_pairs, dtype=np.uint16)  # capped at 65535
         self.ring_t: U32 = np.zeros((max_pairs, history_events), dtype=np.uint32)
         self.ring_b: U16 = np.zeros((max_pairs, history_events), dtype=np.uint16)
         self.conn_port: U16 = np.zeros((max_pairs, CONN_SLOTS), dtype=np.uint16)
@@ -93,7 +95,7 @@ class PairTable:
         arrays = (
             self.keys, self.port_proto, self.partition, self.first_seen_ms, self.last_seen_ms,
             self.scored_ms, self.alert_ms, self.first_alert_ms, self.count, self.scored_count,
-            self.alerted, self.ring_t, self.ring_b, self.conn_port, self.conn_times, self.index,
+            self.alerted, self.sampling, self.ring_t, self.ring_b, self.conn_port, self.conn_times, self.index,
             self.free, self.used, self.sketch,
         )  # fmt: skip
         return sum(a.nbytes for a in arrays)
