@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-integration lint typecheck bench eval clean-jit clean
+.PHONY: help install demo test test-unit test-integration lint typecheck bench eval null-tables clean-jit clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,9 @@ bench: install ## Run the benchmarks in bench/ (core kernels, then end to end on
 
 eval: install ## Rerun the evaluation: labelled benchmark + RITA v5 comparison -> docs/evaluation.md
 	$(BIN)/beaconwatch eval
+
+null-tables: install ## Rebuild the shipped Poisson null quantiles after editing scoring/periodicity.py
+	$(BIN)/python bench/build_null_tables.py
 
 clean-jit: ## Drop numba's cached kernels (numba does not notice edits to a kernel's callees)
 	find service -name '*.nbi' -delete -o -name '*.nbc' -delete

@@ -142,8 +142,10 @@ class ScoringConfig(_Section):
     # then it fades linearly to 0 at spread_tolerance (Poisson arrivals give about 2).
     spread_free: float = Field(0.9, ge=0)
     spread_tolerance: float = Field(2.2, gt=0)
-    # The score is gated by the periodicity confidence: 0 at or below this, full at 1.
+    # The score is gated by the evidence of periodicity, log10(1/p) with p = 1 - confidence
+    # (Poisson null): 0 at or below min_confidence, full at full_confidence (linear in log p).
     min_confidence: float = Field(0.98, ge=0, lt=1)
+    full_confidence: float = Field(0.9999, gt=0, lt=1)
     # Share of missed check-ins that costs nothing; above it the score falls to 0 at 100 %.
     missed_allowance: float = Field(0.3, ge=0, lt=1)
 
@@ -151,6 +153,8 @@ class ScoringConfig(_Section):
     def _weights_sum_positive(self) -> ScoringConfig:
         if self.weight_intervals + self.weight_sizes + self.weight_count <= 0:
             raise ValueError("weight_intervals + weight_sizes + weight_count must be > 0")
+        if self.full_confidence <= self.min_confidence:
+            raise ValueError("full_confidence must be above min_confidence")
         if self.spread_tolerance <= self.spread_free:
             raise ValueError("spread_tolerance must be above spread_free")
         return self

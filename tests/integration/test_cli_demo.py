@@ -20,7 +20,7 @@ async def test_demo_alerts_on_the_planted_beacons_only() -> None:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
-    out_bytes, _ = await asyncio.wait_for(proc.communicate(), 120)
+    out_bytes, _ = await asyncio.wait_for(proc.communicate(), 240)
     out = out_bytes.decode()
     assert proc.returncode == 0, out
     assert re.search(r"metrics http://127\.0\.0\.1:\d+/metrics", out), out

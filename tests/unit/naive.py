@@ -49,6 +49,7 @@ def window_score(
     spread_free: float | None = None,
     spread_tolerance: float | None = None,
     min_confidence: float | None = None,
+    full_confidence: float | None = None,
     missed_allowance: float | None = None,
 ) -> float:
     """The combined score of `score_window`, written out from the documented formula.
@@ -68,6 +69,7 @@ def window_score(
             defaults.spread_tolerance if spread_tolerance is None else spread_tolerance
         ),
         min_confidence=defaults.min_confidence if min_confidence is None else min_confidence,
+        full_confidence=(defaults.full_confidence if full_confidence is None else full_confidence),
         missed_allowance=(
             defaults.missed_allowance if missed_allowance is None else missed_allowance
         ),
@@ -98,7 +100,7 @@ def detector_alerts(
     >= t - long_window.
     Scores are multiplied by the prevalence factor of the destination; a pair alerts "new" at
     its first score >= threshold, then "update" when, a cooldown later, the period or score
-    moved materially.
+    moved materially. Within the cooldown after an alert a pair is not scored at all.
     """
     min_sources, low, high = prevalence
     period_change, score_change = update
@@ -132,6 +134,8 @@ def detector_alerts(
         s["count"] += 1
         if s["count"] < min_events:
             continue
+        if s["alert"] is not None and t - s["alert"][0] < cooldown_ms:
+            continue  # nothing can alert within the cooldown: not scored
         if s["count"] - s["scored_count"] < every and t - s["scored_t"] < interval_ms:
             continue
         kept = sorted(s["ring"], key=lambda e: e[0])

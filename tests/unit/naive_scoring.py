@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.scoring import periodicity as per
+from beaconwatch.scoring import significance as sig
 from beaconwatch.scoring import sizes as size_kernels
 
 F64 = npt.NDArray[np.float64]
@@ -176,11 +177,25 @@ def fit_window(times_s: F64) -> FitRef:
     return whole
 
 
-def p_value(null_row: F64, statistic: float) -> float:
-    """(1 + #null <= statistic) / (sims + 1)."""
+def p_value(null_quantiles: F64, statistic: float) -> float:
+    """The first level P_j with statistic < quantile j of the row; 1.0 if none."""
     if not statistic < math.inf:
         return 1.0
-    return (1 + int(np.sum(null_row <= statistic))) / (len(null_row) + 1)
+    for level, quantile in zip(sig.P_LEVELS, null_quantiles, strict=True):
+        if statistic < quantile:
+            return float(level)
+    return 1.0
+
+
+def best_p_value(table: F64) -> float:
+    """The lowest level with a finite (resolved) quantile in the rows of windows that are tested."""
+    resolved = [
+        float(level)
+        for row in table[3:]
+        for level, quantile in zip(sig.P_LEVELS, row, strict=True)
+        if quantile > -math.inf
+    ]
+    return min(resolved, default=1.0)
 
 
 def phase_resultant(d: F64, period_s: float) -> float:
@@ -245,6 +260,7 @@ def window_score(
     spread_free: float,
     spread_tolerance: float,
     min_confidence: float,
+    full_confidence: float,
     missed_allowance: float,
 ) -> float:
     """The combined score of `score_window`, written out from the documented formula."""
@@ -262,7 +278,13 @@ def window_score(
     count = min(1.0, len(times_s) / full_count)
     w_t, w_s, w_c = weights
     base = (w_t * timing + w_s * st["size_regularity"] + w_c * count) / (w_t + w_s + w_c)
-    top = 1.0 - 1.0 / (table.shape[1] + 1)  # the best confidence the null table can give
-    gate = clip01((st["confidence"] - min_confidence) / (top - min_confidence))
+    # Linear in log10(1/p) from p = 1 - min_confidence (0) to the smaller p of
+    # 1 - full_confidence and the best the table resolves (1).
+    p = 1.0 - st["confidence"]
+    p_start, p_full = 1.0 - min_confidence, max(1.0 - full_confidence, best_p_value(table))
+    if p_full >= p_start:
+        gate = 1.0 if p <= p_full else 0.0
+    else:
+        gate = clip01(math.log10(p_start / max(p, 1e-300)) / math.log10(p_start / p_full))
     missed = clip01((st["missed_ratio"] - missed_allowance) / (1 - missed_allowance))
     return gate * base * (1 - missed)

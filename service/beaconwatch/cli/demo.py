@@ -23,7 +23,7 @@ from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
 from beaconwatch.simulate.model import PlantedBeacon
 
 INPUT_PARTITIONS = 3
-READY_TIMEOUT_S = 60.0  # numba compiles the kernels on first use
+READY_TIMEOUT_S = 180.0  # the service compiles the kernels (fresh install) before ready
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

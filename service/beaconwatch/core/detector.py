@@ -15,14 +15,14 @@ import numpy as np
 
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.alerting.rules import AlertRules
-from beaconwatch.config import Config
+from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.clock import EventClock
 from beaconwatch.core.flows import FlowBatch
 from beaconwatch.core.pair_scores import PairScore, pair_scores
 from beaconwatch.core.scope import FlowScope
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.decode.base import Rejection, RejectReason
-from beaconwatch.scoring.significance import null_table
+from beaconwatch.scoring.significance import detector_null_tables
 from beaconwatch.scoring.window_score import Stat, sampled_scoring_params, scoring_params
 from beaconwatch.state import ingest as k
 from beaconwatch.state.pair_table import REBASE_AFTER_MS, PairTable
@@ -68,9 +68,7 @@ class Detector:
         self._policy = policy_vector(config)
         # Poisson-null quantiles behind the confidence, built once per process (cached): for
         # every connection, and for every second one (`score_window_paired`).
-        self._null_tables = np.stack(
-            [null_table(state.history_events), null_table(state.history_events, events_per_cycle=2)]
-        )
+        self._null_tables = detector_null_tables(state.history_events)
         self._limits = np.zeros(k.LIM_SIZE, dtype=np.int64)
         self._limits[k.LIM_LATENESS_MS] = self._lateness_ms
         self._limits[k.LIM_WINDOW_MS] = self._window_ms
@@ -205,8 +203,8 @@ class Detector:
         extra = np.zeros((t.tracked_pairs, k.EXTRA_SIZE), dtype=np.float64)
         n = k.score_rows(
             t.ring_t, t.ring_b, t.count, t.last_seen_ms, t.used, t.sampling, t.keys, t.port_proto,
-            t.sketch, t.meta, self._window_ms, self._long_window_ms, self._score_params, self._null_tables,
-            self._policy, rows, stats, extra,
+            t.sketch, t.meta, self._window_ms, self._long_window_ms, self._score_params,
+            self._null_tables, self._policy, rows, stats, extra,
         )  # fmt: skip
         return pair_scores(t, rows[:n], stats[:n], extra[:n])
 
@@ -233,3 +231,20 @@ def policy_vector(config: Config) -> np.ndarray:
 
 def _system_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def warm_up(config: Config) -> None:
+    """Load (or, on a fresh install, compile) the ingest kernel and all it calls, now.
+
+    numba compiles a kernel and its callees on the first call: 30-60 s on a fresh install. A
+    service warms up before it reads records, so none wait behind the compiler and a demo or
+    an accelerated replay does not fall behind its wall clock.
+    """
+    start_ms = 1_700_000_000_000
+    small = with_overrides(config, state={"max_pairs": 16})
+    detector = Detector(small, wall_clock_ms=lambda: start_ms + 1)
+    one_flow = FlowBatch.from_columns(
+        start_ms=[start_ms], src_hi=[0], src_lo=[0xFFFF_0A00_0001], dst_hi=[0],
+        dst_lo=[0xFFFF_CB00_7101], src_port=[50_000], dst_port=[443], proto=[6], bytes=[100],
+    )  # fmt: skip
+    detector.process(one_flow)

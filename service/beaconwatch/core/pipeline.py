@@ -6,6 +6,7 @@ offline and the same flows streamed through Kafka produce the same alerts.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import cast
@@ -13,7 +14,7 @@ from typing import cast
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config
 from beaconwatch.core.clock import EventClock
-from beaconwatch.core.detector import Detector
+from beaconwatch.core.detector import Detector, warm_up
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.decode.base import Decoder, Rejection, RejectReason
 from beaconwatch.decode.registry import get_decoder
@@ -57,6 +58,14 @@ class Pipeline:
             self._decoders[name] = get_decoder(name)
         return self._decoders[name]
 
+    def warm_up(self) -> None:
+        """Build the decoders of every configured format and load (or compile) all kernels,
+        so the first records do not wait 30-60 s for numba on a fresh install."""
+        kafka = self.config.kafka
+        for topic in {*kafka.input_topics, *kafka.topic_formats}:
+            self.decoder_for(topic)  # decoders warm their own kernels when built
+        warm_up(self.config)
+
     def source_id(self, topic: str, partition: int) -> int:
         """A small number for one (topic, partition), the detector's key for per-input state."""
         key = (topic, partition)
@@ -78,12 +87,15 @@ class Pipeline:
         decoded = self.decoder_for(topic).decode(values)
         source = partition if topic is None else self.source_id(topic, partition)
         result = self.detector.process(decoded.flows, partition=source)
-        for rejection in (*rejections, *decoded.rejections):  # the detector counts its own
-            self.stats.rejected_by_reason[rejection.reason] += 1
-        for r in (*decoded.rejections, *result.rejections):
-            index = r.record_index if positions is None else positions[r.record_index]
-            rejections.append(Rejection(index, r.reason, r.detail))
-        rejections.sort(key=lambda r: r.record_index)
+        # The detector counts its own.
+        self.stats.rejected_by_reason.update(r.reason for r in (*rejections, *decoded.rejections))
+        if positions is None:  # indexes are already those of `records`
+            rejections.extend(decoded.rejections)
+            rejections.extend(result.rejections)
+        else:
+            for r in (*decoded.rejections, *result.rejections):
+                rejections.append(Rejection(positions[r.record_index], r.reason, r.detail))
+        rejections.sort(key=_record_index)
         alerts = result.alerts
         if source != partition:
             alerts = [replace(alert, partition=partition) for alert in alerts]
@@ -103,11 +115,14 @@ class Pipeline:
         return dropped
 
 
+_record_index = operator.attrgetter("record_index")
+
+
 def _split_tombstones(
     records: Sequence[bytes | None],
 ) -> tuple[Sequence[bytes], list[int] | None, list[Rejection]]:
     """(values to decode, their indexes in ``records`` or None if all are values, tombstones)."""
-    if all(r is not None for r in records):
+    if None not in records:  # a C loop: tombstones are rare
         return cast(Sequence[bytes], records), None, []
     values: list[bytes] = []
     positions: list[int] = []

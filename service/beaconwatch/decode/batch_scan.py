@@ -8,7 +8,7 @@ scanned: the fallback reports them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,22 +45,33 @@ def join_records(records: Sequence[bytes], max_record_bytes: int) -> JoinedBatch
     return JoinedBatch(records, buf, ends - lengths, ends, sizes, oversized)
 
 
+def not_accepted(joined: JoinedBatch, ok: npt.NDArray[np.bool_]) -> list[int]:
+    """Indexes of the records the scan did not accept and that are not oversized."""
+    return np.flatnonzero(~ok & ~joined.oversized).tolist()
+
+
 def finish_batch(
     joined: JoinedBatch,
     ok: npt.NDArray[np.bool_],
     columns: list[npt.NDArray[Any]],
     max_record_bytes: int,
     decode_one: Callable[[bytes], FlowRow | Problem],
+    known: Mapping[int, Problem] | None = None,
 ) -> DecodeResult:
     """Run ``decode_one`` on the records the scan did not accept (``~ok``), then keep the rows
-    that are accepted now. ``columns`` (in `ROW_COLUMNS` order) are filled in place."""
+    that are accepted now. ``columns`` (in `ROW_COLUMNS` order) are filled in place.
+    ``known``: problems already decided in bulk (`fast_reject`), exactly as ``decode_one``
+    would decide them, by record index; oversized records are reported here."""
     rejections: list[Rejection] = []
+    known = known or {}
+    # Python lists, not NumPy scalars, in the per-record loop (a storm of bad records).
+    oversized = joined.oversized.tolist() if joined.oversized.any() else None
+    sizes = joined.sizes.tolist() if oversized is not None else []
     for index in np.flatnonzero(~ok).tolist():
-        result: FlowRow | Problem
-        if joined.oversized[index]:
-            detail = f"{joined.sizes[index]} bytes > {max_record_bytes}"
-            result = Problem(RejectReason.OVERSIZED, detail)
-        else:
+        result: FlowRow | Problem | None
+        if oversized is not None and oversized[index]:
+            result = Problem(RejectReason.OVERSIZED, f"{sizes[index]} bytes > {max_record_bytes}")
+        elif (result := known.get(index)) is None:
             result = decode_one(joined.records[index])
         if isinstance(result, Problem):
             rejections.append(Rejection(index, result.reason, result.detail))

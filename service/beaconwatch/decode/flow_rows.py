@@ -23,7 +23,7 @@ import numpy.typing as npt
 import orjson
 
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.goflow2_record import FlowRow, Problem
+from beaconwatch.decode.goflow2_record import FlowRow, Problem, ended_early
 from beaconwatch.decode.ip_text import parse_ip_many, parse_ip_text
 from beaconwatch.decode.time_text import reference_ms, times_to_ms
 
@@ -191,10 +191,12 @@ def loads_object(raw: bytes, check: Callable[[dict[str, Any]], Any]) -> dict[str
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        try:
-            lenient = json.loads(raw.decode("utf-8"), parse_constant=_constant)
-        except (ValueError, RecursionError):
-            lenient = None
+        lenient = None
+        if not ended_early(exc):  # a truncated document cannot be read leniently either
+            try:
+                lenient = json.loads(raw.decode("utf-8"), parse_constant=_constant)
+            except (ValueError, RecursionError):
+                lenient = None
         if isinstance(lenient, dict):
             result = check(lenient)
             if isinstance(result, Problem) and result.reason == RejectReason.INVALID_FIELD:

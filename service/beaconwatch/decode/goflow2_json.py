@@ -17,7 +17,8 @@ import numpy.typing as npt
 
 from beaconwatch.core.flows import FlowBatch
 from beaconwatch.decode.base import DecodeResult
-from beaconwatch.decode.batch_scan import finish_batch, join_records
+from beaconwatch.decode.batch_scan import finish_batch, join_records, not_accepted
+from beaconwatch.decode.fast_reject import utf8_problems
 from beaconwatch.decode.goflow2_record import decode_record
 from beaconwatch.decode.json_scan import OK, key_table, scan_batch
 from beaconwatch.decode.protocols import name_table
@@ -68,7 +69,13 @@ class Goflow2JsonDecoder:
             self._names, self._name_lens, self._name_nums,
         )  # fmt: skip
         columns: list[npt.NDArray[Any]] = [np.asarray(column) for column in scanned]
+        ok = status == OK
+        # Invalid UTF-8 (random bytes, binary records) decided for the whole batch at once.
+        known = utf8_problems(
+            joined.records, joined.buf, joined.starts, joined.ends, not_accepted(joined, ok)
+        )
         return finish_batch(
-            joined, status == OK, columns, self.max_record_bytes,
+            joined, ok, columns, self.max_record_bytes,
             lambda record: decode_record(record, self.max_record_bytes, self.unknown_proto),
+            known,
         )  # fmt: skip

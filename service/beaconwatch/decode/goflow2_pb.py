@@ -15,7 +15,8 @@ from typing import Any
 
 from beaconwatch.core.flows import FlowBatch
 from beaconwatch.decode.base import DecodeResult
-from beaconwatch.decode.batch_scan import finish_batch, join_records
+from beaconwatch.decode.batch_scan import finish_batch, join_records, not_accepted
+from beaconwatch.decode.fast_reject import frame_problems
 from beaconwatch.decode.goflow2_pb_record import decode_record, encode_varint
 from beaconwatch.decode.goflow2_pb_schema import flow_message_class
 from beaconwatch.decode.pb_wire import OK, field_kinds, scan_batch
@@ -53,7 +54,11 @@ class Goflow2PbDecoder:
             return DecodeResult(FlowBatch.empty(0), [])
         joined = join_records(records, self.max_record_bytes)
         status, *scanned = scan_batch(joined.buf, joined.starts, joined.ends, self._kinds)
+        ok = status == OK
+        # Bad length prefixes (random bytes, truncated or foreign records) decided in bulk.
+        known = frame_problems(joined.buf, joined.starts, joined.ends, not_accepted(joined, ok))
         return finish_batch(
-            joined, status == OK, list(scanned), self.max_record_bytes,
+            joined, ok, list(scanned), self.max_record_bytes,
             lambda record: decode_record(record, self.max_record_bytes, self.message_class),
+            known,
         )  # fmt: skip

@@ -18,6 +18,8 @@ Accepted syntax (the same as Python's ``ipaddress`` module, except for zone ids)
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 from numba import njit
@@ -205,5 +207,12 @@ def parse_ip_text(text: str | bytes) -> tuple[int, int] | None:
         text = text.encode("ascii")
     if len(text) > MAX_IP_TEXT_LEN or len(text) < 2:
         return None
+    return _parse_ip_cached(bytes(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_ip_cached(text: bytes) -> tuple[int, int] | None:
+    # A kernel call from Python costs microseconds; the slow path meets the same few
+    # addresses over and over (a storm of bad records from one exporter).
     ok, hi, lo = parse_ip(np.frombuffer(text, dtype=np.uint8), 0, len(text))
     return (int(hi), int(lo)) if ok else None

@@ -139,6 +139,8 @@ class BeaconService:
             await producer.start()
             alerts = AlertSink(producer, kafka.alerts_topic)
             dead_letters = DeadLetterSink(producer, kafka.dead_letter_topic)
+            # Compile the kernels before joining the group: records never wait on numba.
+            await asyncio.to_thread(self.pipeline.warm_up)
             self._source = source = KafkaFlowSource(
                 kafka, RebalanceListener(self._on_revoked, self._on_assigned)
             )

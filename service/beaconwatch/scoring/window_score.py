@@ -10,7 +10,10 @@ process). Period, jitter and missed beats come from `periodicity`, the confidenc
                  * (1 - outlier share)
     count      = min(1, connections / min(12, 0.75 * history_events))
     base       = weighted mean of timing, size regularity, count (config weights)
-    gate       = clip((confidence - min_confidence) / (1 - min_confidence))
+    evidence   = log10(1 / p), p = 1 - confidence
+    gate       = clip((evidence - log10(1 / (1 - min_confidence)))
+                      / (log10(1 / p_full) - log10(1 / (1 - min_confidence))))
+                 p_full = max(1 - full_confidence, smallest p the null table resolves)
     missed     = clip((missed ratio - missed_allowance) / (1 - missed_allowance))
     score      = gate * base * (1 - missed)
 
@@ -19,6 +22,12 @@ jitter, 1.0 at +/-50 % symmetric jitter, 1.2 at 75 % subtractive, about 2 for Po
 Spread up to `spread_free` costs nothing: how wide a jitter an operator picks says nothing about
 whether the pair is a beacon; the confidence gate (is this periodic at all?) decides that, and
 the timing part only fades out towards Poisson-like spreads.
+
+The gate is on the evidence, log10(1/p), not on 1 - p: the detector tests every busy pair
+again and again (about 1e5 windows per 2,000 host-days, many of them bursts that are Poisson
+inside), so a p-value of 1e-3 is no evidence at all at that scale, while 1e-5 is. A beacon
+with little jitter reaches the full gate within a dozen check-ins; one with 75 % jitter needs
+more of them, which the ring holds for all but the slowest.
 Missed check-ins up to `missed_allowance` (30 %) cost nothing: C2 traffic loses beats when
 laptops sleep. A median interval below `min_period_s` scores 0 (bursts are not beacons).
 """
@@ -34,7 +43,12 @@ from numba import njit
 
 from beaconwatch.scoring.kernels import coefficient_of_variation, mad_about, median_sorted
 from beaconwatch.scoring.periodicity import N_FIT, Fit, fit_window
-from beaconwatch.scoring.significance import fit_statistic, p_value, phase_resultant
+from beaconwatch.scoring.significance import (
+    best_p_value,
+    fit_statistic,
+    p_value,
+    phase_resultant,
+)
 from beaconwatch.scoring.sizes import size_regularity
 
 if TYPE_CHECKING:
@@ -88,7 +102,8 @@ class Param(IntEnum):
     MIN_CONFIDENCE = 6
     MISSED_ALLOWANCE = 7
     SPREAD_FREE = 8
-    SIZE = 9
+    FULL_CONFIDENCE = 9
+    SIZE = 10
 
 
 FULL_COUNT_EVENTS = 12.0  # connections at which the count part is full (if the ring holds them)
@@ -105,6 +120,7 @@ def scoring_params(config: ScoringConfig, history_events: int) -> F64:
     params[Param.MIN_CONFIDENCE] = config.min_confidence
     params[Param.MISSED_ALLOWANCE] = config.missed_allowance
     params[Param.SPREAD_FREE] = config.spread_free
+    params[Param.FULL_CONFIDENCE] = config.full_confidence
     return params
 
 
@@ -206,15 +222,34 @@ def score_window(
     w_s = params[Param.WEIGHT_SIZES]
     w_c = params[Param.WEIGHT_COUNT]
     base = (w_t * timing + w_s * regularity + w_c * count) / (w_t + w_s + w_c)
-    floor = params[Param.MIN_CONFIDENCE]
-    # Full weight at the best confidence the null table can give, 1 - 1 / (sims + 1).
-    top = 1.0 - 1.0 / (null_table.shape[1] + 1.0)
-    gate = _clip01((confidence - floor) / (top - floor)) if floor < top else 0.0
+    gate = evidence_gate(
+        1.0 - confidence,
+        params[Param.MIN_CONFIDENCE],
+        params[Param.FULL_CONFIDENCE],
+        best_p_value(null_table),
+    )
     allowance = params[Param.MISSED_ALLOWANCE]
     missed = 0.0
     if allowance < 1.0:
         missed = _clip01((fit[Fit.MISSED_RATIO] - allowance) / (1.0 - allowance))
     out[Stat.SCORE] = gate * base * (1.0 - missed)
+
+
+@njit(cache=True, nogil=True)
+def evidence_gate(p: float, min_confidence: float, full_confidence: float, best_p: float) -> float:
+    """0 at p >= 1 - min_confidence, 1 at p <= p_full, linear in log10(1/p) in between.
+
+    p_full = max(1 - full_confidence, best_p): full weight cannot need a p-value smaller than
+    the null table resolves.
+    """
+    p_start = 1.0 - min_confidence
+    p_full = max(1.0 - full_confidence, best_p)
+    if p_full >= p_start:
+        return 1.0 if p <= p_full else 0.0
+    evidence = -np.log10(max(p, 1e-300))
+    low = -np.log10(p_start)
+    high = -np.log10(p_full)
+    return _clip01((evidence - low) / (high - low))
 
 
 # Some implants open two connections per check-in (NjRAT: a retry 9 s after each attempt, then

@@ -3,8 +3,9 @@ update, scoring when due, prevalence and the alert lifecycle.
 
 A pair is scored at the connection that makes it due: once it has ``min_events`` connections,
 after every ``rescore_every_events`` new ones, or when a connection arrives at least
-``rescore_interval_ms`` after the last scoring. Deciding per connection (not per batch) makes the
-alerts independent of how records were batched, so `scan` on a file and the Kafka service on
+``rescore_interval_ms`` after the last scoring; never within the cooldown after its last
+alert. Deciding per connection (not per batch) makes the alerts independent of how records
+were batched, so `scan` on a file and the Kafka service on
 the same flows give the same alerts. A pair is never re-scored on every record: a full window
 costs microseconds, and doing it per record would cap throughput far below the pipeline target.
 
@@ -140,7 +141,8 @@ def _gather_window(
         rel = ring_t[row, slot]
         if np.int64(rel) < long_cutoff_rel:
             continue
-        recent += np.int64(rel) >= cutoff_rel
+        if np.int64(rel) >= cutoff_rel:
+            recent += 1
         t = rel / 1000.0
         b = decode_size(ring_b[row, slot])
         k = m
@@ -341,6 +343,10 @@ def ingest(
 
         n = np.int64(count[row])
         if n < limits[LIM_MIN_EVENTS]:
+            continue
+        # Within the cooldown after an alert no alert can follow, so the pair is not scored:
+        # a beacon that has alerted costs no scoring until its cooldown is over.
+        if alert_ms[row] != NEVER_MS and t - alert_ms[row] < limits[LIM_COOLDOWN_MS]:
             continue
         if (
             n - np.int64(scored_count[row]) < limits[LIM_RESCORE_EVERY]

@@ -95,8 +95,8 @@ class PairTable:
         arrays = (
             self.keys, self.port_proto, self.partition, self.first_seen_ms, self.last_seen_ms,
             self.scored_ms, self.alert_ms, self.first_alert_ms, self.count, self.scored_count,
-            self.alerted, self.sampling, self.ring_t, self.ring_b, self.conn_port, self.conn_times, self.index,
-            self.free, self.used, self.sketch,
+            self.alerted, self.sampling, self.ring_t, self.ring_b, self.conn_port,
+            self.conn_times, self.index, self.free, self.used, self.sketch,
         )  # fmt: skip
         return sum(a.nbytes for a in arrays)
 

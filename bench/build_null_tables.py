@@ -1,0 +1,70 @@
+"""Rebuild the shipped Poisson null quantiles: service/beaconwatch/scoring/null_quantiles.npz.
+
+Usage: python bench/build_null_tables.py [--sims N] [--workers N] [--out PATH]
+
+Simulates NULL_SHIPPED_SIMS Poisson windows per window length (3..NULL_MAX_INTERVALS intervals)
+for both of the detector's tables (every connection, every second one), one row per task over
+a process pool, and saves the quantiles with the fingerprint of the sources they came from.
+Rerun it (``make null-tables``) after editing scoring/periodicity.py or the null simulation in
+scoring/significance.py: `significance.detector_null_tables` ignores a stale file, and
+tests/unit/test_significance.py fails on one. Takes several minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from beaconwatch.scoring import significance as sig
+
+F64 = sig.F64
+
+
+def _row(task: tuple[int, int, int, int]) -> tuple[int, int, F64, float]:
+    k, m, sims, seed = task
+    t0 = time.perf_counter()
+    row = sig.null_quantile_row(m, sims, seed, events_per_cycle=k)
+    return k, m, row, time.perf_counter() - t0
+
+
+def build(sims: int, seed: int, workers: int) -> F64:
+    """The detector's tables, shape (len(SHIPPED_CYCLES), NULL_MAX_INTERVALS + 1, N_LEVELS)."""
+    rows = sig.NULL_MAX_INTERVALS + 1
+    tables = np.stack([sig.empty_table(rows) for _ in sig.SHIPPED_CYCLES])
+    # Longest windows first, so the pool does not end on one slow row.
+    tasks = [(k, m, sims, seed) for m in range(rows - 1, sig.MIN_INTERVALS - 1, -1)
+             for k in sig.SHIPPED_CYCLES]  # fmt: skip
+    sig.null_quantile_row(sig.MIN_INTERVALS, 10, seed)  # compile before forking the workers
+    done = 0
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for k, m, row, took_s in pool.imap_unordered(_row, tasks):
+            tables[sig.SHIPPED_CYCLES.index(k), m] = row
+            done += 1
+            what = f"events_per_cycle={k} intervals={m:2d}"
+            print(f"  {done:3d}/{len(tasks)}  {what}  {took_s:5.1f} s", flush=True)
+    return tables
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sims", type=int, default=sig.NULL_SHIPPED_SIMS)
+    parser.add_argument("--seed", type=int, default=sig.NULL_SEED)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--out", type=Path, default=sig.SHIPPED_PATH)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    tables = build(args.sims, args.seed, args.workers)
+    sig.write_shipped(args.out, tables, args.sims, args.seed)
+    took_s = time.perf_counter() - t0
+    print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes): {args.sims:,} sims per row, "
+          f"p-values down to {sig.best_p_value(tables[0]):.3g}, {took_s:.0f} s on "
+          f"{args.workers} workers")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Good-flow throughput of the core under a storm of bad records (issue #4).
+
+Drives `Pipeline.process_records` (decode + state + scoring, no broker) with batches of raw
+records as the service gets them from Kafka (10k records each), once with good records only
+and once with the same good records interleaved one for one with garbage (50 %: random bytes,
+truncated records, wrong types and ranges, invalid UTF-8 / malformed length prefixes, another
+format's records, oversized records; ``beaconwatch.simulate.garbage``).
+Prints good flows/s for both and their ratio (target >= 0.5: garbage may at most halve the
+good throughput), per format, then the same for a storm of each kind alone and what one
+rejected record of that kind costs to decode. Times are CPU time of this process.
+
+    .venv/bin/python bench/storm.py [--good 100000] [--repeats 3] [--formats goflow2-json ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+from beaconwatch.config import Config, with_overrides
+from beaconwatch.core.pipeline import Pipeline
+from beaconwatch.decode.registry import get_decoder
+from beaconwatch.simulate import encoders
+from beaconwatch.simulate.garbage import GARBAGE_FORMATS, GARBAGE_KINDS, garbage_records
+from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
+from beaconwatch.simulate.model import SimFlow
+
+BATCH = 10_000  # records per batch, the service's default kafka.max_batch_records
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown cpu"
+
+
+def simulated_flows(count: int, seed: int = 1) -> list[SimFlow]:
+    """The demo mix of bench/core.py (300 hosts, 50 beacons), first ``count`` flows."""
+    spec = SimulationSpec(seed=seed, hosts=300, beacons=50, duration_s=None)
+    flows: list[SimFlow] = []
+    for _, chunk in TrafficSimulator(spec).flow_chunks():
+        flows.extend(chunk)
+        if len(flows) >= count:
+            return flows[:count]
+    return flows
+
+
+def good_rate(records: list[bytes], good: list[bool], config: Config) -> float:
+    """Good records per second through a fresh pipeline; the first batch warms it up."""
+    pipeline = Pipeline(config)
+    pipeline.process_records(records[:BATCH])
+    timed_good = sum(good[BATCH:])
+    # CPU time of this process: other load on the machine does not skew the ratio.
+    start = time.process_time()
+    for lo in range(BATCH, len(records), BATCH):
+        pipeline.process_records(records[lo : lo + BATCH])
+    return timed_good / (time.process_time() - start)
+
+
+def reject_costs_us(fmt: str, bad: list[tuple[str, bytes]]) -> dict[str, float]:
+    """Decode-only microseconds per record (best of 3), for a batch of one kind at a time."""
+    decoder = get_decoder(fmt)
+    costs = {}
+    for kind in GARBAGE_KINDS:
+        batch = [value for k, value in bad if k == kind][:BATCH]
+        seconds = []
+        for _ in range(3):
+            start = time.process_time()
+            result = decoder.decode(batch)
+            seconds.append(time.process_time() - start)
+            assert len(result.rejections) == len(batch), kind
+        costs[kind] = min(seconds) / len(batch) * 1e6
+    return costs
+
+
+def interleave(good: list[bytes], bad: list[bytes]) -> tuple[list[bytes], list[bool]]:
+    """Good and bad records one for one: (records, is_good)."""
+    records = [value for pair in zip(good, bad, strict=True) for value in pair]
+    return records, [k % 2 == 0 for k in range(len(records))]
+
+
+def best_rate(records: list[bytes], good: list[bool], config: Config, repeats: int) -> float:
+    # Best of the runs: other load on the machine (caches, memory bandwidth) only slows.
+    return max(good_rate(records, good, config) for _ in range(repeats))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--good", type=int, default=50_000, help="good records per run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--formats", nargs="+", default=list(GARBAGE_FORMATS))
+    args = parser.parse_args()
+
+    cores = len(os.sched_getaffinity(0))
+    print(f"machine: {platform.machine()}, {cpu_model()}, {cores} cores, "
+          f"python {platform.python_version()}")  # fmt: skip
+    flows = simulated_flows(args.good)
+    print(f"{len(flows):,} good flows (demo mix), batches of {BATCH:,} records, "
+          f"best of {args.repeats} runs each; good flows/s and ratio to 0 % garbage")  # fmt: skip
+    for fmt in args.formats:
+        config = with_overrides(Config(), kafka={"input_format": fmt})
+        good = encoders.encode_flows(fmt, flows)
+        garbage = garbage_records(fmt, good, len(good), seed=7)
+        clean = best_rate(good, [True] * len(good), config, args.repeats)
+        storm = best_rate(*interleave(good, [v for _, v in garbage]), config, args.repeats)
+        print(f"{fmt}: 0 % garbage {clean:,.0f}; 50 % garbage (all kinds mixed) {storm:,.0f}, "
+              f"ratio {storm / clean:.2f} (target >= 0.5)")  # fmt: skip
+        costs = reject_costs_us(fmt, garbage)
+        print(f"  a good flow costs {1e6 / clean:.1f} us (decode + state + scoring)")
+        for kind in GARBAGE_KINDS:
+            # 50 % of one kind: the same good records, each followed by one bad record.
+            bad = [v for k, v in garbage if k == kind]
+            bad = [bad[k % len(bad)] for k in range(len(good))]
+            rate = best_rate(*interleave(good, bad), config, args.repeats)
+            print(f"  50 % {kind:<12} {rate:>9,.0f} good flows/s, ratio {rate / clean:.2f}; "
+                  f"{costs[kind]:.1f} us per rejected record")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
