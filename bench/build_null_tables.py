@@ -1,6 +1,7 @@
-"""Rebuild the shipped Poisson null quantiles: service/beaconwatch/scoring/null_quantiles.npz.
+"""Rebuild the shipped Poisson null quantiles: service/beaconwatch/scoring/null_quantiles.npz
+(the fit statistic's) and null_cv_quantiles.npz (the interval CV's).
 
-Usage: python bench/build_null_tables.py [--sims N] [--workers N] [--out PATH]
+Usage: python bench/build_null_tables.py [--sims N] [--workers N] [--out PATH] [--only fit|cv]
 
 Simulates NULL_SHIPPED_SIMS Poisson windows per window length (3..NULL_MAX_INTERVALS intervals)
 for both of the detector's tables (every connection, every second one), one row per task over
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from beaconwatch.scoring import cv_significance
 from beaconwatch.scoring import significance as sig
 
 F64 = sig.F64
@@ -56,7 +58,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=sig.NULL_SEED)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=sig.SHIPPED_PATH)
+    parser.add_argument("--only", choices=("fit", "cv"), help="rebuild one of the two files")
     args = parser.parse_args()
+    if args.only != "fit":
+        t0 = time.perf_counter()
+        cv_significance.build_shipped(sims=cv_significance.CV_SHIPPED_SIMS)
+        path = cv_significance.CV_SHIPPED_PATH
+        print(f"wrote {path} ({path.stat().st_size:,} bytes) in {time.perf_counter() - t0:.0f} s")
+        if args.only == "cv":
+            return
     t0 = time.perf_counter()
     tables = build(args.sims, args.seed, args.workers)
     sig.write_shipped(args.out, tables, args.sims, args.seed)

@@ -33,9 +33,9 @@ def cv(x: F64) -> float:
     return float(np.std(x) / abs(np.mean(x)))
 
 
-def window_stats(times_s: F64, sizes: F64, table: F64) -> dict[str, float]:
+def window_stats(times_s: F64, sizes: F64, table: F64, cv_table: F64) -> dict[str, float]:
     """The measured statistics of `score_window` (see tests/unit/naive_scoring.py)."""
-    return naive_scoring.window_stats(times_s, sizes, table)
+    return naive_scoring.window_stats(times_s, sizes, table, cv_table)
 
 
 def window_score(
@@ -46,6 +46,7 @@ def window_score(
     weights: tuple[float, float, float],
     full_count: float,
     table: F64,
+    cv_table: F64,
     spread_free: float | None = None,
     spread_tolerance: float | None = None,
     min_confidence: float | None = None,
@@ -61,6 +62,7 @@ def window_score(
         times_s,
         sizes,
         table=table,
+        cv_table=cv_table,
         min_period_s=min_period_s,
         weights=weights,
         full_count=full_count,
@@ -174,22 +176,23 @@ def detector_alerts(
 def window_score_period(times_s: F64, sizes: F64, **score_kwargs: Any) -> tuple[float, float]:
     """(score, mean interval) of `score_window_paired`, for reference detectors' ``score_fn``.
 
-    ``paired_table`` (optional): the null table of every second connection; with it, windows
-    of >= 12 connections whose plain fit has > 25 % outliers are also scored on every second
-    connection, and the better score is kept.
+    ``paired_table``/``cv_paired_table`` (optional): the null tables of every second
+    connection; with them, windows of >= 12 connections whose plain fit has > 25 % outliers are
+    also scored on every second connection, and the better score is kept.
     """
     paired_table = score_kwargs.pop("paired_table", None)
-    table = score_kwargs["table"]
+    cv_paired_table = score_kwargs.pop("cv_paired_table", None)
+    table, cv_table = score_kwargs["table"], score_kwargs["cv_table"]
     kwargs = score_kwargs
     if not len(times_s):
         return window_score(times_s, sizes, **kwargs), 0.0
-    stats = naive_scoring.window_stats(times_s, sizes, table)
+    stats = naive_scoring.window_stats(times_s, sizes, table, cv_table)
     best = (window_score(times_s, sizes, **kwargs), stats["mean_interval_s"])
     if paired_table is not None and len(times_s) >= 12 and stats["outlier_ratio"] > 0.25:
         half_t, half_b = times_s[::2], sizes[::2]
-        half_kwargs = {**score_kwargs, "table": paired_table}
+        half_kwargs = {**score_kwargs, "table": paired_table, "cv_table": cv_paired_table}
         alt = window_score(half_t, half_b, **half_kwargs)
         if alt > best[0]:
-            half = naive_scoring.window_stats(half_t, half_b, paired_table)
+            half = naive_scoring.window_stats(half_t, half_b, paired_table, cv_paired_table)
             best = (alt, half["mean_interval_s"])
     return best

@@ -220,14 +220,18 @@ def null_row(table: F64, intervals: int) -> F64 | None:
     return row
 
 
-def window_stats(times_s: F64, sizes: F64, table: F64) -> dict[str, float]:
+def window_stats(times_s: F64, sizes: F64, table: F64, cv_table: F64) -> dict[str, float]:
     """The measured statistics of `score_window`."""
     times_s = np.sort(times_s)
     d = np.diff(times_s)
     fit = fit_window(times_s)
     used = d[len(d) - fit.intervals :] if fit.recent else d
     row = null_row(table, len(d))
-    p = 1.0 if row is None else p_value(row, fit.quality)
+    p_fit = 1.0 if row is None else p_value(row, fit.quality)
+    cv_row = null_row(cv_table, len(d))
+    interval_cv = float(np.std(d) / np.mean(d)) if len(d) and np.std(d) > 0 else 0.0
+    p_cv = 1.0 if cv_row is None else p_value(cv_row, interval_cv)
+    p = min(1.0, 2 * min(p_fit, p_cv))  # Bonferroni over the two tests
     med_b, mad_b, reg = size_regularity(sizes)
     return {
         "period_s": fit.period_s,
@@ -254,6 +258,7 @@ def window_score(
     sizes: F64,
     *,
     table: F64,
+    cv_table: F64,
     min_period_s: float,
     weights: tuple[float, float, float],
     full_count: float,
@@ -266,7 +271,7 @@ def window_score(
     """The combined score of `score_window`, written out from the documented formula."""
     if len(times_s) < 4:
         return 0.0
-    st = window_stats(times_s, sizes, table)
+    st = window_stats(times_s, sizes, table, cv_table)
     if st["median_interval_s"] < min_period_s or st["median_interval_s"] <= 0:
         return 0.0
 
@@ -281,7 +286,8 @@ def window_score(
     # Linear in log10(1/p) from p = 1 - min_confidence (0) to the smaller p of
     # 1 - full_confidence and the best the table resolves (1).
     p = 1.0 - st["confidence"]
-    p_start, p_full = 1.0 - min_confidence, max(1.0 - full_confidence, best_p_value(table))
+    best = min(1.0, 2 * min(best_p_value(table), best_p_value(cv_table)))
+    p_start, p_full = 1.0 - min_confidence, max(1.0 - full_confidence, best)
     if p_full >= p_start:
         gate = 1.0 if p <= p_full else 0.0
     else:

@@ -7,7 +7,8 @@ import pytest
 
 from beaconwatch.config import ScoringConfig
 from beaconwatch.scoring import sizes as size_kernels
-from beaconwatch.scoring.significance import null_table
+from beaconwatch.scoring.cv_significance import detector_cv_tables
+from beaconwatch.scoring.significance import detector_null_tables
 from beaconwatch.scoring.window_score import (
     N_STATS,
     Stat,
@@ -22,11 +23,16 @@ RNG = np.random.default_rng(20261126)
 HISTORY = 32
 
 
+def tables(history: int = HISTORY) -> tuple[np.ndarray, np.ndarray]:
+    """The detector's null tables for every connection: (fit statistic, interval CV)."""
+    return detector_null_tables(history)[0], detector_cv_tables(history)[0]
+
+
 def score(times_s: np.ndarray, sizes: np.ndarray, history: int = HISTORY) -> np.ndarray:
     out = np.empty(N_STATS)
     params = scoring_params(ScoringConfig(), history)
     work = new_workspace(max(history, len(times_s)))
-    score_window(np.sort(times_s), sizes, params, out, work, null_table(history))
+    score_window(np.sort(times_s), sizes, params, out, work, *tables(history))
     return out
 
 
@@ -44,17 +50,17 @@ def test_size_regularity_matches_reference() -> None:
 
 
 def test_window_matches_reference() -> None:
-    table = null_table(HISTORY)
+    table, cv_table = tables()
     c = ScoringConfig()
     for times in random_windows(150):
         times = times[:HISTORY]
         sizes = padded(len(times)) if RNG.random() < 0.5 else RNG.lognormal(7, 2, len(times))
         out = score(times, sizes)
-        st = naive.window_stats(times, sizes, table)
+        st = naive.window_stats(times, sizes, table, cv_table)
         for name, value in st.items():
             assert out[Stat[name.upper()]] == pytest.approx(value, rel=1e-9, abs=1e-9), name
         want = naive.window_score(
-            times, sizes, table=table, min_period_s=c.min_period_s,
+            times, sizes, table=table, cv_table=cv_table, min_period_s=c.min_period_s,
             weights=(c.weight_intervals, c.weight_sizes, c.weight_count),
             full_count=max(2.0, min(12.0, 0.75 * HISTORY)),
         )  # fmt: skip
@@ -70,13 +76,16 @@ def test_jittered_beacons_score_high(shape: str) -> None:
     assert np.median(scores) >= 0.75
 
 
-def test_wide_subtractive_jitter_scores_above_poisson_but_mostly_under_the_default_gate() -> None:
-    # Known limit of the default confidence floor (0.98): at 75 % subtractive jitter most
-    # 32-event windows are not confident enough to alert (see docs/evaluation.md).
+def test_wide_subtractive_jitter_alerts_on_a_full_ring_but_not_on_a_dozen_check_ins() -> None:
+    # 75 % subtractive jitter: 32 intervals are enough evidence (the interval CV is ~0.35
+    # against Poisson's 1), a dozen are not yet at the default gate (p = 1e-4 for full weight).
     rng = np.random.default_rng(9)
-    scores = [score(beacon(rng, "subtractive", 60.0, 0.75, 32), padded(32))[Stat.SCORE]
-              for _ in range(30)]  # fmt: skip
-    assert 0.0 < np.median(scores) < 0.75
+    full = [score(beacon(rng, "subtractive", 60.0, 0.75, 32), padded(32))[Stat.SCORE]
+            for _ in range(30)]  # fmt: skip
+    dozen = [score(beacon(rng, "subtractive", 60.0, 0.75, 12), padded(12))[Stat.SCORE]
+             for _ in range(30)]  # fmt: skip
+    assert np.median(full) >= 0.8
+    assert np.median(dozen) < np.median(full)
 
 
 def test_poisson_and_bursty_browsing_score_low() -> None:

@@ -416,8 +416,10 @@ def _losses(res: EvalResults, write: Callable[[str], None], rita_cells: Mapping[
     if slow:
         d = sum(o.detected for o in slow)
         lines.append(
-            f"- Slow beacons (S >= 1 h): {d}/{len(slow)} detected; a "
-            f"{res.config.state.window_s / 3600:.0f} h window holds few of their check-ins."
+            f"- Slow beacons (S >= 1 h): {d}/{len(slow)} detected. A 1 h beacon has 24 "
+            f"check-ins a day, a 4 h one 6 (scored over up to "
+            f"{res.config.state.long_window_s / 3600:.0f} h); with wide jitter or missed "
+            "check-ins that many do not reach the evidence the gate asks for."
         )
     cat_fp = []
     sc = res.scenario

@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.scoring.cv_significance import combined_p_value
 from beaconwatch.scoring.kernels import coefficient_of_variation, mad_about, median_sorted
 from beaconwatch.scoring.periodicity import N_FIT, Fit, fit_window
 from beaconwatch.scoring.significance import (
@@ -162,13 +163,15 @@ def _clip01(x: float) -> float:
 
 @njit(cache=True, nogil=True)
 def score_window(
-    times_s: F64, sizes: F64, params: F64, out: F64, work: F64, null_table: F64
-) -> None:
+    times_s: F64, sizes: F64, params: F64, out: F64, work: F64, null_table: F64,
+    cv_table: F64,
+) -> None:  # fmt: skip
     """Fill ``out`` (length Stat.SIZE) for one window.
 
     ``times_s`` are connection start times in seconds, sorted ascending; ``sizes`` are the
     connections' byte counts in the same order. ``work`` comes from `new_workspace`,
-    ``null_table`` from `significance.null_table(history_events)`.
+    ``null_table`` from `significance.null_table(history_events)`, ``cv_table`` from
+    `cv_significance.cv_null_table(history_events)`: confidence = 1 - min(1, 2 min(p_fit, p_cv)).
     """
     out[:] = 0.0
     n = times_s.shape[0]
@@ -201,7 +204,9 @@ def score_window(
     out[Stat.SPREAD] = fit[Fit.SPREAD]
     out[Stat.LOW_S] = fit[Fit.LOW_S]
     out[Stat.HIGH_S] = fit[Fit.HIGH_S]
-    confidence = 1.0 - p_value(null_table, m, fit_statistic(fit))
+    p_fit = p_value(null_table, m, fit_statistic(fit))
+    p_cv = p_value(cv_table, m, out[Stat.INTERVAL_CV]) if m >= 1 else 1.0
+    confidence = 1.0 - combined_p_value(p_fit, p_cv)
     out[Stat.CONFIDENCE] = confidence
 
     # The interval rows are done with, so the sizes may reuse them.
@@ -226,7 +231,7 @@ def score_window(
         1.0 - confidence,
         params[Param.MIN_CONFIDENCE],
         params[Param.FULL_CONFIDENCE],
-        best_p_value(null_table),
+        combined_p_value(best_p_value(null_table), best_p_value(cv_table)),
     )
     allowance = params[Param.MISSED_ALLOWANCE]
     missed = 0.0
@@ -264,10 +269,10 @@ PAIRED_OUTLIER_TRIGGER = 0.25
 @njit(cache=True, nogil=True)
 def score_window_paired(
     times_s: F64, sizes: F64, params: F64, out: F64, work: F64, null_table: F64,
-    paired_table: F64,
+    paired_table: F64, cv_table: F64, cv_paired_table: F64,
 ) -> None:  # fmt: skip
     """`score_window`, or the score of every second connection when that is clearly better."""
-    score_window(times_s, sizes, params, out, work, null_table)
+    score_window(times_s, sizes, params, out, work, null_table, cv_table)
     out[Stat.CONNECTIONS_PER_CHECK_IN] = 1.0
     n = times_s.shape[0]
     if n < PAIRED_MIN_CONNECTIONS or out[Stat.OUTLIER_RATIO] <= PAIRED_OUTLIER_TRIGGER:
@@ -280,6 +285,7 @@ def score_window_paired(
         alt,
         work,
         paired_table,
+        cv_paired_table,
     )
     if alt[Stat.SCORE] > out[Stat.SCORE]:
         out[:] = alt

@@ -182,8 +182,9 @@ def _score_row(
         ring_t, ring_b, row, valid, oldest, cutoff_rel, long_cutoff_rel, window_t, window_b
     )
     score_window_paired(
-        window_t[:m], window_b[:m], score_params, stats, work, null_tables[0], null_tables[1]
-    )
+        window_t[:m], window_b[:m], score_params, stats, work, null_tables[0], null_tables[1],
+        null_tables[2], null_tables[3],
+    )  # fmt: skip
     return first_rel, last_rel
 
 
