@@ -16,8 +16,26 @@ from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.base import DecodeResult, RejectReason
 from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
-from beaconwatch.decode.goflow2_record import FlowRow, Problem, decode_record
-from beaconwatch.decode.json_scan import OK, key_table, scan_batch
+from beaconwatch.decode.goflow2_record import (
+    _FIELD_RULES,
+    INT_HIGHS,
+    RULE_ORDER,
+    FlowRow,
+    Problem,
+    _InvalidError,
+    decode_record,
+    field_problem,
+)
+from beaconwatch.decode.json_scan import (
+    BAD_FIELD,
+    MISSING,
+    NO_TIME,
+    OK,
+    TRUNCATED,
+    key_table,
+    scan_batch,
+)
+from beaconwatch.decode.json_scan import KEYS as SCANNED_KEYS
 from beaconwatch.decode.protocols import name_table
 from beaconwatch.decode.registry import get_decoder
 
@@ -327,3 +345,72 @@ def test_reference_is_total_on_deep_nesting() -> None:
     deep = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     assert isinstance(decode_record(deep, 10**7), Problem | FlowRow)
     check_against_reference([deep], Goflow2JsonDecoder(max_record_bytes=10**7, warm_up=False))
+
+
+# Rejections straight from the scanner's status (json_reject): the reference's exact answers,
+# without the reference parse for the storm kinds.
+
+
+def test_every_cut_of_a_record_is_judged_by_the_scanner() -> None:
+    """Every prefix (after the opening brace) of plain records is TRUNCATED: orjson's
+    'unexpected end of data' at the length, also across newlines."""
+    pretty = json.dumps(orjson.loads(BASE), indent=1).encode()
+    for record in (BASE, RECORDS[1], pretty):
+        cuts = [record[:n] for n in range(1, len(record))]
+        assert set(fast_status_codes(cuts)) == {TRUNCATED}
+        check_against_reference(cuts)
+
+
+def fast_status_codes(records: list[bytes]) -> list[int]:
+    codes: list[int] = fast_status(records).tolist()
+    return codes
+
+
+@pytest.mark.parametrize(
+    ("changes", "status"),
+    [
+        ({"bytes": "many"}, BAD_FIELD),
+        ({"src_port": 70_000}, BAD_FIELD),
+        ({"dst_addr": "10.0.0.300"}, BAD_FIELD),
+        ({"time_flow_start_ns": -1}, BAD_FIELD),
+        ({"proto": ["TCP"]}, BAD_FIELD),
+        ({"src_addr": 167_772_161}, BAD_FIELD),
+        ({"proto": "no-such-protocol"}, BAD_FIELD),
+        ({"sampling_rate": 2**32, "bytes": "x"}, BAD_FIELD),  # bytes comes first in the rules
+        ({"dst_port": DELETE}, MISSING),
+        ({"src_addr": DELETE, "bytes": -1}, MISSING),  # src_addr comes first
+        ({"time_flow_start_ns": 0, "time_received_ns": 0}, NO_TIME),
+    ],
+)
+def test_bad_fields_are_judged_by_the_scanner(changes: dict[str, Any], status: int) -> None:
+    record = edit(BASE, **changes)
+    assert fast_status_codes([record]) == [status]
+    check_against_reference([record, record])  # the second answer may come from the memo
+    check_against_reference([record], Goflow2JsonDecoder(unknown_proto=255, warm_up=False))
+
+
+def test_values_the_field_rule_accepts_go_to_the_reference() -> None:
+    """-0 and protocol names only the reference knows are flagged but not rejected."""
+    for record in (
+        BASE.replace(b'"bytes":143', b'"bytes":-0'),
+        edit(BASE, proto="unknown"),
+    ):
+        assert fast_status_codes([record]) == [BAD_FIELD]
+    check_against_reference(
+        [edit(BASE, proto="unknown")], Goflow2JsonDecoder(unknown_proto=255, warm_up=False)
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(list(INT_HIGHS)), st.integers(-(2**65), 2**65))
+def test_field_problem_int_shortcut_is_the_rule(key: str, value: int) -> None:
+    try:
+        _FIELD_RULES[key]({key: value}, None)
+    except _InvalidError as exc:
+        assert field_problem(key, value) == exc.problem
+    else:
+        assert field_problem(key, value) is None
+
+
+def test_rule_order_is_the_scanner_key_order() -> None:
+    assert SCANNED_KEYS == RULE_ORDER

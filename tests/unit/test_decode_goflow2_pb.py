@@ -18,7 +18,7 @@ from beaconwatch.decode.goflow2_pb_record import decode_record, read_varint
 from beaconwatch.decode.goflow2_pb_record import encode_varint as _varint
 from beaconwatch.decode.goflow2_pb_schema import ENUMS, FIELDS, flow_message_class
 from beaconwatch.decode.goflow2_record import FlowRow
-from beaconwatch.decode.pb_wire import OK, field_kinds, scan_batch
+from beaconwatch.decode.pb_wire import BAD_FIELD, MISSING, NO_TIME, OK, field_kinds, scan_batch
 from beaconwatch.decode.registry import get_decoder
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "goflow2"
@@ -292,3 +292,25 @@ def test_oversized_records() -> None:
 
 def test_message_class_is_private_to_the_decoder() -> None:
     assert flow_message_class().DESCRIPTOR.full_name == "flowpb.FlowMessage"
+
+
+@pytest.mark.parametrize(
+    ("changes", "status"),
+    [
+        ({"dst_port": 70_000}, BAD_FIELD),
+        ({"proto": 256}, BAD_FIELD),
+        ({"src_addr": b"\x0a\x00\x01"}, BAD_FIELD),
+        ({"dst_addr": bytes(17)}, BAD_FIELD),
+        ({"bytes": 2**63}, BAD_FIELD),
+        ({"sampling_rate": 2**32, "src_port": 65_536}, BAD_FIELD),  # src_port first
+        ({"time_flow_end_ns": 2**64 - 1}, BAD_FIELD),
+        ({"src_addr": b""}, MISSING),
+        ({"dst_addr": b"", "proto": 300}, MISSING),  # dst_addr first
+        ({"time_flow_start_ns": 0, "time_received_ns": 0}, NO_TIME),
+    ],
+)
+def test_rule_breaks_are_judged_by_the_scanner(changes: dict[str, Any], status: int) -> None:
+    """Well-formed messages breaking a field rule: no protobuf runtime parse, same answer."""
+    bad = record(**{**BASE_FIELDS, **changes})
+    assert fast_status([bad]).tolist() == [status]
+    check_against_reference([bad, RECORDS[0], bad])  # the second answer may come from the memo

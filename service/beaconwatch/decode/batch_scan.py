@@ -19,6 +19,7 @@ from beaconwatch.core.flows import FLOW_COLUMNS, FlowBatch
 from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
 from beaconwatch.decode.goflow2_record import FlowRow, Problem
 
+_new_tuple = tuple.__new__
 ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]  # FlowRow order
 I64 = npt.NDArray[np.int64]
 
@@ -38,7 +39,9 @@ def join_records(records: Sequence[bytes], max_record_bytes: int) -> JoinedBatch
     lengths = sizes
     oversized = sizes > max_record_bytes
     if oversized.any():
-        records = [b"" if big else rec for rec, big in zip(records, oversized, strict=True)]
+        records = list(records)
+        for index in np.flatnonzero(oversized).tolist():
+            records[index] = b""
         lengths = np.where(oversized, 0, sizes)
     ends = np.cumsum(lengths)
     buf = np.frombuffer(b"".join(records), dtype=np.uint8)
@@ -56,29 +59,36 @@ def finish_batch(
     columns: list[npt.NDArray[Any]],
     max_record_bytes: int,
     decode_one: Callable[[bytes], FlowRow | Problem],
-    known: Mapping[int, Problem] | None = None,
+    known: Mapping[int, tuple[str, str]] | None = None,
 ) -> DecodeResult:
     """Run ``decode_one`` on the records the scan did not accept (``~ok``), then keep the rows
     that are accepted now. ``columns`` (in `ROW_COLUMNS` order) are filled in place.
-    ``known``: problems already decided in bulk (`fast_reject`), exactly as ``decode_one``
-    would decide them, by record index; oversized records are reported here."""
+    ``known``: (reason, detail) already decided in bulk (`fast_reject`, the scanners' status),
+    exactly as ``decode_one`` would decide them, by record index; oversized records are
+    reported here."""
     rejections: list[Rejection] = []
     known = known or {}
-    # Python lists, not NumPy scalars, in the per-record loop (a storm of bad records).
+    # Python lists, not NumPy scalars, in the per-record loop (a storm of bad records), and
+    # each Rejection built straight from a tuple (`tuple.__new__`, no Python-level __new__).
     oversized = joined.oversized.tolist() if joined.oversized.any() else None
     sizes = joined.sizes.tolist() if oversized is not None else []
+    records = joined.records
+    append = rejections.append
     for index in np.flatnonzero(~ok).tolist():
-        result: FlowRow | Problem | None
         if oversized is not None and oversized[index]:
-            result = Problem(RejectReason.OVERSIZED, f"{sizes[index]} bytes > {max_record_bytes}")
-        elif (result := known.get(index)) is None:
-            result = decode_one(joined.records[index])
-        if isinstance(result, Problem):
-            rejections.append(Rejection(index, result.reason, result.detail))
+            detail = f"{sizes[index]} bytes > {max_record_bytes}"
+            append(_new_tuple(Rejection, (index, RejectReason.OVERSIZED, detail)))
             continue
-        for column, value in zip(columns, result, strict=True):
-            column[index] = value
-        ok[index] = True
+        problem = known.get(index)
+        if problem is None:
+            result = decode_one(records[index])
+            if not isinstance(result, Problem):
+                for column, value in zip(columns, result, strict=True):
+                    column[index] = value
+                ok[index] = True
+                continue
+            problem = result
+        append(_new_tuple(Rejection, (index, problem[0], problem[1])))
     if ok.all():
         picked = dict(zip(ROW_COLUMNS, columns, strict=True))
         return DecodeResult(FlowBatch(**picked, record_index=np.arange(len(ok))), rejections)

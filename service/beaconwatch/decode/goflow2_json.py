@@ -20,7 +20,8 @@ from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.batch_scan import finish_batch, join_records, not_accepted
 from beaconwatch.decode.fast_reject import utf8_problems
 from beaconwatch.decode.goflow2_record import decode_record
-from beaconwatch.decode.json_scan import OK, key_table, scan_batch
+from beaconwatch.decode.json_reject import judged_problems
+from beaconwatch.decode.json_scan import OK, SLOW, key_table, scan_batch
 from beaconwatch.decode.protocols import name_table
 
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024
@@ -57,6 +58,7 @@ class Goflow2JsonDecoder:
         self.unknown_proto = unknown_proto
         self._keys, self._key_lens = key_table()
         self._names, self._name_lens, self._name_nums = name_table()
+        self._bad_values: dict[tuple[int, bytes], tuple[str, str] | None] = {}  # json_reject
         if warm_up:
             self.decode([_WARM_UP_RECORD])
 
@@ -64,7 +66,7 @@ class Goflow2JsonDecoder:
         if not records:
             return DecodeResult(FlowBatch.empty(0), [])
         joined = join_records(records, self.max_record_bytes)
-        status, *scanned = scan_batch(
+        status, field, value_start, value_end, *scanned = scan_batch(
             joined.buf, joined.starts, joined.ends, self._keys, self._key_lens,
             self._names, self._name_lens, self._name_nums,
         )  # fmt: skip
@@ -72,8 +74,15 @@ class Goflow2JsonDecoder:
         ok = status == OK
         # Invalid UTF-8 (random bytes, binary records) decided for the whole batch at once.
         known = utf8_problems(
-            joined.records, joined.buf, joined.starts, joined.ends, not_accepted(joined, ok)
-        )
+            joined.records, joined.buf, joined.starts, joined.ends,
+            not_accepted(joined, status != SLOW),  # the records left to the reference
+        )  # fmt: skip
+        # Plain records the scanner judged bad (cut short, a missing or bad field).
+        if not ok.all():
+            known.update(judged_problems(
+                joined.records, joined.starts, status, field, value_start, value_end,
+                self.unknown_proto, self._bad_values,
+            ))  # fmt: skip
         return finish_batch(
             joined, ok, columns, self.max_record_bytes,
             lambda record: decode_record(record, self.max_record_bytes, self.unknown_proto),

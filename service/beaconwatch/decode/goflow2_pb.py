@@ -19,7 +19,8 @@ from beaconwatch.decode.batch_scan import finish_batch, join_records, not_accept
 from beaconwatch.decode.fast_reject import frame_problems
 from beaconwatch.decode.goflow2_pb_record import decode_record, encode_varint
 from beaconwatch.decode.goflow2_pb_schema import flow_message_class
-from beaconwatch.decode.pb_wire import OK, field_kinds, scan_batch
+from beaconwatch.decode.pb_reject import judged_problems
+from beaconwatch.decode.pb_wire import OK, SLOW, field_kinds, scan_batch
 
 # Full goflow2 records are ~80-200 bytes; anything this big is not a flow record.
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024
@@ -43,6 +44,7 @@ class Goflow2PbDecoder:
         self.max_record_bytes = max_record_bytes
         self.message_class: Any = flow_message_class()
         self._kinds = field_kinds()
+        self._bad_values: dict[tuple[int, int], tuple[str, str] | None] = {}  # pb_reject
         if warm_up:  # load (or compile) the kernels before the first real batch
             message = self.message_class(
                 time_flow_start_ns=1, src_addr=b"\x0a\0\0\x01", dst_addr=bytes(16), as_path=[1]
@@ -53,10 +55,17 @@ class Goflow2PbDecoder:
         if not records:
             return DecodeResult(FlowBatch.empty(0), [])
         joined = join_records(records, self.max_record_bytes)
-        status, *scanned = scan_batch(joined.buf, joined.starts, joined.ends, self._kinds)
+        status, field, value, *scanned = scan_batch(
+            joined.buf, joined.starts, joined.ends, self._kinds
+        )
         ok = status == OK
         # Bad length prefixes (random bytes, truncated or foreign records) decided in bulk.
-        known = frame_problems(joined.buf, joined.starts, joined.ends, not_accepted(joined, ok))
+        known = frame_problems(
+            joined.buf, joined.starts, joined.ends, not_accepted(joined, status != SLOW)
+        )
+        # Well-formed messages the scanner found breaking a field rule.
+        if not ok.all():
+            known.update(judged_problems(status, field, value, self._bad_values))
         return finish_batch(
             joined, ok, list(scanned), self.max_record_bytes,
             lambda record: decode_record(record, self.max_record_bytes, self.message_class),

@@ -37,6 +37,8 @@ from beaconwatch.decode.protocols import protocol_number
 INT64_MAX = (1 << 63) - 1
 UINT32_MAX = (1 << 32) - 1
 _DETAIL_MAX = 120
+# Detail templates (field name, shown value), shared with the scanners' direct rejections.
+OUT_OF_RANGE = "%s: out of range: %s"
 
 
 class FlowRow(NamedTuple):
@@ -84,7 +86,7 @@ def _int(obj: dict[str, Any], key: str, high: int, default: int | None) -> int |
             RejectReason.INVALID_FIELD, f"{key}: expected an integer, got {_show(value)}"
         )
     if not 0 <= value <= high:
-        raise _InvalidError(RejectReason.INVALID_FIELD, f"{key}: out of range: {_show(value)}")
+        raise _InvalidError(RejectReason.INVALID_FIELD, OUT_OF_RANGE % (key, _show(value)))
     return value
 
 
@@ -114,6 +116,48 @@ def _proto(obj: dict[str, Any], unknown_proto: int | None) -> int:
             raise _InvalidError(RejectReason.INVALID_FIELD, f"proto: unknown name {_show(value)}")
         return number
     return _int(obj, "proto", 255, None) or 0
+
+
+# The rule of each needed field alone, as `validate` applies it (for `field_problem`).
+_FIELD_RULES: dict[str, Any] = {
+    "time_flow_start_ns": lambda obj, _: _int(obj, "time_flow_start_ns", INT64_MAX, 0),
+    "time_flow_end_ns": lambda obj, _: _int(obj, "time_flow_end_ns", INT64_MAX, 0),
+    "time_received_ns": lambda obj, _: _int(obj, "time_received_ns", INT64_MAX, 0),
+    "src_addr": lambda obj, _: _address(obj, "src_addr"),
+    "dst_addr": lambda obj, _: _address(obj, "dst_addr"),
+    "proto": _proto,
+    "src_port": lambda obj, _: _int(obj, "src_port", 65535, 0),
+    "dst_port": lambda obj, _: _int(obj, "dst_port", 65535, None),
+    "bytes": lambda obj, _: _int(obj, "bytes", INT64_MAX, None),
+    "packets": lambda obj, _: _int(obj, "packets", INT64_MAX, 1),
+    "sampling_rate": lambda obj, _: _int(obj, "sampling_rate", UINT32_MAX, 1),
+}
+
+RULE_ORDER: tuple[str, ...] = tuple(_FIELD_RULES)  # the needed fields, in validate's order
+
+
+# Upper bounds of the plain integer fields, as `_FIELD_RULES` applies them.
+INT_HIGHS: dict[str, int] = {
+    "time_flow_start_ns": INT64_MAX, "time_flow_end_ns": INT64_MAX,
+    "time_received_ns": INT64_MAX, "src_port": 65535, "dst_port": 65535, "bytes": INT64_MAX,
+    "packets": INT64_MAX, "sampling_rate": UINT32_MAX,
+}  # fmt: skip
+
+
+def field_problem(key: str, value: Any, unknown_proto: int | None = None) -> Problem | None:
+    """What `validate` says about the needed field ``key`` holding ``value``, alone: its
+    rejection, or None if the field passes."""
+    high = INT_HIGHS.get(key)
+    if high is not None and type(value) is int:  # the common case without the exception
+        if 0 <= value <= high:
+            return None
+        detail = OUT_OF_RANGE % (key, _show(value))
+        return Problem(RejectReason.INVALID_FIELD, detail[:_DETAIL_MAX])
+    try:
+        _FIELD_RULES[key]({key: value}, unknown_proto)
+    except _InvalidError as exc:
+        return exc.problem
+    return None
 
 
 def validate(obj: dict[str, Any], unknown_proto: int | None = None) -> FlowRow | Problem:

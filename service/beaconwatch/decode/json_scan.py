@@ -5,8 +5,11 @@ scanner validates the whole object (so it never accepts what ``orjson`` would re
 out the few keys a flow needs, parses their values in place, and skips everything else
 (strings, numbers, literals, nested arrays/objects). It accepts only the plain shape goflow2
 writes; anything else (escapes, non-ASCII, floats, huge numbers, duplicate needed keys, deep
-nesting, out-of-range or missing values, ...) gets status ``SLOW`` and is decided by the
-reference slow path in ``goflow2_record``, which also produces the precise rejection reason.
+nesting, ...) gets status ``SLOW`` and is decided by the reference slow path in
+``goflow2_record``, which also produces the precise rejection reason. Plain records that are
+certainly bad get a status saying why instead (a record cut short, a missing field, the first
+field whose value is out of range or of the wrong type, with its offsets), so a storm of them
+costs no reference parse: ``json_reject`` turns the status into the reference's rejection.
 """
 
 from __future__ import annotations
@@ -18,11 +21,24 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.decode.ip_text import parse_ip
-from beaconwatch.decode.json_tokens import MAX_DEPTH, int_end, skip_value, skip_ws, string_end
+from beaconwatch.decode.json_tokens import (
+    ENDED,
+    MAX_DEPTH,
+    int_end,
+    skip_value,
+    skip_ws,
+    string_end,
+)
 from beaconwatch.decode.raw_pointer import Pointer, i64_pointer, u8_pointer, u64_pointer
 
+# Per-record status. Only OK rows hold a flow; SLOW rows go to the reference path; the others
+# are rejections the reference path would make too, built from the status (``json_reject``).
 OK = 0
-SLOW = 1
+SLOW = 1  # unusual or invalid: the reference path decides
+BAD_FIELD = 2  # a needed field's value (valid JSON) the fast path cannot accept
+MISSING = 3  # a required field is absent
+NO_TIME = 4  # neither time_flow_start_ns nor time_received_ns is set
+TRUNCATED = 5  # the input ends inside a valid prefix: orjson's "unexpected end of data"
 
 # Needed keys; the index is the bit in the per-record `seen` mask and the slot in `vals`.
 KEYS: tuple[str, ...] = (
@@ -44,6 +60,7 @@ _K_SPORT, _K_DPORT, _K_BYTES, _K_PACKETS, _K_RATE = 6, 7, 8, 9, 10
 _KEY_LENGTHS = sum(1 << n for n in {len(k) for k in KEYS})  # bit n: some needed key has length n
 INT64_MAX = (1 << 63) - 1
 UINT32_MAX = (1 << 32) - 1
+UINT64_MAX = (1 << 64) - 1
 
 
 def key_table() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
@@ -139,6 +156,51 @@ def _proto_value(
 
 
 @njit(cache=True, nogil=True)
+def _needed_value(
+    buf: Pointer,
+    i: int,
+    end: int,
+    k: int,
+    names: Pointer,
+    name_lens: Pointer,
+    name_nums: Pointer,
+    n_names: int,
+    name_width: int,
+    vals: Pointer,
+    stack: Pointer,
+) -> tuple[int, bool]:
+    """Parse the value of needed key ``k`` at ``buf[i]`` into ``vals``: (end index, whether the
+    fast path could read it). A valid value it cannot read (a string for a number, a negative
+    number, an unknown protocol name, a bad address...) is skipped and flagged for the caller;
+    an invalid or unusual token ends the scan (-1, or ``ENDED``)."""
+    if k in (_K_SRC, _K_DST):
+        if buf[i] == 34:
+            j = string_end(buf, i, end)
+            if j < 0:
+                return j, False
+            ok, hi, lo = parse_ip(buf, i + 1, j - 1)
+            if ok:
+                # hi goes to the key's own slot, lo to an extra slot after the KEYS slots.
+                vals[k] = hi
+                vals[len(KEYS) + k - _K_SRC] = lo
+                return j, True
+            return j, False
+    elif k == _K_PROTO:
+        j, number = _proto_value(buf, i, end, names, name_lens, name_nums, n_names, name_width)
+        if j >= 0:
+            vals[k] = np.uint64(number)
+            return j, True
+        if buf[i] == 34:  # a string that names no protocol the table knows
+            return string_end(buf, i, end), False
+    else:
+        j, value = _uint(buf, i, end)
+        if j >= 0:
+            vals[k] = value
+            return j, True
+    return skip_value(buf, i, end, stack), False
+
+
+@njit(cache=True, nogil=True)
 def _scan_record(
     buf: Pointer,
     start: int,
@@ -153,31 +215,39 @@ def _scan_record(
     n_names: int,
     name_width: int,
     vals: Pointer,
+    spans: Pointer,
     stack: Pointer,
-) -> int:
-    """Fill ``vals`` (indexed like KEYS; addresses take two slots each, see below) from one
-    record; returns the bit mask of needed keys seen, or -1 for the slow path."""
+) -> tuple[int, int]:
+    """Fill ``vals`` (indexed like KEYS; addresses take two slots each, see `_needed_value`)
+    and ``spans`` (value k at ``spans[2k]:spans[2k+1]``) from one record. Returns (mask of the
+    needed keys seen, mask of those whose value the fast path could not read), or a negative
+    first item: -1 for the slow path, ``ENDED`` for a record cut short."""
     i = skip_ws(buf, start, end)
     if i >= end or buf[i] != 123:
-        return -1
+        return -1, 0
     i = skip_ws(buf, i + 1, end)
     seen = 0
+    unread = 0
     while True:
-        if i >= end or buf[i] != 34:
-            return -1  # also catches "{}" and trailing commas
+        if i >= end:
+            return ENDED, 0
+        if buf[i] != 34:
+            return -1, 0  # also catches "{}" and trailing commas
         key_end = string_end(buf, i, end)
         if key_end < 0:
-            return -1
+            return key_end, 0
         k = _key_id(buf, i + 1, key_end - 1, keys, key_lens, n_keys, key_width)
         # goflow2 writes no whitespace: test for the plain byte before calling skip_ws.
         i = key_end if key_end < end and buf[key_end] == 58 else skip_ws(buf, key_end, end)
-        if i >= end or buf[i] != 58:
-            return -1
+        if i >= end:
+            return ENDED, 0
+        if buf[i] != 58:
+            return -1, 0
         i += 1
         if i < end and _is_ws(buf[i]):
             i = skip_ws(buf, i, end)
         if i >= end:
-            return -1
+            return ENDED, 0
         if k < 0:
             c = buf[i]  # inline the common value shapes; skip_value handles everything
             if c == 34:
@@ -189,36 +259,22 @@ def _scan_record(
             else:
                 i = skip_value(buf, i, end, stack)
         elif (seen >> k) & 1:
-            return -1  # duplicate needed key: orjson keeps the last one, let it decide
+            return -1, 0  # duplicate needed key: orjson keeps the last one, let it decide
         else:
             seen |= 1 << k
-            if k in (_K_SRC, _K_DST):
-                if buf[i] != 34:
-                    return -1
-                j = string_end(buf, i, end)
-                if j < 0:
-                    return -1
-                ok, hi, lo = parse_ip(buf, i + 1, j - 1)
-                if not ok:
-                    return -1
-                # hi goes to the key's own slot, lo to an extra slot after the KEYS slots.
-                vals[k] = hi
-                vals[len(KEYS) + k - _K_SRC] = lo
-                i = j
-            elif k == _K_PROTO:
-                i, number = _proto_value(
-                    buf, i, end, names, name_lens, name_nums, n_names, name_width
-                )
-                vals[k] = np.uint64(number)
-            else:
-                i, value = _uint(buf, i, end)
-                vals[k] = value
+            spans[2 * k] = i
+            i, read = _needed_value(
+                buf, i, end, k, names, name_lens, name_nums, n_names, name_width, vals, stack
+            )
+            spans[2 * k + 1] = i
+            if not read:
+                unread |= 1 << k
         if i < 0:
-            return -1
+            return i, 0
         if i < end and _is_ws(buf[i]):
             i = skip_ws(buf, i, end)
         if i >= end:
-            return -1
+            return ENDED, 0
         if buf[i] == 44:
             i += 1
             if i < end and _is_ws(buf[i]):
@@ -227,10 +283,10 @@ def _scan_record(
             i += 1
             break
         else:
-            return -1
+            return -1, 0
     if skip_ws(buf, i, end) != end:
-        return -1
-    return seen
+        return -1, 0
+    return seen, unread
 
 
 @njit(cache=True, nogil=True)
@@ -243,28 +299,20 @@ def scan_batch(
     names: npt.NDArray[np.uint8],
     name_lens: npt.NDArray[np.int64],
     name_nums: npt.NDArray[np.int64],
-) -> tuple[
-    npt.NDArray[np.int8],
-    npt.NDArray[np.int64],
-    npt.NDArray[np.int64],
-    npt.NDArray[np.uint64],
-    npt.NDArray[np.uint64],
-    npt.NDArray[np.uint64],
-    npt.NDArray[np.uint64],
-    npt.NDArray[np.uint16],
-    npt.NDArray[np.uint16],
-    npt.NDArray[np.uint8],
-    npt.NDArray[np.uint64],
-    npt.NDArray[np.uint64],
-    npt.NDArray[np.uint32],
-]:
-    """Scan every record; rows whose status is not OK hold zeros and go to the slow path.
+) -> tuple[npt.NDArray[Any], ...]:
+    """Scan every record; rows whose status is not OK hold zeros.
 
-    Returns (status, start_ms, end_ms, src_hi, src_lo, dst_hi, dst_lo, src_port, dst_port,
-    proto, bytes, packets, sampling_rate). The field rules mirror ``goflow2_record``.
+    Returns (status, field, value_start, value_end, start_ms, end_ms, src_hi, src_lo, dst_hi,
+    dst_lo, src_port, dst_port, proto, bytes, packets, sampling_rate). ``field`` is the KEYS
+    index for BAD_FIELD and MISSING, ``value_start:value_end`` the offsets in ``buf`` of a
+    BAD_FIELD value. The field rules mirror ``goflow2_record``, in the order it applies them:
+    the first needed field that is missing or that the fast path cannot accept is reported.
     """
     n = starts.shape[0]
     status = np.full(n, SLOW, dtype=np.int8)
+    field = np.full(n, -1, dtype=np.int8)
+    value_start = np.zeros(n, dtype=np.int64)
+    value_end = np.zeros(n, dtype=np.int64)
     start_ms = np.zeros(n, dtype=np.int64)
     end_ms = np.zeros(n, dtype=np.int64)
     src_hi = np.zeros(n, dtype=np.uint64)
@@ -278,7 +326,13 @@ def scan_batch(
     packets = np.zeros(n, dtype=np.uint64)
     rate = np.zeros(n, dtype=np.uint32)
     vals_mem = np.zeros(len(KEYS) + 2, dtype=np.uint64)
+    spans_mem = np.zeros(2 * len(KEYS), dtype=np.int64)
     stack_mem = np.zeros(MAX_DEPTH, dtype=np.uint8)
+    # Upper bounds per key (the address and proto slots are checked while parsing).
+    highs = np.full(len(KEYS), INT64_MAX, dtype=np.uint64)
+    highs[_K_SRC] = highs[_K_DST] = np.uint64(UINT64_MAX)  # the high halves of addresses
+    highs[_K_SPORT] = highs[_K_DPORT] = 65535
+    highs[_K_RATE] = UINT32_MAX
     # Raw pointers for the helpers (see raw_pointer); the arrays above own the memory.
     p_buf = u8_pointer(buf.ctypes.data)
     p_keys = u8_pointer(keys.ctypes.data)
@@ -287,41 +341,46 @@ def scan_batch(
     p_name_lens = i64_pointer(name_lens.ctypes.data)
     p_name_nums = i64_pointer(name_nums.ctypes.data)
     vals = u64_pointer(vals_mem.ctypes.data)
+    spans = i64_pointer(spans_mem.ctypes.data)
     stack = u8_pointer(stack_mem.ctypes.data)
     n_keys = key_lens.shape[0]
     key_width = keys.shape[1]
     n_names = name_lens.shape[0]
     name_width = names.shape[1]
-    i64_max = np.uint64(INT64_MAX)
     required = (1 << _K_SRC) | (1 << _K_DST) | (1 << _K_PROTO) | (1 << _K_DPORT) | (1 << _K_BYTES)
     for r in range(n):
-        seen = _scan_record(
+        seen, unread = _scan_record(
             p_buf, starts[r], ends[r], p_keys, p_key_lens, n_keys, key_width,
-            p_names, p_name_lens, p_name_nums, n_names, name_width, vals, stack,
+            p_names, p_name_lens, p_name_nums, n_names, name_width, vals, spans, stack,
         )  # fmt: skip
-        if seen < 0 or (seen & required) != required:
+        if seen < 0:
+            if seen == ENDED:
+                status[r] = TRUNCATED
+            continue
+        bad = -1
+        for k in range(len(KEYS)):
+            present = (seen >> k) & 1
+            if (unread >> k) & 1 or (present and vals[k] > highs[k]):
+                bad = k
+                status[r] = BAD_FIELD
+                value_start[r] = spans[2 * k]
+                value_end[r] = spans[2 * k + 1]
+                break
+            if not present and (required >> k) & 1:
+                bad = k
+                status[r] = MISSING
+                break
+        if bad >= 0:
+            field[r] = bad
             continue
         v_start = vals[_K_START] if (seen >> _K_START) & 1 else np.uint64(0)
         v_end = vals[_K_END] if (seen >> _K_END) & 1 else np.uint64(0)
         v_recv = vals[_K_RECV] if (seen >> _K_RECV) & 1 else np.uint64(0)
-        v_packets = vals[_K_PACKETS] if (seen >> _K_PACKETS) & 1 else np.uint64(1)
-        v_rate = vals[_K_RATE] if (seen >> _K_RATE) & 1 else np.uint64(1)
-        v_sport = vals[_K_SPORT] if (seen >> _K_SPORT) & 1 else np.uint64(0)
-        if (
-            v_start > i64_max
-            or v_end > i64_max
-            or v_recv > i64_max
-            or vals[_K_BYTES] > i64_max
-            or v_packets > i64_max
-            or v_rate > np.uint64(UINT32_MAX)
-            or v_sport > np.uint64(65535)
-            or vals[_K_DPORT] > np.uint64(65535)
-        ):
-            continue
         # Flow start: the exporter's time; 0 means the exporter did not send it (e.g. sFlow),
         # so fall back to when goflow2 received the packet.
         t_ns = v_start if v_start > np.uint64(0) else v_recv
         if t_ns == np.uint64(0):
+            status[r] = NO_TIME
             continue
         t0 = np.int64(t_ns // np.uint64(1_000_000))
         t1 = np.int64(v_end // np.uint64(1_000_000)) if v_end > np.uint64(0) else t0
@@ -332,24 +391,13 @@ def scan_batch(
         src_lo[r] = vals[len(KEYS)]
         dst_hi[r] = vals[_K_DST]
         dst_lo[r] = vals[len(KEYS) + 1]
-        src_port[r] = v_sport
+        src_port[r] = vals[_K_SPORT] if (seen >> _K_SPORT) & 1 else np.uint64(0)
         dst_port[r] = vals[_K_DPORT]
         proto[r] = vals[_K_PROTO]
         nbytes[r] = vals[_K_BYTES]
-        packets[r] = v_packets
-        rate[r] = v_rate
+        packets[r] = vals[_K_PACKETS] if (seen >> _K_PACKETS) & 1 else np.uint64(1)
+        rate[r] = vals[_K_RATE] if (seen >> _K_RATE) & 1 else np.uint64(1)
     return (
-        status,
-        start_ms,
-        end_ms,
-        src_hi,
-        src_lo,
-        dst_hi,
-        dst_lo,
-        src_port,
-        dst_port,
-        proto,
-        nbytes,
-        packets,
-        rate,
-    )
+        status, field, value_start, value_end, start_ms, end_ms, src_hi, src_lo, dst_hi, dst_lo,
+        src_port, dst_port, proto, nbytes, packets, rate,
+    )  # fmt: skip

@@ -3,6 +3,8 @@
 Each returns the index just past the token, or -1 when the token is invalid *or* merely
 unusual (escapes, non-ASCII, floats, long integers, deep nesting): the caller then leaves the
 record to the orjson-based slow path, so these never need to handle the rare cases exactly.
+``ENDED`` (-2) instead says the input ran out where a plain token could still continue (a
+truncated record): everything before was valid, so any JSON parser fails at the end too.
 Buffers are raw pointers (see ``raw_pointer``).
 """
 
@@ -15,6 +17,7 @@ from beaconwatch.decode.raw_pointer import Pointer
 
 MAX_DEPTH = 32  # deeper nesting is legal JSON but never goflow2: slow path
 MAX_INT_DIGITS = 19  # every 19-digit integer fits in uint64 (and orjson parses it exactly)
+ENDED = -2  # ran out of input inside a valid prefix
 _OBJ = 1
 _ARR = 2
 
@@ -47,7 +50,7 @@ def string_end(buf: Pointer, i: int, end: int) -> int:
         if c != 0:
             return i + 1 if c == 1 else -1
         i += 1
-    return -1
+    return ENDED
 
 
 @njit(cache=True, nogil=True)
@@ -90,13 +93,17 @@ def literal_end(buf: Pointer, i: int, end: int) -> int:
 @njit(cache=True, nogil=True)
 def member_key_end(buf: Pointer, i: int, end: int) -> int:
     """At a member key inside a skipped object: index just past its ':' and whitespace."""
-    if i >= end or buf[i] != 34:
+    if i >= end:
+        return ENDED
+    if buf[i] != 34:
         return -1
     i = string_end(buf, i, end)
     if i < 0:
-        return -1
+        return i
     i = skip_ws(buf, i, end)
-    if i >= end or buf[i] != 58:
+    if i >= end:
+        return ENDED
+    if buf[i] != 58:
         return -1
     return skip_ws(buf, i + 1, end)
 
@@ -108,7 +115,7 @@ def skip_value(buf: Pointer, i: int, end: int, stack: Pointer) -> int:
     while True:
         i = skip_ws(buf, i, end)
         if i >= end:
-            return -1
+            return ENDED
         c = buf[i]
         if c == 123 or c == 91:  # '{' or '['
             close = 125 if c == 123 else 93
@@ -122,7 +129,7 @@ def skip_value(buf: Pointer, i: int, end: int, stack: Pointer) -> int:
                 depth += 1
                 i = member_key_end(buf, j, end) if c == 123 else j
                 if i < 0:
-                    return -1
+                    return i
                 continue  # now at the first member's value
         elif c == 34:
             i = string_end(buf, i, end)
@@ -131,14 +138,14 @@ def skip_value(buf: Pointer, i: int, end: int, stack: Pointer) -> int:
         else:
             i = literal_end(buf, i, end)
         if i < 0:
-            return -1
+            return i
         # A value is complete: close containers or move to the next member.
         while True:
             if depth == 0:
                 return i
             i = skip_ws(buf, i, end)
             if i >= end:
-                return -1
+                return ENDED
             c = buf[i]
             top = stack[depth - 1]
             if c == 44:  # ','
@@ -146,7 +153,7 @@ def skip_value(buf: Pointer, i: int, end: int, stack: Pointer) -> int:
                 if top == _OBJ:
                     i = member_key_end(buf, skip_ws(buf, i, end), end)
                     if i < 0:
-                        return -1
+                        return i
                 break
             if (c == 125 and top == _OBJ) or (c == 93 and top == _ARR):
                 depth -= 1

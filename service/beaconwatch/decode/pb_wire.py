@@ -8,7 +8,8 @@ fields are checked because protobuf parsers reject bad ones. A record is ``OK`` 
 is well formed and passes the goflow2 field rules (``goflow2_record``); everything else, and
 anything unusual that a protobuf parser might read differently (groups, a read field with an
 unexpected wire type, 10-byte varints with high bits, tags beyond 32 bits), is ``SLOW`` and
-is decided by the reference path (``goflow2_pb_record``).
+is decided by the reference path (``goflow2_pb_record``). A well-formed record that breaks a
+field rule says which rule, in the reference's order, so it needs no reference parse.
 """
 
 from __future__ import annotations
@@ -37,22 +38,33 @@ from beaconwatch.decode.goflow2_pb_schema import (
     WIRE_VARINT,
     packed_varint_numbers,
 )
+from beaconwatch.decode.goflow2_record import RULE_ORDER
 
+# Per-record status. Only OK rows hold a flow; SLOW rows go to the reference path; the others
+# are well-formed messages that break a goflow2 field rule, rejected from the status alone
+# (``pb_reject``), as the reference path would.
 OK = 0
 SLOW = 1
+BAD_FIELD = 2  # a value out of range, an address neither 4 nor 16 bytes
+MISSING = 3  # an empty (absent) address
+NO_TIME = 4  # neither time_flow_start_ns nor time_received_ns is set
 
 # Per field number (< 128): 1 = a field the scanner reads from a varint, 2 = an address
 # (length-delimited), 3 = a packed repeated varint field whose contents are checked.
 KIND_READ_VARINT, KIND_ADDRESS, KIND_PACKED = 1, 2, 3
 TABLE_SIZE = 128
 
-_INT64_MAX = np.uint64(2**63 - 1)
 _UINT32_MAX = np.uint64(2**32 - 1)
-_U16_MAX = np.uint64(65535)
-_U8_MAX = np.uint64(255)
 _NS_PER_MS = np.uint64(1_000_000)
 _LOW7 = np.uint64(0x7F)
 _V4_MAPPED = np.uint64(0x0000_FFFF_0000_0000)
+# Upper bound of each field in RULE_ORDER (the order ``goflow2_record.validate`` checks them,
+# which ``field`` indexes); addresses (3, 4) are checked by length instead.
+_HIGHS = np.array(
+    [2**63 - 1, 2**63 - 1, 2**63 - 1, 0, 0, 255, 65535, 65535, 2**63 - 1, 2**63 - 1, 2**32 - 1],
+    dtype=np.uint64,
+)
+assert len(_HIGHS) == len(RULE_ORDER)
 
 
 def field_kinds() -> npt.NDArray[np.int8]:
@@ -154,15 +166,29 @@ def scan_record(
 
 
 @njit(cache=True, nogil=True)
+def _address_check(length: int) -> int:
+    """0 for a usable address length, else MISSING (empty) or BAD_FIELD."""
+    if length == 4 or length == 16:
+        return 0
+    return MISSING if length == 0 else BAD_FIELD
+
+
+@njit(cache=True, nogil=True)
 def scan_batch(
     buf: npt.NDArray[np.uint8],
     starts: npt.NDArray[np.int64],
     ends: npt.NDArray[np.int64],
     kinds: npt.NDArray[np.int8],
 ) -> tuple[npt.NDArray[Any], ...]:
-    """Status (OK/SLOW) and the 12 flow columns (FlowRow order) for every record."""
+    """Status, field, value and the 12 flow columns (FlowRow order) for every record.
+
+    For BAD_FIELD and MISSING, ``field`` is the index of the first failing field in the order
+    ``goflow2_record.validate`` checks them (`RULE_ORDER`) and ``value`` what the reference
+    path sees there (the number, for an address its length)."""
     n = starts.shape[0]
     status = np.full(n, SLOW, dtype=np.uint8)
+    field = np.full(n, -1, dtype=np.int8)
+    value = np.zeros(n, dtype=np.uint64)
     start_ms = np.zeros(n, dtype=np.int64)
     end_ms = np.zeros(n, dtype=np.int64)
     src_hi = np.zeros(n, dtype=np.uint64)
@@ -176,25 +202,43 @@ def scan_batch(
     packets = np.zeros(n, dtype=np.uint64)
     rate = np.zeros(n, dtype=np.uint32)
     v = np.zeros(TABLE_SIZE, dtype=np.uint64)
+    # What the reference path sees in each field, in RULE_ORDER (addresses: their length).
+    seen = np.zeros(_HIGHS.shape[0], dtype=np.uint64)
     for i in range(n):
         ok, src_at, src_len, dst_at, dst_len = scan_record(buf, starts[i], ends[i], kinds, v)
-        if not ok or (src_len != 4 and src_len != 16) or (dst_len != 4 and dst_len != 16):
+        if not ok:
             continue
-        flow_start = v[F_TIME_FLOW_START_NS]
-        flow_end = v[F_TIME_FLOW_END_NS]
-        received = v[F_TIME_RECEIVED_NS]
-        if flow_start > _INT64_MAX or flow_end > _INT64_MAX or received > _INT64_MAX:
-            continue
+        seen[0] = v[F_TIME_FLOW_START_NS]
+        seen[1] = v[F_TIME_FLOW_END_NS]
+        seen[2] = v[F_TIME_RECEIVED_NS]
+        seen[3] = src_len
+        seen[4] = dst_len
         # uint32 fields keep the low 32 bits of a longer varint, like a protobuf parser.
-        p = v[F_PROTO] & _UINT32_MAX
-        sp = v[F_SRC_PORT] & _UINT32_MAX
-        dp = v[F_DST_PORT] & _UINT32_MAX
-        if p > _U8_MAX or sp > _U16_MAX or dp > _U16_MAX:
+        seen[5] = v[F_PROTO] & _UINT32_MAX
+        seen[6] = v[F_SRC_PORT] & _UINT32_MAX
+        seen[7] = v[F_DST_PORT] & _UINT32_MAX
+        seen[8] = v[F_BYTES]
+        seen[9] = v[F_PACKETS]
+        seen[10] = v[F_SAMPLING_RATE]
+        bad = -1
+        for k in range(seen.shape[0]):
+            if k == 3 or k == 4:
+                code = _address_check(int(seen[k]))
+            else:
+                code = BAD_FIELD if seen[k] > _HIGHS[k] else 0
+            if code != 0:
+                bad = k
+                status[i] = code
+                value[i] = seen[k]
+                break
+        if bad >= 0:
+            field[i] = bad
             continue
-        if v[F_BYTES] > _INT64_MAX or v[F_PACKETS] > _INT64_MAX or v[F_SAMPLING_RATE] > _UINT32_MAX:
-            continue
-        start_ns = flow_start if flow_start != 0 else received
+        flow_start = seen[0]
+        flow_end = seen[1]
+        start_ns = flow_start if flow_start != 0 else seen[2]
         if start_ns == 0:
+            status[i] = NO_TIME
             continue
         s_ms = np.int64(start_ns // _NS_PER_MS)
         e_ms = s_ms
@@ -212,14 +256,14 @@ def scan_batch(
         else:
             dst_hi[i] = big_endian(buf, dst_at, 8)
             dst_lo[i] = big_endian(buf, dst_at + 8, 8)
-        src_port[i] = sp
-        dst_port[i] = dp
-        proto[i] = p
-        nbytes[i] = v[F_BYTES]
-        packets[i] = v[F_PACKETS]
-        rate[i] = v[F_SAMPLING_RATE]
+        src_port[i] = seen[6]
+        dst_port[i] = seen[7]
+        proto[i] = seen[5]
+        nbytes[i] = seen[8]
+        packets[i] = seen[9]
+        rate[i] = seen[10]
         status[i] = OK
     return (
-        status, start_ms, end_ms, src_hi, src_lo, dst_hi, dst_lo, src_port, dst_port, proto,
-        nbytes, packets, rate,
+        status, field, value, start_ms, end_ms, src_hi, src_lo, dst_hi, dst_lo, src_port,
+        dst_port, proto, nbytes, packets, rate,
     )  # fmt: skip

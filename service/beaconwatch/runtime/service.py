@@ -192,20 +192,7 @@ class BeaconService:
             alerts, rejections = await asyncio.to_thread(self._run_pipeline, tp, msgs)
             batch_alerts.extend(alerts)
             deliveries.extend(await alert_sink.send(alerts))
-            for rejection in rejections:
-                msg = msgs[rejection.record_index]
-                deliveries.append(
-                    await dead_letters.send(
-                        source_topic=msg.topic,
-                        partition=msg.partition,
-                        offset=msg.offset,
-                        key=msg.key,
-                        value=msg.value,
-                        headers=list(msg.headers or ()),
-                        reason=rejection.reason,
-                        detail=rejection.detail,
-                    )
-                )
+            deliveries.extend(await dead_letters.send_rejections(msgs, rejections))
             dead_lettered += len(rejections)
             next_offsets[tp] = msgs[-1].offset + 1
         # At-least-once: every output acknowledged before the input is committed. A failed
