@@ -39,9 +39,13 @@ test-integration: install ## Integration tests (start an embedded Kafka broker)
 test: install lint typecheck ## Lint, type-check, unit and integration tests
 	$(BIN)/pytest tests/unit tests/integration
 
-bench: install ## Run the benchmarks in bench/ (core kernels, then end to end on Kafka)
+bench: install ## Run the benchmarks in bench/ (decode, core, garbage storms, end to end on Kafka)
+	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/core.py
+	$(BIN)/python bench/storm.py
+	$(BIN)/python bench/dead_letter.py
 	$(BIN)/python bench/end_to_end.py
+	$(BIN)/python bench/storm_end_to_end.py
 
 eval: install ## Rerun the evaluation: labelled benchmark + RITA v5 comparison -> docs/evaluation.md
 	$(BIN)/beaconwatch eval
