@@ -132,7 +132,7 @@ class ScoringConfig(_Section):
     threshold: float = Field(0.8, ge=0, le=1)  # alert when the combined score reaches this
     min_events: int = Field(8, ge=3)  # connections a pair needs before it is scored
     rescore_every_events: int = Field(4, ge=1)  # rescore after this many new connections...
-    rescore_interval_s: float = Field(300.0, gt=0)  # ...or this much event time, if any arrived
+    rescore_interval_s: float = Field(900.0, gt=0)  # ...or this much event time, if any arrived
     min_period_s: float = Field(1.0, ge=0)  # median intervals below this are not beacons
     weight_intervals: float = Field(0.6, ge=0)  # timing regularity (folded interval spread)
     weight_sizes: float = Field(0.25, ge=0)  # byte-count regularity (padding-tolerant)

@@ -102,7 +102,9 @@ def detector_alerts(
     >= t - long_window.
     Scores are multiplied by the prevalence factor of the destination; a pair alerts "new" at
     its first score >= threshold, then "update" when, a cooldown later, the period or score
-    moved materially. Within the cooldown after an alert a pair is not scored at all.
+    moved materially. Within the cooldown after an alert a pair is not scored at all; after a
+    score of 0, or a scoring of an alerted pair that emits nothing, the next scoring needs
+    twice as many new connections or twice the interval.
     """
     min_sources, low, high = prevalence
     period_change, score_change = update
@@ -154,19 +156,19 @@ def detector_alerts(
             share = min(1.0, n_sources / max(1.0, fleet_est))
             score *= min(1.0, max(0.0, 1.0 - (share - low) / (high - low)))
         s["scored_count"], s["scored_t"] = s["count"], t
-        if score < threshold:
-            continue
         last = s["alert"]
-        if last is None:
-            lifecycle = "new"
-        elif t - last[0] < cooldown_ms:
-            continue
-        elif (
-            abs(period - last[1]) / max(last[1], 1e-9) > period_change
-            or abs(score - last[2]) >= score_change
-        ):
-            lifecycle = "update"
-        else:
+        lifecycle = None
+        if score >= threshold:
+            if last is None:
+                lifecycle = "new"
+            elif t - last[0] >= cooldown_ms and (
+                abs(period - last[1]) / max(last[1], 1e-9) > period_change
+                or abs(score - last[2]) >= score_change
+            ):
+                lifecycle = "update"
+        if lifecycle is None:
+            if score <= 0.0 or last is not None:  # nothing, or nothing new: back off
+                s["scored_count"], s["scored_t"] = s["count"] + every, t + interval_ms
             continue
         s["alert"] = (t, float(np.float32(period)), float(np.float32(score)))  # kept as f32
         alerts.append((pair, t, score, lifecycle))

@@ -3,10 +3,11 @@ update, scoring when due, prevalence and the alert lifecycle.
 
 A pair is scored at the connection that makes it due: once it has ``min_events`` connections,
 after every ``rescore_every_events`` new ones, or when a connection arrives at least
-``rescore_interval_ms`` after the last scoring; never within the cooldown after its last
-alert. Deciding per connection (not per batch) makes the alerts independent of how records
-were batched, so `scan` on a file and the Kafka service on
-the same flows give the same alerts. A pair is never re-scored on every record: a full window
+``rescore_interval_ms`` after the last scoring (twice as many, or twice as long, after a
+score of 0 or a scoring of an alerted pair that changed nothing); never within the cooldown
+after its last alert. Deciding per connection (not per batch) makes the alerts independent
+of how records were batched, so `scan` on a file and the Kafka service on the same flows give
+the same alerts. A pair is never re-scored on every record: a full window
 costs microseconds, and doing it per record would cap throughput far below the pipeline target.
 
 Records that repeat or continue a known connection (`connections`) update it but add no new
@@ -365,6 +366,11 @@ def ingest(
         counters[CNT_SCORED] += 1
         lifecycle = _lifecycle(stats, t, alert_ms, alerted, row, limits, policy)
         if lifecycle == 0:
+            if stats[Stat.SCORE] <= 0.0 or alert_ms[row] != NEVER_MS:
+                # No evidence of periodicity at all (most busy benign pairs), or an alerted
+                # pair that has not changed: the next scoring waits twice as long.
+                scored_count[row] = count[row] + np.uint32(limits[LIM_RESCORE_EVERY])
+                scored_ms[row] = t + limits[LIM_RESCORE_INTERVAL_MS]
             continue
         if lifecycle == LIFECYCLE_NEW:
             first_alert_ms[row] = t
