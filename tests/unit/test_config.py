@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from beaconwatch.config import AllowRule, Config, ConfigError, load_config, with_overrides
 
@@ -107,3 +108,16 @@ def test_with_overrides_validates() -> None:
     assert config.metrics.port == 0
     with pytest.raises(ConfigError, match=r"metrics\.port"):
         with_overrides(Config(), metrics={"port": 70_000})
+
+
+def test_readme_lists_every_config_key() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("| section | keys |") :].split("\n\n", 1)[0]
+    rows = {line.split("|")[1].strip().strip("`[]"): line for line in table.splitlines()[2:]}
+    for name, field in Config.model_fields.items():
+        section = field.annotation
+        model = section if isinstance(section, type) and issubclass(section, BaseModel) else None
+        keys = (model or AllowRule).model_fields
+        assert name in rows, f"README config table lacks [{name}]"
+        for key in keys:
+            assert f"`{key}`" in rows[name], f"README config table lacks {name}.{key}"
