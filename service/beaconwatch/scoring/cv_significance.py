@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import logging
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,19 +31,20 @@ from beaconwatch.scoring import kernels
 from beaconwatch.scoring.significance import (
     MIN_INTERVALS,
     NULL_CHUNK_SIMS,
+    NULL_MAX_INTERVALS,
     NULL_SEED,
     NULL_TICKS_PER_S,
     P_LEVELS,
-    REBUILD_HINT,
     SHIPPED_CYCLES,
     empty_table,
     null_gaps,
     quantile_row,
+    shipped_or_simulated,
     table_rows,
+    write_shipped,
 )
 
 F64 = npt.NDArray[np.float64]
-log = logging.getLogger(__name__)
 
 CV_SHIPPED_PATH = Path(__file__).with_name("null_cv_quantiles.npz")
 CV_SHIPPED_SIMS = 200_000
@@ -107,41 +107,18 @@ def cv_fingerprint() -> str:
 
 def build_shipped(path: Path = CV_SHIPPED_PATH, sims: int = CV_SHIPPED_SIMS) -> None:
     """Write both CV tables (every connection, every second one) for the longest windows."""
-    from beaconwatch.scoring.significance import NULL_MAX_INTERVALS
-
     tables = np.stack(
         [cv_null_table.__wrapped__(NULL_MAX_INTERVALS + 1, sims, NULL_SEED, k)
          for k in SHIPPED_CYCLES]
     )  # fmt: skip
-    np.savez_compressed(
-        path, tables=tables, sims=sims, seed=NULL_SEED, fingerprint=cv_fingerprint()
-    )
-
-
-@lru_cache(maxsize=4)
-def _read_shipped(path: Path) -> tuple[F64 | None, str]:
-    try:
-        with np.load(path) as data:
-            if str(data["fingerprint"]) != cv_fingerprint():
-                return None, "its fingerprint does not match the current sources"
-            tables: F64 = data["tables"]
-    except (OSError, KeyError, ValueError) as exc:
-        return None, f"{type(exc).__name__}: {exc}"
-    tables.flags.writeable = False
-    return tables, ""
+    write_shipped(path, tables, sims, NULL_SEED, cv_fingerprint())
 
 
 def detector_cv_tables(history_events: int, path: Path = CV_SHIPPED_PATH) -> F64:
     """Shape (2, table_rows(history_events), N_LEVELS): every connection, every second one."""
-    rows = table_rows(history_events)
-    shipped, why = _read_shipped(path)
-    if shipped is not None:
-        return np.array(shipped[:, :rows], copy=True)
-    log.warning(
-        "shipped CV null table is stale (%s): simulating %d windows per length; rebuild it "
-        "with `%s`", why, CV_FALLBACK_SIMS, REBUILD_HINT,
-    )  # fmt: skip
-    return np.stack([cv_null_table(history_events, events_per_cycle=k) for k in SHIPPED_CYCLES])
+    return shipped_or_simulated(
+        history_events, path, cv_fingerprint(), cv_null_table, CV_FALLBACK_SIMS, "interval CV null"
+    )
 
 
 @njit(cache=True, nogil=True)

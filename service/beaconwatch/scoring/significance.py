@@ -50,6 +50,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -215,8 +216,11 @@ def null_fingerprint() -> str:
     return h.hexdigest()
 
 
-def write_shipped(path: Path, tables: F64, sims: int, seed: int) -> None:
-    """Save the detector's tables, shape (len(SHIPPED_CYCLES), NULL_MAX_INTERVALS + 1, N_LEVELS)."""
+def write_shipped(
+    path: Path, tables: F64, sims: int, seed: int, fingerprint: str | None = None
+) -> None:
+    """Save the detector's tables, shape (len(SHIPPED_CYCLES), NULL_MAX_INTERVALS + 1, N_LEVELS),
+    with the fingerprint of the statistic they were simulated from (default: the fit's)."""
     np.savez_compressed(
         path,
         tables=tables,
@@ -225,17 +229,20 @@ def write_shipped(path: Path, tables: F64, sims: int, seed: int) -> None:
         seed=np.int64(seed),
         p_levels=P_LEVELS,
         max_intervals=np.int64(NULL_MAX_INTERVALS),
-        fingerprint=np.str_(null_fingerprint()),
+        fingerprint=np.str_(fingerprint or null_fingerprint()),
     )
 
 
 @lru_cache(maxsize=4)
-def read_shipped(path: Path = SHIPPED_PATH) -> tuple[F64 | None, str]:
-    """(read-only tables, "") when ``path`` matches the current sources, else (None, why not)."""
+def read_shipped(
+    path: Path = SHIPPED_PATH, fingerprint: str | None = None
+) -> tuple[F64 | None, str]:
+    """(read-only tables, "") when ``path`` matches the current sources (``fingerprint``,
+    default the fit statistic's), else (None, why not)."""
     if not path.is_file():
         return None, f"{path.name} is missing"
     with np.load(path, allow_pickle=False) as f:
-        if str(f["fingerprint"]) != null_fingerprint():
+        if str(f["fingerprint"]) != (fingerprint or null_fingerprint()):
             return None, f"{path.name} was built from other sources of the null statistic"
         tables = np.array(f["tables"], dtype=np.float64)
         same = (
@@ -255,15 +262,31 @@ def detector_null_tables(history_events: int, path: Path = SHIPPED_PATH) -> F64:
     [0] for every connection, [1] for every second one (`window_score.score_window_paired`):
     the shipped ones when they are current, else simulated now with NULL_SIMS (with a warning).
     """
+    return shipped_or_simulated(
+        history_events, path, null_fingerprint(), null_table, NULL_SIMS, "Poisson null"
+    )
+
+
+def shipped_or_simulated(
+    history_events: int,
+    path: Path,
+    fingerprint: str,
+    simulate: Callable[..., F64],
+    sims: int,
+    what: str,
+) -> F64:
+    """The shipped tables at ``path`` cut to ``history_events``, shape (len(SHIPPED_CYCLES),
+    table_rows(history_events), N_LEVELS), writable; when they do not match ``fingerprint``,
+    ``simulate(history_events, events_per_cycle=k)`` for each cycle, with a warning."""
     rows = table_rows(history_events)
-    shipped, why = read_shipped(path)
+    shipped, why = read_shipped(path, fingerprint)
     if shipped is not None:
         return np.array(shipped[:, :rows], copy=True)
-    tables = np.stack([null_table(history_events, events_per_cycle=k) for k in SHIPPED_CYCLES])
+    tables = np.stack([simulate(history_events, events_per_cycle=k) for k in SHIPPED_CYCLES])
     log.warning(
-        "shipped Poisson null table is stale (%s): simulated %d windows per length instead, so "
+        "shipped %s table is stale (%s): simulated %d windows per length instead, so "
         "p-values stop at %.2g (confidence %.6f); rebuild it with `%s`",
-        why, NULL_SIMS, best_p_value(tables[0]), 1.0 - best_p_value(tables[0]), REBUILD_HINT,
+        what, why, sims, best_p_value(tables[0]), 1.0 - best_p_value(tables[0]), REBUILD_HINT,
     )  # fmt: skip
     return tables
 
