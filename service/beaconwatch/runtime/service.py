@@ -1,9 +1,11 @@
 """The Kafka service: consume flow records, run the pipeline, produce alerts and dead letters.
 
 Delivery is at-least-once: the input offsets of a batch are committed only after every alert and
-dead-letter record produced from it has been acknowledged by the broker (acks=all). If a send
-fails the batch is not committed and the service stops with the error; a restart re-reads the
-batch. Detector state is in memory and keyed by input partition.
+dead-letter record produced from it, and from every earlier batch, has been acknowledged by the
+broker (acks=all). The next batch is processed while those acks are on their way (at most
+`_MAX_IN_FLIGHT_BATCHES` unacknowledged). If a send fails, that batch and later ones are not
+committed and the service stops with the error; a restart re-reads them. Detector state is in
+memory and keyed by input partition.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.decode.base import Rejection
 from beaconwatch.metrics.prometheus import ServiceMetrics
 from beaconwatch.runtime.http import HttpServer, Readiness
+from beaconwatch.runtime.in_flight import Acknowledged, InFlightBatches
 from beaconwatch.runtime.kafka_options import client_options, redacted
 from beaconwatch.runtime.rebalance import RebalanceListener
 from beaconwatch.runtime.topics import create_topics
@@ -36,6 +39,9 @@ _PROBE_INTERVAL_S = 5.0
 # Output topics created by the service get this many partitions; size them yourself in
 # production (pre-create the topics and set kafka.create_topics = false).
 _OUTPUT_TOPIC_PARTITIONS = 1
+# Batches whose outputs may await acks while the next is processed: enough to overlap the
+# broker's round trip with our CPU, few enough to bound the memory of queued dead letters.
+_MAX_IN_FLIGHT_BATCHES = 2
 
 
 def wall_clock_ms() -> int:
@@ -69,6 +75,7 @@ class BeaconService:
         # Held for a whole batch (process, send, commit) and by the revoke callback, which
         # aiokafka runs in its coordinator task: a rebalance waits for the batch in flight.
         self._batch_lock = asyncio.Lock()
+        self._in_flight = InFlightBatches()
         self._source: KafkaFlowSource | None = None
 
     # -- health ---------------------------------------------------------------------------
@@ -135,7 +142,16 @@ class BeaconService:
                     log.info("created topics %s", created)
             # Tansu (and some managed services) lack idempotent producers; acks=all plus
             # commit-after-ack gives at-least-once without it.
-            producer = AIOKafkaProducer(acks="all", enable_idempotence=False, **options)
+            # Batches of up to producer_batch_bytes per partition: aiokafka keeps one batch in
+            # flight per partition and its 16 KiB default made a storm of dead letters wait
+            # for a broker round trip every ~15 records.
+            producer = AIOKafkaProducer(
+                acks="all",
+                enable_idempotence=False,
+                max_batch_size=kafka.producer_batch_bytes,
+                linger_ms=kafka.producer_linger_ms,
+                **options,
+            )
             await producer.start()
             alerts = AlertSink(producer, kafka.alerts_topic)
             dead_letters = DeadLetterSink(producer, kafka.dead_letter_topic)
@@ -150,12 +166,20 @@ class BeaconService:
             probe = asyncio.create_task(self._probe_loop(source), name="beaconwatch-probe")
             while not stop.is_set():
                 records = await source.poll()
-                if records:
-                    async with self._batch_lock:
-                        await self._process_batch(records, source, alerts, dead_letters)
+                async with self._batch_lock:
+                    if records:
+                        await self._process_batch(records, alerts, dead_letters)
+                        if len(self._in_flight) > _MAX_IN_FLIGHT_BATCHES:
+                            await self._in_flight.wait_oldest()
+                        await self._commit_acknowledged(source)
+                    elif self._in_flight:  # idle: commit everything sent so far
+                        await self._commit_acknowledged(source, wait=True)
                 await self._update_gauges(source)
             log.info("stop requested: shutting down")
+            async with self._batch_lock:
+                await self._commit_acknowledged(source, wait=True)
         finally:
+            self._in_flight.abandon()  # only after an error is anything left here
             self._alive = False
             if probe is not None:
                 probe.cancel()
@@ -170,12 +194,10 @@ class BeaconService:
             log.info("beaconwatch stopped; committed offsets %s", self._committed)
 
     async def _process_batch(
-        self,
-        records: Records,
-        source: KafkaFlowSource,
-        alert_sink: AlertSink,
-        dead_letters: DeadLetterSink,
+        self, records: Records, alert_sink: AlertSink, dead_letters: DeadLetterSink
     ) -> None:
+        """Run the pipeline on a batch and queue its outputs; `_commit_acknowledged` commits
+        its offsets once they are acknowledged."""
         started = time.perf_counter()
         deliveries: list[asyncio.Future[object]] = []
         next_offsets: dict[TopicPartition, int] = {}
@@ -195,17 +217,11 @@ class BeaconService:
             deliveries.extend(await dead_letters.send_rejections(msgs, rejections))
             dead_lettered += len(rejections)
             next_offsets[tp] = msgs[-1].offset + 1
-        # At-least-once: every output acknowledged before the input is committed. A failed
-        # send raises out of run() with nothing committed for this batch.
-        await asyncio.gather(*deliveries)
-        self._processed.update(next_offsets)
-        await self._commit(source, next_offsets)
-        if self._alert_listener is not None and batch_alerts:
-            self._alert_listener(batch_alerts)
+        self._in_flight.add(deliveries, next_offsets, batch_alerts)
         metrics = self.metrics
         metrics.flows_consumed.inc(consumed)
         if dead_lettered:
-            metrics.dead_letter_records.inc(dead_lettered)
+            metrics.dead_letter_records.inc(dead_lettered)  # queued; a failed send stops us
         metrics.publish_stats(self.pipeline.stats)
         metrics.set_event_time_lag(self._wall_clock(), self.pipeline.stats.watermark_ms)
         metrics.batch_duration_seconds.observe(time.perf_counter() - started)
@@ -218,6 +234,21 @@ class BeaconService:
             [m.value for m in msgs], partition=tp.partition, topic=tp.topic
         )
         return outcome.alerts, outcome.rejections
+
+    async def _commit_acknowledged(self, source: KafkaFlowSource, *, wait: bool = False) -> None:
+        """Commit the offsets of the batches whose outputs are acknowledged (all of them with
+        ``wait``). A failed send raises out of run() with that batch uncommitted."""
+        done = await self._in_flight.drain() if wait else self._in_flight.acknowledged()
+        await self._commit(source, self._release(done))
+
+    def _release(self, done: Acknowledged) -> dict[TopicPartition, int]:
+        """Account for acknowledged batches; returns their offsets that are ours to commit."""
+        # Offsets of partitions revoked meanwhile are the new owner's business now.
+        next_offsets = {tp: off for tp, off in done.next_offsets.items() if tp in self._assigned}
+        self._processed.update(next_offsets)
+        if self._alert_listener is not None and done.alerts:
+            self._alert_listener(done.alerts)
+        return next_offsets
 
     async def _commit(
         self, source: KafkaFlowSource, next_offsets: dict[TopicPartition, int]
@@ -237,6 +268,9 @@ class BeaconService:
 
     async def _on_revoked(self, revoked: Collection[TopicPartition]) -> None:
         async with self._batch_lock:
+            # Batches sent from these partitions must be acknowledged before their offsets
+            # are committed and the partitions handed over.
+            self._release(await self._in_flight.drain())
             if self._source is not None:
                 pending = {
                     tp: off

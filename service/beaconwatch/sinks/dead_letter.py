@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -43,25 +44,47 @@ def dead_letter_headers(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Oversized:
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
 class DeadLetterSink:
     def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
         self._producer = producer
         self._topic = topic
         self._partitioner = DefaultPartitioner()  # where `send` would put each record
         self._reasons: dict[str, bytes] = {}  # reason label -> header value, encoded once
+        self._handed_over: asyncio.Future[None] | None = None  # last call's batches queued
 
     async def send_rejections(
         self, msgs: Sequence[ConsumerRecord[bytes, bytes]], rejections: Sequence[Rejection]
     ) -> list[asyncio.Future[Any]]:
         """Queue the dead letters of one partition's batch (``rejections`` index ``msgs``):
-        the records `send` would produce, with the same headers, built into one producer
-        batch per dead-letter partition (`create_batch`/`send_batch`) instead of one `send`
-        coroutine, future and accumulator call each. Every returned future resolves when its
-        batch is acknowledged; all of them together acknowledge every dead letter."""
+        the records `send` would produce, with the same headers, built here into producer
+        batches (`create_batch`) instead of one `send` coroutine, future and accumulator call
+        each. They are handed to the producer in the background, after those of earlier
+        calls: aiokafka holds one batch per partition in flight, and waiting for that here
+        would stall the caller a broker round trip per batch. The returned future resolves
+        when every dead letter is acknowledged."""
         if not rejections:
             return []
+        partitions = sorted(await self._producer.partitions_for(self._topic))
+        built = self._build(msgs, rejections, partitions)
+        previous, self._handed_over = self._handed_over, asyncio.get_running_loop().create_future()
+        return [asyncio.ensure_future(self._submit(built, previous, self._handed_over))]
+
+    def _build(
+        self,
+        msgs: Sequence[ConsumerRecord[bytes, bytes]],
+        rejections: Sequence[Rejection],
+        partitions: list[int],
+    ) -> list[tuple[int, Any]]:
+        """(partition, full batch) in order; a record too big for any batch goes alone as
+        (partition, ConsumerRecord-like args) so `send` reports the size error as it would."""
         producer = self._producer
-        partitions = sorted(await producer.partitions_for(self._topic))
         unkeyed = random.choice(partitions)  # `send` picks one at random per record
         first = msgs[rejections[0].record_index]
         source = (
@@ -69,8 +92,9 @@ class DeadLetterSink:
             ("__connect.errors.partition", str(first.partition).encode()),
         )
         reasons = self._reasons
-        batches: dict[int, Any] = {}
-        futures: list[asyncio.Future[Any]] = []
+        open_batches: dict[int, Any] = {}
+        keyed: dict[bytes, int] = {}
+        built: list[tuple[int, Any]] = []
         for index, reason, detail in rejections:
             msg = msgs[index]
             key = msg.key
@@ -83,26 +107,46 @@ class DeadLetterSink:
                 ("__connect.errors.exception.message", detail[:_MAX_MESSAGE_CHARS].encode()),
                 ("reason", reason_value),
             ]
-            partition = unkeyed if key is None else self._partitioner(key, partitions, partitions)
-            batch = batches.get(partition)
+            if key is None:
+                partition = unkeyed
+            else:  # murmur2 is pure Python in aiokafka: ~7 us, and keys repeat (exporters)
+                partition = keyed.get(key, -1)
+                if partition < 0:
+                    partition = keyed[key] = self._partitioner(key, partitions, partitions)
+            batch = open_batches.get(partition)
             if batch is None:
-                batch = batches[partition] = producer.create_batch()
+                batch = open_batches[partition] = producer.create_batch()
             if batch.append(key=key, value=msg.value, timestamp=None, headers=headers) is None:
-                # Full: ship it and start the next one with this record.
-                futures.append(await producer.send_batch(batch, self._topic, partition=partition))
-                batch = batches[partition] = producer.create_batch()
+                built.append((partition, batch))  # full: this record starts the next one
+                batch = open_batches[partition] = producer.create_batch()
                 if batch.append(key=key, value=msg.value, timestamp=None, headers=headers) is None:
-                    # Too big for any batch: `send` reports the size error, as it would.
-                    futures.append(
-                        await producer.send(
-                            self._topic, value=msg.value, key=key, headers=headers,
-                            partition=partition,
-                        )
-                    )  # fmt: skip
-        for partition, batch in batches.items():
-            if batch.record_count():
-                futures.append(await producer.send_batch(batch, self._topic, partition=partition))
-        return futures
+                    built.append((partition, _Oversized(key, msg.value, headers)))
+                    del open_batches[partition]
+        built.extend((p, b) for p, b in open_batches.items() if b.record_count())
+        return built
+
+    async def _submit(
+        self,
+        built: list[tuple[int, Any]],
+        previous: asyncio.Future[None] | None,
+        handed_over: asyncio.Future[None],
+    ) -> None:
+        producer = self._producer
+        acks: list[asyncio.Future[Any]] = []
+        try:
+            if previous is not None:
+                await asyncio.shield(previous)  # dead letters keep the order of their batches
+            for partition, batch in built:
+                if isinstance(batch, _Oversized):
+                    acks.append(await producer.send(
+                        self._topic, value=batch.value, key=batch.key, headers=batch.headers,
+                        partition=partition,
+                    ))  # fmt: skip
+                else:
+                    acks.append(await producer.send_batch(batch, self._topic, partition=partition))
+        finally:
+            handed_over.set_result(None)  # the next call goes on even if this one failed
+        await asyncio.gather(*acks)
 
     async def send(
         self,
