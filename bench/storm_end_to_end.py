@@ -60,7 +60,8 @@ async def main_async(args: argparse.Namespace) -> None:
                    "dead_letter_topic": "bench.dlq"},
             metrics={"port": 0, "host": "127.0.0.1"},
         )  # fmt: skip
-        clean_rates, storm_rates = [], []
+        clean_rates: list[float] = []
+        storm_rates: list[float] = []
         for run in range(args.repeats):
             for topic, total, rates in ((CLEAN, len(good), clean_rates),
                                         (STORM, len(storm), storm_rates)):  # fmt: skip
