@@ -56,11 +56,12 @@ async def fill_topic(bootstrap: str, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-async def raw_consume(bootstrap: str, count: int, config: Config) -> float:
+async def raw_consume(bootstrap: str, count: int, config: Config, topic: str = TOPIC) -> float:
+    """Records/s of a bare aiokafka consumer reading ``topic``: the client's own ceiling."""
     consumer = AIOKafkaConsumer(
-        TOPIC,
+        topic,
         bootstrap_servers=bootstrap,
-        group_id="bench-raw",
+        group_id=f"bench-raw-{topic}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=config.kafka.max_partition_fetch_bytes,
