@@ -50,7 +50,7 @@ bench: install ## Run the benchmarks in bench/ (decode, core, garbage storms, en
 eval: install ## Rerun the evaluation: labelled benchmark + RITA v5 comparison -> docs/evaluation.md
 	$(BIN)/beaconwatch eval
 
-null-tables: install ## Rebuild the shipped Poisson null quantiles after editing scoring/periodicity.py or cv_significance.py
+null-tables: install ## Rebuild the shipped Poisson null quantiles after editing scoring/periodicity.py or interval_significance.py
 	$(BIN)/python bench/build_null_tables.py
 
 clean-jit: ## Drop numba's cached kernels (numba does not notice edits to a kernel's callees)

@@ -1,14 +1,16 @@
 """Rebuild the shipped Poisson null quantiles: service/beaconwatch/scoring/null_quantiles.npz
-(the fit statistic's) and null_cv_quantiles.npz (the interval CV's).
+(the fit statistic's) and null_interval_quantiles.npz (the raw intervals' CV and gap floor).
 
-Usage: python bench/build_null_tables.py [--sims N] [--workers N] [--out PATH] [--only fit|cv]
+Usage: python bench/build_null_tables.py [--sims N] [--workers N] [--out PATH]
+       [--only fit|intervals]
 
 Simulates NULL_SHIPPED_SIMS Poisson windows per window length (3..NULL_MAX_INTERVALS intervals)
 for both of the detector's tables (every connection, every second one), one row per task over
 a process pool, and saves the quantiles with the fingerprint of the sources they came from.
 Rerun it (``make null-tables``) after editing scoring/periodicity.py or the null simulation in
-scoring/significance.py: `significance.detector_null_tables` ignores a stale file, and
-tests/unit/test_significance.py fails on one. Takes several minutes on 2 cores.
+scoring/significance.py (the fit's table, several minutes on 2 cores) or
+scoring/interval_significance.py (about a minute): a stale file is ignored with a warning, and
+tests/unit/test_significance.py / test_interval_significance.py fail on one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from beaconwatch.scoring import cv_significance
+from beaconwatch.scoring import interval_significance
 from beaconwatch.scoring import significance as sig
 
 F64 = sig.F64
@@ -58,14 +60,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=sig.NULL_SEED)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=sig.SHIPPED_PATH)
-    parser.add_argument("--only", choices=("fit", "cv"), help="rebuild one of the two files")
+    parser.add_argument("--only", choices=("fit", "intervals"), help="rebuild one of the files")
     args = parser.parse_args()
     if args.only != "fit":
         t0 = time.perf_counter()
-        cv_significance.build_shipped(sims=cv_significance.CV_SHIPPED_SIMS)
-        path = cv_significance.CV_SHIPPED_PATH
+        interval_significance.build_shipped()
+        path = interval_significance.INTERVAL_SHIPPED_PATH
         print(f"wrote {path} ({path.stat().st_size:,} bytes) in {time.perf_counter() - t0:.0f} s")
-        if args.only == "cv":
+        if args.only == "intervals":
             return
     t0 = time.perf_counter()
     tables = build(args.sims, args.seed, args.workers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -33,9 +34,17 @@ def cv(x: F64) -> float:
     return float(np.std(x) / abs(np.mean(x)))
 
 
-def window_stats(times_s: F64, sizes: F64, table: F64, cv_table: F64) -> dict[str, float]:
+def gap_floor(x: F64) -> float:
+    """The 10th-percentile value (nearest rank, rounded up) over the median."""
+    if x.size == 0 or np.median(x) <= 0:
+        return 0.0
+    rank = math.ceil(0.1 * x.size)  # 1-based
+    return float(np.sort(x)[rank - 1] / np.median(x))
+
+
+def window_stats(times_s: F64, sizes: F64, tables: F64) -> dict[str, float]:
     """The measured statistics of `score_window` (see tests/unit/naive_scoring.py)."""
-    return naive_scoring.window_stats(times_s, sizes, table, cv_table)
+    return naive_scoring.window_stats(times_s, sizes, tables)
 
 
 def window_score(
@@ -45,8 +54,7 @@ def window_score(
     min_period_s: float,
     weights: tuple[float, float, float],
     full_count: float,
-    table: F64,
-    cv_table: F64,
+    tables: F64,
     spread_free: float | None = None,
     spread_tolerance: float | None = None,
     min_confidence: float | None = None,
@@ -61,8 +69,7 @@ def window_score(
     return naive_scoring.window_score(
         times_s,
         sizes,
-        table=table,
-        cv_table=cv_table,
+        tables=tables,
         min_period_s=min_period_s,
         weights=weights,
         full_count=full_count,
@@ -178,23 +185,22 @@ def detector_alerts(
 def window_score_period(times_s: F64, sizes: F64, **score_kwargs: Any) -> tuple[float, float]:
     """(score, mean interval) of `score_window_paired`, for reference detectors' ``score_fn``.
 
-    ``paired_table``/``cv_paired_table`` (optional): the null tables of every second
-    connection; with them, windows of >= 12 connections whose plain fit has > 25 % outliers are
-    also scored on every second connection, and the better score is kept.
+    ``paired_tables`` (optional): the null tables of every second connection; with them,
+    windows of >= 12 connections whose plain fit has > 25 % outliers are also scored on every
+    second connection, and the better score is kept.
     """
-    paired_table = score_kwargs.pop("paired_table", None)
-    cv_paired_table = score_kwargs.pop("cv_paired_table", None)
-    table, cv_table = score_kwargs["table"], score_kwargs["cv_table"]
+    paired_tables = score_kwargs.pop("paired_tables", None)
+    tables = score_kwargs["tables"]
     kwargs = score_kwargs
     if not len(times_s):
         return window_score(times_s, sizes, **kwargs), 0.0
-    stats = naive_scoring.window_stats(times_s, sizes, table, cv_table)
+    stats = naive_scoring.window_stats(times_s, sizes, tables)
     best = (window_score(times_s, sizes, **kwargs), stats["mean_interval_s"])
-    if paired_table is not None and len(times_s) >= 12 and stats["outlier_ratio"] > 0.25:
+    if paired_tables is not None and len(times_s) >= 12 and stats["outlier_ratio"] > 0.25:
         half_t, half_b = times_s[::2], sizes[::2]
-        half_kwargs = {**score_kwargs, "table": paired_table, "cv_table": cv_paired_table}
+        half_kwargs = {**score_kwargs, "tables": paired_tables}
         alt = window_score(half_t, half_b, **half_kwargs)
         if alt > best[0]:
-            half = naive_scoring.window_stats(half_t, half_b, paired_table, cv_paired_table)
+            half = naive_scoring.window_stats(half_t, half_b, paired_tables)
             best = (alt, half["mean_interval_s"])
     return best

@@ -213,6 +213,13 @@ def size_regularity(sizes: F64) -> tuple[float, float, float]:
     return med, mad, 1 - min(1.0, max(0.0, ratio))
 
 
+def gap_floor(d: F64) -> float:
+    """The 10th-percentile interval (nearest rank, rounded up) over the median interval."""
+    if len(d) == 0 or np.median(d) <= 0:
+        return 0.0
+    return float(np.sort(d)[math.ceil(0.1 * len(d)) - 1] / np.median(d))
+
+
 def null_row(table: F64, intervals: int) -> F64 | None:
     if intervals < 3 or table.shape[0] <= 3:
         return None
@@ -220,18 +227,20 @@ def null_row(table: F64, intervals: int) -> F64 | None:
     return row
 
 
-def window_stats(times_s: F64, sizes: F64, table: F64, cv_table: F64) -> dict[str, float]:
-    """The measured statistics of `score_window`."""
+def window_stats(times_s: F64, sizes: F64, tables: F64) -> dict[str, float]:
+    """The measured statistics of `score_window`; ``tables`` in `NullTable` order (fit, interval
+    CV, negated gap floor)."""
     times_s = np.sort(times_s)
     d = np.diff(times_s)
     fit = fit_window(times_s)
     used = d[len(d) - fit.intervals :] if fit.recent else d
-    row = null_row(table, len(d))
-    p_fit = 1.0 if row is None else p_value(row, fit.quality)
-    cv_row = null_row(cv_table, len(d))
+    fit_row, cv_row, floor_row = (null_row(table, len(d)) for table in tables)
+    p_fit = 1.0 if fit_row is None else p_value(fit_row, fit.quality)
     interval_cv = float(np.std(d) / np.mean(d)) if len(d) and np.std(d) > 0 else 0.0
     p_cv = 1.0 if cv_row is None else p_value(cv_row, interval_cv)
-    p = min(1.0, 2 * min(p_fit, p_cv))  # Bonferroni over the two tests
+    floor = gap_floor(d)
+    p_floor = 1.0 if floor_row is None else p_value(floor_row, -floor)
+    p = min(1.0, 3 * min(p_fit, p_cv, p_floor))  # Bonferroni over the three tests
     med_b, mad_b, reg = size_regularity(sizes)
     return {
         "period_s": fit.period_s,
@@ -250,6 +259,8 @@ def window_stats(times_s: F64, sizes: F64, table: F64, cv_table: F64) -> dict[st
         "regime_recent": float(fit.recent),
         "spread": fit.spread,
         "median_interval_s": float(np.median(d)) if len(d) else 0.0,
+        "interval_cv": interval_cv,
+        "gap_floor": floor,
     }
 
 
@@ -257,8 +268,7 @@ def window_score(
     times_s: F64,
     sizes: F64,
     *,
-    table: F64,
-    cv_table: F64,
+    tables: F64,
     min_period_s: float,
     weights: tuple[float, float, float],
     full_count: float,
@@ -271,7 +281,7 @@ def window_score(
     """The combined score of `score_window`, written out from the documented formula."""
     if len(times_s) < 4:
         return 0.0
-    st = window_stats(times_s, sizes, table, cv_table)
+    st = window_stats(times_s, sizes, tables)
     if st["median_interval_s"] < min_period_s or st["median_interval_s"] <= 0:
         return 0.0
 
@@ -286,7 +296,7 @@ def window_score(
     # Linear in log10(1/p) from p = 1 - min_confidence (0) to the smaller p of
     # 1 - full_confidence and the best the table resolves (1).
     p = 1.0 - st["confidence"]
-    best = min(1.0, 2 * min(best_p_value(table), best_p_value(cv_table)))
+    best = min(1.0, 3 * min(best_p_value(table) for table in tables))
     p_start, p_full = 1.0 - min_confidence, max(1.0 - full_confidence, best)
     if p_full >= p_start:
         gate = 1.0 if p <= p_full else 0.0

@@ -68,9 +68,8 @@ def test_detector_matches_reference(seed: int) -> None:
     score_kwargs = {"min_period_s": s.min_period_s,
                     "weights": (s.weight_intervals, s.weight_sizes, s.weight_count),
                     "full_count": max(2.0, min(12.0, 0.75 * history)),
-                    "table": det._null_tables[0], "cv_table": det._null_tables[2],
-                    "paired_table": det._null_tables[1],
-                    "cv_paired_table": det._null_tables[3]}  # fmt: skip
+                    "tables": det._null_tables[0],
+                    "paired_tables": det._null_tables[1]}  # fmt: skip
     p, a = config.prevalence, config.alerting
     expected = naive.detector_alerts(
         [(t, t, src, f"{src}>{dst}:{port}/{proto}", int(flows.src_port[i]), b)

@@ -54,6 +54,25 @@ def test_cv_matches_reference() -> None:
         assert kernels.coefficient_of_variation(x) == pytest.approx(naive.cv(x))
 
 
+def test_gap_floor_matches_reference() -> None:
+    for x in random_samples():
+        srt = np.sort(x)
+        got = kernels.gap_floor_sorted(srt, kernels.median_sorted(srt))
+        assert got == pytest.approx(naive.gap_floor(x))
+
+
+def test_gap_floor_tells_gappy_beacons_from_poisson() -> None:
+    rng = np.random.default_rng(9)
+    beats = rng.uniform(54.0, 66.0, 30)
+    beats[::3] += rng.uniform(54.0, 66.0, 10)  # every third check-in missed
+    poisson = np.sort(rng.exponential(60.0, 30))
+    beats = np.sort(beats)
+    assert kernels.gap_floor_sorted(poisson, kernels.median_sorted(poisson)) < 0.35
+    assert kernels.gap_floor_sorted(beats, kernels.median_sorted(beats)) > 0.7
+    assert kernels.gap_floor_sorted(np.empty(0), 1.0) == 0.0
+    assert kernels.gap_floor_sorted(np.ones(3), 0.0) == 0.0
+
+
 def test_cv_of_empty_and_constant_is_zero() -> None:
     assert kernels.coefficient_of_variation(np.empty(0)) == 0.0
     assert kernels.coefficient_of_variation(np.full(5, 3.0)) == 0.0

@@ -7,12 +7,11 @@ import pytest
 
 from beaconwatch.config import ScoringConfig
 from beaconwatch.scoring import sizes as size_kernels
-from beaconwatch.scoring.cv_significance import detector_cv_tables
-from beaconwatch.scoring.significance import detector_null_tables
 from beaconwatch.scoring.window_score import (
     N_STATS,
     Stat,
     new_workspace,
+    null_tables,
     score_window,
     scoring_params,
 )
@@ -23,16 +22,16 @@ RNG = np.random.default_rng(20261126)
 HISTORY = 32
 
 
-def tables(history: int = HISTORY) -> tuple[np.ndarray, np.ndarray]:
-    """The detector's null tables for every connection: (fit statistic, interval CV)."""
-    return detector_null_tables(history)[0], detector_cv_tables(history)[0]
+def tables(history: int = HISTORY) -> np.ndarray:
+    """The detector's null tables for every connection (`NullTable` order)."""
+    return null_tables(history)[0]
 
 
 def score(times_s: np.ndarray, sizes: np.ndarray, history: int = HISTORY) -> np.ndarray:
     out = np.empty(N_STATS)
     params = scoring_params(ScoringConfig(), history)
     work = new_workspace(max(history, len(times_s)))
-    score_window(np.sort(times_s), sizes, params, out, work, *tables(history))
+    score_window(np.sort(times_s), sizes, params, out, work, tables(history))
     return out
 
 
@@ -50,17 +49,17 @@ def test_size_regularity_matches_reference() -> None:
 
 
 def test_window_matches_reference() -> None:
-    table, cv_table = tables()
+    null = tables()
     c = ScoringConfig()
     for times in random_windows(150):
         times = times[:HISTORY]
         sizes = padded(len(times)) if RNG.random() < 0.5 else RNG.lognormal(7, 2, len(times))
         out = score(times, sizes)
-        st = naive.window_stats(times, sizes, table, cv_table)
+        st = naive.window_stats(times, sizes, null)
         for name, value in st.items():
             assert out[Stat[name.upper()]] == pytest.approx(value, rel=1e-9, abs=1e-9), name
         want = naive.window_score(
-            times, sizes, table=table, cv_table=cv_table, min_period_s=c.min_period_s,
+            times, sizes, tables=null, min_period_s=c.min_period_s,
             weights=(c.weight_intervals, c.weight_sizes, c.weight_count),
             full_count=max(2.0, min(12.0, 0.75 * HISTORY)),
         )  # fmt: skip

@@ -22,9 +22,12 @@ from beaconwatch.core.pair_scores import PairScore, pair_scores
 from beaconwatch.core.scope import FlowScope
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.decode.base import Rejection, RejectReason
-from beaconwatch.scoring.cv_significance import detector_cv_tables
-from beaconwatch.scoring.significance import detector_null_tables
-from beaconwatch.scoring.window_score import Stat, sampled_scoring_params, scoring_params
+from beaconwatch.scoring.window_score import (
+    Stat,
+    null_tables,
+    sampled_scoring_params,
+    scoring_params,
+)
 from beaconwatch.state import ingest as k
 from beaconwatch.state.pair_table import REBASE_AFTER_MS, PairTable
 
@@ -67,13 +70,10 @@ class Detector:
         params = scoring_params(scoring, state.history_events)
         self._score_params = np.stack([params, sampled_scoring_params(params)])
         self._policy = policy_vector(config)
-        # Poisson-null quantiles behind the confidence, built once per process (cached): for
-        # every connection, and for every second one (`score_window_paired`).
-        # [0]/[1]: the fit statistic's null for every connection / every second one, [2]/[3]:
-        # the interval CV's (scoring/cv_significance.py).
-        self._null_tables = np.concatenate(
-            [detector_null_tables(state.history_events), detector_cv_tables(state.history_events)]
-        )
+        # Poisson-null quantiles behind the confidence, shipped (or built once per process):
+        # [0] for every connection, [1] for every second one (`score_window_paired`), each
+        # with the fit statistic's, the interval CV's and the gap floor's (`NullTable`).
+        self._null_tables = null_tables(state.history_events)
         self._limits = np.zeros(k.LIM_SIZE, dtype=np.int64)
         self._limits[k.LIM_LATENESS_MS] = self._lateness_ms
         self._limits[k.LIM_WINDOW_MS] = self._window_ms

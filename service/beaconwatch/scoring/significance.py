@@ -219,8 +219,9 @@ def null_fingerprint() -> str:
 def write_shipped(
     path: Path, tables: F64, sims: int, seed: int, fingerprint: str | None = None
 ) -> None:
-    """Save the detector's tables, shape (len(SHIPPED_CYCLES), NULL_MAX_INTERVALS + 1, N_LEVELS),
-    with the fingerprint of the statistic they were simulated from (default: the fit's)."""
+    """Save the detector's tables, shape (len(SHIPPED_CYCLES), [statistics,]
+    NULL_MAX_INTERVALS + 1, N_LEVELS), with the fingerprint of the statistics they were
+    simulated from (default: the fit's)."""
     np.savez_compressed(
         path,
         tables=tables,
@@ -248,7 +249,8 @@ def read_shipped(
         same = (
             np.array_equal(f["p_levels"], P_LEVELS)
             and tuple(f["events_per_cycle"].tolist()) == SHIPPED_CYCLES
-            and tables.shape == (len(SHIPPED_CYCLES), NULL_MAX_INTERVALS + 1, N_LEVELS)
+            and tables.shape[0] == len(SHIPPED_CYCLES)
+            and tables.shape[-2:] == (NULL_MAX_INTERVALS + 1, N_LEVELS)
         )
     if not same:
         return None, f"{path.name} has another layout"
@@ -276,17 +278,19 @@ def shipped_or_simulated(
     what: str,
 ) -> F64:
     """The shipped tables at ``path`` cut to ``history_events``, shape (len(SHIPPED_CYCLES),
-    table_rows(history_events), N_LEVELS), writable; when they do not match ``fingerprint``,
-    ``simulate(history_events, events_per_cycle=k)`` for each cycle, with a warning."""
+    [statistics,] table_rows(history_events), N_LEVELS), writable; when they do not match
+    ``fingerprint``, ``simulate(history_events, events_per_cycle=k)`` for each cycle, with a
+    warning."""
     rows = table_rows(history_events)
     shipped, why = read_shipped(path, fingerprint)
     if shipped is not None:
-        return np.array(shipped[:, :rows], copy=True)
+        return np.array(shipped[..., :rows, :], copy=True)
     tables = np.stack([simulate(history_events, events_per_cycle=k) for k in SHIPPED_CYCLES])
     log.warning(
         "shipped %s table is stale (%s): simulated %d windows per length instead, so "
         "p-values stop at %.2g (confidence %.6f); rebuild it with `%s`",
-        what, why, sims, best_p_value(tables[0]), 1.0 - best_p_value(tables[0]), REBUILD_HINT,
+        what, why, sims, best_p_value(tables.reshape(-1, *tables.shape[-2:])[0]),
+        1.0 - best_p_value(tables.reshape(-1, *tables.shape[-2:])[0]), REBUILD_HINT,
     )  # fmt: skip
     return tables
 

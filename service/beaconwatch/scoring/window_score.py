@@ -2,15 +2,16 @@
 
 The result is a flat float64 vector (numba-friendly) whose slots are named in `Stat`; the
 parameters come in as a float64 vector built by `scoring_params` from the config, and the
-Poisson null table of `significance.null_table` comes in as an argument (built once per
-process). Period, jitter and missed beats come from `periodicity`, the confidence from
-`significance`, the size regularity from `sizes`.
+Poisson null tables come in as an argument (built once per process, `NullTable` order: the fit
+statistic's from `significance`, the raw intervals' CV and floor from `interval_significance`).
+Period, jitter and missed beats come from `periodicity`, the confidence from the three tests,
+the size regularity from `sizes`.
 
     timing     = (1 - clip((spread - spread_free) / (spread_tolerance - spread_free)))
                  * (1 - outlier share)
     count      = min(1, connections / min(12, 0.75 * history_events))
     base       = weighted mean of timing, size regularity, count (config weights)
-    evidence   = log10(1 / p), p = 1 - confidence
+    evidence   = log10(1 / p), p = 1 - confidence = min(1, 3 min(p_fit, p_cv, p_floor))
     gate       = clip((evidence - log10(1 / (1 - min_confidence)))
                       / (log10(1 / p_full) - log10(1 / (1 - min_confidence))))
                  p_full = max(1 - full_confidence, smallest p the null table resolves)
@@ -41,11 +42,18 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from beaconwatch.scoring.cv_significance import combined_p_value
-from beaconwatch.scoring.kernels import coefficient_of_variation, mad_about, median_sorted
+from beaconwatch.scoring.interval_significance import (
+    N_RAW_TESTS,
+    RawTest,
+    combined_p_value,
+    detector_interval_tables,
+    raw_statistics,
+)
+from beaconwatch.scoring.kernels import mad_about, median_sorted
 from beaconwatch.scoring.periodicity import N_FIT, Fit, fit_window
 from beaconwatch.scoring.significance import (
     best_p_value,
+    detector_null_tables,
     fit_statistic,
     p_value,
     phase_resultant,
@@ -85,10 +93,34 @@ class Stat(IntEnum):
     INTERVAL_MAD_S = 21  # raw interval MAD
     INTERVAL_CV = 22  # raw interval coefficient of variation
     CONNECTIONS_PER_CHECK_IN = 23  # 2 when the pair opens two connections per cycle
-    SIZE = 24
+    GAP_FLOOR = 24  # 10th-percentile interval / median interval (interval_significance)
+    SIZE = 25
 
 
 N_STATS = int(Stat.SIZE)  # plain int: numba cannot size an array with an IntEnum member
+
+
+class NullTable(IntEnum):
+    """The Poisson null tables `score_window` tests against, in the order of `null_tables`."""
+
+    FIT = 0  # significance: the fit statistic
+    CV = 1  # interval_significance: CV of the raw intervals
+    FLOOR = 2  # interval_significance: negated gap floor
+
+
+N_TABLES = len(NullTable)
+
+
+def null_tables(history_events: int) -> F64:
+    """The detector's tables, shape (2, N_TABLES, rows, levels): [0] for every connection, [1]
+    for every second one (`score_window_paired`); the shipped ones when current."""
+    fit = detector_null_tables(history_events)
+    raw = detector_interval_tables(history_events)
+    tables = np.empty((fit.shape[0], N_TABLES, *fit.shape[1:]))
+    tables[:, NullTable.FIT] = fit
+    tables[:, NullTable.CV] = raw[:, RawTest.CV]
+    tables[:, NullTable.FLOOR] = raw[:, RawTest.FLOOR]
+    return tables
 
 
 class Param(IntEnum):
@@ -163,15 +195,14 @@ def _clip01(x: float) -> float:
 
 @njit(cache=True, nogil=True)
 def score_window(
-    times_s: F64, sizes: F64, params: F64, out: F64, work: F64, null_table: F64,
-    cv_table: F64,
+    times_s: F64, sizes: F64, params: F64, out: F64, work: F64, tables: F64,
 ) -> None:  # fmt: skip
     """Fill ``out`` (length Stat.SIZE) for one window.
 
     ``times_s`` are connection start times in seconds, sorted ascending; ``sizes`` are the
     connections' byte counts in the same order. ``work`` comes from `new_workspace`,
-    ``null_table`` from `significance.null_table(history_events)`, ``cv_table`` from
-    `cv_significance.cv_null_table(history_events)`: confidence = 1 - min(1, 2 min(p_fit, p_cv)).
+    ``tables`` (shape (N_TABLES, rows, levels), `NullTable` order) from `null_tables`:
+    confidence = 1 - min(1, 3 min(p_fit, p_cv, p_floor)).
     """
     out[:] = 0.0
     n = times_s.shape[0]
@@ -180,16 +211,16 @@ def score_window(
     fit_window(times_s, work[:4], fit, work[5, :N_FIT])
     m = max(n - 1, 0)
     intervals = work[0, :m]  # left there by fit_window
+    raw = work[3, :N_RAW_TESTS]  # fit_window is done with its scratch rows
+    raw_statistics(intervals, work[1], raw)
     if m >= 1:
-        srt = work[1, :m]
-        srt[:] = intervals
-        srt.sort()
-        median = median_sorted(srt)
+        median = median_sorted(work[1, :m])  # sorted by raw_statistics
         out[Stat.MEDIAN_INTERVAL_S] = median
         out[Stat.INTERVAL_MAD_S] = mad_about(intervals, median, work[2])
-        out[Stat.INTERVAL_CV] = coefficient_of_variation(intervals)
     else:
         median = 0.0
+    out[Stat.INTERVAL_CV] = raw[RawTest.CV]
+    out[Stat.GAP_FLOOR] = -raw[RawTest.FLOOR]
     recent = fit[Fit.RECENT] == 1.0
     used = intervals[m - int(fit[Fit.INTERVALS]) :] if recent else intervals
     out[Stat.PHASE_R] = phase_resultant(used, fit[Fit.MEAN_INTERVAL_S])
@@ -204,9 +235,10 @@ def score_window(
     out[Stat.SPREAD] = fit[Fit.SPREAD]
     out[Stat.LOW_S] = fit[Fit.LOW_S]
     out[Stat.HIGH_S] = fit[Fit.HIGH_S]
-    p_fit = p_value(null_table, m, fit_statistic(fit))
-    p_cv = p_value(cv_table, m, out[Stat.INTERVAL_CV]) if m >= 1 else 1.0
-    confidence = 1.0 - combined_p_value(p_fit, p_cv)
+    p_fit = p_value(tables[NullTable.FIT], m, fit_statistic(fit))
+    p_cv = p_value(tables[NullTable.CV], m, raw[RawTest.CV]) if m >= 1 else 1.0
+    p_floor = p_value(tables[NullTable.FLOOR], m, raw[RawTest.FLOOR]) if m >= 1 else 1.0
+    confidence = 1.0 - combined_p_value(p_fit, p_cv, p_floor)
     out[Stat.CONFIDENCE] = confidence
 
     # The interval rows are done with, so the sizes may reuse them.
@@ -231,7 +263,11 @@ def score_window(
         1.0 - confidence,
         params[Param.MIN_CONFIDENCE],
         params[Param.FULL_CONFIDENCE],
-        combined_p_value(best_p_value(null_table), best_p_value(cv_table)),
+        combined_p_value(
+            best_p_value(tables[NullTable.FIT]),
+            best_p_value(tables[NullTable.CV]),
+            best_p_value(tables[NullTable.FLOOR]),
+        ),
     )
     allowance = params[Param.MISSED_ALLOWANCE]
     missed = 0.0
@@ -268,11 +304,12 @@ PAIRED_OUTLIER_TRIGGER = 0.25
 
 @njit(cache=True, nogil=True)
 def score_window_paired(
-    times_s: F64, sizes: F64, params: F64, out: F64, work: F64, null_table: F64,
-    paired_table: F64, cv_table: F64, cv_paired_table: F64,
+    times_s: F64, sizes: F64, params: F64, out: F64, work: F64, tables: F64,
+    paired_tables: F64,
 ) -> None:  # fmt: skip
-    """`score_window`, or the score of every second connection when that is clearly better."""
-    score_window(times_s, sizes, params, out, work, null_table, cv_table)
+    """`score_window`, or the score of every second connection when that is clearly better.
+    ``tables`` / ``paired_tables``: `null_tables`' [0] and [1]."""
+    score_window(times_s, sizes, params, out, work, tables)
     out[Stat.CONNECTIONS_PER_CHECK_IN] = 1.0
     n = times_s.shape[0]
     if n < PAIRED_MIN_CONNECTIONS or out[Stat.OUTLIER_RATIO] <= PAIRED_OUTLIER_TRIGGER:
@@ -284,8 +321,7 @@ def score_window_paired(
         params,
         alt,
         work,
-        paired_table,
-        cv_paired_table,
+        paired_tables,
     )
     if alt[Stat.SCORE] > out[Stat.SCORE]:
         out[:] = alt

@@ -184,7 +184,6 @@ def _score_row(
     )
     score_window_paired(
         window_t[:m], window_b[:m], score_params, stats, work, null_tables[0], null_tables[1],
-        null_tables[2], null_tables[3],
     )  # fmt: skip
     return first_rel, last_rel
 
