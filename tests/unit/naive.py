@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -36,10 +35,7 @@ def cv(x: F64) -> float:
 
 def gap_floor(x: F64) -> float:
     """The 10th-percentile value (nearest rank, rounded up) over the median."""
-    if x.size == 0 or np.median(x) <= 0:
-        return 0.0
-    rank = math.ceil(0.1 * x.size)  # 1-based
-    return float(np.sort(x)[rank - 1] / np.median(x))
+    return naive_scoring.gap_floor(x)
 
 
 def window_stats(times_s: F64, sizes: F64, tables: F64) -> dict[str, float]:

@@ -290,9 +290,12 @@ def fit_intervals(d: F64, work: F64, fit: F64) -> None:
     # jitter (b > 2a) folding alone settles on a too-short support (its top read as doubles);
     # when most beats are missed the median is a multiple, and the shortest intervals are the
     # better guess.
+    # A guess is the set {d < split_s}: two splits with as many intervals below them give the
+    # same fit, which is computed once (most windows of a clean beacon need one).
     best_ll = -np.inf
     best_a = 0.0
     best_b = 0.0
+    tried_0 = tried_1 = tried_2 = -1
     for c in range(4):
         if c == 0:
             split_s = 1.5 * p
@@ -304,6 +307,18 @@ def fit_intervals(d: F64, work: F64, fit: F64) -> None:
             split_s = 2.0 * p_raw
         else:
             split_s = 1.5 * low
+        below = 0
+        for i in range(m):
+            if d[i] < split_s:
+                below += 1
+        if below in (tried_0, tried_1, tried_2):
+            continue
+        if tried_0 < 0:
+            tried_0 = below
+        elif tried_1 < 0:
+            tried_1 = below
+        else:
+            tried_2 = below
         a, b, m1 = _refold(d, beats, singles, split_s)
         if m1 < 2:
             continue
@@ -372,10 +387,10 @@ def fit_window(times_s: F64, work: F64, fit: F64, fit_recent: F64) -> None:
         d[i] = times_s[i + 1] - times_s[i]
     fit_intervals(d, work[1:], fit)
     m_recent = recent_intervals(n)
-    if m_recent == 0:
-        return
-    fit_intervals(d[m - m_recent :], work[1:], fit_recent)
     q_all = fit[Fit.QUALITY]
+    if m_recent == 0 or q_all <= RECENT_MARGIN:
+        return  # qualities are >= 0: no recent half could beat this one by the margin
+    fit_intervals(d[m - m_recent :], work[1:], fit_recent)
     q_recent = fit_recent[Fit.QUALITY]
     if q_recent + RECENT_MARGIN < q_all and q_recent < RECENT_RATIO * q_all:
         fit[:] = fit_recent
