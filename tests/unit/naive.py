@@ -171,7 +171,8 @@ def detector_alerts(
                 lifecycle = "update"
         if lifecycle is None:
             if score <= 0.0 or last is not None:  # nothing, or nothing new: back off
-                s["scored_count"], s["scored_t"] = s["count"] + every, t + interval_ms
+                backoff = min(max(every, s["count"] // 4), history)
+                s["scored_count"], s["scored_t"] = s["count"] + backoff, t + interval_ms
             continue
         s["alert"] = (t, float(np.float32(period)), float(np.float32(score)))  # kept as f32
         alerts.append((pair, t, score, lifecycle))

@@ -234,6 +234,12 @@ def _lifecycle(
 
 
 @njit(cache=True, nogil=True)
+def backoff_events(connections: int, limits: I64, history: int) -> int:
+    """Extra connections before a pair with nothing to report is scored again."""
+    return int(min(max(limits[LIM_RESCORE_EVERY], connections // 4), history))
+
+
+@njit(cache=True, nogil=True)
 def ingest(
     # table
     index: I32, keys: U64, port_proto: U32, partition_of: I16, first_seen_ms: I64,
@@ -367,8 +373,10 @@ def ingest(
         if lifecycle == 0:
             if stats[Stat.SCORE] <= 0.0 or alert_ms[row] != NEVER_MS:
                 # No evidence of periodicity at all (most busy benign pairs), or an alerted
-                # pair that has not changed: the next scoring waits twice as long.
-                scored_count[row] = count[row] + np.uint32(limits[LIM_RESCORE_EVERY])
+                # pair that has not changed: the next scoring waits longer, by a quarter of
+                # the pair's connections (a chatty pair need not be rescored every few),
+                # at most a whole ring, and twice the interval.
+                scored_count[row] = count[row] + np.uint32(backoff_events(int(n), limits, history))
                 scored_ms[row] = t + limits[LIM_RESCORE_INTERVAL_MS]
             continue
         if lifecycle == LIFECYCLE_NEW:
