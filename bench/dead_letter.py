@@ -1,10 +1,10 @@
 """CPU cost of one dead letter in the service's sink, against the embedded broker.
 
-Produces N rejected records to a dead-letter topic through `DeadLetterSink` the old way (one
-`send` per record) and the batched way (`send_rejections`), awaiting every acknowledgement as
-the service does before it commits, and prints the CPU time of this process per dead letter
-(the broker runs in its own process). Records are ~300-byte values with a key and one
-original header, as the storm's.
+Produces N rejected records to a dead-letter topic the old way (one `producer.send` per record,
+with the sink's headers) and the batched way (`DeadLetterSink.send_rejections`), awaiting every
+acknowledgement as the service does before it commits, and prints the CPU time of this process
+per dead letter (the broker runs in its own process). Records are ~300-byte values with a key
+and one original header, as the storm's.
 
     .venv/bin/python bench/dead_letter.py [--records 20000] [--repeats 3]
 """
@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from beaconwatch.decode.base import Rejection, RejectReason
 from beaconwatch.embedded.tansu import EmbeddedBroker, create_topics
-from beaconwatch.sinks.dead_letter import DeadLetterSink
+from beaconwatch.sinks.dead_letter import DeadLetterSink, dead_letter_headers, source_headers
 
 CHUNK = 10_000  # records per consumed batch, the service's default kafka.max_batch_records
 
@@ -71,10 +71,11 @@ async def per_dead_letter_us(servers: str, count: int, batched: bool) -> float:
                 futures = []
                 for r in rejected:
                     msg = chunk[r.record_index]
-                    futures.append(await sink.send(
-                        source_topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                        key=msg.key, value=msg.value, headers=list(msg.headers or ()),
-                        reason=r.reason, detail=r.detail,
+                    headers = dead_letter_headers(
+                        msg, source_headers(msg), r.reason.encode(), r.detail
+                    )
+                    futures.append(await producer.send(
+                        topic, value=msg.value, key=msg.key, headers=headers
                     ))  # fmt: skip
             await asyncio.gather(*futures)
         return (time.process_time() - start) / count * 1e6

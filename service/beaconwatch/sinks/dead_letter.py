@@ -24,23 +24,32 @@ _MAX_MESSAGE_CHARS = 1000  # a detail quoting a huge field must not blow up the 
 _CLASS_HEADER = ("__connect.errors.exception.class.name", REJECTION_CLASS.encode())
 
 
+Headers = list[tuple[str, bytes]]
+
+
+def source_headers(msg: ConsumerRecord[bytes, bytes]) -> tuple[tuple[str, bytes], ...]:
+    """Where a consumed record came from; the same for every record of one partition's batch."""
+    return (
+        ("__connect.errors.topic", msg.topic.encode()),
+        ("__connect.errors.partition", b"%d" % msg.partition),
+    )
+
+
 def dead_letter_headers(
-    *,
-    topic: str,
-    partition: int,
-    offset: int,
-    reason: str,
+    msg: ConsumerRecord[bytes, bytes],
+    source: tuple[tuple[str, bytes], ...],
+    reason: bytes,
     detail: str,
-    original: Sequence[tuple[str, bytes]] = (),
-) -> list[tuple[str, bytes]]:
+) -> Headers:
+    """The record's own headers, then Kafka Connect's: source (`source_headers`), offset,
+    exception class and message, and our ``reason`` label."""
     return [
-        *original,
-        ("__connect.errors.topic", topic.encode()),
-        ("__connect.errors.partition", str(partition).encode()),
-        ("__connect.errors.offset", str(offset).encode()),
-        ("__connect.errors.exception.class.name", REJECTION_CLASS.encode()),
+        *(msg.headers or ()),
+        *source,
+        ("__connect.errors.offset", b"%d" % msg.offset),
+        _CLASS_HEADER,
         ("__connect.errors.exception.message", detail[:_MAX_MESSAGE_CHARS].encode()),
-        ("reason", reason.encode()),
+        ("reason", reason),
     ]
 
 
@@ -48,14 +57,14 @@ def dead_letter_headers(
 class _Oversized:
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]]
+    headers: Headers
 
 
 class DeadLetterSink:
     def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
         self._producer = producer
         self._topic = topic
-        self._partitioner = DefaultPartitioner()  # where `send` would put each record
+        self._partitioner = DefaultPartitioner()  # where `producer.send` would put a record
         self._reasons: dict[str, bytes] = {}  # reason label -> header value, encoded once
         self._handed_over: asyncio.Future[None] | None = None  # last call's batches queued
 
@@ -63,8 +72,8 @@ class DeadLetterSink:
         self, msgs: Sequence[ConsumerRecord[bytes, bytes]], rejections: Sequence[Rejection]
     ) -> list[asyncio.Future[Any]]:
         """Queue the dead letters of one partition's batch (``rejections`` index ``msgs``):
-        the records `send` would produce, with the same headers, built here into producer
-        batches (`create_batch`) instead of one `send` coroutine, future and accumulator call
+        the records `producer.send` would produce, built here into producer batches
+        (`create_batch`) instead of one `producer.send` coroutine, future and accumulator call
         each. They are handed to the producer in the background, after those of earlier
         calls: aiokafka holds one batch per partition in flight, and waiting for that here
         would stall the caller a broker round trip per batch. The returned future resolves
@@ -83,14 +92,10 @@ class DeadLetterSink:
         partitions: list[int],
     ) -> list[tuple[int, Any]]:
         """(partition, full batch) in order; a record too big for any batch goes alone as
-        (partition, ConsumerRecord-like args) so `send` reports the size error as it would."""
+        (partition, `_Oversized`) so `producer.send` reports the size error as it would."""
         producer = self._producer
-        unkeyed = random.choice(partitions)  # `send` picks one at random per record
-        first = msgs[rejections[0].record_index]
-        source = (
-            ("__connect.errors.topic", first.topic.encode()),
-            ("__connect.errors.partition", str(first.partition).encode()),
-        )
+        unkeyed = random.choice(partitions)  # `producer.send` picks one at random per record
+        source = source_headers(msgs[rejections[0].record_index])
         reasons = self._reasons
         open_batches: dict[int, Any] = {}
         keyed: dict[bytes, int] = {}
@@ -99,14 +104,7 @@ class DeadLetterSink:
             msg = msgs[index]
             key = msg.key
             reason_value = reasons.get(reason) or reasons.setdefault(reason, reason.encode())
-            headers = [
-                *(msg.headers or ()),
-                *source,
-                ("__connect.errors.offset", b"%d" % msg.offset),
-                _CLASS_HEADER,
-                ("__connect.errors.exception.message", detail[:_MAX_MESSAGE_CHARS].encode()),
-                ("reason", reason_value),
-            ]
+            headers = dead_letter_headers(msg, source, reason_value, detail)
             if key is None:
                 partition = unkeyed
             else:  # murmur2 is pure Python in aiokafka: ~7 us, and keys repeat (exporters)
@@ -147,31 +145,3 @@ class DeadLetterSink:
         finally:
             handed_over.set_result(None)  # the next call goes on even if this one failed
         await asyncio.gather(*acks)
-
-    async def send(
-        self,
-        *,
-        source_topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        reason: str,
-        detail: str,
-    ) -> asyncio.Future[Any]:
-        """Queue one rejected record; the future resolves on broker ack."""
-        fut: asyncio.Future[Any] = await self._producer.send(
-            self._topic,
-            value=value,
-            key=key,
-            headers=dead_letter_headers(
-                topic=source_topic,
-                partition=partition,
-                offset=offset,
-                reason=reason,
-                detail=detail,
-                original=headers,
-            ),
-        )
-        return fut
