@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -142,6 +142,21 @@ INT_HIGHS: dict[str, int] = {
     "time_received_ns": INT64_MAX, "src_port": 65535, "dst_port": 65535, "bytes": INT64_MAX,
     "packets": INT64_MAX, "sampling_rate": UINT32_MAX,
 }  # fmt: skip
+
+
+_Key = TypeVar("_Key")
+# Answers a decoder keeps about bad field values it has seen: a storm from a misconfigured
+# exporter repeats the same bad values, and a hit costs a dict lookup instead of the rule.
+MEMO_ENTRIES = 4096
+
+
+def remember_problem(
+    memo: dict[_Key, tuple[str, str] | None], key: _Key, problem: tuple[str, str] | None
+) -> None:
+    """Keep a field rule's answer in a decoder's memo, starting over once it is full."""
+    if len(memo) >= MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = problem
 
 
 def field_problem(key: str, value: Any, unknown_proto: int | None = None) -> Problem | None:

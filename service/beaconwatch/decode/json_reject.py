@@ -18,12 +18,11 @@ import numpy.typing as npt
 import orjson
 
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.goflow2_record import Problem, field_problem
+from beaconwatch.decode.goflow2_record import Problem, field_problem, remember_problem
 from beaconwatch.decode.json_scan import BAD_FIELD, KEYS, MISSING, NO_TIME, SLOW, TRUNCATED
 
 I64 = npt.NDArray[np.int64]
 _DETAIL_MAX = 120
-MEMO_ENTRIES = 4096  # bad (field, value text) answers kept per decoder
 MEMO_VALUE_BYTES = 64  # longer values are answered afresh: the memo stays < 1 MiB
 _MISSING = tuple(Problem(RejectReason.MISSING_FIELD, f"missing {key}") for key in KEYS)
 _NO_TIME = Problem(RejectReason.MISSING_FIELD, "missing time_flow_start_ns/time_received_ns")
@@ -74,9 +73,7 @@ def judged_problems(
             else:
                 problem = field_problem(KEYS[k], orjson.loads(raw), unknown_proto)
                 if len(raw) <= MEMO_VALUE_BYTES:
-                    if len(memo) >= MEMO_ENTRIES:
-                        memo.clear()
-                    memo[memo_key] = problem
+                    remember_problem(memo, memo_key, problem)
             if problem is not None:
                 out[row] = problem
     return out

@@ -13,15 +13,17 @@ import numpy.typing as npt
 
 from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.goflow2_pb_record import address_text
-from beaconwatch.decode.goflow2_record import RULE_ORDER, Problem, field_problem
+from beaconwatch.decode.goflow2_record import (
+    RULE_ORDER,
+    Problem,
+    field_problem,
+    remember_problem,
+)
 from beaconwatch.decode.pb_wire import MISSING, NO_TIME, SLOW
 
 _MISSING = tuple(Problem(RejectReason.MISSING_FIELD, f"missing {key}") for key in RULE_ORDER)
 _NO_TIME = Problem(RejectReason.MISSING_FIELD, "missing time_flow_start_ns/time_received_ns")
 _ADDRESSES = frozenset(("src_addr", "dst_addr"))
-
-
-MEMO_ENTRIES = 4096
 
 
 def judged_problems(
@@ -53,9 +55,7 @@ def judged_problems(
                 # An address the reference shows by its length alone (neither 4 nor 16 bytes).
                 shown = address_text(bytes(seen)) if key in _ADDRESSES else seen
                 problem = field_problem(key, shown)
-                if len(memo) >= MEMO_ENTRIES:
-                    memo.clear()
-                memo[memo_key] = problem
+                remember_problem(memo, memo_key, problem)
             if problem is not None:
                 out[row] = problem
     return out
