@@ -28,16 +28,9 @@ from beaconwatch.simulate import encoders
 from beaconwatch.simulate.garbage import GARBAGE_FORMATS, GARBAGE_KINDS, garbage_records
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
 from beaconwatch.simulate.model import SimFlow
+from core import cpu_model
 
 BATCH = 10_000  # records per batch, the service's default kafka.max_batch_records
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown cpu"
 
 
 def simulated_flows(count: int, seed: int = 1) -> list[SimFlow]:
