@@ -44,7 +44,6 @@ from numba import njit
 from beaconwatch.scoring import kernels
 from beaconwatch.scoring.significance import (
     MIN_INTERVALS,
-    NULL_CHUNK_SIMS,
     NULL_MAX_INTERVALS,
     NULL_SEED,
     NULL_TICKS_PER_S,
@@ -54,6 +53,7 @@ from beaconwatch.scoring.significance import (
     null_gaps,
     quantile_row,
     shipped_or_simulated,
+    simulate_null,
     table_rows,
     write_shipped,
 )
@@ -112,9 +112,7 @@ def raw_null_rows(intervals: int, sims: int, seed: int, events_per_cycle: int) -
     """Quantile rows of windows of ``intervals`` intervals, shape (N_RAW_TESTS, N_LEVELS)."""
     rng = np.random.default_rng([seed, events_per_cycle, intervals, INTERVAL_STREAM])
     stats = np.empty((N_RAW_TESTS, sims))
-    for lo in range(0, sims, NULL_CHUNK_SIMS):
-        hi = min(lo + NULL_CHUNK_SIMS, sims)
-        _raw_null_stats(null_gaps(rng, hi - lo, intervals, events_per_cycle), stats[:, lo:hi])
+    simulate_null(rng, intervals, events_per_cycle, _raw_null_stats, stats)
     stats.sort(axis=1)
     return np.stack([quantile_row(row) for row in stats])
 
@@ -145,6 +143,7 @@ def interval_fingerprint() -> str:
         inspect.getsource(kernels.median_sorted.py_func),
         inspect.getsource(kernels.quantile_sorted.py_func),
         inspect.getsource(null_gaps),
+        inspect.getsource(simulate_null),
         inspect.getsource(quantile_row),
         repr((NULL_TICKS_PER_S, MIN_INTERVALS, INTERVAL_STREAM)),
         P_LEVELS.tobytes().hex(),

@@ -121,13 +121,26 @@ def null_gaps(rng: np.random.Generator, sims: int, intervals: int, events_per_cy
     return rng.gamma(float(events_per_cycle), NULL_MEAN_INTERVAL_S, size=shape)
 
 
-def null_statistics(intervals: int, sims: int, seed: int, events_per_cycle: int = 1) -> F64:
-    """Sorted null statistics of ``sims`` Poisson windows of ``intervals`` intervals."""
-    rng = null_rng(seed, intervals, events_per_cycle)
-    stats = np.empty(sims)
+def simulate_null(
+    rng: np.random.Generator,
+    intervals: int,
+    events_per_cycle: int,
+    statistics: Callable[[F64, F64], None],
+    out: F64,
+) -> None:
+    """Fill ``out[..., s]`` with ``statistics(gaps, out_chunk)`` of Poisson windows s, simulated
+    NULL_CHUNK_SIMS at a time (the gap arrays stay small); the windows are ``out``'s last axis."""
+    sims = out.shape[-1]
     for lo in range(0, sims, NULL_CHUNK_SIMS):
         hi = min(lo + NULL_CHUNK_SIMS, sims)
-        _null_stats(null_gaps(rng, hi - lo, intervals, events_per_cycle), stats[lo:hi])
+        statistics(null_gaps(rng, hi - lo, intervals, events_per_cycle), out[..., lo:hi])
+
+
+def null_statistics(intervals: int, sims: int, seed: int, events_per_cycle: int = 1) -> F64:
+    """Sorted null statistics of ``sims`` Poisson windows of ``intervals`` intervals."""
+    stats = np.empty(sims)
+    simulate_null(null_rng(seed, intervals, events_per_cycle), intervals, events_per_cycle,
+                  _null_stats, stats)  # fmt: skip
     stats.sort()
     return stats
 
@@ -209,7 +222,7 @@ def null_fingerprint() -> str:
     h.update(inspect.getsource(periodicity).encode())
     for kernel in (kernels.quantile_sorted, kernels.median_sorted, fit_statistic, _null_stats):
         h.update(inspect.getsource(kernel.py_func).encode())
-    for fn in (null_gaps, quantile_row):
+    for fn in (null_gaps, simulate_null, null_statistics, quantile_row):
         h.update(inspect.getsource(fn).encode())
     constants = (MIN_INTERVALS, NULL_MEAN_INTERVAL_S, NULL_TICKS_PER_S, P_LEVELS.tolist())
     h.update(repr(constants).encode())
