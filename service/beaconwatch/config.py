@@ -51,6 +51,9 @@ class KafkaConfig(_Section):
     # Within the broker's message.max.bytes (1 MiB by default).
     producer_batch_bytes: int = Field(512 * 1024, ge=1024, le=1024 * 1024)
     producer_linger_ms: int = Field(5, ge=0, le=10_000)
+    # Idempotent producer: a retried send is never written twice (Apache Kafka >= 0.11; not
+    # Tansu, not every managed service). Off, acks=all + commit-after-ack is at-least-once.
+    idempotent_producer: bool = False
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None

@@ -1,5 +1,8 @@
-"""Integration fixtures: one real embedded Kafka broker (Tansu) per test session, plus helpers
-to produce, read back, and inspect offsets. Every test uses its own topics and group."""
+"""Integration fixtures: one real Kafka broker per test session, plus helpers to produce, read
+back, and inspect offsets. Every test uses its own topics and group.
+
+The broker is the embedded Tansu by default, Apache Kafka with TEST_BROKER=apache-kafka
+(tests/harness/brokers.py); the suite passes on both."""
 
 from __future__ import annotations
 
@@ -16,8 +19,9 @@ from prometheus_client import CollectorRegistry
 
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config, load_config, with_overrides
-from beaconwatch.embedded.tansu import EmbeddedBroker, create_topics
+from beaconwatch.embedded.tansu import create_topics
 from beaconwatch.runtime.service import BeaconService
+from tests.harness.brokers import BrokerUnderTest, broker_under_test
 
 # Tansu answers a JoinGroup after half the session timeout, and a member that did not leave
 # (aiokafka sends no LeaveGroup at generation 0, Tansu's first) holds the group for a whole
@@ -26,8 +30,8 @@ FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as b:
+def broker() -> Iterator[BrokerUnderTest]:
+    with broker_under_test() as b:
         yield b
 
 
@@ -48,7 +52,7 @@ def names() -> Names:
 class KafkaTestKit:
     """Helpers bound to the session broker and this test's names (handed out by `kit`)."""
 
-    def __init__(self, broker: EmbeddedBroker, names: Names) -> None:
+    def __init__(self, broker: BrokerUnderTest, names: Names) -> None:
         self.broker = broker
         self.names = names
 
@@ -86,11 +90,11 @@ class KafkaTestKit:
 
 
 @pytest.fixture
-def kit(broker: EmbeddedBroker, names: Names) -> KafkaTestKit:
+def kit(broker: BrokerUnderTest, names: Names) -> KafkaTestKit:
     return KafkaTestKit(broker, names)
 
 
-def make_config(broker: EmbeddedBroker, names: Names, **kafka: object) -> Config:
+def make_config(broker: BrokerUnderTest, names: Names, **kafka: object) -> Config:
     return with_overrides(
         load_config(env={}),
         kafka={
@@ -108,7 +112,7 @@ def make_config(broker: EmbeddedBroker, names: Names, **kafka: object) -> Config
 
 
 async def produce(
-    broker: EmbeddedBroker, topic: str, records: Sequence[tuple[bytes | None, bytes | None]]
+    broker: BrokerUnderTest, topic: str, records: Sequence[tuple[bytes | None, bytes | None]]
 ) -> None:
     """Produce (key, value) records and wait for every ack (keys choose the partition)."""
     producer = AIOKafkaProducer(
@@ -123,7 +127,7 @@ async def produce(
 
 
 async def read_topic(
-    broker: EmbeddedBroker, topic: str, *, expected: int, timeout_s: float = 10.0
+    broker: BrokerUnderTest, topic: str, *, expected: int, timeout_s: float = 10.0
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """All records of ``topic`` once at least ``expected`` are there (no consumer group)."""
     consumer = AIOKafkaConsumer(
@@ -131,11 +135,7 @@ async def read_topic(
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer.topics()  # refresh metadata
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = [TopicPartition(topic, p) for p in await topic_partitions(broker, topic)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         out: list[ConsumerRecord[bytes, bytes]] = []
@@ -152,7 +152,27 @@ async def read_topic(
         await consumer.stop()
 
 
-async def end_offsets(broker: EmbeddedBroker, topic: str) -> dict[int, int]:
+async def topic_partitions(
+    broker: BrokerUnderTest, topic: str, *, timeout_s: float = 10.0
+) -> list[int]:
+    """The topic's partition numbers, from the admin API: a consumer's own metadata only
+    covers what it subscribed to (Apache Kafka), and ``consumer.topics()`` does not refresh it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    await admin.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            described = await admin.describe_topics([topic])
+            if described and described[0]["error_code"] == 0 and described[0]["partitions"]:
+                return sorted(p["partition"] for p in described[0]["partitions"])
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"topic {topic} does not exist")
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+
+
+async def end_offsets(broker: BrokerUnderTest, topic: str) -> dict[int, int]:
     """Partition -> offset of the next record to be written (the high watermark).
 
     Read from fetch responses, not ListOffsets: Tansu 0.6 answers ListOffsets(latest) with the
@@ -163,8 +183,7 @@ async def end_offsets(broker: EmbeddedBroker, topic: str) -> dict[int, int]:
     )
     await consumer.start()
     try:
-        await consumer.topics()
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        tps = [TopicPartition(topic, p) for p in await topic_partitions(broker, topic)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         deadline = asyncio.get_running_loop().time() + 10
@@ -177,7 +196,7 @@ async def end_offsets(broker: EmbeddedBroker, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
-async def committed_offsets(broker: EmbeddedBroker, group: str, topic: str) -> dict[int, int]:
+async def committed_offsets(broker: BrokerUnderTest, group: str, topic: str) -> dict[int, int]:
     # Explicit partitions: Tansu's answer to the "all partitions" form does not decode.
     partitions = [TopicPartition(topic, p) for p in await end_offsets(broker, topic)]
     admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)

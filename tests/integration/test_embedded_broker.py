@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from beaconwatch.config import ConfigError
 from beaconwatch.embedded.tansu import (
     BrokerStartError,
     EmbeddedBroker,
@@ -15,6 +18,8 @@ from beaconwatch.embedded.tansu import (
     probe_metadata,
     resolve_broker_binary,
 )
+from beaconwatch.runtime.service import BeaconService
+from tests.integration.conftest import Names, make_config
 
 pytestmark = pytest.mark.integration
 
@@ -71,3 +76,14 @@ async def test_create_topics_creates_only_missing_ones(broker: EmbeddedBroker) -
     bs = broker.bootstrap_servers
     assert sorted(await create_topics(bs, {"ct-a": 3, "ct-b": 1})) == ["ct-a", "ct-b"]
     assert await create_topics(bs, {"ct-a": 3, "ct-c": 2}) == ["ct-c"]
+
+
+async def test_idempotent_producer_on_tansu_stops_start_up_with_a_clear_config_error(
+    names: Names,
+) -> None:
+    # Its own Tansu broker: the session broker may be Apache Kafka, which has idempotence.
+    with EmbeddedBroker() as tansu:
+        config = make_config(tansu, names, idempotent_producer=True)
+        with pytest.raises(ConfigError, match=r"kafka\.idempotent_producer = true, but the"):
+            service = BeaconService(config, registry=CollectorRegistry())
+            await asyncio.wait_for(service.run(asyncio.Event()), 60)

@@ -20,7 +20,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from prometheus_client import CollectorRegistry
 
 from beaconwatch.alerting.alert import Alert
-from beaconwatch.config import Config
+from beaconwatch.config import Config, ConfigError, KafkaConfig
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.decode.base import Rejection
 from beaconwatch.metrics.prometheus import ServiceMetrics
@@ -140,19 +140,19 @@ class BeaconService:
                 )
                 if created:
                     log.info("created topics %s", created)
-            # Tansu (and some managed services) lack idempotent producers; acks=all plus
-            # commit-after-ack gives at-least-once without it.
+            # Tansu (and some managed services) lack idempotent producers, so it is opt-in;
+            # acks=all plus commit-after-ack gives at-least-once without it.
             # Batches of up to producer_batch_bytes per partition: aiokafka keeps one batch in
             # flight per partition and its 16 KiB default made a storm of dead letters wait
             # for a broker round trip every ~15 records.
             producer = AIOKafkaProducer(
                 acks="all",
-                enable_idempotence=False,
+                enable_idempotence=kafka.idempotent_producer,
                 max_batch_size=kafka.producer_batch_bytes,
                 linger_ms=kafka.producer_linger_ms,
                 **options,
             )
-            await producer.start()
+            await _start_producer(producer, kafka)
             alerts = AlertSink(producer, kafka.alerts_topic)
             dead_letters = DeadLetterSink(producer, kafka.dead_letter_topic)
             # Compile the kernels before joining the group: records never wait on numba.
@@ -319,3 +319,18 @@ class BeaconService:
         while True:
             await asyncio.sleep(_PROBE_INTERVAL_S)
             self._broker_reachable = await source.probe()
+
+
+async def _start_producer(producer: AIOKafkaProducer, kafka: KafkaConfig) -> None:
+    """Start the output producer; an idempotent one the broker refuses is a config error."""
+    try:
+        await producer.start()  # an idempotent producer asks for its producer id here
+    except KafkaError as exc:
+        await producer.stop()
+        if not kafka.idempotent_producer:
+            raise
+        raise ConfigError(
+            f"kafka.idempotent_producer = true, but the broker at {kafka.bootstrap_servers} "
+            f"refused an idempotent producer ({exc!r}); set it false for brokers without "
+            "idempotent producers (the embedded Tansu broker, some managed services)"
+        ) from exc

@@ -1,0 +1,319 @@
+"""Apache Kafka for tests: a single-node KRaft broker from Maven Central's artifacts.
+
+Maven resolves the broker's jars (``apache-kafka.pom.xml`` next to this file) into
+``.cache/apache-kafka/<version>/lib`` once; each broker then gets a fresh temporary data
+directory, is formatted with Kafka's own StorageTool and runs on free loopback ports with the
+machine's JDK (``$JAVA_HOME/bin/java``, else ``java`` on PATH).
+
+    python tests/harness/apache_kafka.py resolve        # fetch the jars (install step)
+    python tests/harness/apache_kafka.py start [--port N]  # a broker until Ctrl-C
+
+In tests: ``with ApacheKafkaBroker() as broker: ...broker.bootstrap_servers``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+if __package__ in (None, ""):  # run as a script: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from beaconwatch.embedded.tansu import BrokerStartError, free_port, probe_metadata
+
+KAFKA_VERSION = "4.1.1"
+REPO = Path(__file__).resolve().parents[2]
+POM = Path(__file__).with_name("apache-kafka.pom.xml")
+CACHE = REPO / ".cache" / "apache-kafka"
+
+# Single node, so every internal topic has one replica. No initial rebalance delay: tests start
+# consumers one by one and should not wait 3 s for more members that never come. The log
+# cleaner wakes often so a compacted topic is compacted within a test's patience.
+BASE_CONFIG: dict[str, str] = {
+    "process.roles": "broker,controller",
+    "node.id": "1",
+    "controller.listener.names": "CONTROLLER",
+    "inter.broker.listener.name": "PLAINTEXT",
+    "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "4",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    "num.partitions": "1",
+    "auto.create.topics.enable": "true",
+    "log.cleaner.backoff.ms": "200",
+}
+
+LOG4J2_CONFIG = """\
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log_path}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka.server.KafkaRaftServer
+logger.kafka.level = info
+logger.cleaner.name = kafka.log.LogCleaner
+logger.cleaner.level = info
+"""
+
+
+def java_binary() -> str:
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if found is None:
+        raise BrokerStartError("Apache Kafka needs a JDK >= 17: no java on PATH or JAVA_HOME")
+    return found
+
+
+def resolve(version: str = KAFKA_VERSION) -> Path:
+    """The directory of Apache Kafka ``version``'s jars, resolved by Maven on first use."""
+    lib = CACHE / version / "lib"
+    if (lib / ".complete").exists():
+        return lib
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerStartError(
+            "Apache Kafka's jars are not in .cache/ and Maven (mvn) is not on PATH: "
+            "run tests/harness/install-e2e-tools.sh"
+        )
+    staging = CACHE / version / f"lib.{os.getpid()}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    cmd = [
+        mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+        f"-Dkafka.version={version}", f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not any(staging.glob(f"kafka_2.13-{version}.jar")):
+        raise BrokerStartError(
+            f"Maven could not resolve Apache Kafka {version}:\n{done.stdout}\n{done.stderr}"
+        )
+    (staging / ".complete").touch()
+    shutil.rmtree(lib, ignore_errors=True)
+    staging.rename(lib)  # atomic: a half-copied lib is never taken for a complete one
+    return lib
+
+
+class ApacheKafkaBroker:
+    """A single-node KRaft Apache Kafka subprocess on loopback ports; a context manager."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        host: str = "127.0.0.1",
+        version: str = KAFKA_VERSION,
+        config: Mapping[str, str] | None = None,
+        heap_mb: int = 512,
+        startup_timeout_s: float = 120.0,
+        stop_grace_s: float = 15.0,
+    ) -> None:
+        self.host = host
+        self.version = version
+        self._requested_port = port
+        self.port: int | None = None
+        self._config = {**BASE_CONFIG, **(config or {})}
+        self._heap_mb = heap_mb
+        self._startup_timeout_s = startup_timeout_s
+        self._stop_grace_s = stop_grace_s
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._workdir: Path | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self.port is None:
+            raise RuntimeError("broker not started")
+        return f"{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def log_path(self) -> Path | None:
+        return None if self._workdir is None else self._workdir / "broker.log"
+
+    def start(self) -> ApacheKafkaBroker:
+        if self._proc is not None:
+            raise RuntimeError("broker already started")
+        lib = resolve(self.version)
+        java = java_binary()
+        self._workdir = Path(tempfile.mkdtemp(prefix="beaconwatch-apache-kafka-"))
+        port = self._requested_port if self._requested_port is not None else free_port(self.host)
+        controller_port = free_port(self.host)
+        properties = self._write_config(port, controller_port)
+        classpath = f"{lib}{os.sep}*"
+        log4j = self._workdir / "log4j2.properties"
+        log4j.write_text(LOG4J2_CONFIG.format(log_path=self._workdir / "broker.log"))
+        jvm = [
+            java, f"-Xmx{self._heap_mb}m", f"-Xms{min(self._heap_mb, 256)}m",
+            "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
+        ]  # fmt: skip
+        cluster_id = _cluster_id()
+        formatted = subprocess.run(
+            [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={cluster_id}",
+                f"--config={properties}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if formatted.returncode != 0:
+            raise BrokerStartError(
+                f"kafka-storage format failed:\n{formatted.stdout}\n{formatted.stderr}"
+            )
+        with (self._workdir / "stdout.log").open("ab") as out:
+            self._proc = subprocess.Popen(
+                [*jvm, "kafka.Kafka", str(properties)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.port = port
+        try:
+            self._wait_ready()
+        except BrokerStartError:
+            self.stop()
+            raise
+        return self
+
+    def _write_config(self, port: int, controller_port: int) -> Path:
+        assert self._workdir is not None
+        config = {
+            **self._config,
+            "listeners": f"PLAINTEXT://{self.host}:{port},CONTROLLER://{self.host}:{controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{port}",
+            "controller.quorum.voters": f"1@{self.host}:{controller_port}",
+            "log.dirs": str(self._workdir / "data"),
+        }
+        path = self._workdir / "server.properties"
+        path.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
+        return path
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None and self.port is not None
+        deadline = time.monotonic() + self._startup_timeout_s
+        last_exc: Exception | None = None
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BrokerStartError(
+                    f"Apache Kafka exited with code {self._proc.returncode}\n{self.log_tail()}"
+                )
+            try:
+                if probe_metadata(self.host, self.port) >= 1:
+                    return
+            except (OSError, ValueError, struct.error) as exc:
+                last_exc = exc
+            time.sleep(0.2)
+        raise BrokerStartError(
+            f"Apache Kafka on {self.bootstrap_servers} not ready after "
+            f"{self._startup_timeout_s:.0f} s (last error: {last_exc!r})\n{self.log_tail()}"
+        )
+
+    def record_batches(self, topic: str, partition: int = 0) -> list[dict[str, str]]:
+        """The record batches on disk for one partition, as Kafka's DumpLogSegments prints
+        them (``baseOffset``, ``producerId``, ``baseSequence``, ...), oldest segment first.
+        The broker's own view: what a producer or a compaction really left in the log."""
+        assert self._workdir is not None, "broker not started"
+        segments = sorted((self._workdir / "data" / f"{topic}-{partition}").glob("*.log"))
+        if not segments:
+            return []
+        dumped = subprocess.run(
+            [java_binary(), "-cp", f"{resolve(self.version)}{os.sep}*",
+             "kafka.tools.DumpLogSegments", "--files", ",".join(map(str, segments))],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        batches: list[dict[str, str]] = []
+        for line in dumped.stdout.splitlines():
+            if line.startswith("baseOffset:"):
+                words = line.replace(": ", ":").split()
+                batches.append(dict(w.split(":", 1) for w in words if ":" in w))
+        return batches
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self._workdir is None:
+            return "(no broker log)"
+        text: list[str] = []
+        for name in ("stdout.log", "broker.log"):
+            path = self._workdir / name
+            if path.exists():
+                text += path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return "broker log tail:\n" + "\n".join(text[-lines:])
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # a controlled shutdown, like kafka-server-stop
+            try:
+                proc.wait(timeout=self._stop_grace_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.port = None
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    def __enter__(self) -> ApacheKafkaBroker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 characters).
+    It may start with "-", hence the ``--cluster-id=`` form on the command line."""
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["resolve", "start"])
+    parser.add_argument("--version", default=KAFKA_VERSION, help="Apache Kafka version")
+    parser.add_argument("--port", type=int, default=None, help="broker port (default: free)")
+    args = parser.parse_args(argv)
+    if args.command == "resolve":
+        print(f"Apache Kafka {args.version}: {resolve(args.version)}")
+        return 0
+    with ApacheKafkaBroker(args.port, version=args.version) as broker:
+        print(f"Apache Kafka {args.version} on {broker.bootstrap_servers} (Ctrl-C stops it)")
+        with contextlib.suppress(KeyboardInterrupt):
+            while broker.running:
+                time.sleep(0.5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
