@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-integration lint typecheck bench eval null-tables clean-jit clean
+.PHONY: help install demo test test-unit test-integration test-kafka test-e2e e2e-tools lint typecheck bench eval null-tables clean-jit clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: $(STAMP) ## Create .venv (Python >= 3.11) and install beaconwatch with dev extras
 
@@ -38,6 +38,16 @@ test-integration: install ## Integration tests (start an embedded Kafka broker)
 
 test: install lint typecheck ## Lint, type-check, unit and integration tests
 	$(BIN)/pytest tests/unit tests/integration
+
+e2e-tools: install ## Install what test-kafka and test-e2e need: softflowd, pmacct (apt), goflow2 (go), Apache Kafka (Maven)
+	PYTHON=$(BIN)/python tests/harness/install-e2e-tools.sh
+
+test-kafka: install ## Integration suite plus Apache-only tests on Apache Kafka 4 (needs a JDK and Maven)
+	$(BIN)/python tests/harness/apache_kafka.py resolve
+	TEST_BROKER=apache-kafka $(BIN)/pytest tests/integration tests/apache_kafka
+
+test-e2e: install ## pcap -> softflowd -> goflow2 / nfacctd -> Apache Kafka -> beaconwatch (run e2e-tools first)
+	$(BIN)/pytest tests/e2e
 
 bench: install ## Run the benchmarks in bench/ (decode, core, garbage storms, end to end on Kafka)
 	$(BIN)/python bench/decode.py
