@@ -74,6 +74,20 @@ def test_refold_beats_matches_reference() -> None:
         assert per.refold_beats(d, a, b, tol) == ref.beats_of(d, a, b, tol)
 
 
+def test_singles_range_is_exactly_the_one_beat_intervals() -> None:
+    # The fit refolds sorted intervals by bisection: the run it finds must be exactly the
+    # intervals refold_beats calls single, edges and ties (whole seconds, b = 0) included.
+    for _ in range(3000):
+        m = int(RNG.integers(1, 40))
+        ds = np.sort(np.round(RNG.exponential(float(RNG.choice([1.0, 60.0])), m), 1))
+        a = float(RNG.choice([0.0, float(RNG.uniform(0, 60)), float(ds[RNG.integers(0, m)])]))
+        b = float(RNG.choice([0.0, a, a + float(RNG.uniform(0, 60)), float(ds[-1])]))
+        tol = max(0.01 * b, 0.05)
+        singles = [i for i in range(m) if per.refold_beats(float(ds[i]), a, b, tol) == 1]
+        lo, hi = per._singles_range(ds, a, b, tol)
+        assert list(range(lo, hi)) == singles, (ds, a, b)
+
+
 def test_fit_matches_reference_on_random_windows() -> None:
     names = [
         "period_s", "mean_interval_s", "jitter_ratio", "shape", "low_s", "high_s",

@@ -226,27 +226,55 @@ def log_likelihood(d: F64, beats: F64, a: float, b: float, tol: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _refold(d: F64, beats: F64, singles: F64, split_s: float) -> tuple[float, float, int]:
-    """Steps 2-3 from the single beats {d < split_s}: (a, b, singles); singles < 2 = no fit."""
-    m = d.shape[0]
-    for i in range(m):
-        beats[i] = 1.0 if d[i] < split_s else 2.0
-    m1 = _singles_sorted(d, beats, singles)
+def _singles_range(ds: F64, a: float, b: float, tol: float) -> tuple[int, int]:
+    """[lo, hi): the sorted intervals ``ds`` that `refold_beats` counts as one beat.
+
+    One beat means d >= a - tol and ceil((d - tol) / b) <= 1: both tests are monotone in d,
+    so the singles are a contiguous run of the sorted intervals, found by bisection with the
+    very expressions `refold_beats` evaluates (same floating-point outcome)."""
+    m = ds.shape[0]
+    lo, hi = 0, m
+    while lo < hi:  # first d with refold_beats(d) != 0 on the low side
+        mid = (lo + hi) // 2
+        if ds[mid] < a - tol:
+            lo = mid + 1
+        else:
+            hi = mid
+    first = lo
+    if b <= 0.0:
+        return first, m
+    lo, hi = first, m
+    while lo < hi:  # first d needing two or more beats
+        mid = (lo + hi) // 2
+        if max(1, int(np.ceil((ds[mid] - tol) / b))) == 1:
+            lo = mid + 1
+        else:
+            hi = mid
+    return first, lo
+
+
+@njit(cache=True, nogil=True)
+def _refold(ds: F64, split_s: float) -> tuple[float, float, int]:
+    """Steps 2-3 from the single beats {d < split_s} of the sorted intervals ``ds``:
+    (a, b, singles); singles < 2 = no fit. The singles are always a run of ``ds``
+    (`_singles_range`), so a round costs a bisection, not a pass and a sort."""
+    lo = 0
+    hi = 0
+    while hi < ds.shape[0] and ds[hi] < split_s:
+        hi += 1
+    m1 = hi - lo
     if m1 < 2:
         return 0.0, 0.0, m1
-    a, b = support_sorted(singles[:m1])
+    a, b = support_sorted(ds[lo:hi])
     for _ in range(REFOLD_ROUNDS):
         tol = max(TOL_FRACTION * b, TOL_MIN_S)
-        changed = False
-        for i in range(m):
-            k = float(refold_beats(d[i], a, b, tol))
-            if (k == 1.0) != (beats[i] == 1.0):
-                changed = True
-            beats[i] = k
-        m1 = _singles_sorted(d, beats, singles)
+        new_lo, new_hi = _singles_range(ds, a, b, tol)
+        changed = new_lo != lo or new_hi != hi
+        lo, hi = new_lo, new_hi
+        m1 = hi - lo
         if m1 < 2 or not changed:
             break
-        a, b = support_sorted(singles[:m1])
+        a, b = support_sorted(ds[lo:hi])
     return max(a, 0.0), max(a, b), m1
 
 
@@ -266,21 +294,23 @@ def fit_intervals(d: F64, work: F64, fit: F64) -> None:
     if m < 3:
         _fail(fit, m)
         return
-    scratch = work[0, :m]
+    # The model is blind to the order of the intervals: work on them sorted.
+    ds = work[0, :m]
     beats = work[1, :m]
     singles = work[2, :m]
-    scratch[:] = d
-    scratch.sort()
-    p_raw = median_sorted(scratch)
+    ds[:] = d
+    ds.sort()
+    p_raw = median_sorted(ds)
     if p_raw <= 0.0:
         _fail(fit, m)
         return
-    low = scratch[1] if m >= EDGE_RANK_FROM else scratch[0]
-    # 1. Median folding.
+    low = ds[1] if m >= EDGE_RANK_FROM else ds[0]
+    # 1. Median folding (in the singles row, free until step 2).
+    scratch = singles
     p = p_raw
     for _ in range(FOLD_ROUNDS):
         for i in range(m):
-            scratch[i] = d[i] / max(1.0, np.floor(d[i] / p + 0.5))
+            scratch[i] = ds[i] / max(1.0, np.floor(ds[i] / p + 0.5))
         scratch.sort()
         p_new = median_sorted(scratch)
         if abs(p_new - p) <= 1e-9 * p:
@@ -308,9 +338,8 @@ def fit_intervals(d: F64, work: F64, fit: F64) -> None:
         else:
             split_s = 1.5 * low
         below = 0
-        for i in range(m):
-            if d[i] < split_s:
-                below += 1
+        while below < m and ds[below] < split_s:
+            below += 1
         if below in (tried_0, tried_1, tried_2):
             continue
         if tried_0 < 0:
@@ -319,20 +348,20 @@ def fit_intervals(d: F64, work: F64, fit: F64) -> None:
             tried_1 = below
         else:
             tried_2 = below
-        a, b, m1 = _refold(d, beats, singles, split_s)
+        a, b, m1 = _refold(ds, split_s)
         if m1 < 2:
             continue
         tol = max(TOL_FRACTION * b, TOL_MIN_S)
-        _set_beats(d, beats, a, b, tol)
-        ll = log_likelihood(d, beats, a, b, tol)
+        _set_beats(ds, beats, a, b, tol)
+        ll = log_likelihood(ds, beats, a, b, tol)
         if ll > best_ll:
             best_ll, best_a, best_b = ll, a, b
     if best_ll == -np.inf:
         _fail(fit, m)
         return
     a, b = best_a, best_b
-    _set_beats(d, beats, a, b, max(TOL_FRACTION * b, TOL_MIN_S))
-    m1 = _singles_sorted(d, beats, singles)
+    _set_beats(ds, beats, a, b, max(TOL_FRACTION * b, TOL_MIN_S))
+    m1 = _singles_sorted(ds, beats, singles)
     if m1 < 1:
         _fail(fit, m)
         return
