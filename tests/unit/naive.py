@@ -91,7 +91,8 @@ def detector_alerts(
     rows: list[tuple[int, int, str, str, int, int]], *, history: int, window_ms: int,
     long_window_ms: int, min_events: int, every: int, interval_ms: int, cooldown_ms: int,
     threshold: float,
-    score_fn: Callable[[F64, F64], tuple[float, float]], dup_tol_ms: int, gap_ms: int,
+    score_fn: Callable[[F64, F64], tuple[float, float, tuple[float, float]]], dup_tol_ms: int,
+    gap_ms: int,
     prevalence: tuple[int, float, float], sketch_width: int, update: tuple[float, float],
 ) -> list[tuple[str, int, float, str]]:  # fmt: skip
     """A dict-of-lists detector with the documented rules: (pair, detected_ms, score, lifecycle).
@@ -120,6 +121,8 @@ def detector_alerts(
             s = state[pair] = {"ring": [], "conns": [], "count": 0, "scored_count": 0,
                                "scored_t": t, "alert": None}  # fmt: skip
             sources_of.setdefault(pair.split(">")[1], set()).add(src)
+        newest = s.get("newest", t)
+        s["newest"] = max(newest, t)
         merged = False
         for conn in s["conns"]:
             if conn["port"] == port and conn["start"] - dup_tol_ms < t <= conn["end"] + gap_ms:
@@ -133,6 +136,8 @@ def detector_alerts(
                 break
         if merged:
             continue
+        if t < newest and any(e[0] == t for e in s["ring"]):
+            continue  # a late repeat of a connection still in the ring
         conn = {"port": port, "start": t, "piece": t, "end": max(t, end), "seq": s["count"]}
         s["conns"] = sorted([*s["conns"], conn], key=lambda c: c["end"])[-2:]
         entry = [t, size_roundtrip(nbytes)]
@@ -141,17 +146,21 @@ def detector_alerts(
         s["count"] += 1
         if s["count"] < min_events:
             continue
-        if s["alert"] is not None and t - s["alert"][0] < cooldown_ms:
-            continue  # nothing can alert within the cooldown: not scored
-        if s["count"] - s["scored_count"] < every and t - s["scored_t"] < interval_ms:
-            continue
+        # An alert from a part-filled ring gets its nominal period checked each time the
+        # pair's connections double, until the ring is full, cooldown or not.
+        refining = s["alert"] is not None and 0 < s["alert"][4] <= s["count"]
+        if not refining:
+            if s["alert"] is not None and t - s["alert"][0] < cooldown_ms:
+                continue  # nothing can alert within the cooldown: not scored
+            if s["count"] - s["scored_count"] < every and t - s["scored_t"] < interval_ms:
+                continue
         kept = sorted(s["ring"], key=lambda e: e[0])
         window = [e for e in kept if e[0] >= t - window_ms]
         if len(window) < history // 2:
             window = [e for e in kept if e[0] >= t - long_window_ms][-(history // 2) :]
         times = np.array([e[0] / 1000 for e in window])
         sizes = np.array([float(e[1]) for e in window])
-        score, period = score_fn(times, sizes)
+        score, period, sleep_range = score_fn(times, sizes)
         n_sources = len(sources_of[pair.split(">")[1]])
         fleet = len(set().union(*sources_of.values()))
         fleet_est = -sketch_width * np.log(1.0 - fleet / sketch_width)
@@ -160,27 +169,40 @@ def detector_alerts(
             score *= min(1.0, max(0.0, 1.0 - (share - low) / (high - low)))
         s["scored_count"], s["scored_t"] = s["count"], t
         last = s["alert"]
+        next_check = min(2 * s["count"], history) if s["count"] < history else 0
+        if refining:
+            s["alert"] = (*last[:4], next_check)
         lifecycle = None
         if score >= threshold:
             if last is None:
                 lifecycle = "new"
-            elif t - last[0] >= cooldown_ms and (
-                abs(period - last[1]) / max(last[1], 1e-9) > period_change
-                or abs(score - last[2]) >= score_change
-            ):
-                lifecycle = "update"
+            else:
+                moved = max(abs(a - b) for a, b in zip(sleep_range, last[3], strict=True))
+                corrected = refining and moved > period_change * period
+                changed = t - last[0] >= cooldown_ms and (
+                    abs(period - last[1]) / max(last[1], 1e-9) > period_change
+                    or abs(score - last[2]) >= score_change
+                )
+                if corrected or changed:
+                    lifecycle = "update"
         if lifecycle is None:
             if score <= 0.0 or last is not None:  # nothing, or nothing new: back off
                 backoff = min(max(every, s["count"] // 4), history)
                 s["scored_count"], s["scored_t"] = s["count"] + backoff, t + interval_ms
             continue
-        s["alert"] = (t, float(np.float32(period)), float(np.float32(score)))  # kept as f32
+        # (time, mean interval, score, described sleep range, next period check), kept as f32
+        f32_range = tuple(float(np.float32(x)) for x in sleep_range)
+        s["alert"] = (t, float(np.float32(period)), float(np.float32(score)), f32_range,
+                      next_check)  # fmt: skip
         alerts.append((pair, t, score, lifecycle))
     return alerts
 
 
-def window_score_period(times_s: F64, sizes: F64, **score_kwargs: Any) -> tuple[float, float]:
-    """(score, mean interval) of `score_window_paired`, for reference detectors' ``score_fn``.
+def window_score_period(
+    times_s: F64, sizes: F64, **score_kwargs: Any
+) -> tuple[float, float, tuple[float, float]]:
+    """(score, mean interval, described sleep range) of `score_window_paired`, for reference
+    detectors' ``score_fn``.
 
     ``paired_tables`` (optional): the null tables of every second connection; with them,
     windows of >= 12 connections whose plain fit has > 25 % outliers are also scored on every
@@ -190,14 +212,21 @@ def window_score_period(times_s: F64, sizes: F64, **score_kwargs: Any) -> tuple[
     tables = score_kwargs["tables"]
     kwargs = score_kwargs
     if not len(times_s):
-        return window_score(times_s, sizes, **kwargs), 0.0
+        return window_score(times_s, sizes, **kwargs), 0.0, (0.0, 0.0)
     stats = naive_scoring.window_stats(times_s, sizes, tables)
-    best = (window_score(times_s, sizes, **kwargs), stats["mean_interval_s"])
+    best = (window_score(times_s, sizes, **kwargs), stats["mean_interval_s"], sleep_range(stats))
     if paired_tables is not None and len(times_s) >= 12 and stats["outlier_ratio"] > 0.25:
         half_t, half_b = times_s[::2], sizes[::2]
         half_kwargs = {**score_kwargs, "tables": paired_tables}
         alt = window_score(half_t, half_b, **half_kwargs)
         if alt > best[0]:
             half = naive_scoring.window_stats(half_t, half_b, paired_tables)
-            best = (alt, half["mean_interval_s"])
+            best = (alt, half["mean_interval_s"], sleep_range(half))
     return best
+
+
+def sleep_range(stats: dict[str, float]) -> tuple[float, float]:
+    """The [low, high] sleep an alert describes (scoring/sleep_range.py), spelled out."""
+    s, j, shape = stats["period_s"], stats["jitter_ratio"], int(stats["jitter_shape"])
+    ranges = {1: (s * (1 - j), s), 2: (s * (1 - j), s * (1 + j)), 3: (s, s * (1 + j))}
+    return ranges.get(shape, (s * (1 - j / 2), s * (1 + j / 2)))

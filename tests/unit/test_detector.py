@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 
 import numpy as np
 import orjson
 
-from beaconwatch.alerting.alert import Alert
+from beaconwatch.alerting.alert import JITTER_SHAPES, Alert
 from beaconwatch.alerting.ecs import encode_alert
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.clock import EventClock
 from beaconwatch.core.detector import Detector
 from beaconwatch.core.flows import FlowBatch
+from beaconwatch.scoring.sleep_range import described_range
 from tests.unit.flowgen import T0_MS, WALL_MS, beacon_rows, make_flows, poisson_rows
 
 
@@ -78,6 +80,46 @@ def test_a_changed_sleep_gives_one_update_after_the_cooldown() -> None:
     assert abs(new.stats.period_s - 60) < 3 and abs(update.stats.period_s - 300) < 15
     assert update.detected_ms - new.detected_ms >= 3_600_000
     assert update.series_id == new.series_id != update.event_id
+
+
+def test_a_period_read_from_few_check_ins_is_corrected_as_the_ring_fills() -> None:
+    # 40 beacons, 5 s sleep with 30 % subtractive jitter, 40 check-ins each (200 s, well
+    # inside the 1 h cooldown). From 8 check-ins the sleep is sometimes read as "4 s"; the
+    # checks at 16 and 32 connections correct it with an update, cooldown or not (a "4 s"
+    # reading is wrong whatever the shape: the described range is 1 s off).
+    rows = []
+    for b in range(40):
+        rng = np.random.default_rng(b)
+        t = float(T0_MS)
+        for _ in range(40):
+            t += 5000 * rng.uniform(0.7, 1.0)
+            rows.append((int(t), f"10.0.7.{b}", f"203.0.113.{b}", 443, 6, 400))
+    rows.sort()
+    alerts = detector().process(make_flows(rows)).alerts
+    by_pair: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        by_pair.setdefault(alert.src_ip, []).append(alert)
+    assert len(by_pair) == 40
+
+    def right(alert: Alert) -> bool:
+        return abs(alert.stats.period_s - 5.0) <= 0.25
+
+    assert sum(not right(a[0]) for a in by_pair.values()) >= 2  # the problem exists...
+    assert all(right(a[-1]) for a in by_pair.values())  # ...and the latest alert has it right
+    for series in by_pair.values():
+        assert len(series) <= 3  # checks at 16 and 32 connections (from 8) only
+        assert [a.lifecycle for a in series] == ["new"] + ["update"] * (len(series) - 1)
+        for before, after in itertools.pairwise(series):
+            # An update within the cooldown only when the described sleep range moved.
+            moved = max(map(abs, np.subtract(sleep_range(after), sleep_range(before))))
+            assert moved > 0.1 * after.stats.mean_interval_s
+            first = series[0].stats.connections  # checks at twice as many, at most a ring
+            assert after.stats.connections in {min(first * 2**k, 32) for k in (1, 2, 3)}
+
+
+def sleep_range(alert: Alert) -> tuple[float, float]:
+    s = alert.stats
+    return described_range(s.period_s, s.jitter_ratio, JITTER_SHAPES.index(s.jitter_shape))
 
 
 def test_alerts_do_not_depend_on_batching() -> None:
@@ -222,6 +264,27 @@ def test_continuations_and_duplicates_of_a_connection_are_not_check_ins() -> Non
     assert det.stats.merged_by_kind == {"duplicate": 90, "continuation": 29}
     (score,) = det.score_all_pairs()
     assert score.stats["check_ins"] == 1
+
+
+def test_a_late_repeat_of_a_connection_in_the_ring_is_a_duplicate() -> None:
+    # A collector publishes its whole cache purge twice (nfacctd stopped right after a purge,
+    # docs/collectors.md): each check-in again, after all of them. The 20 repeats are older
+    # than the pair's last two connections but still in its ring (and within the allowed
+    # lateness, 400 s < 600 s): duplicates, not check-ins.
+    beacon = [  # each check-in on its own source port, the same in both copies
+        (*row, 40_000 + i, row[0] + 800)
+        for i, row in enumerate(
+            beacon_rows("10.0.0.7", "203.0.113.50", period_s=20, count=20, jitter=0.1)
+        )
+    ]
+    once = detector()
+    alerts_once = once.process(make_flows(beacon)).alerts
+    twice = detector()
+    alerts_twice = twice.process(make_flows(beacon + beacon)).alerts
+    assert twice.stats.merged_by_kind["duplicate"] == 20
+    (score,) = twice.score_all_pairs()
+    assert score.stats["check_ins"] == 20
+    assert [a.event_id for a in alerts_twice] == [a.event_id for a in alerts_once] != []
 
 
 def test_packet_sampled_pairs_are_not_penalised_for_missed_check_ins() -> None:

@@ -5,15 +5,17 @@ A pair is scored at the connection that makes it due: once it has ``min_events``
 after every ``rescore_every_events`` new ones, or when a connection arrives at least
 ``rescore_interval_ms`` after the last scoring (twice as many, or twice as long, after a
 score of 0 or a scoring of an alerted pair that changed nothing); never within the cooldown
-after its last alert. Deciding per connection (not per batch) makes the alerts independent
-of how records were batched, so `scan` on a file and the Kafka service on the same flows give
-the same alerts. A pair is never re-scored on every record: a full window
+after its last alert, but for its period checks. Deciding per connection (not per batch) makes
+the alerts independent of how records were batched, so `scan` on a file and the Kafka service
+on the same flows give the same alerts. A pair is never re-scored on every record: a full window
 costs microseconds, and doing it per record would cap throughput far below the pipeline target.
 
 Records that repeat or continue a known connection (`connections`) update it but add no new
 start. Alert lifecycle per pair: the first score at or above the threshold emits a "new" alert;
 later, an "update" is emitted only when the period or the score changed materially since the
-last alert and at least one cooldown has passed; nothing in between.
+last alert and at least one cooldown has passed; nothing in between, but for one exception:
+an alert from a part-filled ring has its nominal period checked each time the pair's
+connections double, until the ring is full, and a corrected period is an update at once.
 
 Event-time window of a score, with W = window_ms and t = the due connection's start:
 
@@ -35,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.scoring.sleep_range import described_range
 from beaconwatch.scoring.window_score import N_STATS, Stat, new_workspace, score_window_paired
 from beaconwatch.state.connections import (
     CONTINUATION,
@@ -44,7 +47,14 @@ from beaconwatch.state.connections import (
     remember_connection,
 )  # fmt: skip
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
-from beaconwatch.state.pair_table import evict_least_recent
+from beaconwatch.state.pair_table import (
+    ALERTED_HIGH_S,
+    ALERTED_LOW_S,
+    ALERTED_MEAN_S,
+    ALERTED_REFINE_AT,
+    ALERTED_SCORE,
+    evict_least_recent,
+)
 from beaconwatch.state.prevalence import add_pair, destination_sources, fleet_sources
 from beaconwatch.state.size_codec import decode_size, encode_size
 
@@ -210,27 +220,62 @@ def _apply_prevalence(
 
 @njit(cache=True, nogil=True)
 def _lifecycle(
-    stats: F64, t: int, alert_ms: I64, alerted: F32, row: int, limits: I64, policy: F64
-) -> int:
+    stats: F64, t: int, alert_ms: I64, alerted: F32, row: int, limits: I64, policy: F64,
+    refining: bool,
+) -> int:  # fmt: skip
     """0 = no alert, else LIFECYCLE_NEW / LIFECYCLE_UPDATE."""
     score = stats[Stat.SCORE]
     if score < policy[POL_THRESHOLD]:
         return 0
     if alert_ms[row] == NEVER_MS:
         return LIFECYCLE_NEW
+    if refining:  # a period check (see `ingest`): cooldown or not, a corrected period is news
+        # The described sleep range, not the anchor: "10 s -20 %" and "8 s +25 %" are the same
+        # check-ins, and the shape cannot be told from intervals.
+        low, high = _described_range(stats)
+        moved = max(
+            abs(low - np.float64(alerted[row, ALERTED_LOW_S])),
+            abs(high - np.float64(alerted[row, ALERTED_HIGH_S])),
+        )
+        if moved > policy[POL_UPDATE_PERIOD_CHANGE] * stats[Stat.MEAN_INTERVAL_S]:
+            return LIFECYCLE_UPDATE
     if t - alert_ms[row] < limits[LIM_COOLDOWN_MS]:
         return 0
     # The mean interval, not the nominal period: the nominal period is an anchor of the jitter
     # range chosen by its roundness, and may hop between anchors while the beacon is unchanged.
-    last_period = np.float64(alerted[row, 0])
+    last_period = np.float64(alerted[row, ALERTED_MEAN_S])
     period_change = abs(stats[Stat.MEAN_INTERVAL_S] - last_period) / max(last_period, 1e-9)
-    score_change = abs(score - np.float64(alerted[row, 1]))
+    score_change = abs(score - np.float64(alerted[row, ALERTED_SCORE]))
     if (
         period_change > policy[POL_UPDATE_PERIOD_CHANGE]
         or score_change >= policy[POL_UPDATE_SCORE_CHANGE]
     ):
         return LIFECYCLE_UPDATE
     return 0
+
+
+@njit(cache=True, nogil=True)
+def _in_ring(ring_t: U32, row: int, count: int, rel: int) -> bool:
+    """Whether a connection in the pair's ring starts at ``rel`` (ms after the epoch)."""
+    start = np.uint32(min(np.uint64(rel), U32_MAX))
+    for k in range(min(count, ring_t.shape[1])):  # noqa: SIM110 (a loop numba compiles)
+        if ring_t[row, k] == start:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _described_range(stats: F64) -> tuple[float, float]:
+    return described_range(
+        stats[Stat.PERIOD_S], stats[Stat.JITTER_RATIO], int(stats[Stat.JITTER_SHAPE])
+    )
+
+
+@njit(cache=True, nogil=True)
+def _next_period_check(connections: int, history: int) -> float:
+    """Connection count of an alerted pair's next period check: twice as many, at most a
+    full ring; 0 (none) once the ring is full."""
+    return float(min(2 * connections, history)) if connections < history else 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -309,8 +354,7 @@ def ingest(
             first_alert_ms[row] = NEVER_MS
             count[row] = 0
             scored_count[row] = 0
-            alerted[row, 0] = 0.0
-            alerted[row, 1] = 0.0
+            alerted[row, :] = 0.0
             sampling[row] = 1
             for c in range(conn_times.shape[1]):
                 conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
@@ -339,6 +383,12 @@ def ingest(
                 pos = seq % history
                 ring_b[row, pos] = encode_size(decode_size(ring_b[row, pos]) + nbytes[i])
             continue
+        # A late record starting at the very millisecond of a connection still in the ring
+        # repeats it, however many connections came since: a collector that publishes a cache
+        # purge twice, an exporter that lags by minutes.
+        if t < last_seen_ms[row] and _in_ring(ring_t, row, int(count[row]), rel):
+            counters[CNT_DUPLICATES] += 1
+            continue
         remember_connection(conn_port, conn_times, row, c, int(src_port[i]), int(rel),
                             int(rel_end), int(count[row]))  # fmt: skip
         pos = count[row] % history
@@ -351,15 +401,22 @@ def ingest(
         n = np.int64(count[row])
         if n < limits[LIM_MIN_EVENTS]:
             continue
-        # Within the cooldown after an alert no alert can follow, so the pair is not scored:
-        # a beacon that has alerted costs no scoring until its cooldown is over.
-        if alert_ms[row] != NEVER_MS and t - alert_ms[row] < limits[LIM_COOLDOWN_MS]:
-            continue
-        if (
-            n - np.int64(scored_count[row]) < limits[LIM_RESCORE_EVERY]
-            and t - scored_ms[row] < limits[LIM_RESCORE_INTERVAL_MS]
-        ):
-            continue
+        # An alert from a part-filled ring (as few as min_events connections) reads the
+        # nominal period from few intervals. Its period is checked again each time the pair's
+        # connections double, until the ring is full: a corrected period is an update even
+        # within the cooldown (at most log2(history / min_events) checks per pair).
+        refine_at = int(alerted[row, ALERTED_REFINE_AT])
+        refining = bool(refine_at > 0 and n >= refine_at)
+        # Otherwise no alert can follow within the cooldown after an alert, so the pair is not
+        # scored: a beacon that has alerted costs no scoring until its cooldown is over.
+        if not refining:
+            if alert_ms[row] != NEVER_MS and t - alert_ms[row] < limits[LIM_COOLDOWN_MS]:
+                continue
+            if (
+                n - np.int64(scored_count[row]) < limits[LIM_RESCORE_EVERY]
+                and t - scored_ms[row] < limits[LIM_RESCORE_INTERVAL_MS]
+            ):
+                continue
         first_rel, last_rel = _score_row(
             ring_t, ring_b, count, row, rel - limits[LIM_WINDOW_MS],
             rel - limits[LIM_LONG_WINDOW_MS], score_params[1 if sampling[row] > 1 else 0],
@@ -369,7 +426,9 @@ def ingest(
         scored_count[row] = count[row]
         scored_ms[row] = t
         counters[CNT_SCORED] += 1
-        lifecycle = _lifecycle(stats, t, alert_ms, alerted, row, limits, policy)
+        if refining:
+            alerted[row, ALERTED_REFINE_AT] = _next_period_check(int(n), history)
+        lifecycle = _lifecycle(stats, t, alert_ms, alerted, row, limits, policy, refining)
         if lifecycle == 0:
             if stats[Stat.SCORE] <= 0.0 or alert_ms[row] != NEVER_MS:
                 # No evidence of periodicity at all (most busy benign pairs), or an alerted
@@ -382,8 +441,10 @@ def ingest(
         if lifecycle == LIFECYCLE_NEW:
             first_alert_ms[row] = t
         alert_ms[row] = t
-        alerted[row, 0] = stats[Stat.MEAN_INTERVAL_S]
-        alerted[row, 1] = stats[Stat.SCORE]
+        alerted[row, ALERTED_MEAN_S] = stats[Stat.MEAN_INTERVAL_S]
+        alerted[row, ALERTED_SCORE] = stats[Stat.SCORE]
+        alerted[row, ALERTED_LOW_S], alerted[row, ALERTED_HIGH_S] = _described_range(stats)
+        alerted[row, ALERTED_REFINE_AT] = _next_period_check(int(n), history)
         extra[EXTRA_LIFECYCLE] = lifecycle
         extra[EXTRA_CHECK_INS] = count[row]
         k = counters[CNT_ALERTS]

@@ -8,7 +8,8 @@ last ``history_events`` connection start times and sizes. Layout per row (histor
     partition   i16        2 B   input partition (source id) the pair's flows arrive on
     first/last_seen_ms, scored_ms, alert_ms, first_alert_ms   5 x i64   40 B
     count, scored_count   2 x u32    8 B
-    alerted     2 x f32    8 B   period and score of the last alert (alert updates)
+    alerted     5 x f32   20 B   mean interval, score, sleep range of the last alert;
+                                 the next period check (alert updates)
     sampling    u16        2 B   highest sampling rate of the pair's flows (1 = unsampled)
     ring_t      H x u32  128 B   connection start, ms after `epoch_ms` (49 days of range)
     ring_b      H x u16   64 B   connection bytes, log-coded (`size_codec`)
@@ -36,6 +37,14 @@ from numba import njit
 from beaconwatch.state.connections import CONN_FIELDS, CONN_SLOTS, END, NO_CONNECTION, PIECE, START
 from beaconwatch.state.hash_index import EMPTY, remove_row, slots_for
 from beaconwatch.state.prevalence import SKETCH_ROWS, add_pair, sketch_width
+
+# Columns of the pair table's `alerted` (f32): what the last alert said, for updates.
+ALERTED_MEAN_S = 0  # mean interval
+ALERTED_SCORE = 1
+ALERTED_LOW_S = 2  # the sleep range the alert described (`periodicity.described_range`)
+ALERTED_HIGH_S = 3
+ALERTED_REFINE_AT = 4  # connection count of the next period check, 0 = none (see `state.ingest`)
+ALERTED_SIZE = 5
 
 NEVER_MS = np.iinfo(np.int64).min // 2  # "no alert yet": any cooldown has passed since then
 REBASE_AFTER_MS = 1 << 31  # re-base ring times once they pass half of the u32 range
@@ -65,7 +74,7 @@ class PairTable:
         self.first_alert_ms: I64 = np.full(max_pairs, NEVER_MS, dtype=np.int64)
         self.count: U32 = np.zeros(max_pairs, dtype=np.uint32)
         self.scored_count: U32 = np.zeros(max_pairs, dtype=np.uint32)
-        self.alerted: F32 = np.zeros((max_pairs, 2), dtype=np.float32)  # period_s, score
+        self.alerted: F32 = np.zeros((max_pairs, ALERTED_SIZE), dtype=np.float32)
         self.sampling: U16 = np.ones(max_pairs, dtype=np.uint16)  # capped at 65535
         self.ring_t: U32 = np.zeros((max_pairs, history_events), dtype=np.uint32)
         self.ring_b: U16 = np.zeros((max_pairs, history_events), dtype=np.uint16)
