@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from types import TracebackType
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from beaconwatch.embedded.tansu import BrokerStartError, free_port, probe_metadata
+from beaconwatch.embedded.tansu import BrokerStartError, free_port, probe_metadata, stop_process
 
 KAFKA_VERSION = "4.1.1"
 REPO = Path(__file__).resolve().parents[2]
@@ -266,13 +265,8 @@ class ApacheKafkaBroker:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # a controlled shutdown, like kafka-server-stop
-            try:
-                proc.wait(timeout=self._stop_grace_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            stop_process(proc, self._stop_grace_s)  # SIGTERM: like kafka-server-stop
         self.port = None
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)

@@ -23,7 +23,13 @@ from types import TracebackType
 
 from beaconwatch.runtime.topics import create_topics
 
-__all__ = ["BrokerStartError", "EmbeddedBroker", "create_topics", "resolve_broker_binary"]
+__all__ = [
+    "BrokerStartError",
+    "EmbeddedBroker",
+    "create_topics",
+    "resolve_broker_binary",
+    "stop_process",
+]
 
 _METADATA_API_KEY = 3
 _CLIENT_ID = b"beaconwatch-probe"
@@ -61,6 +67,17 @@ def _port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM (a broker's controlled shutdown), then SIGKILL after ``grace_s``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -192,15 +209,8 @@ class EmbeddedBroker:
 
     def _terminate(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=self._stop_grace_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            stop_process(proc, self._stop_grace_s)
 
     def stop(self) -> None:
         self._terminate()
