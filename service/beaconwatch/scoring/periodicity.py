@@ -254,14 +254,12 @@ def _singles_range(ds: F64, a: float, b: float, tol: float) -> tuple[int, int]:
 
 
 @njit(cache=True, nogil=True)
-def _refold(ds: F64, split_s: float) -> tuple[float, float, int]:
-    """Steps 2-3 from the single beats {d < split_s} of the sorted intervals ``ds``:
-    (a, b, singles); singles < 2 = no fit. The singles are always a run of ``ds``
-    (`_singles_range`), so a round costs a bisection, not a pass and a sort."""
+def _refold(ds: F64, below: int) -> tuple[float, float, int]:
+    """Steps 2-3 from the first guess of the single beats, the ``below`` shortest of the
+    sorted intervals ``ds``: (a, b, singles); singles < 2 = no fit. The singles are always a
+    run of ``ds`` (`_singles_range`), so a round costs a bisection, not a pass and a sort."""
     lo = 0
-    hi = 0
-    while hi < ds.shape[0] and ds[hi] < split_s:
-        hi += 1
+    hi = below
     m1 = hi - lo
     if m1 < 2:
         return 0.0, 0.0, m1
@@ -348,7 +346,7 @@ def fit_intervals(d: F64, work: F64, fit: F64) -> None:
             tried_1 = below
         else:
             tried_2 = below
-        a, b, m1 = _refold(ds, split_s)
+        a, b, m1 = _refold(ds, below)
         if m1 < 2:
             continue
         tol = max(TOL_FRACTION * b, TOL_MIN_S)

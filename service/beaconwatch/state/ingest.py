@@ -14,8 +14,8 @@ Records that repeat or continue a known connection (`connections`) update it but
 start. Alert lifecycle per pair: the first score at or above the threshold emits a "new" alert;
 later, an "update" is emitted only when the period or the score changed materially since the
 last alert and at least one cooldown has passed; nothing in between, but for one exception:
-an alert from a part-filled ring has its nominal period checked each time the pair's
-connections double, until the ring is full, and a corrected period is an update at once.
+an alert from a part-filled ring has its period checked each time the pair's connections
+double, until the ring is full, and a sleep range that moved is an update at once.
 
 Event-time window of a score, with W = window_ms and t = the due connection's start:
 
@@ -255,9 +255,8 @@ def _lifecycle(
 
 
 @njit(cache=True, nogil=True)
-def _in_ring(ring_t: U32, row: int, count: int, rel: int) -> bool:
-    """Whether a connection in the pair's ring starts at ``rel`` (ms after the epoch)."""
-    start = np.uint32(min(np.uint64(rel), U32_MAX))
+def _in_ring(ring_t: U32, row: int, count: int, start: np.uint32) -> bool:
+    """Whether a connection in the pair's ring starts at ``start`` (its ring time)."""
     for k in range(min(count, ring_t.shape[1])):  # noqa: SIM110 (a loop numba compiles)
         if ring_t[row, k] == start:
             return True
@@ -386,13 +385,14 @@ def ingest(
         # A late record starting at the very millisecond of a connection still in the ring
         # repeats it, however many connections came since: a collector that publishes a cache
         # purge twice, an exporter that lags by minutes.
-        if t < last_seen_ms[row] and _in_ring(ring_t, row, int(count[row]), rel):
+        ring_start = np.uint32(min(np.uint64(rel), U32_MAX))
+        if t < last_seen_ms[row] and _in_ring(ring_t, row, int(count[row]), ring_start):
             counters[CNT_DUPLICATES] += 1
             continue
         remember_connection(conn_port, conn_times, row, c, int(src_port[i]), int(rel),
                             int(rel_end), int(count[row]))  # fmt: skip
         pos = count[row] % history
-        ring_t[row, pos] = np.uint32(min(np.uint64(rel), U32_MAX))
+        ring_t[row, pos] = ring_start
         ring_b[row, pos] = encode_size(np.float64(nbytes[i]))
         count[row] += 1
         if t < first_seen_ms[row]:
@@ -402,9 +402,9 @@ def ingest(
         if n < limits[LIM_MIN_EVENTS]:
             continue
         # An alert from a part-filled ring (as few as min_events connections) reads the
-        # nominal period from few intervals. Its period is checked again each time the pair's
-        # connections double, until the ring is full: a corrected period is an update even
-        # within the cooldown (at most log2(history / min_events) checks per pair).
+        # sleep from few intervals. Its period is checked again each time the pair's
+        # connections double, until the ring is full: a described sleep range that moved is
+        # an update even within the cooldown (at most log2(history / min_events) checks).
         refine_at = int(alerted[row, ALERTED_REFINE_AT])
         refining = bool(refine_at > 0 and n >= refine_at)
         # Otherwise no alert can follow within the cooldown after an alert, so the pair is not

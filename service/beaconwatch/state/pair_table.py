@@ -41,7 +41,7 @@ from beaconwatch.state.prevalence import SKETCH_ROWS, add_pair, sketch_width
 # Columns of the pair table's `alerted` (f32): what the last alert said, for updates.
 ALERTED_MEAN_S = 0  # mean interval
 ALERTED_SCORE = 1
-ALERTED_LOW_S = 2  # the sleep range the alert described (`periodicity.described_range`)
+ALERTED_LOW_S = 2  # the sleep range the alert described (`scoring.sleep_range`)
 ALERTED_HIGH_S = 3
 ALERTED_REFINE_AT = 4  # connection count of the next period check, 0 = none (see `state.ingest`)
 ALERTED_SIZE = 5
