@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from beaconwatch.embedded.tansu import free_port
 from beaconwatch.runtime.topics import create_topics
 from tests.harness.brokers import BrokerUnderTest
 from tests.integration.conftest import end_offsets
@@ -64,12 +65,6 @@ def system_binary(name: str) -> str:
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def free_tcp_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
@@ -221,7 +216,7 @@ def goflow2_kafka(
     """goflow2 receiving NetFlow v9/IPFIX on 127.0.0.1:``listen_port`` and producing one Kafka
     record per flow to ``topic``; stopped (SIGTERM: flushes its producer) on exit."""
     log = workdir / f"goflow2-{listen_port}.log"
-    args = goflow2_args(listen_port, bootstrap_servers, topic, fmt, free_tcp_port())
+    args = goflow2_args(listen_port, bootstrap_servers, topic, fmt, free_port())
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(binary), *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,12 @@ from types import TracebackType
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from beaconwatch.embedded.tansu import BrokerStartError, free_port, probe_metadata, stop_process
+from beaconwatch.embedded.tansu import (
+    BrokerStartError,
+    free_port,
+    stop_process,
+    wait_until_ready,
+)
 
 KAFKA_VERSION = "4.1.1"
 REPO = Path(__file__).resolve().parents[2]
@@ -215,22 +219,8 @@ class ApacheKafkaBroker:
 
     def _wait_ready(self) -> None:
         assert self._proc is not None and self.port is not None
-        deadline = time.monotonic() + self._startup_timeout_s
-        last_exc: Exception | None = None
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise BrokerStartError(
-                    f"Apache Kafka exited with code {self._proc.returncode}\n{self.log_tail()}"
-                )
-            try:
-                if probe_metadata(self.host, self.port) >= 1:
-                    return
-            except (OSError, ValueError, struct.error) as exc:
-                last_exc = exc
-            time.sleep(0.2)
-        raise BrokerStartError(
-            f"Apache Kafka on {self.bootstrap_servers} not ready after "
-            f"{self._startup_timeout_s:.0f} s (last error: {last_exc!r})\n{self.log_tail()}"
+        wait_until_ready(
+            self._proc, self.host, self.port, self._startup_timeout_s, self.log_tail, poll_s=0.2
         )
 
     def record_batches(self, topic: str, partition: int = 0) -> list[dict[str, str]]:

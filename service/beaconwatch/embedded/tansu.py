@@ -18,6 +18,7 @@ import struct
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -29,6 +30,7 @@ __all__ = [
     "create_topics",
     "resolve_broker_binary",
     "stop_process",
+    "wait_until_ready",
 ]
 
 _METADATA_API_KEY = 3
@@ -78,6 +80,35 @@ def stop_process(proc: subprocess.Popen[bytes], grace_s: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def wait_until_ready(
+    proc: subprocess.Popen[bytes],
+    host: str,
+    port: int,
+    timeout_s: float,
+    log_tail: Callable[[], str],
+    poll_s: float = 0.05,
+) -> None:
+    """Return once the broker ``proc`` answers a Metadata request on ``host:port``; raise
+    `BrokerStartError` (with ``log_tail()``) if it exits first or is not ready in time."""
+    deadline = time.monotonic() + timeout_s
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BrokerStartError(
+                f"broker exited with code {proc.returncode} on port {port}\n{log_tail()}"
+            )
+        try:
+            if probe_metadata(host, port) >= 1 and proc.poll() is None:
+                return
+        except (OSError, ValueError, struct.error) as exc:
+            last_exc = exc
+        time.sleep(poll_s)
+    raise BrokerStartError(
+        f"broker on {host}:{port} not ready after {timeout_s:.0f} s "
+        f"(last error: {last_exc!r})\n{log_tail()}"
+    )
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -182,24 +213,7 @@ class EmbeddedBroker:
                 cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
         self.port = port
-        deadline = time.monotonic() + self._startup_timeout_s
-        last_exc: Exception | None = None
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise BrokerStartError(
-                    f"broker exited with code {self._proc.returncode} on port {port}\n"
-                    f"{self.log_tail()}"
-                )
-            try:
-                if probe_metadata(self.host, port) >= 1 and self._proc.poll() is None:
-                    return
-            except (OSError, ValueError, struct.error) as exc:
-                last_exc = exc
-            time.sleep(0.05)
-        raise BrokerStartError(
-            f"broker on {self.host}:{port} not ready after {self._startup_timeout_s:.0f} s "
-            f"(last error: {last_exc!r})\n{self.log_tail()}"
-        )
+        wait_until_ready(self._proc, self.host, port, self._startup_timeout_s, self.log_tail)
 
     def log_tail(self, lines: int = 20) -> str:
         if self._log_path is None or not self._log_path.exists():
