@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -345,6 +346,22 @@ def test_reference_is_total_on_deep_nesting() -> None:
     deep = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     assert isinstance(decode_record(deep, 10**7), Problem | FlowRow)
     check_against_reference([deep], Goflow2JsonDecoder(max_record_bytes=10**7, warm_up=False))
+
+
+def test_keys_that_differ_from_the_remembered_ones_are_read_in_full() -> None:
+    """The scanner knows a key by comparing it with the key at the same position in the
+    records before; a key that differs in any one byte (a letter, an escape, a control byte,
+    non-ASCII) must be read in full, so the batch still equals the reference record by
+    record, and the plain records around it stay on the fast path."""
+    key_spans = [(m.start(), m.end()) for m in re.finditer(rb'"[a-z0-9_]+":', BASE)]
+    assert len(key_spans) == len(orjson.loads(BASE))
+    batch = []
+    for start, end in key_spans:
+        for at in range(start + 1, end - 2, 3):  # every third byte of every key
+            for byte in (b"q", b"\\", b"\x01", b"\xc3"):
+                batch += [BASE, BASE[:at] + byte + BASE[at + 1 :]]
+    check_against_reference(batch)
+    assert all(status == OK for status in fast_status(batch)[::2])
 
 
 # Rejections straight from the scanner's status (json_reject): the reference's exact answers,

@@ -29,7 +29,7 @@ from beaconwatch.decode.json_tokens import (
     skip_ws,
     string_end,
 )
-from beaconwatch.decode.raw_pointer import Pointer, i64_pointer, u8_pointer, u64_pointer
+from beaconwatch.decode.raw_pointer import Pointer, i64_pointer, load_u64, u8_pointer, u64_pointer
 
 # Per-record status. Only OK rows hold a flow; SLOW rows go to the reference path; the others
 # are rejections the reference path would make too, built from the status (``json_reject``).
@@ -103,6 +103,29 @@ def _find_name(
         if same:
             return k
     return -1
+
+
+# Member keys remembered from the records before (see `_same_key`): goflow2 writes the same
+# keys in the same order in every record, so most keys are known by one or two word compares.
+MAX_TEMPLATE_MEMBERS = 96
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _same_key(buf: Pointer, i: int, end: int, t: int, n: int) -> bool:
+    """Whether ``buf[i:i+n]`` equals ``buf[t:t+n]``, an earlier record's key with its quotes
+    (t < i, so whatever is readable at i is readable at t)."""
+    if n <= 0 or i + max(n, 8) > end:
+        return False
+    if n < 8:
+        mask = (np.uint64(1) << np.uint64(8 * n)) - np.uint64(1)
+        differ = (load_u64(buf, i) ^ load_u64(buf, t)) & mask
+        return bool(differ == 0)
+    p = 0
+    while p + 8 < n:
+        if load_u64(buf, i + p) != load_u64(buf, t + p):
+            return False
+        p += 8
+    return bool(load_u64(buf, i + n - 8) == load_u64(buf, t + n - 8))
 
 
 @njit(cache=True, nogil=True)
@@ -217,26 +240,43 @@ def _scan_record(
     vals: Pointer,
     spans: Pointer,
     stack: Pointer,
+    template: Pointer,
 ) -> tuple[int, int]:
     """Fill ``vals`` (indexed like KEYS; addresses take two slots each, see `_needed_value`)
     and ``spans`` (value k at ``spans[2k]:spans[2k+1]``) from one record. Returns (mask of the
     needed keys seen, mask of those whose value the fast path could not read), or a negative
-    first item: -1 for the slow path, ``ENDED`` for a record cut short."""
+    first item: -1 for the slow path, ``ENDED`` for a record cut short.
+
+    ``template`` holds, for member j, the offset, length (quotes included; 0 = none) and KEYS
+    index of the last plain key seen at that position, in slots 3j..3j+2; it is updated."""
     i = skip_ws(buf, start, end)
     if i >= end or buf[i] != 123:
         return -1, 0
     i = skip_ws(buf, i + 1, end)
     seen = 0
     unread = 0
+    member = 0
     while True:
         if i >= end:
             return ENDED, 0
         if buf[i] != 34:
             return -1, 0  # also catches "{}" and trailing commas
-        key_end = string_end(buf, i, end)
-        if key_end < 0:
-            return key_end, 0
-        k = _key_id(buf, i + 1, key_end - 1, keys, key_lens, n_keys, key_width)
+        slot = 3 * member
+        if member < MAX_TEMPLATE_MEMBERS and _same_key(
+            buf, i, end, template[slot], template[slot + 1]
+        ):
+            key_end = i + template[slot + 1]
+            k = template[slot + 2]
+        else:
+            key_end = string_end(buf, i, end)
+            if key_end < 0:
+                return key_end, 0
+            k = _key_id(buf, i + 1, key_end - 1, keys, key_lens, n_keys, key_width)
+            if member < MAX_TEMPLATE_MEMBERS:
+                template[slot] = i
+                template[slot + 1] = key_end - i
+                template[slot + 2] = k
+        member += 1
         # goflow2 writes no whitespace: test for the plain byte before calling skip_ws.
         i = key_end if key_end < end and buf[key_end] == 58 else skip_ws(buf, key_end, end)
         if i >= end:
@@ -328,6 +368,7 @@ def scan_batch(
     vals_mem = np.zeros(len(KEYS) + 2, dtype=np.uint64)
     spans_mem = np.zeros(2 * len(KEYS), dtype=np.int64)
     stack_mem = np.zeros(MAX_DEPTH, dtype=np.uint8)
+    template_mem = np.zeros(3 * MAX_TEMPLATE_MEMBERS, dtype=np.int64)
     # Upper bounds per key (the address and proto slots are checked while parsing).
     highs = np.full(len(KEYS), INT64_MAX, dtype=np.uint64)
     highs[_K_SRC] = highs[_K_DST] = np.uint64(UINT64_MAX)  # the high halves of addresses
@@ -343,6 +384,7 @@ def scan_batch(
     vals = u64_pointer(vals_mem.ctypes.data)
     spans = i64_pointer(spans_mem.ctypes.data)
     stack = u8_pointer(stack_mem.ctypes.data)
+    template = i64_pointer(template_mem.ctypes.data)
     n_keys = key_lens.shape[0]
     key_width = keys.shape[1]
     n_names = name_lens.shape[0]
@@ -352,6 +394,7 @@ def scan_batch(
         seen, unread = _scan_record(
             p_buf, starts[r], ends[r], p_keys, p_key_lens, n_keys, key_width,
             p_names, p_name_lens, p_name_nums, n_names, name_width, vals, spans, stack,
+            template,
         )  # fmt: skip
         if seen < 0:
             if seen == ENDED:

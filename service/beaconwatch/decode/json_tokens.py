@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from beaconwatch.decode.raw_pointer import Pointer
+from beaconwatch.decode.raw_pointer import Pointer, load_u64, trailing_zeros
 
 MAX_DEPTH = 32  # deeper nesting is legal JSON but never goflow2: slow path
 MAX_INT_DIGITS = 19  # every 19-digit integer fits in uint64 (and orjson parses it exactly)
@@ -28,6 +28,12 @@ _STRING_CLASS[34] = 1
 _STRING_CLASS[92] = 2
 _STRING_CLASS[:32] = 2
 _STRING_CLASS[128:] = 2
+# The same test on 8 bytes at once (SWAR), for `_special_lanes`.
+_ONES = np.uint64(0x0101_0101_0101_0101)
+_HIGH_BITS = np.uint64(0x8080_8080_8080_8080)
+_QUOTES = np.uint64(0x2222_2222_2222_2222)
+_BACKSLASHES = np.uint64(0x5C5C_5C5C_5C5C_5C5C)
+_SPACES = np.uint64(0x2020_2020_2020_2020)
 
 
 @njit(cache=True, nogil=True)
@@ -41,10 +47,32 @@ def skip_ws(buf: Pointer, i: int, end: int) -> int:
     return i
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _special_lanes(word: np.uint64) -> np.uint64:
+    """High bit of each byte lane of a little-endian word that is not plain inside a string
+    (a quote, a backslash, a control byte or non-ASCII). Only the lowest flagged lane is
+    exact: the subtractions' borrows can flag lanes above it, never below."""
+    quotes = word ^ _QUOTES
+    backslashes = word ^ _BACKSLASHES
+    return (
+        ((quotes - _ONES) & ~quotes)  # a zero lane: was a quote
+        | ((backslashes - _ONES) & ~backslashes)
+        | (word - _SPACES)  # below 0x20 wraps into the high bit...
+        | word  # ...and so does >= 0xA0; every byte >= 0x80 is flagged by its own high bit
+    ) & _HIGH_BITS
+
+
 @njit(cache=True, nogil=True)
 def string_end(buf: Pointer, i: int, end: int) -> int:
     """``buf[i]`` is '"'; index just past the closing quote, or -1 for anything unusual."""
     i += 1
+    # Most strings (keys, addresses) are 5-30 plain bytes: test them 8 at a time.
+    while i + 8 <= end:
+        lanes = _special_lanes(load_u64(buf, i))
+        if lanes != 0:
+            i += trailing_zeros(lanes) >> 3
+            return i + 1 if buf[i] == 34 else -1
+        i += 8
     while i < end:
         c = _STRING_CLASS[buf[i]]
         if c != 0:
