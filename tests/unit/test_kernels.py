@@ -76,3 +76,15 @@ def test_gap_floor_tells_gappy_beacons_from_poisson() -> None:
 def test_cv_of_empty_and_constant_is_zero() -> None:
     assert kernels.coefficient_of_variation(np.empty(0)) == 0.0
     assert kernels.coefficient_of_variation(np.full(5, 3.0)) == 0.0
+
+
+def test_sort_small_matches_numpy() -> None:
+    """Insertion sort up to INSERTION_SORT_MAX values, numba's sort beyond: both == np.sort,
+    on random, tied, constant, sorted and reversed inputs of every size around the switch."""
+    samples = [*random_samples(), np.empty(0)]
+    for n in range(kernels.INSERTION_SORT_MAX - 2, kernels.INSERTION_SORT_MAX + 3):
+        samples += [RNG.exponential(30, n), np.arange(n, dtype=float), np.arange(n)[::-1] * 1.0]
+    for x in samples:
+        got = x.copy()
+        kernels.sort_small(got)
+        np.testing.assert_array_equal(got, np.sort(x))

@@ -13,6 +13,7 @@ from beaconwatch.scoring.window_score import (
     new_workspace,
     null_tables,
     score_window,
+    score_window_paired,
     scoring_params,
 )
 from tests.unit import naive, naive_scoring
@@ -116,3 +117,28 @@ def test_many_missed_beats_cost_score() -> None:
     assert many[Stat.PERIOD_S] == 60.0
     assert many[Stat.MISSED_RATIO] == pytest.approx(0.5, abs=0.01)
     assert many[Stat.SCORE] < 0.75 * few
+
+
+def test_lean_scoring_gives_the_same_score_and_what_an_alert_reports() -> None:
+    """The detector scores lean: a window scored 0 skips the statistics only alerts report.
+    The score is the same; a window scored above 0 gets every statistic."""
+    params = scoring_params(ScoringConfig(), HISTORY)
+    null = null_tables(HISTORY)
+    kept = [Stat.SCORE, Stat.PERIOD_S, Stat.MEAN_INTERVAL_S, Stat.JITTER_RATIO,
+            Stat.MISSED_RATIO, Stat.OUTLIER_RATIO, Stat.CONFIDENCE, Stat.SPREAD,
+            Stat.CONNECTIONS_PER_CHECK_IN]  # fmt: skip
+    zero = positive = 0
+    for times in random_windows(300):
+        times = times[:HISTORY]
+        sizes = padded(len(times)) if RNG.random() < 0.5 else RNG.lognormal(7, 2, len(times))
+        full, lean = np.empty(N_STATS), np.empty(N_STATS)
+        for out, is_lean in ((full, False), (lean, True)):
+            work = new_workspace(HISTORY)
+            score_window_paired(times, sizes, params, out, work, null[0], null[1], is_lean)
+        if full[Stat.SCORE] > 0.0:
+            positive += 1
+            np.testing.assert_array_equal(lean, full)
+        else:
+            zero += 1
+            np.testing.assert_array_equal(lean[kept], full[kept])
+    assert zero > 50 and positive > 50

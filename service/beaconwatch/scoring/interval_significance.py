@@ -83,7 +83,7 @@ def raw_statistics(intervals: F64, sorted_work: F64, out: F64) -> None:
     m = intervals.shape[0]
     srt = sorted_work[:m]
     srt[:] = intervals
-    srt.sort()
+    kernels.sort_small(srt)
     out[0] = kernels.coefficient_of_variation(intervals)
     out[1] = -kernels.gap_floor_sorted(srt, kernels.median_sorted(srt)) if m else 0.0
 
@@ -142,6 +142,7 @@ def interval_fingerprint() -> str:
         inspect.getsource(kernels.gap_floor_sorted.py_func),
         inspect.getsource(kernels.median_sorted.py_func),
         inspect.getsource(kernels.quantile_sorted.py_func),
+        inspect.getsource(kernels.sort_small.py_func),
         inspect.getsource(null_gaps),
         inspect.getsource(simulate_null),
         inspect.getsource(quantile_row),

@@ -48,7 +48,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from beaconwatch.scoring.kernels import median_sorted
+from beaconwatch.scoring.kernels import median_sorted, sort_small
 
 F64 = npt.NDArray[np.float64]
 
@@ -183,7 +183,7 @@ def _singles_sorted(d: F64, beats: F64, out: F64) -> int:
         if beats[i] == 1.0:
             out[m1] = d[i]
             m1 += 1
-    out[:m1].sort()
+    sort_small(out[:m1])
     return m1
 
 
@@ -206,6 +206,8 @@ def log_likelihood(d: F64, beats: F64, a: float, b: float, tol: float) -> float:
     extra = 0.0
     total = 0.0
     ll = 0.0
+    last_k = 0.0  # the sorted intervals' beats come in runs: one log per run
+    log_width = 0.0
     for i in range(m):
         longest = max(longest, d[i])
         k = beats[i]
@@ -214,7 +216,10 @@ def log_likelihood(d: F64, beats: F64, a: float, b: float, tol: float) -> float:
         else:
             extra += k - 1.0
             total += k
-            ll -= np.log(k * (b - a) + 2.0 * tol)
+            if k != last_k:
+                last_k = k
+                log_width = np.log(k * (b - a) + 2.0 * tol)
+            ll -= log_width
     inliers = m - outliers
     if total > 0.0:
         # Each inlier contributes log(1 - q) + (k - 1) log q, q = extra / total.
@@ -297,7 +302,7 @@ def fit_intervals(d: F64, work: F64, fit: F64) -> None:
     beats = work[1, :m]
     singles = work[2, :m]
     ds[:] = d
-    ds.sort()
+    sort_small(ds)
     p_raw = median_sorted(ds)
     if p_raw <= 0.0:
         _fail(fit, m)
@@ -309,7 +314,7 @@ def fit_intervals(d: F64, work: F64, fit: F64) -> None:
     for _ in range(FOLD_ROUNDS):
         for i in range(m):
             scratch[i] = ds[i] / max(1.0, np.floor(ds[i] / p + 0.5))
-        scratch.sort()
+        sort_small(scratch)
         p_new = median_sorted(scratch)
         if abs(p_new - p) <= 1e-9 * p:
             break

@@ -220,7 +220,8 @@ def null_fingerprint() -> str:
     """sha256 of everything the null statistic and the table's levels depend on."""
     h = hashlib.sha256()
     h.update(inspect.getsource(periodicity).encode())
-    for kernel in (kernels.quantile_sorted, kernels.median_sorted, fit_statistic, _null_stats):
+    kernels_used = (kernels.quantile_sorted, kernels.median_sorted, kernels.sort_small)
+    for kernel in (*kernels_used, fit_statistic, _null_stats):
         h.update(inspect.getsource(kernel.py_func).encode())
     for fn in (null_gaps, simulate_null, null_statistics, quantile_row):
         h.update(inspect.getsource(fn).encode())

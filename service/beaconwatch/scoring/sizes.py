@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from beaconwatch.scoring.kernels import mad_about, median_sorted
+from beaconwatch.scoring.kernels import mad_about, median_sorted, sort_small
 
 F64 = npt.NDArray[np.float64]
 
@@ -31,7 +31,7 @@ def size_regularity(sizes: F64, work: F64) -> tuple[float, float, float]:
         return 0.0, 0.0, 0.0
     s = work[0, :n]
     s[:] = sizes
-    s.sort()
+    sort_small(s)
     med = median_sorted(s)
     mad = mad_about(sizes, med, work[1])
     ratio = mad / (max(med, 0.0) + PAD_ALLOWANCE_B) / SIZE_TOLERANCE

@@ -178,14 +178,16 @@ def full_count(history_events: int) -> float:
     return max(2.0, min(FULL_COUNT_EVENTS, 0.75 * history_events))
 
 
-# Rows 0-3: fit_window (row 0 = intervals); rows 4-5: the two fit vectors.
-WORK_ROWS = 6
+# Rows 0-3: fit_window (row 0 = intervals); rows 4-5: the two fit vectors; rows 6-8: the
+# every-second-connection window and its stats (`score_window_paired`).
+WORK_ROWS = 9
+_ROW_HALF_TIMES, _ROW_HALF_SIZES, _ROW_HALF_STATS = 6, 7, 8
 
 
 @njit(cache=True, nogil=True)
 def new_workspace(history_events: int) -> F64:
     """Scratch rows `score_window` needs for windows of up to ``history_events`` connections."""
-    return np.empty((WORK_ROWS, max(history_events, N_FIT)), dtype=np.float64)
+    return np.empty((WORK_ROWS, max(history_events, N_FIT, N_STATS)), dtype=np.float64)
 
 
 @njit(cache=True, nogil=True)
@@ -195,7 +197,7 @@ def _clip01(x: float) -> float:
 
 @njit(cache=True, nogil=True)
 def score_window(
-    times_s: F64, sizes: F64, params: F64, out: F64, work: F64, tables: F64,
+    times_s: F64, sizes: F64, params: F64, out: F64, work: F64, tables: F64, lean: bool = False,
 ) -> None:  # fmt: skip
     """Fill ``out`` (length Stat.SIZE) for one window.
 
@@ -203,6 +205,9 @@ def score_window(
     connections' byte counts in the same order. ``work`` comes from `new_workspace`,
     ``tables`` (shape (N_TABLES, rows, levels), `NullTable` order) from `null_tables`:
     confidence = 1 - min(1, 3 min(p_fit, p_cv, p_floor)).
+    ``lean``: a window that scores 0 gets only the statistics the score depends on (the
+    detector's case: most windows it scores show no periodicity at all, and only alerts
+    report the rest); the score is the same either way.
     """
     out[:] = 0.0
     n = times_s.shape[0]
@@ -213,17 +218,10 @@ def score_window(
     intervals = work[0, :m]  # left there by fit_window
     raw = work[3, :N_RAW_TESTS]  # fit_window is done with its scratch rows
     raw_statistics(intervals, work[1], raw)
-    if m >= 1:
-        median = median_sorted(work[1, :m])  # sorted by raw_statistics
-        out[Stat.MEDIAN_INTERVAL_S] = median
-        out[Stat.INTERVAL_MAD_S] = mad_about(intervals, median, work[2])
-    else:
-        median = 0.0
+    median = median_sorted(work[1, :m]) if m >= 1 else 0.0  # sorted by raw_statistics
+    out[Stat.MEDIAN_INTERVAL_S] = median
     out[Stat.INTERVAL_CV] = raw[RawTest.CV]
     out[Stat.GAP_FLOOR] = -raw[RawTest.FLOOR]
-    recent = fit[Fit.RECENT] == 1.0
-    used = intervals[m - int(fit[Fit.INTERVALS]) :] if recent else intervals
-    out[Stat.PHASE_R] = phase_resultant(used, fit[Fit.MEAN_INTERVAL_S])
     out[Stat.PERIOD_S] = fit[Fit.PERIOD_S]
     out[Stat.MEAN_INTERVAL_S] = fit[Fit.MEAN_INTERVAL_S]
     out[Stat.JITTER_RATIO] = fit[Fit.JITTER_RATIO]
@@ -240,14 +238,34 @@ def score_window(
     p_floor = p_value(tables[NullTable.FLOOR], m, raw[RawTest.FLOOR]) if m >= 1 else 1.0
     confidence = 1.0 - combined_p_value(p_fit, p_cv, p_floor)
     out[Stat.CONFIDENCE] = confidence
+    scored = n >= 4 and median >= params[Param.MIN_PERIOD_S] and median > 0.0
+    gate = 0.0
+    if scored:
+        gate = evidence_gate(
+            1.0 - confidence,
+            params[Param.MIN_CONFIDENCE],
+            params[Param.FULL_CONFIDENCE],
+            combined_p_value(
+                best_p_value(tables[NullTable.FIT]),
+                best_p_value(tables[NullTable.CV]),
+                best_p_value(tables[NullTable.FLOOR]),
+            ),
+        )
+    if lean and gate <= 0.0:
+        return
 
+    if m >= 1:
+        out[Stat.INTERVAL_MAD_S] = mad_about(intervals, median, work[2])
+    recent = fit[Fit.RECENT] == 1.0
+    used = intervals[m - int(fit[Fit.INTERVALS]) :] if recent else intervals
+    out[Stat.PHASE_R] = phase_resultant(used, fit[Fit.MEAN_INTERVAL_S])
     # The interval rows are done with, so the sizes may reuse them.
     bytes_median, bytes_mad, regularity = size_regularity(sizes, work[1:3])
     out[Stat.BYTES_MEDIAN] = bytes_median
     out[Stat.BYTES_MAD] = bytes_mad
     out[Stat.SIZE_REGULARITY] = regularity
 
-    if n < 4 or median < params[Param.MIN_PERIOD_S] or median <= 0.0:
+    if not scored:
         return
     free = params[Param.SPREAD_FREE]
     fade = (fit[Fit.SPREAD] - free) / (params[Param.SPREAD_TOLERANCE] - free)
@@ -259,16 +277,6 @@ def score_window(
     w_s = params[Param.WEIGHT_SIZES]
     w_c = params[Param.WEIGHT_COUNT]
     base = (w_t * timing + w_s * regularity + w_c * count) / (w_t + w_s + w_c)
-    gate = evidence_gate(
-        1.0 - confidence,
-        params[Param.MIN_CONFIDENCE],
-        params[Param.FULL_CONFIDENCE],
-        combined_p_value(
-            best_p_value(tables[NullTable.FIT]),
-            best_p_value(tables[NullTable.CV]),
-            best_p_value(tables[NullTable.FLOOR]),
-        ),
-    )
     allowance = params[Param.MISSED_ALLOWANCE]
     missed = 0.0
     if allowance < 1.0:
@@ -305,24 +313,23 @@ PAIRED_OUTLIER_TRIGGER = 0.25
 @njit(cache=True, nogil=True)
 def score_window_paired(
     times_s: F64, sizes: F64, params: F64, out: F64, work: F64, tables: F64,
-    paired_tables: F64,
+    paired_tables: F64, lean: bool = False,
 ) -> None:  # fmt: skip
     """`score_window`, or the score of every second connection when that is clearly better.
     ``tables`` / ``paired_tables``: `null_tables`' [0] and [1]."""
-    score_window(times_s, sizes, params, out, work, tables)
+    score_window(times_s, sizes, params, out, work, tables, lean)
     out[Stat.CONNECTIONS_PER_CHECK_IN] = 1.0
     n = times_s.shape[0]
     if n < PAIRED_MIN_CONNECTIONS or out[Stat.OUTLIER_RATIO] <= PAIRED_OUTLIER_TRIGGER:
         return
-    alt = np.empty(out.shape[0])
-    score_window(
-        np.ascontiguousarray(times_s[::2]),
-        np.ascontiguousarray(sizes[::2]),
-        params,
-        alt,
-        work,
-        paired_tables,
-    )
+    half = (n + 1) // 2
+    half_times = work[_ROW_HALF_TIMES, :half]
+    half_sizes = work[_ROW_HALF_SIZES, :half]
+    for i in range(half):
+        half_times[i] = times_s[2 * i]
+        half_sizes[i] = sizes[2 * i]
+    alt = work[_ROW_HALF_STATS, : out.shape[0]]
+    score_window(half_times, half_sizes, params, alt, work, paired_tables, lean)
     if alt[Stat.SCORE] > out[Stat.SCORE]:
         out[:] = alt
         out[Stat.CONNECTIONS] = n

@@ -180,8 +180,10 @@ def _gather_window(
 def _score_row(
     ring_t: U32, ring_b: U16, count: U32, row: int, cutoff_rel: int, long_cutoff_rel: int,
     score_params: F64, null_tables: F64, stats: F64, window_t: F64, window_b: F64, work: F64,
+    lean: bool,
 ) -> tuple[int, int]:  # fmt: skip
-    """Score the row's window (see `_gather_window`) into ``stats``.
+    """Score the row's window (see `_gather_window`) into ``stats`` (``lean``: see
+    `score_window`).
 
     Returns the window's (first, last) start, relative to the epoch.
     """
@@ -194,6 +196,7 @@ def _score_row(
     )
     score_window_paired(
         window_t[:m], window_b[:m], score_params, stats, work, null_tables[0], null_tables[1],
+        lean,
     )  # fmt: skip
     return first_rel, last_rel
 
@@ -308,6 +311,9 @@ def ingest(
     window_t = np.empty(history, dtype=np.float64)
     window_b = np.empty(history, dtype=np.float64)
     work = new_workspace(history)
+    # Only alerts report the statistics a score of 0 does not need, and with a threshold
+    # above 0 a window scored 0 never alerts.
+    lean = policy[POL_THRESHOLD] > 0.0
     for i in range(start_ms.shape[0]):
         t = start_ms[i]
         # Before the epoch a start time cannot be stored (only data older than a whole window
@@ -420,7 +426,7 @@ def ingest(
         first_rel, last_rel = _score_row(
             ring_t, ring_b, count, row, rel - limits[LIM_WINDOW_MS],
             rel - limits[LIM_LONG_WINDOW_MS], score_params[1 if sampling[row] > 1 else 0],
-            null_tables, stats, window_t, window_b, work,
+            null_tables, stats, window_t, window_b, work, lean,
         )  # fmt: skip
         _apply_prevalence(stats, extra, sketch, meta, keys, port_proto, row, policy)
         scored_count[row] = count[row]
@@ -484,7 +490,8 @@ def score_rows(
         last_rel = last_seen_ms[row] - epoch
         params = score_params[1 if sampling[row] > 1 else 0]
         _score_row(ring_t, ring_b, count, row, last_rel - window_ms, last_rel - long_window_ms,
-                   params, null_tables, stats_out[k], window_t, window_b, work)  # fmt: skip
+                   params, null_tables, stats_out[k], window_t, window_b, work,
+                   False)  # fmt: skip
         _apply_prevalence(stats_out[k], extra_out[k], sketch, meta, keys, port_proto, row, policy)
         extra_out[k, EXTRA_CHECK_INS] = count[row]
         rows_out[k] = row
