@@ -8,7 +8,13 @@ format's records, oversized records; ``beaconwatch.simulate.garbage``).
 Prints good flows/s for both and their ratio (target >= 0.5: garbage may at most halve the
 good throughput), per format, then the same for a storm of each kind alone and what one
 rejected record of that kind costs to decode. Times are CPU time of this process, each run
-starting from a collected heap.
+starting from a collected heap. The clean and the storm runs alternate and each ratio is
+taken from one clean run and the storm run right after it (the median of the repeats is
+printed): on a shared VM whose speed drifts from minute to minute, a best-of-N of each taken
+minutes apart moved the ratio by +/-0.15. While timing, the process holds the records as
+bytes only (the simulated flows and the garbage's labels are dropped first), as the service
+holds one batch: the collector's full passes over a bench's own scaffolding are not the
+pipeline's cost.
 
     .venv/bin/python bench/storm.py [--good 100000] [--repeats 3] [--formats goflow2-json ...]
 """
@@ -19,6 +25,7 @@ import argparse
 import gc
 import os
 import platform
+import statistics
 import time
 
 from beaconwatch.config import Config, with_overrides
@@ -60,12 +67,12 @@ def good_rate(records: list[bytes], good: list[bool], config: Config) -> float:
     return timed_good / (time.process_time() - start)
 
 
-def reject_costs_us(fmt: str, bad: list[tuple[str, bytes]]) -> dict[str, float]:
+def reject_costs_us(fmt: str, by_kind: dict[str, list[bytes]]) -> dict[str, float]:
     """Decode-only microseconds per record (best of 3), for a batch of one kind at a time."""
     decoder = get_decoder(fmt)
     costs = {}
     for kind in GARBAGE_KINDS:
-        batch = [value for k, value in bad if k == kind][:BATCH]
+        batch = by_kind[kind][:BATCH]
         seconds = []
         for _ in range(3):
             gc.collect()
@@ -83,9 +90,17 @@ def interleave(good: list[bytes], bad: list[bytes]) -> tuple[list[bytes], list[b
     return records, [k % 2 == 0 for k in range(len(records))]
 
 
-def best_rate(records: list[bytes], good: list[bool], config: Config, repeats: int) -> float:
-    # Best of the runs: other load on the machine (caches, memory bandwidth) only slows.
-    return max(good_rate(records, good, config) for _ in range(repeats))
+def paired_rates(
+    clean: list[bytes], storm: tuple[list[bytes], list[bool]], config: Config, repeats: int
+) -> tuple[float, float, float]:
+    """(median clean rate, median storm rate, median of the per-pair ratios), the clean and
+    the storm run alternating."""
+    pairs = []
+    for _ in range(repeats):
+        clean_rate = good_rate(clean, [True] * len(clean), config)
+        storm_rate = good_rate(*storm, config)
+        pairs.append((clean_rate, storm_rate, storm_rate / clean_rate))
+    return tuple(statistics.median(column) for column in zip(*pairs, strict=True))  # type: ignore[return-value]
 
 
 def main() -> None:
@@ -98,25 +113,26 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     print(f"machine: {platform.machine()}, {cpu_model()}, {cores} cores, "
           f"python {platform.python_version()}")  # fmt: skip
-    flows = simulated_flows(args.good)
-    print(f"{len(flows):,} good flows (demo mix), batches of {BATCH:,} records, "
-          f"best of {args.repeats} runs each; good flows/s and ratio to 0 % garbage")  # fmt: skip
+    print(f"{args.good:,} good flows (demo mix), batches of {BATCH:,} records; good flows/s "
+          f"(median of {args.repeats} runs) and the median ratio of a storm run to the clean "
+          f"run before it")  # fmt: skip
     for fmt in args.formats:
         config = with_overrides(Config(), kafka={"input_format": fmt})
-        good = encoders.encode_flows(fmt, flows)
-        garbage = garbage_records(fmt, good, len(good), seed=7)
-        clean = best_rate(good, [True] * len(good), config, args.repeats)
-        storm = best_rate(*interleave(good, [v for _, v in garbage]), config, args.repeats)
+        good = encoders.encode_flows(fmt, simulated_flows(args.good))
+        labelled = garbage_records(fmt, good, len(good), seed=7)
+        mixed = [value for _, value in labelled]
+        by_kind = {kind: [v for k, v in labelled if k == kind] for kind in GARBAGE_KINDS}
+        del labelled
+        clean, storm, ratio = paired_rates(good, interleave(good, mixed), config, args.repeats)
         print(f"{fmt}: 0 % garbage {clean:,.0f}; 50 % garbage (all kinds mixed) {storm:,.0f}, "
-              f"ratio {storm / clean:.2f} (target >= 0.5)")  # fmt: skip
-        costs = reject_costs_us(fmt, garbage)
+              f"ratio {ratio:.2f} (target >= 0.5)")  # fmt: skip
+        costs = reject_costs_us(fmt, by_kind)
         print(f"  a good flow costs {1e6 / clean:.1f} us (decode + state + scoring)")
         for kind in GARBAGE_KINDS:
             # 50 % of one kind: the same good records, each followed by one bad record.
-            bad = [v for k, v in garbage if k == kind]
-            bad = [bad[k % len(bad)] for k in range(len(good))]
-            rate = best_rate(*interleave(good, bad), config, args.repeats)
-            print(f"  50 % {kind:<12} {rate:>9,.0f} good flows/s, ratio {rate / clean:.2f}; "
+            bad = [by_kind[kind][k % len(by_kind[kind])] for k in range(len(good))]
+            _, rate, ratio = paired_rates(good, interleave(good, bad), config, args.repeats)
+            print(f"  50 % {kind:<12} {rate:>9,.0f} good flows/s, ratio {ratio:.2f}; "
                   f"{costs[kind]:.1f} us per rejected record")  # fmt: skip
 
 
