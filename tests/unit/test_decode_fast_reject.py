@@ -162,3 +162,18 @@ def test_cached_address_parse_equals_the_kernel(text: str) -> None:
             continue
         ok, hi, lo = parse_ip(np.frombuffer(raw, dtype=np.uint8), 0, len(raw))
         assert got == ((int(hi), int(lo)) if ok else None)
+
+
+def test_ascii_runs_skipped_a_word_at_a_time_hide_no_error() -> None:
+    """ASCII is skipped 8 bytes at a time: a bad or multi-byte sequence at any offset of an
+    ASCII run, near its end or cut by it, is still found where CPython finds it."""
+    sequences = (b"\x80", b"\xff", b"\xc3\xa9", b"\xc3", b"\xe2\x82\xac", b"\xe2\x82", b"\xf0\x9f")
+    records = [
+        b"a" * before + sequence + b"b" * after
+        for before in range(18)
+        for sequence in sequences
+        for after in (0, 1, 7, 8, 9)
+    ]
+    buf, starts, ends = joined(records)
+    got = utf8_errors(buf, starts, ends, np.arange(len(records), dtype=np.int64))
+    assert got.tolist() == [cpython_utf8_error(r) for r in records]
