@@ -8,10 +8,8 @@ scanned: the fallback reports them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import repeat
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -22,7 +20,6 @@ from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
 from beaconwatch.decode.goflow2_record import FlowRow, Problem
 
 _new_tuple = tuple.__new__
-_record_index = itemgetter(0)  # Rejection is a named tuple
 ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]  # FlowRow order
 I64 = npt.NDArray[np.int64]
 
@@ -62,34 +59,36 @@ def finish_batch(
     columns: list[npt.NDArray[Any]],
     max_record_bytes: int,
     decode_one: Callable[[bytes], FlowRow | Problem],
-    known: dict[int, tuple[str, str]] | None = None,
+    known: Mapping[int, tuple[str, str]] | None = None,
 ) -> DecodeResult:
     """Run ``decode_one`` on the records the scan did not accept (``~ok``), then keep the rows
     that are accepted now. ``columns`` (in `ROW_COLUMNS` order) are filled in place.
     ``known``: (reason, detail) already decided in bulk (`fast_reject`, the scanners' status),
-    exactly as ``decode_one`` would decide them, by record index, for records the scan did
-    not accept; it is filled further here (oversized records, the reference's rejections)."""
-    known = {} if known is None else known
-    if joined.oversized.any():  # never scanned: they are reported here
-        rows = np.flatnonzero(joined.oversized)
-        for row, size in zip(rows.tolist(), joined.sizes[rows].tolist(), strict=True):
-            known[row] = (RejectReason.OVERSIZED, f"{size} bytes > {max_record_bytes}")
-    records = joined.records
-    # Only the records nobody has judged yet take a Python call each; in a storm of garbage
-    # most are judged in bulk, and their rejections are built below by C loops alone.
-    for index in sorted(set(np.flatnonzero(~ok).tolist()).difference(known)):
-        result = decode_one(records[index])
-        if isinstance(result, Problem):
-            known[index] = result
-            continue
-        for column, value in zip(columns, result, strict=True):
-            column[index] = value
-        ok[index] = True
+    exactly as ``decode_one`` would decide them, by record index; oversized records are
+    reported here."""
     rejections: list[Rejection] = []
-    if known:
-        rows_reasons_details = zip(known, *zip(*known.values(), strict=True), strict=True)
-        rejections = list(map(_new_tuple, repeat(Rejection), rows_reasons_details))
-        rejections.sort(key=_record_index)  # judged in a few runs, each in order: near linear
+    known = known or {}
+    # Python lists, not NumPy scalars, in the per-record loop (a storm of bad records), and
+    # each Rejection built straight from a tuple (`tuple.__new__`, no Python-level __new__).
+    oversized = joined.oversized.tolist() if joined.oversized.any() else None
+    sizes = joined.sizes.tolist() if oversized is not None else []
+    records = joined.records
+    append = rejections.append
+    for index in np.flatnonzero(~ok).tolist():
+        if oversized is not None and oversized[index]:
+            detail = f"{sizes[index]} bytes > {max_record_bytes}"
+            append(_new_tuple(Rejection, (index, RejectReason.OVERSIZED, detail)))
+            continue
+        problem = known.get(index)
+        if problem is None:
+            result = decode_one(records[index])
+            if not isinstance(result, Problem):
+                for column, value in zip(columns, result, strict=True):
+                    column[index] = value
+                ok[index] = True
+                continue
+            problem = result
+        append(_new_tuple(Rejection, (index, problem[0], problem[1])))
     if ok.all():
         picked = dict(zip(ROW_COLUMNS, columns, strict=True))
         return DecodeResult(FlowBatch(**picked, record_index=np.arange(len(ok))), rejections)

@@ -80,8 +80,8 @@ class Goflow2JsonDecoder:
         # Plain records the scanner judged bad (cut short, a missing or bad field).
         if not ok.all():
             known.update(judged_problems(
-                joined.records, joined.buf, joined.starts, joined.ends, status, field,
-                value_start, value_end, self.unknown_proto, self._bad_values,
+                joined.records, joined.starts, status, field, value_start, value_end,
+                self.unknown_proto, self._bad_values,
             ))  # fmt: skip
         return finish_batch(
             joined, ok, columns, self.max_record_bytes,

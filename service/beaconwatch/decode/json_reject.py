@@ -11,19 +11,15 @@ the reference path.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Iterator, Sequence
-from itertools import compress, repeat
-from typing import Any, cast
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 import orjson
-from numba import njit
 
 from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.goflow2_record import Problem, field_problem, remember_problem
-from beaconwatch.decode.json_scan import BAD_FIELD, KEYS, MISSING, NO_TIME, TRUNCATED
+from beaconwatch.decode.json_scan import BAD_FIELD, KEYS, MISSING, NO_TIME, SLOW, TRUNCATED
 
 I64 = npt.NDArray[np.int64]
 _DETAIL_MAX = 120
@@ -32,15 +28,11 @@ _MISSING = tuple(Problem(RejectReason.MISSING_FIELD, f"missing {key}") for key i
 _NO_TIME = Problem(RejectReason.MISSING_FIELD, "missing time_flow_start_ns/time_received_ns")
 # orjson's message for input that ends inside the document; its position is the length.
 _ENDED = "unexpected end of data: line %d column %d (char %d)"
-_slice_of = cast(Callable[[bytes, slice], bytes], operator.getitem)  # record[lo:hi]
-_UNSEEN = object()  # a memo miss (None is an answer: the value passes its field rule)
 
 
 def judged_problems(
     records: Sequence[bytes],
-    buf: npt.NDArray[np.uint8],
     starts: I64,
-    ends: I64,
     status: npt.NDArray[np.int8],
     field: npt.NDArray[np.int8],
     value_start: I64,
@@ -52,63 +44,36 @@ def judged_problems(
 
     ``memo``: the caller's answers for (field, value text) seen before, a pure function of
     them; a storm from a misconfigured exporter repeats the same bad values, and a hit costs
-    a dict lookup instead of the field rule's exception path. The rows of each status are
-    answered by C loops over columns (``map``/``zip``), not one Python iteration each."""
+    a dict lookup instead of the field rule's exception path."""
+    rows = np.flatnonzero(status > SLOW)
+    if not rows.size:
+        return {}
     out: dict[int, tuple[str, str]] = {}
-    missing = np.flatnonzero(status == MISSING)
-    out.update(
-        zip(missing.tolist(), map(_MISSING.__getitem__, field[missing].tolist()), strict=True)
-    )
-    out.update(zip(np.flatnonzero(status == NO_TIME).tolist(), repeat(_NO_TIME), strict=False))
-    cut = np.flatnonzero(status == TRUNCATED)
-    if cut.size:
-        # All ASCII (the scanner read it all): chars == bytes. At most 3 x 19 digits, so the
-        # detail is always shorter than _DETAIL_MAX.
-        lines, columns = cut_positions(buf, starts, ends, cut)
-        lengths = (ends[cut] - starts[cut]).tolist()
-        positions = zip(lines.tolist(), columns.tolist(), lengths, strict=True)
-        details = map(_ENDED.__mod__, positions)
-        reasons = repeat(RejectReason.INVALID_JSON)
-        out.update(zip(cut.tolist(), zip(reasons, details, strict=False), strict=True))
-    bad = np.flatnonzero(status == BAD_FIELD)
-    if bad.size:
-        rows = bad.tolist()
-        values: Iterator[bytes] = map(
-            _slice_of,
-            map(records.__getitem__, rows),
-            map(slice, (value_start[bad] - starts[bad]).tolist(),
-                (value_end[bad] - starts[bad]).tolist()),
-        )  # fmt: skip
-        keys: list[tuple[int, bytes]] = list(zip(field[bad].tolist(), values, strict=True))
-        lookup: Callable[..., Any] = memo.get
-        problems: list[Any] = list(map(lookup, keys, repeat(_UNSEEN)))
-        if _UNSEEN in problems:  # the first batches of a storm, and long values
-            for i, (k, raw) in enumerate(keys):
-                if problems[i] is _UNSEEN:
-                    problem = field_problem(KEYS[k], orjson.loads(raw), unknown_proto)
-                    problems[i] = problem
-                    if len(raw) <= MEMO_VALUE_BYTES:
-                        remember_problem(memo, (k, raw), problem)
-        # A value the field rule accepts after all (None) leaves its record undecided.
-        judged: Iterator[tuple[int, tuple[str, str]]] = compress(
-            zip(rows, problems, strict=True), problems
-        )
-        out.update(judged)
+    # Python ints, not NumPy scalars, in the per-record loop.
+    columns = (
+        rows.tolist(), status[rows].tolist(), field[rows].tolist(),
+        (value_start[rows] - starts[rows]).tolist(), (value_end[rows] - starts[rows]).tolist(),
+    )  # fmt: skip
+    for row, code, k, lo, hi in zip(*columns, strict=True):
+        if code == MISSING:
+            out[row] = _MISSING[k]
+        elif code == NO_TIME:
+            out[row] = _NO_TIME
+        elif code == TRUNCATED:
+            record = records[row]  # all ASCII (the scanner read it all): chars == bytes
+            n = len(record)
+            line = record.count(b"\n") + 1
+            detail = _ENDED % (line, n - record.rfind(b"\n"), n)
+            out[row] = (RejectReason.INVALID_JSON, detail[:_DETAIL_MAX])
+        elif code == BAD_FIELD:
+            raw = records[row][lo:hi]
+            memo_key = (k, raw)
+            if memo_key in memo:
+                problem = memo[memo_key]
+            else:
+                problem = field_problem(KEYS[k], orjson.loads(raw), unknown_proto)
+                if len(raw) <= MEMO_VALUE_BYTES:
+                    remember_problem(memo, memo_key, problem)
+            if problem is not None:
+                out[row] = problem
     return out
-
-
-@njit(cache=True, nogil=True)
-def cut_positions(buf: npt.NDArray[np.uint8], starts: I64, ends: I64, rows: I64) -> tuple[I64, I64]:
-    """orjson's (line, column) of the end of each record ``rows``: lines counted by newlines,
-    the column one past the last newline (or the length + 1 without one)."""
-    lines = np.ones(rows.shape[0], dtype=np.int64)
-    columns = np.empty(rows.shape[0], dtype=np.int64)
-    for k in range(rows.shape[0]):
-        start, end = starts[rows[k]], ends[rows[k]]
-        last = -1
-        for i in range(start, end):
-            if buf[i] == 10:
-                lines[k] += 1
-                last = i - start
-        columns[k] = end - start - last
-    return lines, columns

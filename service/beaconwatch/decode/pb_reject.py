@@ -8,10 +8,6 @@ exact reason and detail.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from itertools import compress, repeat
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 
@@ -23,12 +19,11 @@ from beaconwatch.decode.goflow2_record import (
     field_problem,
     remember_problem,
 )
-from beaconwatch.decode.pb_wire import BAD_FIELD, MISSING, NO_TIME
+from beaconwatch.decode.pb_wire import MISSING, NO_TIME, SLOW
 
 _MISSING = tuple(Problem(RejectReason.MISSING_FIELD, f"missing {key}") for key in RULE_ORDER)
 _NO_TIME = Problem(RejectReason.MISSING_FIELD, "missing time_flow_start_ns/time_received_ns")
 _ADDRESSES = frozenset(("src_addr", "dst_addr"))
-_UNSEEN = object()  # a memo miss (None is an answer: the value passes its field rule)
 
 
 def judged_problems(
@@ -41,30 +36,26 @@ def judged_problems(
 
     ``memo``: the caller's answers for (field, value) seen before, a pure function of them (a
     storm from a misconfigured exporter repeats the same bad values)."""
+    rows = np.flatnonzero(status > SLOW)
+    if not rows.size:
+        return {}
     out: dict[int, tuple[str, str]] = {}
-    missing = np.flatnonzero(status == MISSING)
-    out.update(
-        zip(missing.tolist(), map(_MISSING.__getitem__, field[missing].tolist()), strict=True)
-    )
-    out.update(zip(np.flatnonzero(status == NO_TIME).tolist(), repeat(_NO_TIME), strict=False))
-    bad = np.flatnonzero(status == BAD_FIELD)
-    if bad.size:
-        rows = bad.tolist()
-        keys = list(zip(field[bad].tolist(), value[bad].tolist(), strict=True))
-        lookup: Callable[..., Any] = memo.get
-        problems: list[Any] = list(map(lookup, keys, repeat(_UNSEEN)))
-        if _UNSEEN in problems:  # the first batches of a storm
-            for i, (k, seen) in enumerate(keys):
-                if problems[i] is _UNSEEN:
-                    key = RULE_ORDER[k]
-                    # An address the reference shows by its length alone (not 4 or 16 bytes).
-                    shown = address_text(bytes(seen)) if key in _ADDRESSES else seen
-                    problem = field_problem(key, shown)
-                    problems[i] = problem
-                    remember_problem(memo, (k, seen), problem)
-        # A value the field rule accepts after all (None) leaves its record undecided.
-        judged: Iterator[tuple[int, tuple[str, str]]] = compress(
-            zip(rows, problems, strict=True), problems
-        )
-        out.update(judged)
+    columns = (rows.tolist(), status[rows].tolist(), field[rows].tolist(), value[rows].tolist())
+    for row, code, k, seen in zip(*columns, strict=True):
+        if code == MISSING:
+            out[row] = _MISSING[k]
+        elif code == NO_TIME:
+            out[row] = _NO_TIME
+        else:
+            memo_key = (k, seen)
+            if memo_key in memo:
+                problem = memo[memo_key]
+            else:
+                key = RULE_ORDER[k]
+                # An address the reference shows by its length alone (neither 4 nor 16 bytes).
+                shown = address_text(bytes(seen)) if key in _ADDRESSES else seen
+                problem = field_problem(key, shown)
+                remember_problem(memo, memo_key, problem)
+            if problem is not None:
+                out[row] = problem
     return out
