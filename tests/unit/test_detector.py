@@ -234,6 +234,22 @@ def test_score_all_pairs_reports_every_tracked_pair_with_its_stats() -> None:
     assert beacon.first_seen_ms < beacon.last_seen_ms
 
 
+def test_statistics_only_alerts_report_are_there_whenever_a_window_can_alert() -> None:
+    """The detector skips, for a window scored 0, the statistics only alerts report; with a
+    threshold of 0 such a window alerts, so then nothing is skipped. score_all_pairs never
+    skips them."""
+    flows, planted = mixed_traffic()
+    det = detector(with_overrides(Config(), scoring={"threshold": 0.0}))
+    alerts = det.process(flows).alerts
+    zero = [a for a in alerts if a.stats.score == 0.0]
+    assert zero and pairs(alerts) > planted
+    assert all(a.stats.bytes_median > 0 for a in zero)
+    default = detector()
+    default.process(flows)
+    benign = [s for s in default.score_all_pairs() if (s.src, s.dst, s.dst_port) not in planted]
+    assert all(s.stats["bytes_median"] > 0 and s.stats["phase_r"] > 0 for s in benign)
+
+
 def test_allowlisted_pairs_are_suppressed_and_counted_until_the_rule_expires() -> None:
     flows = make_flows(beacon_rows("10.0.0.7", "203.0.113.50", period_s=60, count=40))
     day = datetime.datetime.fromtimestamp(T0_MS / 1000, datetime.UTC).date()
