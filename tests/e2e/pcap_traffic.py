@@ -4,7 +4,9 @@ The capture is what softflowd reads (`softflowd -r`), so every connection is rea
 each beacon check-in is a whole TCP connection (handshake, request, response, FIN both ways)
 from a new ephemeral source port. Benign traffic that must not alert: browsing bursts with
 heavy-tailed gaps, DNS over UDP/53 to one resolver at random times, a few long TCP sessions
-with irregular activity, and single UDP datagrams to random hosts.
+with irregular activity, and single UDP datagrams to random hosts. One beacon, a browser and
+their DNS speak IPv6 (ULA inside, documentation prefix outside), from their own random stream,
+so the IPv4 traffic of a seed is the same with or without them.
 
     python -m tests.e2e.pcap_traffic out.pcap [--seed 1] [--start EPOCH]
 
@@ -22,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 from scapy.utils import PcapWriter
@@ -30,7 +33,9 @@ DEFAULT_START_EPOCH = 1_764_547_200  # 2025-12-01 00:00:00 UTC
 DEFAULT_DURATION_S = 440.0  # ~7 min of event time
 CLIENT_MAC = "02:00:00:00:00:01"
 GATEWAY_MAC = "02:00:00:00:00:fe"
-RESOLVER = "192.0.2.53"  # the (external) DNS resolver every host uses
+RESOLVER = "192.0.2.53"  # the (external) DNS resolver every IPv4 host uses
+RESOLVER_V6 = "2001:db8:53::53"
+INTERNAL_PREFIXES = ("10.", "192.168.", "fd")  # RFC 1918 and ULA: the capture's inside
 
 
 @dataclass(frozen=True)
@@ -93,11 +98,13 @@ class _Builder:
         return port
 
     def _ip(self, t: float, src: str, dst: str, l4: Packet, payload: bytes = b"") -> None:
-        outbound = src.startswith(("10.", "192.168."))
+        outbound = src.startswith(INTERNAL_PREFIXES)
         ether = Ether(
             src=CLIENT_MAC if outbound else GATEWAY_MAC, dst=GATEWAY_MAC if outbound else CLIENT_MAC
         )
-        pkt = ether / IP(src=src, dst=dst, ttl=64 if outbound else 52) / l4
+        ttl = 64 if outbound else 52
+        ip = IPv6(src=src, dst=dst, hlim=ttl) if ":" in src else IP(src=src, dst=dst, ttl=ttl)
+        pkt = ether / ip / l4
         if payload:
             pkt = pkt / Raw(payload)
         pkt.time = round(self.start + t, 6)
@@ -173,6 +180,13 @@ _BEACONS: tuple[tuple[str, str, int, float, str, float, int], ...] = (
     ("10.20.3.5", "203.0.113.200", 443, 10.0, "subtractive", 0.2, 3),
 )
 
+# IPv6, generated from a stream of their own (see `generate`).
+_BEACONS_V6: tuple[tuple[str, str, int, float, str, float, int], ...] = (
+    ("fd00:20::15", "2001:db8:40::7", 443, 10.0, "symmetric", 0.25, 1),
+)
+_BROWSER_V6 = "fd00:20::30"
+_WEB_SITES_V6 = tuple(f"2001:db8:80::{n}" for n in range(1, 6))
+
 _BROWSERS = ("10.20.1.30", "192.168.7.21")
 _WEB_SITES = tuple(f"198.51.100.{n}" for n in (101, 102, 103, 104, 105)) + tuple(
     f"203.0.113.{n}" for n in (11, 12, 13, 14, 15, 16)
@@ -190,41 +204,12 @@ def generate(
     traffic = Traffic(start_epoch=start_epoch, duration_s=duration_s)
 
     # Planted beacons: a TCP connection per check-in, request/response sizes nearly constant.
-    for src, dst, dport, period, shape, j, skip in _BEACONS:
-        gap = _jittered(rng, shape, period, j)
-        t = rng.uniform(0.5, 3.0)
-        times: list[float] = []
-        while t < duration_s - 2.0:
-            times.append(t)
-            t += gap()
-        skipped = set(rng.sample(range(3, len(times) - 3), skip)) if skip else set()
-        kept_index = [i for i in range(len(times)) if i not in skipped]
-        kept = [times[i] for i in kept_index]
-        request, response = rng.randint(180, 400), rng.randint(300, 900)
-        for x in kept:
-            b.tcp_connection(
-                x, src, dst, dport, request + rng.randint(0, 16), response + rng.randint(0, 32)
-            )
-        traffic.beacons.append(
-            PlantedBeacon(
-                src, dst, dport, 6, period, shape, j, len(kept), len(skipped),
-                times=tuple(start_epoch + x for x in kept),
-                beats=tuple(b - a for a, b in itertools.pairwise(kept_index)),
-            )
-        )  # fmt: skip
+    traffic.beacons += [_plant(b, rng, start_epoch, duration_s, *spec) for spec in _BEACONS]
 
     # Browsing: sessions at heavy-tailed (Pareto) gaps; each a burst of connections to a few
     # sites within a second or two.
     for host in _BROWSERS:
-        t = rng.uniform(0.0, 20.0)
-        while t < duration_s - 5.0:
-            sites = rng.sample(_WEB_SITES, rng.randint(1, 3))
-            for _ in range(rng.randint(2, 5)):
-                b.tcp_connection(
-                    t + rng.uniform(0.0, 1.8), host, rng.choice(sites), 443,
-                    rng.randint(300, 1200), rng.randint(500, 3000), rtt=rng.uniform(0.01, 0.08),
-                )  # fmt: skip
-            t += min(6.0 * rng.paretovariate(1.2), 150.0)
+        _browse(b, rng, host, _WEB_SITES, duration_s)
 
     # DNS: every host asks one resolver at random (exponential) times.
     for host in (*_BROWSERS, "10.20.1.11", "10.20.1.12"):
@@ -244,10 +229,63 @@ def generate(
             rng.uniform(0, duration_s), "10.20.1.31", dst, rng.randint(1024, 65000), 40, None
         )
 
-    b.packets.sort(key=lambda p: float(p.time))
-    traffic.packets = b.packets
-    traffic.connections = b.connections
+    # IPv6: a beacon, a browser, and both hosts' DNS, from their own random stream.
+    rng6 = random.Random(f"{seed}-ipv6")
+    b6 = _Builder(rng6, start_epoch)
+    traffic.beacons += [_plant(b6, rng6, start_epoch, duration_s, *s) for s in _BEACONS_V6]
+    _browse(b6, rng6, _BROWSER_V6, _WEB_SITES_V6, duration_s)
+    for host in (_BROWSER_V6, *(spec[0] for spec in _BEACONS_V6)):
+        t = rng6.expovariate(1 / 15.0)
+        while t < duration_s:
+            b6.udp_exchange(t, host, RESOLVER_V6, 53, rng6.randint(30, 60), rng6.randint(60, 200))
+            t += rng6.expovariate(1 / 15.0)
+
+    traffic.packets = sorted(b.packets + b6.packets, key=lambda p: float(p.time))
+    traffic.connections = b.connections + b6.connections
     return traffic
+
+
+def _plant(
+    b: _Builder, rng: random.Random, start_epoch: float, duration_s: float,
+    src: str, dst: str, dport: int, period: float, shape: str, j: float, skip: int,
+) -> PlantedBeacon:  # fmt: skip
+    """Write one beacon's check-ins (a TCP connection each, request/response sizes nearly
+    constant, ``skip`` of them left out) and return its manifest entry."""
+    gap = _jittered(rng, shape, period, j)
+    t = rng.uniform(0.5, 3.0)
+    times: list[float] = []
+    while t < duration_s - 2.0:
+        times.append(t)
+        t += gap()
+    skipped = set(rng.sample(range(3, len(times) - 3), skip)) if skip else set()
+    kept_index = [i for i in range(len(times)) if i not in skipped]
+    kept = [times[i] for i in kept_index]
+    request, response = rng.randint(180, 400), rng.randint(300, 900)
+    for x in kept:
+        b.tcp_connection(
+            x, src, dst, dport, request + rng.randint(0, 16), response + rng.randint(0, 32)
+        )
+    return PlantedBeacon(
+        src, dst, dport, 6, period, shape, j, len(kept), len(skipped),
+        times=tuple(start_epoch + x for x in kept),
+        beats=tuple(b - a for a, b in itertools.pairwise(kept_index)),
+    )  # fmt: skip
+
+
+def _browse(
+    b: _Builder, rng: random.Random, host: str, sites: tuple[str, ...], duration_s: float
+) -> None:
+    """Browsing sessions at heavy-tailed (Pareto) gaps, each a burst of connections to a few
+    sites within a second or two."""
+    t = rng.uniform(0.0, 20.0)
+    while t < duration_s - 5.0:
+        chosen = rng.sample(sites, rng.randint(1, 3))
+        for _ in range(rng.randint(2, 5)):
+            b.tcp_connection(
+                t + rng.uniform(0.0, 1.8), host, rng.choice(chosen), 443,
+                rng.randint(300, 1200), rng.randint(500, 3000), rtt=rng.uniform(0.01, 0.08),
+            )  # fmt: skip
+        t += min(6.0 * rng.paretovariate(1.2), 150.0)
 
 
 def _long_session(

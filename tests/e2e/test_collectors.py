@@ -4,8 +4,9 @@
                                                    -> nfacctd (pmacct JSON)       -> Kafka
     each topic -> a beaconwatch service -> alerts topic
 
-The pcap holds ~7 minutes of planted beacons (5-20 s, three jitter shapes, missed check-ins)
-and benign traffic (browsing bursts, DNS, long sessions, one-way UDP). On every path every
+The pcap holds ~7 minutes of planted beacons (5-20 s, three jitter shapes, missed check-ins,
+one over IPv6) and benign traffic (browsing bursts, DNS, long sessions, one-way UDP; browsing
+and DNS over IPv6 too). On every path every
 planted beacon must be alerted with its period within 5 %, nothing else may be alerted, and
 no record may be rejected. Tools: tests/harness/install-e2e-tools.sh (make e2e-tools)."""
 
