@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 
 from beaconwatch.config import Config, with_overrides
+from beaconwatch.core.detector import Detector
 from beaconwatch.core.flows import FlowBatch
 from beaconwatch.core.pipeline import Pipeline
+from beaconwatch.decode.registry import get_decoder
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
 
 BATCH = 10_000
@@ -97,8 +99,7 @@ def stage_split(records: list[bytes], config: Config, repeats: int) -> tuple[flo
     """(decode-only flows/s, detector-only flows/s, scorings): where a flow's time goes. The
     records are decoded batch by batch first, then a fresh detector runs on the decoded
     batches; best of ``repeats`` for each."""
-    pipeline = Pipeline(config)
-    decoder = pipeline.decoder_for(None)
+    decoder = get_decoder(config.kafka.input_format)
     batches = [records[lo : lo + BATCH] for lo in range(0, len(records), BATCH)]
     decode_rates, decoded = [], []
     for _ in range(repeats):
@@ -107,7 +108,7 @@ def stage_split(records: list[bytes], config: Config, repeats: int) -> tuple[flo
         decode_rates.append(len(records) / (time.process_time() - start))
     detect_rates, scorings = [], 0
     for _ in range(repeats):
-        detector = Pipeline(config).detector
+        detector = Detector(config)
         start = time.process_time()
         for flows in decoded:
             detector.process(flows)

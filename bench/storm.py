@@ -95,12 +95,13 @@ def paired_rates(
 ) -> tuple[float, float, float]:
     """(median clean rate, median storm rate, median of the per-pair ratios), the clean and
     the storm run alternating."""
-    pairs = []
+    clean_rates, storm_rates, ratios = [], [], []
     for _ in range(repeats):
-        clean_rate = good_rate(clean, [True] * len(clean), config)
-        storm_rate = good_rate(*storm, config)
-        pairs.append((clean_rate, storm_rate, storm_rate / clean_rate))
-    return tuple(statistics.median(column) for column in zip(*pairs, strict=True))  # type: ignore[return-value]
+        clean_rates.append(good_rate(clean, [True] * len(clean), config))
+        storm_rates.append(good_rate(*storm, config))
+        ratios.append(storm_rates[-1] / clean_rates[-1])
+    median = statistics.median
+    return median(clean_rates), median(storm_rates), median(ratios)
 
 
 def main() -> None:

@@ -232,7 +232,7 @@ def generate(
     # IPv6: a beacon, a browser, and both hosts' DNS, from their own random stream.
     rng6 = random.Random(f"{seed}-ipv6")
     b6 = _Builder(rng6, start_epoch)
-    traffic.beacons += [_plant(b6, rng6, start_epoch, duration_s, *s) for s in _BEACONS_V6]
+    traffic.beacons += [_plant(b6, rng6, start_epoch, duration_s, *spec) for spec in _BEACONS_V6]
     _browse(b6, rng6, _BROWSER_V6, _WEB_SITES_V6, duration_s)
     for host in (_BROWSER_V6, *(spec[0] for spec in _BEACONS_V6)):
         t = rng6.expovariate(1 / 15.0)

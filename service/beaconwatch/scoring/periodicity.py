@@ -176,14 +176,14 @@ def _fail(fit: F64, m: int) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _singles_sorted(d: F64, beats: F64, out: F64) -> int:
-    """Copy the intervals with one beat into ``out``, sorted; returns how many."""
+def _singles_sorted(d_sorted: F64, beats: F64, out: F64) -> int:
+    """Copy the intervals with one beat into ``out`` (sorted, as ``d_sorted`` is); returns
+    how many."""
     m1 = 0
-    for i in range(d.shape[0]):
+    for i in range(d_sorted.shape[0]):
         if beats[i] == 1.0:
-            out[m1] = d[i]
+            out[m1] = d_sorted[i]
             m1 += 1
-    sort_small(out[:m1])
     return m1
 
 
