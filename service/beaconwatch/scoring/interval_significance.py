@@ -47,9 +47,9 @@ from beaconwatch.scoring.significance import (
     NULL_MAX_INTERVALS,
     NULL_SEED,
     NULL_TICKS_PER_S,
-    P_LEVELS,
     SHIPPED_CYCLES,
     empty_table,
+    levels_fingerprint,
     null_gaps,
     quantile_row,
     shipped_or_simulated,
@@ -147,7 +147,7 @@ def interval_fingerprint() -> str:
         inspect.getsource(simulate_null),
         inspect.getsource(quantile_row),
         repr((NULL_TICKS_PER_S, MIN_INTERVALS, INTERVAL_STREAM)),
-        P_LEVELS.tobytes().hex(),
+        levels_fingerprint(),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 

@@ -13,6 +13,7 @@ about 5e-6, i.e. 200,000 simulated windows per length; storing them would cost 1
 simulating them 30-60 s per table at start-up. The levels are
 
     P_LEVELS[j] = 10 ** (-(63 - j) / 12),  j = 0..63:  5.6e-6 (10^-5.25) ... 0.1, ..., 1.0,
+    correctly rounded (`level`) so that they are the same on every CPU,
 
 12 per decade (steps of 21 %), so 1e-5, 1e-4, ..., 0.1 are levels exactly; the lowest is the
 first twelfth of a decade above 1 / (NULL_SHIPPED_SIMS + 1). From the sorted null statistics
@@ -51,6 +52,7 @@ import hashlib
 import inspect
 import logging
 from collections.abc import Callable
+from decimal import Decimal, localcontext
 from functools import lru_cache
 from pathlib import Path
 
@@ -77,7 +79,32 @@ MIN_INTERVALS = 3
 
 LEVELS_PER_DECADE = 12
 N_LEVELS = 64
-P_LEVELS: F64 = 10.0 ** (-np.arange(N_LEVELS - 1, -1, -1) / LEVELS_PER_DECADE)
+
+
+def level(j: int) -> float:
+    """P_LEVELS[j]: 10 ** e correctly rounded, e = the double nearest -(63 - j) / 12.
+
+    Computed in decimal (50 digits), never by numpy or libm: numpy's vectorised ``power``
+    takes other SIMD paths on other CPUs (with AVX-512 it gave 3 of the 64 levels another last
+    bit), and then the shipped tables' fingerprint and every p-value would depend on the
+    machine. These are the levels the shipped tables were built with, bit for bit.
+    """
+    exponent = -(N_LEVELS - 1 - j) / LEVELS_PER_DECADE  # one IEEE division: the same everywhere
+    with localcontext() as ctx:
+        ctx.prec = 50
+        return float(Decimal(10) ** Decimal(exponent))
+
+
+P_LEVELS: F64 = np.array([level(j) for j in range(N_LEVELS)], dtype=np.float64)
+P_LEVELS.flags.writeable = False
+
+
+def levels_fingerprint() -> str:
+    """The levels as their definition and little-endian bits (no float repr, no byte order)."""
+    definition = (inspect.getsource(level), N_LEVELS, LEVELS_PER_DECADE)
+    bits = P_LEVELS.astype("<f8").tobytes().hex()
+    return hashlib.sha256(f"{definition!r}/{bits}".encode()).hexdigest()
+
 
 SHIPPED_PATH = Path(__file__).with_name("null_quantiles.npz")
 SHIPPED_CYCLES = (1, 2)  # events_per_cycle of the detector's tables, in this order
@@ -225,7 +252,7 @@ def null_fingerprint() -> str:
         h.update(inspect.getsource(kernel.py_func).encode())
     for fn in (null_gaps, simulate_null, null_statistics, quantile_row):
         h.update(inspect.getsource(fn).encode())
-    constants = (MIN_INTERVALS, NULL_MEAN_INTERVAL_S, NULL_TICKS_PER_S, P_LEVELS.tolist())
+    constants = (MIN_INTERVALS, NULL_MEAN_INTERVAL_S, NULL_TICKS_PER_S, levels_fingerprint())
     h.update(repr(constants).encode())
     return h.hexdigest()
 
