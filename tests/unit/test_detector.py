@@ -328,3 +328,27 @@ def test_unsampled_alerts_say_sampling_rate_1() -> None:
     (alert,) = detector().process(flows).alerts
     assert alert.stats.sampling_rate == 1
     assert "sampled" not in orjson.loads(encode_alert(alert))["event"]["reason"]
+
+
+def test_a_partition_lagging_another_by_days_alerts_its_beacon_once() -> None:
+    # A replayed backlog: partition 1 is two days of event time behind partition 0, which
+    # keeps moving. With one table and one clock, partition 1's pairs were swept as idle at
+    # every sweep and its beacon re-raised as "new", with a new series, again and again.
+    ahead = T0_MS + 2 * 86_400_000
+    beacon = beacon_rows("10.0.0.9", "203.0.113.9", period_s=60, count=360, jitter=0.1, seed=3)
+    det = detector()
+    alerts: list[Alert] = []
+    for b in range(36):  # 10 check-ins (10 min) of partition 1 per batch
+        busy = poisson_rows(f"10.0.5.{b}", ["198.51.100.7"], mean_gap_s=30, count=40,
+                            start_ms=ahead + b * 1_200_000, seed=b)  # fmt: skip
+        assert not det.process(make_flows(busy), partition=0).rejections
+        result = det.process(make_flows(beacon[b * 10 : (b + 1) * 10]), partition=1)
+        assert not result.rejections
+        alerts += result.alerts
+    assert det.partitions[0].watermark_ms > det.partitions[1].watermark_ms + 86_400_000  # type: ignore[operator]
+    assert pairs(alerts) == {("10.0.0.9", "203.0.113.9", 443)}
+    assert [a.lifecycle for a in alerts].count("new") == 1
+    assert len({a.series_id for a in alerts}) == 1
+    # Partition 0's idle sweeps ran (its clock moved 12 h) without touching partition 1.
+    assert det.partitions[1].table.tracked_pairs == 1
+    assert det.stats.watermark_ms == det.partitions[1].watermark_ms  # the laggiest partition

@@ -82,7 +82,7 @@ def test_detector_matches_reference(seed: int) -> None:
         dup_tol_ms=int(sc.duplicate_tolerance_s * 1000),
         gap_ms=int(sc.continuation_gap_s * 1000),
         prevalence=(p.min_sources, p.low_share, p.high_share),
-        sketch_width=det.table.sketch.shape[1],
+        sketch_width=det.prevalence.sketch.shape[1],
         update=(a.update_period_change, a.update_score_change),
     )  # fmt: skip
     assert [(a.pair_key.decode(), a.detected_ms, a.lifecycle) for a in got] == [

@@ -9,6 +9,7 @@ from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.detector import Detector
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
 from beaconwatch.state.pair_table import PairTable
+from beaconwatch.state.prevalence import Prevalence
 from beaconwatch.state.size_codec import decode_size
 from tests.unit.flowgen import T0_MS, WALL_MS, make_flows
 
@@ -110,17 +111,55 @@ def test_random_churn_keeps_index_consistent() -> None:
         det.process(make_flows(rows), partition=step % 3)
         if step % 7 == 6:
             det.drop_partitions([int(rng.integers(0, 3))])
-        assert_index_consistent(det.table)
+        for state in det.partitions.values():
+            assert_index_consistent(state.table)
+        assert_prevalence_is_the_sum_of_the_partitions(det)
+
+
+def assert_prevalence_is_the_sum_of_the_partitions(det: Detector) -> None:
+    """The process's sketch is exactly what its partitions' tracked pairs add up to."""
+    merged = Prevalence(det.budget.max_pairs)
+    for state in det.partitions.values():
+        state.table.count_into(merged)
+    np.testing.assert_array_equal(merged.sketch, det.prevalence.sketch)
+    assert merged.nonzero[0] == det.prevalence.nonzero[0]
 
 
 def test_drop_partitions_forgets_only_their_pairs() -> None:
     det = detector()
     det.process(make_flows([(T0_MS, "10.0.0.1", "192.0.2.1", 443, 6, 1)]), partition=0)
     det.process(make_flows([(T0_MS + 1, "10.0.0.2", "192.0.2.1", 443, 6, 1)]), partition=1)
+    assert lookup(det.partitions[1].table, "10.0.0.2", "192.0.2.1", 443) != EMPTY
     assert det.drop_partitions([1]) == 1
+    assert 1 not in det.partitions
     assert lookup(det.table, "10.0.0.1", "192.0.2.1", 443) != EMPTY
-    assert lookup(det.table, "10.0.0.2", "192.0.2.1", 443) == EMPTY
     assert det.stats.evicted_revoked_total == 1
+    assert det.tracked_pairs == det.stats.tracked_pairs == 1
+    assert_prevalence_is_the_sum_of_the_partitions(det)
+
+
+def test_tables_grow_within_the_process_budget_and_give_rows_back() -> None:
+    det = detector(max_pairs=5000)
+    for p in range(3):
+        rows = [(T0_MS + i, f"10.{p}.{i // 256}.{i % 256}", "192.0.2.1", 443, 6, 1)
+                for i in range(2500)]  # fmt: skip
+        det.process(make_flows(rows), partition=p)
+        assert_index_consistent(det.partitions[p].table)
+    capacities = [det.partitions[p].table.capacity for p in range(3)]
+    # The first partition grew to 4096 rows; the second got what was left; the third none but
+    # the starved minimum, and evicts its own least recent pairs.
+    assert capacities == [4096, 5000 - 4096, 64]
+    assert det.budget.granted == sum(capacities)
+    assert [det.partitions[p].table.tracked_pairs for p in range(3)] == [2500, 904, 64]
+    assert det.stats.evicted_capacity_total == (2500 - 904) + (2500 - 64)
+    det.drop_partitions([0])
+    assert det.budget.granted == 5000 - 4096 + 64
+    rows = [(T0_MS + 5000 + i, f"10.2.{i // 256}.{i % 256}", "192.0.2.2", 443, 6, 1)
+            for i in range(2000)]  # fmt: skip
+    det.process(make_flows(rows), partition=2)
+    assert det.partitions[2].table.tracked_pairs == 64 + 2000  # grew into the rows given back
+    assert_index_consistent(det.partitions[2].table)
+    assert_prevalence_is_the_sum_of_the_partitions(det)
 
 
 def test_rebase_keeps_windows_intact_across_a_month_of_event_time() -> None:
@@ -136,5 +175,5 @@ def test_rebase_keeps_windows_intact_across_a_month_of_event_time() -> None:
 
 
 def test_memory_per_pair_is_within_budget() -> None:
-    table = PairTable(max_pairs=100_000, history_events=32)
+    table = PairTable(100_000, history_events=32, prevalence=Prevalence(100_000))
     assert table.bytes_per_pair <= 400

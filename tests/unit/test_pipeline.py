@@ -37,6 +37,10 @@ def test_each_topic_is_decoded_with_its_format_and_keeps_its_own_state() -> None
     assert pipeline.decoder_for("pm").name == "pmacct-json"
     assert pipeline.decoder_for("flows").name == "goflow2-json"
     # Partition 0 of two topics: two inputs, two sets of state.
-    assert pipeline.source_id("flows", 0) != pipeline.source_id("pm", 0)
-    assert pipeline.drop_topic_partitions([("pm", 0)]) >= 0
-    assert pipeline.source_id("other", 3) == 1  # the dropped input's id is reused
+    partitions = pipeline.detector.partitions
+    assert set(partitions) == {("flows", 0), ("pm", 0)}
+    assert partitions["flows", 0].table is not partitions["pm", 0].table
+    pm_pairs = partitions["pm", 0].table.tracked_pairs
+    assert pm_pairs > 0
+    assert pipeline.drop_topic_partitions([("pm", 0)]) == pm_pairs
+    assert set(partitions) == {("flows", 0)}

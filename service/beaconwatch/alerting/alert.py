@@ -46,7 +46,8 @@ class Alert:
     detected_ms: int  # event time of the connection that made the pair alert
     severity: str  # low | medium | high | critical
     stats: BeaconStats
-    partition: int = 0  # input partition the pair's flows came from
+    # Kafka partition the pair's flows came from: set by the Kafka adapter, None for files.
+    partition: int | None = None
 
     @property
     def pair_key(self) -> bytes:

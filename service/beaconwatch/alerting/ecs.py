@@ -72,7 +72,7 @@ def to_ecs(alert: Alert) -> dict[str, Any]:
         "destination": {"ip": alert.dst_ip, "port": alert.dst_port},
         "network": {"transport": protocol_name(alert.proto), "iana_number": str(alert.proto)},
         "observer": {"vendor": "beaconwatch", "product": "beaconwatch", "type": "ids"},
-        "labels": {"kafka_partition": alert.partition, "severity": alert.severity},
+        "labels": _labels(alert),
         "beacon": {
             "score": s.score,
             "raw_score": s.raw_score,
@@ -101,3 +101,11 @@ def to_ecs(alert: Alert) -> dict[str, Any]:
 
 def encode_alert(alert: Alert) -> bytes:
     return orjson.dumps(to_ecs(alert))
+
+
+def _labels(alert: Alert) -> dict[str, str]:
+    """ECS labels are keyword strings; the input partition is known only from Kafka."""
+    labels = {"severity": alert.severity}
+    if alert.partition is not None:
+        labels["kafka_partition"] = str(alert.partition)
+    return labels

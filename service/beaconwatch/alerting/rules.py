@@ -92,7 +92,6 @@ class AlertRules:
         stats: F64,
         times_ms: npt.NDArray[np.int64],
         extra: F64,
-        partition: int,
     ) -> Alert:
         keys = table.keys[row]
         pp = int(table.port_proto[row])
@@ -135,7 +134,6 @@ class AlertRules:
             detected_ms=detected_ms,
             severity=self.severity(beacon.score),
             stats=beacon,
-            partition=partition,
         )
 
 

@@ -1,14 +1,18 @@
 """The detector: flows in, alerts out, on event time. Pure and synchronous.
 
-It owns the pair table and the event clock, runs the ingest kernel over each batch, evicts
-idle pairs, and turns the kernel's alert rows into `Alert` objects. Alert rules (severity bands,
-deterministic ids, the reason sentence) live in `beaconwatch.alerting.rules`.
+It owns one `PartitionState` per input partition (pair table, watermark, epoch, idle sweep),
+created when the partition's first batch arrives and dropped with the partition; runs the
+ingest kernel over each batch, evicts idle pairs, and turns the kernel's alert rows into
+`Alert` objects. What partitions share is read-only (parameters, null tables, rules) but for
+the prevalence sketch, the sum of every partition's pairs, and the `PairBudget` of rows.
+Alert rules (severity bands, deterministic ids, the reason sentence) live in
+`beaconwatch.alerting.rules`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +23,7 @@ from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.clock import EventClock
 from beaconwatch.core.flows import FlowBatch
 from beaconwatch.core.pair_scores import PairScore, pair_scores
+from beaconwatch.core.partition_state import PartitionKey, PartitionState
 from beaconwatch.core.scope import FlowScope
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.decode.base import Rejection, RejectReason
@@ -29,12 +34,14 @@ from beaconwatch.scoring.window_score import (
     scoring_params,
 )
 from beaconwatch.state import ingest as k
-from beaconwatch.state.pair_table import REBASE_AFTER_MS, PairTable
+from beaconwatch.state.pair_table import MIN_CAPACITY, REBASE_AFTER_MS, PairBudget, PairTable
+from beaconwatch.state.prevalence import Prevalence
 
 # Idle pairs are swept at most every 1/96 of the window (15 min for 24 h) of event time: each
 # sweep is one pass over all rows, and a pair outliving the window by minutes costs nothing.
 IDLE_SWEEPS_PER_WINDOW = 96
 MIN_IDLE_SWEEP_MS = 60_000
+MIN_STARVED_CAPACITY = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +65,13 @@ class Detector:
         # future (garbage timestamps). Windows and alert times never depend on it.
         self._wall_clock_ms = wall_clock_ms if wall_clock_ms is not None else _system_ms
         self._max_future_ms = int(state.max_future_s * 1000)
+        # The newest watermark of any partition (each partition's own is in its state).
         self.clock = clock if clock is not None else EventClock()
         self.stats = stats if stats is not None else DetectorStats()
-        self.table = PairTable(state.max_pairs, state.history_events)
+        self._history_events = state.history_events
+        self.prevalence = Prevalence(state.max_pairs)
+        self.budget = PairBudget(state.max_pairs)
+        self._partitions: dict[PartitionKey, PartitionState] = {}
         self.rules = AlertRules(config.alerting, config.allowlist)
         self.scope = FlowScope(config.network)
         self._window_ms = int(state.window_s * 1000)
@@ -82,12 +93,53 @@ class Detector:
         self._limits[k.LIM_RESCORE_EVERY] = scoring.rescore_every_events
         self._limits[k.LIM_RESCORE_INTERVAL_MS] = int(scoring.rescore_interval_s * 1000)
         self._limits[k.LIM_COOLDOWN_MS] = int(config.alerting.cooldown_s * 1000)
-        self._limits[k.LIM_EVICT_BATCH] = max(1, state.max_pairs // 64)
         self._limits[k.LIM_DUPLICATE_TOLERANCE_MS] = int(state.duplicate_tolerance_s * 1000)
         self._limits[k.LIM_CONTINUATION_GAP_MS] = int(state.continuation_gap_s * 1000)
         self._sweep_every_ms = max(MIN_IDLE_SWEEP_MS, self._window_ms // IDLE_SWEEPS_PER_WINDOW)
-        self._last_sweep_ms: int | None = None
-        self._partition_watermark_ms: dict[int, int] = {}
+
+    # -- partitions -----------------------------------------------------------------------
+
+    def partition(self, key: PartitionKey = 0) -> PartitionState:
+        """The state of one input partition, created empty on first use."""
+        found = self._partitions.get(key)
+        if found is None:
+            # A new partition takes what is left of the budget, up to MIN_CAPACITY rows, and
+            # no fewer than MIN_STARVED_CAPACITY even when other partitions took it all.
+            left = min(MIN_CAPACITY, self.budget.available)
+            capacity = min(self.budget.max_pairs, max(MIN_STARVED_CAPACITY, left))
+            table = PairTable(capacity, self._history_events, self.prevalence, self.budget)
+            found = self._partitions[key] = PartitionState(table)
+        return found
+
+    @property
+    def partitions(self) -> dict[PartitionKey, PartitionState]:
+        return self._partitions
+
+    @property
+    def table(self) -> PairTable:
+        """The pair table of the default partition (0): files, tests, the evaluation."""
+        return self.partition(0).table
+
+    @property
+    def tracked_pairs(self) -> int:
+        return sum(p.table.tracked_pairs for p in self._partitions.values())
+
+    def drop_partitions(self, keys: Iterable[PartitionKey]) -> int:
+        """Forget the state of partitions (revoked); returns the number of pairs dropped."""
+        dropped = 0
+        for key in keys:
+            state = self._partitions.pop(key, None)
+            if state is not None:
+                dropped += state.table.release()
+        self.stats.evicted_revoked_total += dropped
+        self._publish_gauges()
+        return dropped
+
+    def _publish_gauges(self) -> None:
+        self.stats.tracked_pairs = self.tracked_pairs
+        watermarks = [w for p in self._partitions.values() if (w := p.watermark_ms) is not None]
+        # The laggiest partition: the event-time lag gauge shows the worst.
+        self.stats.watermark_ms = min(watermarks) if watermarks else self.clock.now_ms()
 
     def _first_watermark(self, start_ms: np.ndarray) -> int:
         """The earliest start within one window of the batch median.
@@ -98,7 +150,9 @@ class Detector:
         median_ms = int(np.median(start_ms))
         return int(start_ms[start_ms >= median_ms - self._window_ms].min())
 
-    def process(self, flows: FlowBatch, partition: int = 0) -> DetectorResult:
+    # -- flows ----------------------------------------------------------------------------
+
+    def process(self, flows: FlowBatch, partition: PartitionKey = 0) -> DetectorResult:
         """Ingest one batch of flows from one input partition, in order."""
         scoped = self.scope.apply(flows)
         self.stats.ignored_by_reason.update(scoped.ignored)
@@ -106,56 +160,55 @@ class Detector:
         n = len(flows)
         if n == 0:
             return DetectorResult([], [], 0)
+        state = self.partition(partition)
+        table = state.table
         max_start_ms = self._wall_clock_ms() + self._max_future_ms
         in_range = flows.start_ms[flows.start_ms <= max_start_ms]
         # Lateness is judged per partition: a consumer catching up on a backlog reads one
         # partition ahead of another, and a shared watermark would reject the slower ones.
-        watermark_ms = self._partition_watermark_ms.get(partition)
+        watermark_ms = state.watermark_ms
         if watermark_ms is None and in_range.size:
             watermark_ms = self._first_watermark(in_range)
-            if not self.clock.started:
-                self.table.set_epoch(watermark_ms - self._long_window_ms - self._lateness_ms)
-                self._last_sweep_ms = watermark_ms
-            self.clock.advance_to(watermark_ms)
+            table.set_epoch(watermark_ms - self._long_window_ms - self._lateness_ms)
+            state.last_sweep_ms = watermark_ms
+            state.clock.advance_to(watermark_ms)
         # Ring times are u32 ms after the epoch: re-base between batches, long before they wrap
         # (a single batch would have to span ~25 days of event time to overflow).
-        if in_range.size and int(in_range.max()) - self.table.epoch_ms > REBASE_AFTER_MS:
-            self.table.rebase(self.clock.now_ms() - self._long_window_ms - self._lateness_ms)
+        if in_range.size and int(in_range.max()) - table.epoch_ms > REBASE_AFTER_MS:
+            table.rebase(state.clock.now_ms() - self._long_window_ms - self._lateness_ms)
+        table.reserve(n)  # every flow could be a new pair: grow now if the budget allows
 
         self._limits[k.LIM_WATERMARK_MS] = watermark_ms if watermark_ms is not None else 0
         self._limits[k.LIM_MAX_START_MS] = max_start_ms
+        self._limits[k.LIM_EVICT_BATCH] = table.evict_batch
         status = np.empty(n, dtype=np.uint8)
         counters = np.zeros(k.CNT_SIZE, dtype=np.int64)
         alert_rows = np.empty(n, dtype=np.int32)
         alert_stats = np.empty((n, Stat.SIZE), dtype=np.float64)
         alert_times = np.empty((n, k.AT_SIZE), dtype=np.int64)
         alert_extra = np.empty((n, k.EXTRA_SIZE), dtype=np.float64)
-        t = self.table
+        t = table
         k.ingest(
-            t.index, t.keys, t.port_proto, t.partition, t.first_seen_ms, t.last_seen_ms,
+            t.index, t.keys, t.port_proto, t.first_seen_ms, t.last_seen_ms,
             t.scored_ms, t.alert_ms, t.first_alert_ms, t.count, t.scored_count, t.alerted,
-            t.sampling, t.ring_t, t.ring_b, t.conn_port, t.conn_times, t.free, t.used, t.sketch,
-            t.meta, flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi,
+            t.sampling, t.ring_t, t.ring_b, t.conn_port, t.conn_times, t.free, t.used, t.meta,
+            self.prevalence.sketch, self.prevalence.nonzero,
+            flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi,
             flows.dst_lo, flows.src_port, flows.dst_port, flows.proto, flows.bytes,
-            flows.sampling_rate, partition,
+            flows.sampling_rate,
             self._limits, self._score_params, self._null_tables, self._policy,
             status, counters, alert_rows, alert_stats, alert_times, alert_extra,
         )  # fmt: skip
         partition_wm_ms = int(self._limits[k.LIM_WATERMARK_MS])
         if watermark_ms is not None:
-            self._partition_watermark_ms[partition] = partition_wm_ms
-        now_ms = self.clock.advance_to(partition_wm_ms)
+            state.clock.advance_to(partition_wm_ms)
+            self.clock.advance_to(partition_wm_ms)
 
         rejections = self._rejections(flows, status, partition_wm_ms)
         alerts = []
         for i in range(int(counters[k.CNT_ALERTS])):
             alert = self.rules.make_alert(
-                self.table,
-                int(alert_rows[i]),
-                alert_stats[i],
-                alert_times[i],
-                alert_extra[i],
-                partition,
+                table, int(alert_rows[i]), alert_stats[i], alert_times[i], alert_extra[i]
             )
             suppressed_by = self.rules.suppressed_by(alert)
             if suppressed_by is None:
@@ -170,9 +223,9 @@ class Detector:
         s.pairs_scored_total += int(counters[k.CNT_SCORED])
         for alert in alerts:
             s.alerts_by_severity[alert.severity] += 1
-        self._sweep_idle(now_ms)
-        s.tracked_pairs = self.table.tracked_pairs
-        s.watermark_ms = now_ms
+        if state.watermark_ms is not None:
+            self._sweep_idle(state, state.watermark_ms)
+        self._publish_gauges()
         return DetectorResult(alerts, rejections, int(counters[k.CNT_ACCEPTED]))
 
     def _rejections(
@@ -194,32 +247,30 @@ class Detector:
             out.append(Rejection(int(flows.record_index[i]), reason, detail))
         return out
 
-    def _sweep_idle(self, now_ms: int) -> None:
-        if self._last_sweep_ms is not None and now_ms - self._last_sweep_ms < self._sweep_every_ms:
+    def _sweep_idle(self, state: PartitionState, now_ms: int) -> None:
+        last = state.last_sweep_ms
+        if last is not None and now_ms - last < self._sweep_every_ms:
             return
-        self._last_sweep_ms = now_ms
-        self.stats.evicted_idle_total += self.table.evict_idle(now_ms - self._window_ms)
+        state.last_sweep_ms = now_ms
+        self.stats.evicted_idle_total += state.table.evict_idle(now_ms - self._window_ms)
 
     def score_all_pairs(self) -> list[PairScore]:
-        """Every tracked pair scored on its current window (for evaluations; costs O(pairs))."""
-        t = self.table
-        rows = np.empty(t.tracked_pairs, dtype=np.int32)
-        stats = np.zeros((t.tracked_pairs, Stat.SIZE), dtype=np.float64)
-        extra = np.zeros((t.tracked_pairs, k.EXTRA_SIZE), dtype=np.float64)
-        n = k.score_rows(
-            t.ring_t, t.ring_b, t.count, t.last_seen_ms, t.used, t.sampling, t.keys, t.port_proto,
-            t.sketch, t.meta, self._window_ms, self._long_window_ms, self._score_params,
-            self._null_tables, self._policy, rows, stats, extra,
-        )  # fmt: skip
-        return pair_scores(t, rows[:n], stats[:n], extra[:n])
-
-    def drop_partitions(self, partitions: Sequence[int]) -> int:
-        for partition in partitions:
-            self._partition_watermark_ms.pop(partition, None)
-        dropped = self.table.drop_partitions(list(partitions))
-        self.stats.evicted_revoked_total += dropped
-        self.stats.tracked_pairs = self.table.tracked_pairs
-        return dropped
+        """Every tracked pair of every partition scored on its current window (for
+        evaluations; costs O(pairs))."""
+        scores: list[PairScore] = []
+        for state in self._partitions.values():
+            t = state.table
+            rows = np.empty(t.tracked_pairs, dtype=np.int32)
+            stats = np.zeros((t.tracked_pairs, Stat.SIZE), dtype=np.float64)
+            extra = np.zeros((t.tracked_pairs, k.EXTRA_SIZE), dtype=np.float64)
+            n = k.score_rows(
+                t.ring_t, t.ring_b, t.count, t.last_seen_ms, t.used, t.sampling, t.keys,
+                t.port_proto, self.prevalence.sketch, self.prevalence.nonzero, t.meta,
+                self._window_ms, self._long_window_ms, self._score_params, self._null_tables,
+                self._policy, rows, stats, extra,
+            )  # fmt: skip
+            scores.extend(pair_scores(t, rows[:n], stats[:n], extra[:n]))
+        return scores
 
 
 def policy_vector(config: Config) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import cast
 
 from beaconwatch.alerting.alert import Alert
@@ -43,10 +43,8 @@ class Pipeline:
         self._fixed_decoder = decoder
         self._decoders: dict[str, Decoder] = {}
         self.stats = stats if stats is not None else DetectorStats()
+        # State and watermarks are kept per input: (topic, partition), or the partition alone.
         self.detector = Detector(config, clock=clock, stats=self.stats, wall_clock_ms=wall_clock_ms)
-        # State and watermarks are kept per input partition; the detector numbers them.
-        self._source_ids: dict[tuple[str, int], int] = {}
-        self._free_source_ids: list[int] = []  # ids of dropped inputs, whose state is gone
 
     def decoder_for(self, topic: str | None) -> Decoder:
         if self._fixed_decoder is not None:
@@ -66,14 +64,6 @@ class Pipeline:
             self.decoder_for(topic)  # decoders warm their own kernels when built
         warm_up(self.config)
 
-    def source_id(self, topic: str, partition: int) -> int:
-        """A small number for one (topic, partition), the detector's key for per-input state."""
-        key = (topic, partition)
-        if key not in self._source_ids:
-            free = self._free_source_ids
-            self._source_ids[key] = free.pop() if free else len(self._source_ids)
-        return self._source_ids[key]
-
     def process_records(
         self, records: Sequence[bytes | None], partition: int = 0, topic: str | None = None
     ) -> BatchOutcome:
@@ -85,8 +75,8 @@ class Pipeline:
         """
         values, positions, rejections = _split_tombstones(records)
         decoded = self.decoder_for(topic).decode(values)
-        source = partition if topic is None else self.source_id(topic, partition)
-        result = self.detector.process(decoded.flows, partition=source)
+        key = partition if topic is None else (topic, partition)
+        result = self.detector.process(decoded.flows, partition=key)
         # The detector counts its own. Per rejection only C loops here (a storm of bad records).
         counts = self.stats.rejected_by_reason
         counts.update(map(_reason, rejections))
@@ -98,11 +88,8 @@ class Pipeline:
             for r in (*decoded.rejections, *result.rejections):
                 rejections.append(Rejection(positions[r.record_index], r.reason, r.detail))
         rejections.sort(key=_record_index)  # a C key; mostly sorted already: near linear
-        alerts = result.alerts
-        if source != partition:
-            alerts = [replace(alert, partition=partition) for alert in alerts]
         return BatchOutcome(
-            alerts=alerts, rejections=rejections, flows_accepted=result.flows_accepted
+            alerts=result.alerts, rejections=rejections, flows_accepted=result.flows_accepted
         )
 
     def drop_partitions(self, partitions: Sequence[int]) -> int:
@@ -111,10 +98,7 @@ class Pipeline:
 
     def drop_topic_partitions(self, revoked: Sequence[tuple[str, int]]) -> int:
         """Forget the state of revoked (topic, partition)s; returns the number of pairs dropped."""
-        ids = [self._source_ids.pop(tp) for tp in revoked if tp in self._source_ids]
-        dropped = self.detector.drop_partitions(ids)
-        self._free_source_ids.extend(ids)
-        return dropped
+        return self.detector.drop_partitions(revoked)
 
 
 _record_index = operator.itemgetter(0)  # Rejection is a named tuple

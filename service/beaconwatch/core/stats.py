@@ -25,4 +25,4 @@ class DetectorStats:
     alerts_suppressed_by_reason: Counter[str] = field(default_factory=Counter)  # allowlist, ...
     alerts_by_severity: Counter[str] = field(default_factory=Counter)
     tracked_pairs: int = 0  # gauge
-    watermark_ms: int = 0  # gauge: event time of the newest flow seen
+    watermark_ms: int = 0  # gauge: the laggiest partition's watermark (its newest flow start)

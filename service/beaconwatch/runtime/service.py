@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -233,7 +234,8 @@ class BeaconService:
         outcome = self.pipeline.process_records(
             [m.value for m in msgs], partition=tp.partition, topic=tp.topic
         )
-        return outcome.alerts, outcome.rejections
+        alerts = [replace(alert, partition=tp.partition) for alert in outcome.alerts]
+        return alerts, outcome.rejections
 
     async def _commit_acknowledged(self, source: KafkaFlowSource, *, wait: bool = False) -> None:
         """Commit the offsets of the batches whose outputs are acknowledged (all of them with

@@ -119,7 +119,6 @@ CNT_SIZE = 7
 U32_MAX = np.uint64(0xFFFF_FFFF)
 NEVER_MS = np.iinfo(np.int64).min // 2
 
-I16 = npt.NDArray[np.int16]
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
@@ -203,12 +202,12 @@ def _score_row(
 
 @njit(cache=True, nogil=True)
 def _apply_prevalence(
-    stats: F64, extra: F64, sketch: U32, meta: I64, keys: U64, port_proto: U32, row: int,
+    stats: F64, extra: F64, sketch: U32, nonzero: I64, keys: U64, port_proto: U32, row: int,
     policy: F64,
 ) -> None:  # fmt: skip
     """Down-rank destinations much of the fleet talks to (fleet-wide polling is not C2)."""
     sources = destination_sources(sketch, keys[row, 2], keys[row, 3], port_proto[row])
-    fleet = max(1.0, fleet_sources(sketch, meta))
+    fleet = max(1.0, fleet_sources(sketch, nonzero))
     share = min(1.0, sources / fleet)
     factor = 1.0
     if sources >= policy[POL_PREVALENCE_MIN_SOURCES]:
@@ -289,13 +288,15 @@ def backoff_events(connections: int, limits: I64, history: int) -> int:
 @njit(cache=True, nogil=True)
 def ingest(
     # table
-    index: I32, keys: U64, port_proto: U32, partition_of: I16, first_seen_ms: I64,
+    index: I32, keys: U64, port_proto: U32, first_seen_ms: I64,
     last_seen_ms: I64, scored_ms: I64, alert_ms: I64, first_alert_ms: I64, count: U32,
     scored_count: U32, alerted: F32, sampling: U16, ring_t: U32, ring_b: U16, conn_port: U16,
-    conn_times: U32, free: I32, used: BOOL, sketch: U32, meta: I64,
+    conn_times: U32, free: I32, used: BOOL, meta: I64,
+    # the process's prevalence sketch
+    sketch: U32, nonzero: I64,
     # flows
     start_ms: I64, end_ms: I64, src_hi: U64, src_lo: U64, dst_hi: U64, dst_lo: U64,
-    src_port: U16, dst_port: U16, proto: U8, nbytes: U64, sampling_rate: U32, partition: int,
+    src_port: U16, dst_port: U16, proto: U8, nbytes: U64, sampling_rate: U32,
     # parameters
     limits: I64, score_params: F64, null_tables: F64, policy: F64,
     # outputs
@@ -336,7 +337,7 @@ def ingest(
         if row == EMPTY:
             if meta[0] == 0:
                 counters[CNT_EVICTED_CAPACITY] += evict_least_recent(
-                    index, keys, port_proto, free, used, meta, sketch, last_seen_ms,
+                    index, keys, port_proto, free, used, meta, sketch, nonzero, last_seen_ms,
                     limits[LIM_EVICT_BATCH],
                 )  # fmt: skip
                 # Eviction shifted the index: look the slot up again.
@@ -363,10 +364,9 @@ def ingest(
             sampling[row] = 1
             for c in range(conn_times.shape[1]):
                 conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
-            add_pair(sketch, meta, keys, pp, row, 1)
+            add_pair(sketch, nonzero, keys, pp, row, 1)
             counters[CNT_NEW_PAIRS] += 1
 
-        partition_of[row] = partition
         rate = min(sampling_rate[i], np.uint32(0xFFFF))
         if rate > sampling[row]:
             sampling[row] = rate
@@ -428,7 +428,7 @@ def ingest(
             rel - limits[LIM_LONG_WINDOW_MS], score_params[1 if sampling[row] > 1 else 0],
             null_tables, stats, window_t, window_b, work, lean,
         )  # fmt: skip
-        _apply_prevalence(stats, extra, sketch, meta, keys, port_proto, row, policy)
+        _apply_prevalence(stats, extra, sketch, nonzero, keys, port_proto, row, policy)
         scored_count[row] = count[row]
         scored_ms[row] = t
         counters[CNT_SCORED] += 1
@@ -469,7 +469,8 @@ def ingest(
 @njit(cache=True, nogil=True)
 def score_rows(
     ring_t: U32, ring_b: U16, count: U32, last_seen_ms: I64, used: BOOL, sampling: U16,
-    keys: U64, port_proto: U32, sketch: U32, meta: I64, window_ms: int, long_window_ms: int,
+    keys: U64, port_proto: U32, sketch: U32, nonzero: I64, meta: I64, window_ms: int,
+    long_window_ms: int,
     score_params: F64, null_tables: F64, policy: F64, rows_out: I32, stats_out: F64,
     extra_out: F64,
 ) -> int:  # fmt: skip
@@ -492,7 +493,8 @@ def score_rows(
         _score_row(ring_t, ring_b, count, row, last_rel - window_ms, last_rel - long_window_ms,
                    params, null_tables, stats_out[k], window_t, window_b, work,
                    False)  # fmt: skip
-        _apply_prevalence(stats_out[k], extra_out[k], sketch, meta, keys, port_proto, row, policy)
+        _apply_prevalence(stats_out[k], extra_out[k], sketch, nonzero, keys, port_proto, row,
+                          policy)  # fmt: skip
         extra_out[k, EXTRA_CHECK_INS] = count[row]
         rows_out[k] = row
         k += 1

@@ -5,7 +5,6 @@ last ``history_events`` connection start times and sizes. Layout per row (histor
 
     keys        4 x u64   32 B   source hi/lo, destination hi/lo
     port_proto  u32        4 B   dst_port << 8 | proto
-    partition   i16        2 B   input partition (source id) the pair's flows arrive on
     first/last_seen_ms, scored_ms, alert_ms, first_alert_ms   5 x i64   40 B
     count, scored_count   2 x u32    8 B
     alerted     5 x f32   20 B   mean interval, score, sleep range of the last alert;
@@ -16,8 +15,12 @@ last ``history_events`` connection start times and sizes. Layout per row (histor
     conn        2 x (u16 + 4 x u32)   36 B   last connections (`connections`)
     index       >= 2 x i32 slots  8-16 B   (hash_index; load factor <= 0.5)
     free, used  i32 + bool   5 B
-    sketch      3 x u32 x W/max_pairs  12-24 B   prevalence (`prevalence`)
+    sketch      3 x u32 x W/max_pairs  12-24 B   prevalence, one per process (`prevalence`)
                        ~340-360 B per tracked pair (`bytes_per_pair`, bench/core.py)
+
+One table per input partition (`core.partition_state`). A table starts small and doubles when a
+batch could fill it, as long as the process's `PairBudget` (``state.max_pairs`` rows over all
+partitions) allows; past that, it evicts its own least recently seen pairs.
 
 Slow beacons need no more room than fast ones: the ring keeps the last H connections whatever
 their spacing, so a 4 h beacon's ring spans 5 days and the window (default 24 h), not the ring,
@@ -35,8 +38,8 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.state.connections import CONN_FIELDS, CONN_SLOTS, END, NO_CONNECTION, PIECE, START
-from beaconwatch.state.hash_index import EMPTY, remove_row, slots_for
-from beaconwatch.state.prevalence import SKETCH_ROWS, add_pair, sketch_width
+from beaconwatch.state.hash_index import EMPTY, find_slot, remove_row, row_hash, slots_for
+from beaconwatch.state.prevalence import Prevalence, add_pair
 
 # Columns of the pair table's `alerted` (f32): what the last alert said, for updates.
 ALERTED_MEAN_S = 0  # mean interval
@@ -51,71 +54,146 @@ REBASE_AFTER_MS = 1 << 31  # re-base ring times once they pass half of the u32 r
 
 U16 = npt.NDArray[np.uint16]
 F32 = npt.NDArray[np.float32]
-I16 = npt.NDArray[np.int16]
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
 U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
 
 
-class PairTable:
-    """Storage for up to ``max_pairs`` pairs; kernels in `ingest.py` and below operate on it."""
+# Per-row columns: what growing a table copies and a snapshot stores (with the defaults of an
+# empty row; rows are also reset when handed out).
+ROW_COLUMNS = (
+    "keys", "port_proto", "first_seen_ms", "last_seen_ms", "scored_ms", "alert_ms",
+    "first_alert_ms", "count", "scored_count", "alerted", "sampling", "ring_t", "ring_b",
+    "conn_port", "conn_times", "used",
+)  # fmt: skip
+MIN_CAPACITY = 1024  # rows a partition's table starts with (about 370 kB)
 
-    def __init__(self, max_pairs: int, history_events: int) -> None:
+
+class PairBudget:
+    """Rows of pair tables one process may hold, over all its partitions (``state.max_pairs``).
+
+    Tables take rows when they grow and give them back when their partition is dropped. The
+    first tables to grow get the rows: with input keyed by host, partitions grow at the same pace.
+    """
+
+    def __init__(self, max_pairs: int) -> None:
         self.max_pairs = max_pairs
+        self.granted = 0
+
+    @property
+    def available(self) -> int:
+        return max(0, self.max_pairs - self.granted)
+
+
+class PairTable:
+    """Storage for the pairs of one partition; kernels in `ingest.py` and below operate on it.
+
+    ``capacity`` rows are allocated now; `reserve` grows the table within ``budget``.
+    ``prevalence`` is the process's sketch, which counts every pair the table tracks.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        history_events: int,
+        prevalence: Prevalence,
+        budget: PairBudget | None = None,
+    ) -> None:
         self.history_events = history_events
-        self.keys: U64 = np.zeros((max_pairs, 4), dtype=np.uint64)
-        self.port_proto: U32 = np.zeros(max_pairs, dtype=np.uint32)
-        self.partition: I16 = np.zeros(max_pairs, dtype=np.int16)
-        self.first_seen_ms: I64 = np.zeros(max_pairs, dtype=np.int64)
-        self.last_seen_ms: I64 = np.zeros(max_pairs, dtype=np.int64)
-        self.scored_ms: I64 = np.zeros(max_pairs, dtype=np.int64)
-        self.alert_ms: I64 = np.full(max_pairs, NEVER_MS, dtype=np.int64)
-        self.first_alert_ms: I64 = np.full(max_pairs, NEVER_MS, dtype=np.int64)
-        self.count: U32 = np.zeros(max_pairs, dtype=np.uint32)
-        self.scored_count: U32 = np.zeros(max_pairs, dtype=np.uint32)
-        self.alerted: F32 = np.zeros((max_pairs, ALERTED_SIZE), dtype=np.float32)
-        self.sampling: U16 = np.ones(max_pairs, dtype=np.uint16)  # capped at 65535
-        self.ring_t: U32 = np.zeros((max_pairs, history_events), dtype=np.uint32)
-        self.ring_b: U16 = np.zeros((max_pairs, history_events), dtype=np.uint16)
-        self.conn_port: U16 = np.zeros((max_pairs, CONN_SLOTS), dtype=np.uint16)
-        self.conn_times: U32 = np.full(
-            (max_pairs, CONN_SLOTS, CONN_FIELDS), NO_CONNECTION, dtype=np.uint32
-        )
-        self.index: I32 = np.full(slots_for(max_pairs), EMPTY, dtype=np.int32)
-        # Free rows as a stack; rows are handed out from the top. `used` marks live rows.
-        self.free: I32 = np.arange(max_pairs - 1, -1, -1, dtype=np.int32)
-        self.used = np.zeros(max_pairs, dtype=np.bool_)
-        self.sketch: U32 = np.zeros((SKETCH_ROWS, sketch_width(max_pairs)), dtype=np.uint32)
-        # meta[0] = free-stack size, meta[1] = epoch_ms (ring times are relative to it),
-        # meta[2] = non-empty source buckets of the prevalence sketch.
-        self.meta: I64 = np.array([max_pairs, 0, 0], dtype=np.int64)
+        self.prevalence = prevalence
+        self.budget = budget if budget is not None else PairBudget(capacity)
+        self.budget.granted += capacity
+        self.capacity = capacity
+        self._allocate(capacity)
+        self.free: I32 = np.arange(capacity - 1, -1, -1, dtype=np.int32)
+        self.index: I32 = np.full(slots_for(capacity), EMPTY, dtype=np.int32)
+        # meta[0] = free-stack size, meta[1] = epoch_ms (ring times are relative to it).
+        self.meta: I64 = np.array([capacity, 0], dtype=np.int64)
+
+    def _allocate(self, rows: int) -> None:
+        h = self.history_events
+        self.keys: U64 = np.zeros((rows, 4), dtype=np.uint64)
+        self.port_proto: U32 = np.zeros(rows, dtype=np.uint32)
+        self.first_seen_ms: I64 = np.zeros(rows, dtype=np.int64)
+        self.last_seen_ms: I64 = np.zeros(rows, dtype=np.int64)
+        self.scored_ms: I64 = np.zeros(rows, dtype=np.int64)
+        self.alert_ms: I64 = np.full(rows, NEVER_MS, dtype=np.int64)
+        self.first_alert_ms: I64 = np.full(rows, NEVER_MS, dtype=np.int64)
+        self.count: U32 = np.zeros(rows, dtype=np.uint32)
+        self.scored_count: U32 = np.zeros(rows, dtype=np.uint32)
+        self.alerted: F32 = np.zeros((rows, ALERTED_SIZE), dtype=np.float32)
+        self.sampling: U16 = np.ones(rows, dtype=np.uint16)  # capped at 65535
+        self.ring_t: U32 = np.zeros((rows, h), dtype=np.uint32)
+        self.ring_b: U16 = np.zeros((rows, h), dtype=np.uint16)
+        self.conn_port: U16 = np.zeros((rows, CONN_SLOTS), dtype=np.uint16)
+        self.conn_times: U32 = np.full((rows, CONN_SLOTS, CONN_FIELDS), NO_CONNECTION,
+                                       dtype=np.uint32)  # fmt: skip
+        self.used = np.zeros(rows, dtype=np.bool_)
+
+    @property
+    def max_pairs(self) -> int:
+        """Rows allocated now (the most pairs the table holds before it grows or evicts)."""
+        return self.capacity
 
     @property
     def tracked_pairs(self) -> int:
-        return self.max_pairs - int(self.meta[0])
+        return self.capacity - int(self.meta[0])
 
     @property
     def epoch_ms(self) -> int:
         return int(self.meta[1])
 
     @property
+    def evict_batch(self) -> int:
+        """Pairs evicted at once when the table is full and may not grow."""
+        return max(1, self.capacity // 64)
+
+    @property
     def nbytes(self) -> int:
-        arrays = (
-            self.keys, self.port_proto, self.partition, self.first_seen_ms, self.last_seen_ms,
-            self.scored_ms, self.alert_ms, self.first_alert_ms, self.count, self.scored_count,
-            self.alerted, self.sampling, self.ring_t, self.ring_b, self.conn_port,
-            self.conn_times, self.index, self.free, self.used, self.sketch,
-        )  # fmt: skip
-        return sum(a.nbytes for a in arrays)
+        """Memory of the table's own arrays (the shared prevalence sketch not included)."""
+        own = sum(getattr(self, name).nbytes for name in ROW_COLUMNS)
+        return int(own + self.index.nbytes + self.free.nbytes + self.meta.nbytes)
 
     @property
     def bytes_per_pair(self) -> float:
-        """Memory per tracked pair at full capacity (all arrays are allocated up front)."""
-        return self.nbytes / self.max_pairs
+        """Memory per tracked pair at full capacity, the process's sketch included."""
+        return (self.nbytes + self.prevalence.nbytes) / self.capacity
 
     def set_epoch(self, epoch_ms: int) -> None:
         self.meta[1] = epoch_ms
+
+    def reserve(self, new_pairs: int) -> None:
+        """Grow (doubling) so that ``new_pairs`` more pairs fit without eviction, as far as the
+        budget allows."""
+        wanted = self.tracked_pairs + new_pairs
+        if wanted <= self.capacity:
+            return
+        target = max(2 * self.capacity, 1 << int(wanted - 1).bit_length())
+        grown = min(target, self.capacity + self.budget.available)
+        if grown > self.capacity:
+            self.grow(grown)
+
+    def grow(self, capacity: int) -> None:
+        """Reallocate for ``capacity`` rows; rows keep their numbers, the index is rebuilt."""
+        old = self.capacity
+        if capacity <= old:
+            return
+        columns = {name: getattr(self, name) for name in ROW_COLUMNS}
+        self._allocate(capacity)
+        for name, column in columns.items():
+            getattr(self, name)[:old] = column
+        free_now = int(self.meta[0])
+        free = np.empty(capacity, dtype=np.int32)
+        added = capacity - old
+        free[:added] = np.arange(capacity - 1, old - 1, -1, dtype=np.int32)
+        free[added : added + free_now] = self.free[:free_now]  # handed out first (top of stack)
+        self.free = free
+        self.meta[0] = added + free_now
+        self.index = np.full(slots_for(capacity), EMPTY, dtype=np.int32)
+        _index_rows(self.index, self.keys, self.port_proto, self.used)
+        self.budget.granted += added
+        self.capacity = capacity
 
     def rebase(self, new_epoch_ms: int) -> None:
         """Move the epoch forward; ring times older than the new epoch clamp to it.
@@ -138,28 +216,53 @@ class PairTable:
 
     def evict_idle(self, cutoff_ms: int) -> int:
         """Drop pairs whose last connection is older than ``cutoff_ms``; returns how many."""
+        return self._evict(self.last_seen_ms < cutoff_ms)
+
+    def release(self) -> int:
+        """Drop every pair (the partition was revoked) and give the rows back to the budget;
+        the table is unusable afterwards. Returns the number of pairs dropped."""
+        dropped = self._evict(np.ones(self.capacity, dtype=np.bool_))
+        self.budget.granted -= self.capacity
+        self.capacity = 0
+        return dropped
+
+    def count_into(self, prevalence: Prevalence) -> None:
+        """Add every tracked pair to ``prevalence`` (a restored table joining a process)."""
+        _count_rows(prevalence.sketch, prevalence.nonzero, self.keys, self.port_proto, self.used)
+
+    def _evict(self, mask: npt.NDArray[np.bool_]) -> int:
+        p = self.prevalence
         return int(
             _evict_where(self.index, self.keys, self.port_proto, self.free, self.used, self.meta,
-                         self.sketch, self.last_seen_ms < cutoff_ms)
+                         p.sketch, p.nonzero, mask)
         )  # fmt: skip
 
-    def drop_partitions(self, partitions: list[int]) -> int:
-        """Drop the pairs of the given Kafka partitions (revoked in a rebalance)."""
-        if not partitions:
-            return 0
-        mask = np.isin(self.partition, np.asarray(partitions, dtype=np.int16))
-        return int(
-            _evict_where(self.index, self.keys, self.port_proto, self.free, self.used, self.meta,
-                         self.sketch, mask)
-        )  # fmt: skip
+
+@njit(cache=True, nogil=True)
+def _index_rows(index: I32, keys: U64, port_proto: U32, used: npt.NDArray[np.bool_]) -> None:
+    for row in range(used.shape[0]):
+        if used[row]:
+            h = row_hash(keys, port_proto, row)
+            slot = find_slot(index, keys, port_proto, h, keys[row, 0], keys[row, 1],
+                             keys[row, 2], keys[row, 3], port_proto[row])  # fmt: skip
+            index[slot] = row
+
+
+@njit(cache=True, nogil=True)
+def _count_rows(
+    sketch: U32, nonzero: I64, keys: U64, port_proto: U32, used: npt.NDArray[np.bool_]
+) -> None:
+    for row in range(used.shape[0]):
+        if used[row]:
+            add_pair(sketch, nonzero, keys, port_proto[row], row, 1)
 
 
 @njit(cache=True, nogil=True)
 def release_row(
     index: I32, keys: U64, port_proto: U32, free: I32, used: npt.NDArray[np.bool_],
-    meta: I64, sketch: U32, row: int,
+    meta: I64, sketch: U32, nonzero: I64, row: int,
 ) -> None:  # fmt: skip
-    add_pair(sketch, meta, keys, port_proto[row], row, -1)
+    add_pair(sketch, nonzero, keys, port_proto[row], row, -1)
     remove_row(index, keys, port_proto, row)
     used[row] = False
     free[meta[0]] = row
@@ -169,12 +272,12 @@ def release_row(
 @njit(cache=True, nogil=True)
 def _evict_where(
     index: I32, keys: U64, port_proto: U32, free: I32, used: npt.NDArray[np.bool_],
-    meta: I64, sketch: U32, mask: npt.NDArray[np.bool_],
+    meta: I64, sketch: U32, nonzero: I64, mask: npt.NDArray[np.bool_],
 ) -> int:  # fmt: skip
     evicted = 0
     for row in range(used.shape[0]):
         if used[row] and mask[row]:
-            release_row(index, keys, port_proto, free, used, meta, sketch, row)
+            release_row(index, keys, port_proto, free, used, meta, sketch, nonzero, row)
             evicted += 1
     return evicted
 
@@ -182,7 +285,7 @@ def _evict_where(
 @njit(cache=True, nogil=True)
 def evict_least_recent(
     index: I32, keys: U64, port_proto: U32, free: I32, used: npt.NDArray[np.bool_],
-    meta: I64, sketch: U32, last_seen_ms: I64, how_many: int,
+    meta: I64, sketch: U32, nonzero: I64, last_seen_ms: I64, how_many: int,
 ) -> int:  # fmt: skip
     """Evict (at least) the ``how_many`` least recently seen pairs, in one O(rows) pass.
 
@@ -199,6 +302,6 @@ def evict_least_recent(
     evicted = 0
     for row in range(n):
         if used[row] and last_seen_ms[row] <= threshold and evicted < how_many:
-            release_row(index, keys, port_proto, free, used, meta, sketch, row)
+            release_row(index, keys, port_proto, free, used, meta, sketch, nonzero, row)
             evicted += 1
     return evicted

@@ -12,6 +12,11 @@ both kept exact under deletion because they count *tracked pairs*, which are add
 
 Width W is a power of two >= max_pairs, so at full load the expected error of each row is about
 one pair. Memory: 3 x W x 4 bytes, i.e. 12-24 bytes per tracked pair.
+
+The sketches are additive: a process's `Prevalence` is the sum of its partitions'
+contributions, each one exactly the pairs that partition tracks. So a partition's part never
+needs to be stored: it is added from its rows when its state is restored and subtracted when
+the partition is dropped (`PairTable.count_into`).
 """
 
 from __future__ import annotations
@@ -25,12 +30,23 @@ from beaconwatch.state.hash_index import key_hash
 U32 = npt.NDArray[np.uint32]
 I64 = npt.NDArray[np.int64]
 SKETCH_ROWS = 3  # rows 0, 1: destination count-min; row 2: source counters
-META_NONZERO_SOURCES = 2  # slot of the pair table's meta vector: non-empty source buckets
 _SALT = np.uint64(0x5851_F42D_4C95_7F2D)
 
 
 def sketch_width(max_pairs: int) -> int:
     return 1 << max(4, int(max_pairs - 1).bit_length())
+
+
+class Prevalence:
+    """The sketches of every pair a process tracks, shared by its partitions' tables."""
+
+    def __init__(self, max_pairs: int) -> None:
+        self.sketch: U32 = np.zeros((SKETCH_ROWS, sketch_width(max_pairs)), dtype=np.uint32)
+        self.nonzero: I64 = np.zeros(1, dtype=np.int64)  # non-empty source buckets
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.sketch.nbytes + self.nonzero.nbytes)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -49,7 +65,7 @@ def _source_bucket(src_hi: np.uint64, src_lo: np.uint64, width: int) -> np.int64
 
 
 @njit(cache=True, nogil=True)
-def add_pair(sketch: U32, meta: I64, keys: npt.NDArray[np.uint64], pp: np.uint32, row: int,
+def add_pair(sketch: U32, nonzero: I64, keys: npt.NDArray[np.uint64], pp: np.uint32, row: int,
              delta: int) -> None:  # fmt: skip
     """Count a tracked pair in (delta = 1) or out (delta = -1)."""
     width = sketch.shape[1]
@@ -59,14 +75,14 @@ def add_pair(sketch: U32, meta: I64, keys: npt.NDArray[np.uint64], pp: np.uint32
         sketch[0, a] += np.uint32(1)
         sketch[1, b] += np.uint32(1)
         if sketch[2, s] == 0:
-            meta[META_NONZERO_SOURCES] += 1
+            nonzero[0] += 1
         sketch[2, s] += np.uint32(1)
     else:
         sketch[0, a] -= np.uint32(1)
         sketch[1, b] -= np.uint32(1)
         sketch[2, s] -= np.uint32(1)
         if sketch[2, s] == 0:
-            meta[META_NONZERO_SOURCES] -= 1
+            nonzero[0] -= 1
 
 
 @njit(cache=True, nogil=True)
@@ -77,10 +93,10 @@ def destination_sources(sketch: U32, dst_hi: np.uint64, dst_lo: np.uint64, pp: n
 
 
 @njit(cache=True, nogil=True)
-def fleet_sources(sketch: U32, meta: I64) -> float:
+def fleet_sources(sketch: U32, nonzero: I64) -> float:
     """Estimated distinct internal sources with tracked pairs (linear counting)."""
     width = sketch.shape[1]
-    nonzero = meta[META_NONZERO_SOURCES]
-    if nonzero >= width:
+    filled = nonzero[0]
+    if filled >= width:
         return float(width)
-    return float(-width * np.log(1.0 - nonzero / width))
+    return float(-width * np.log(1.0 - filled / width))
