@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from beaconwatch.scoring.window_score import (
 from beaconwatch.state import ingest as k
 from beaconwatch.state.pair_table import MIN_CAPACITY, REBASE_AFTER_MS, PairBudget, PairTable
 from beaconwatch.state.prevalence import Prevalence
+from beaconwatch.state.snapshot import decode_table, encode_table
 
 # Idle pairs are swept at most every 1/96 of the window (15 min for 24 h) of event time: each
 # sweep is one pass over all rows, and a pair outliving the window by minutes costs nothing.
@@ -134,6 +136,38 @@ class Detector:
         self.stats.evicted_revoked_total += dropped
         self._publish_gauges()
         return dropped
+
+    def snapshot_partition(self, key: PartitionKey, **fields: Any) -> bytes:
+        """The partition's whole state as bytes (`state.snapshot`), with ``fields`` (the
+        caller's: input offset, ...) in its header."""
+        state = self.partition(key)
+        return encode_table(
+            state.table, watermark_ms=state.watermark_ms, last_sweep_ms=state.last_sweep_ms,
+            **fields,
+        )  # fmt: skip
+
+    def restore_partition(self, key: PartitionKey, data: bytes | memoryview) -> dict[str, Any]:
+        """Replace the partition's state with a snapshot's; returns the caller's fields.
+
+        Raises `SnapshotError` (and keeps the current state) when it cannot be restored.
+        """
+        restored = decode_table(
+            data, history_events=self._history_events, prevalence=self.prevalence,
+            budget=self.budget, min_capacity=min(MIN_CAPACITY, self.budget.max_pairs),
+        )  # fmt: skip
+        old = self._partitions.pop(key, None)
+        if old is not None:
+            old.table.release()
+        fields = dict(restored.fields)
+        state = PartitionState(restored.table)
+        watermark_ms = fields.pop("watermark_ms", None)
+        if watermark_ms is not None:
+            state.clock.advance_to(int(watermark_ms))
+            self.clock.advance_to(int(watermark_ms))
+        state.last_sweep_ms = fields.pop("last_sweep_ms", None)
+        self._partitions[key] = state
+        self._publish_gauges()
+        return fields
 
     def _publish_gauges(self) -> None:
         self.stats.tracked_pairs = self.tracked_pairs

@@ -226,6 +226,17 @@ class PairTable:
         self.capacity = 0
         return dropped
 
+    def adopt_rows(self, rows: int, epoch_ms: int) -> None:
+        """Take rows 0..rows-1, filled in by the caller (a restored snapshot), as tracked:
+        rebuild the free stack and the index, count them into the prevalence sketch."""
+        self.used[:rows] = True
+        self.free[: self.capacity - rows] = np.arange(self.capacity - 1, rows - 1, -1)
+        self.meta[0] = self.capacity - rows
+        self.meta[1] = epoch_ms
+        self.index[:] = EMPTY
+        _index_rows(self.index, self.keys, self.port_proto, self.used)
+        self.count_into(self.prevalence)
+
     def count_into(self, prevalence: Prevalence) -> None:
         """Add every tracked pair to ``prevalence`` (a restored table joining a process)."""
         _count_rows(prevalence.sketch, prevalence.nonzero, self.keys, self.port_proto, self.used)

@@ -1,0 +1,140 @@
+"""A partition's pair table as bytes, and back: the body of a checkpoint.
+
+Layout (all integers little-endian):
+
+    magic      8 B   b"BWSTATE\\0"
+    version    u16   FORMAT_VERSION; another version is `incompatible`
+    head_len   u32   then ``head_len`` bytes of JSON: history_events, epoch_ms, rows, the
+                     columns (name, dtype, row shape) and the caller's fields (input offset,
+                     watermark, ...)
+    columns          each column's used rows, in `ROW_COLUMNS` order, C order
+    crc32      u32   of everything before it
+
+Only tracked rows are written, compacted to 0..rows-1; the hash index, free stack and
+prevalence contribution are rebuilt on restore. The epoch is kept exactly: ring times are ms
+after it, and a restored table scores bit for bit as the one it was taken from.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from beaconwatch.state.pair_table import ROW_COLUMNS, PairBudget, PairTable
+from beaconwatch.state.prevalence import Prevalence
+
+MAGIC = b"BWSTATE\0"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<8sHI")
+_CRC = struct.Struct("<I")
+
+
+class SnapshotError(ValueError):
+    """A snapshot that cannot be restored; ``reason`` is `corrupt` or `incompatible`."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason} snapshot: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    table: PairTable
+    fields: dict[str, Any]  # the caller's fields, as given to `encode_table`
+
+
+def encode_table(table: PairTable, **fields: Any) -> bytes:
+    """The tracked rows of ``table`` with ``fields`` (JSON-serialisable) in the header."""
+    rows = np.flatnonzero(table.used)
+    columns = []
+    bodies = []
+    for name in ROW_COLUMNS:
+        column = getattr(table, name)[rows]
+        columns.append([name, column.dtype.str, list(column.shape[1:])])
+        bodies.append(np.ascontiguousarray(column.astype(column.dtype.newbyteorder("<"))))
+    head = {
+        "history_events": table.history_events,
+        "epoch_ms": table.epoch_ms,
+        "rows": int(rows.size),
+        "columns": columns,
+        "fields": fields,
+    }
+    head_bytes = json.dumps(head, separators=(",", ":")).encode()
+    parts = [_PREFIX.pack(MAGIC, FORMAT_VERSION, len(head_bytes)), head_bytes]
+    parts.extend(body.tobytes() for body in bodies)
+    data = b"".join(parts)
+    return data + _CRC.pack(zlib.crc32(data))
+
+
+def decode_table(
+    data: bytes | memoryview,
+    *,
+    history_events: int,
+    prevalence: Prevalence,
+    budget: PairBudget,
+    min_capacity: int,
+) -> Restored:
+    """A new table holding the snapshot's rows, counted into ``prevalence`` and ``budget``.
+
+    Raises `SnapshotError` when the bytes are damaged (`corrupt`) or were written by another
+    format version or for another ring length (`incompatible`); nothing is changed then.
+    """
+    view = memoryview(data)
+    if len(view) < _PREFIX.size + _CRC.size:
+        raise SnapshotError("corrupt", f"{len(view)} bytes is too short")
+    magic, version, head_len = _PREFIX.unpack_from(view)
+    if magic != MAGIC:
+        raise SnapshotError("corrupt", "not a beaconwatch state snapshot")
+    (crc,) = _CRC.unpack_from(view, len(view) - _CRC.size)
+    if zlib.crc32(view[: len(view) - _CRC.size]) != crc:
+        raise SnapshotError("corrupt", "checksum mismatch")
+    if version != FORMAT_VERSION:
+        raise SnapshotError("incompatible", f"format version {version}, expected {FORMAT_VERSION}")
+    try:
+        head = json.loads(bytes(view[_PREFIX.size : _PREFIX.size + head_len]))
+    except ValueError as exc:
+        raise SnapshotError("corrupt", f"header: {exc}") from exc
+    if head["history_events"] != history_events:
+        raise SnapshotError(
+            "incompatible",
+            f"history_events {head['history_events']}, configured {history_events}",
+        )
+    rows = int(head["rows"])
+    columns = _columns(view, head, _PREFIX.size + head_len, len(view) - _CRC.size, rows)
+    capacity = max(min_capacity, 1 << max(0, rows - 1).bit_length())
+    table = PairTable(capacity, history_events, prevalence, budget)
+    for name, values in columns.items():
+        getattr(table, name)[:rows] = values
+    table.adopt_rows(rows, int(head["epoch_ms"]))
+    return Restored(table, dict(head["fields"]))
+
+
+def _columns(
+    view: memoryview, head: dict[str, Any], offset: int, end: int, rows: int
+) -> dict[str, np.ndarray]:
+    """The snapshot's columns, checked against today's table layout (read-only views)."""
+    if [c[0] for c in head["columns"]] != list(ROW_COLUMNS):
+        raise SnapshotError("incompatible", "another set of columns")
+    empty = PairTable(1, int(head["history_events"]), Prevalence(16), PairBudget(1))
+    out = {}
+    for name, dtype, shape in head["columns"]:
+        today = getattr(empty, name)
+        column = np.dtype(dtype)
+        if column != today.dtype.newbyteorder("<") or list(today.shape[1:]) != shape:
+            raise SnapshotError("incompatible", f"column {name} is {dtype} {shape}")
+        count = rows * int(np.prod(shape, dtype=np.int64))
+        size = count * column.itemsize
+        if offset + size > end:
+            raise SnapshotError("corrupt", "truncated")
+        values = np.frombuffer(view, dtype=column, count=count, offset=offset)
+        out[name] = values.reshape((rows, *shape))
+        offset += size
+    if offset != end:
+        raise SnapshotError("corrupt", f"{end - offset} bytes after the last column")
+    return out
