@@ -54,6 +54,13 @@ class KafkaConfig(_Section):
     # Idempotent producer: a retried send is never written twice (Apache Kafka >= 0.11; not
     # Tansu, not every managed service). Off, acks=all + commit-after-ack is at-least-once.
     idempotent_producer: bool = False
+    # Checkpoints of each input partition's state (runtime/checkpoints.py) in a compacted
+    # topic, every checkpoint_interval_s and on revoke and shutdown; a partition assigned to
+    # any instance resumes from its latest one. 0 = no checkpoints (state is rebuilt from the
+    # input: a restart forgets every pair's history).
+    state_topic: str = Field("beaconwatch.state", min_length=1)
+    state_topic_partitions: int = Field(16, ge=1, le=10_000)
+    checkpoint_interval_s: float = Field(60.0, ge=0.0)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None

@@ -52,6 +52,11 @@ class ServiceMetrics:
     event_time_lag_seconds: Gauge
     partitions_assigned: Gauge
     batch_duration_seconds: Histogram
+    checkpoints: PromCounter  # {result}: written | failed
+    checkpoint_bytes: PromCounter
+    checkpoint_restores: PromCounter  # {result}: restored | none | incomplete | corrupt | ...
+    records_replayed: PromCounter
+    checkpoint_age_seconds: Gauge
     _published: _StatsSnapshot = field(default_factory=_StatsSnapshot)
 
     @classmethod
@@ -132,6 +137,33 @@ class ServiceMetrics:
                 buckets=_BATCH_BUCKETS_S,
                 registry=r,
             ),
+            checkpoints=PromCounter(
+                "beaconwatch_checkpoints",
+                "Partition state checkpoints written to the state topic, by result",
+                ["result"],
+                registry=r,
+            ),
+            checkpoint_bytes=PromCounter(
+                "beaconwatch_checkpoint_bytes", "Bytes of checkpoints written", registry=r
+            ),
+            checkpoint_restores=PromCounter(
+                "beaconwatch_checkpoint_restores",
+                "Partitions assigned, by what their checkpoint gave (restored, none, "
+                "incomplete, corrupt, incompatible, unreadable)",
+                ["result"],
+                registry=r,
+            ),
+            records_replayed=PromCounter(
+                "beaconwatch_records_replayed",
+                "Records between a restored checkpoint and the committed offset, processed "
+                "again without publishing their (already published) alerts and dead letters",
+                registry=r,
+            ),
+            checkpoint_age_seconds=Gauge(
+                "beaconwatch_checkpoint_age_seconds",
+                "Seconds since the last complete checkpoint of all assigned partitions",
+                registry=r,
+            ),
         )
         # Pre-create the label values that always exist, so dashboards see zeros, not gaps.
         for cause in ("idle", "capacity", "revoked"):
@@ -140,6 +172,10 @@ class ServiceMetrics:
             metrics.alerts.labels(severity=severity)
         for kind in ("duplicate", "continuation"):
             metrics.flows_merged.labels(kind=kind)
+        for result in ("written", "failed"):
+            metrics.checkpoints.labels(result=result)
+        for result in ("restored", "none", "incomplete", "corrupt", "incompatible", "unreadable"):
+            metrics.checkpoint_restores.labels(result=result)
         return metrics
 
     def publish_stats(self, stats: DetectorStats) -> None:

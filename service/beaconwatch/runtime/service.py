@@ -4,8 +4,9 @@ Delivery is at-least-once: the input offsets of a batch are committed only after
 dead-letter record produced from it, and from every earlier batch, has been acknowledged by the
 broker (acks=all). The next batch is processed while those acks are on their way (at most
 `_MAX_IN_FLIGHT_BATCHES` unacknowledged). If a send fails, that batch and later ones are not
-committed and the service stops with the error; a restart re-reads them. Detector state is in
-memory and keyed by input partition.
+committed and the service stops with the error; a restart re-reads them. Detector state is
+owned per input partition and checkpointed to a compacted state topic (`checkpointing.py`): a
+partition assigned to this or any other instance resumes from its latest checkpoint.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from beaconwatch.config import Config, ConfigError, KafkaConfig
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.decode.base import Rejection
 from beaconwatch.metrics.prometheus import ServiceMetrics
+from beaconwatch.runtime.checkpointing import Checkpointer
+from beaconwatch.runtime.checkpoints import KafkaCheckpointStore
 from beaconwatch.runtime.http import HttpServer, Readiness
 from beaconwatch.runtime.in_flight import Acknowledged, InFlightBatches
 from beaconwatch.runtime.kafka_options import client_options, redacted
@@ -78,6 +81,7 @@ class BeaconService:
         self._batch_lock = asyncio.Lock()
         self._in_flight = InFlightBatches()
         self._source: KafkaFlowSource | None = None
+        self._checkpointer: Checkpointer | None = None
 
     # -- health ---------------------------------------------------------------------------
 
@@ -156,6 +160,19 @@ class BeaconService:
             await _start_producer(producer, kafka)
             alerts = AlertSink(producer, kafka.alerts_topic)
             dead_letters = DeadLetterSink(producer, kafka.dead_letter_topic)
+            if kafka.checkpoint_interval_s > 0:
+                if kafka.create_topics:
+                    await create_topics(
+                        topics={kafka.state_topic: kafka.state_topic_partitions},
+                        configs={kafka.state_topic: {"cleanup.policy": "compact"}},
+                        **options,
+                    )
+                store = KafkaCheckpointStore(
+                    producer, kafka.state_topic, kafka.state_topic_partitions, options
+                )
+                self._checkpointer = Checkpointer(
+                    store, self.pipeline.detector, self.metrics, kafka.checkpoint_interval_s
+                )
             # Compile the kernels before joining the group: records never wait on numba.
             await asyncio.to_thread(self.pipeline.warm_up)
             self._source = source = KafkaFlowSource(
@@ -175,10 +192,14 @@ class BeaconService:
                         await self._commit_acknowledged(source)
                     elif self._in_flight:  # idle: commit everything sent so far
                         await self._commit_acknowledged(source, wait=True)
+                    if self._checkpointer is not None and self._checkpointer.due:
+                        await self._checkpoint(source, self._assigned)
                 await self._update_gauges(source)
             log.info("stop requested: shutting down")
             async with self._batch_lock:
                 await self._commit_acknowledged(source, wait=True)
+                if self._checkpointer is not None:
+                    await self._checkpoint(source, self._assigned)
         finally:
             self._in_flight.abandon()  # only after an error is anything left here
             self._alive = False
@@ -209,7 +230,21 @@ class BeaconService:
                 continue
             if tp not in self._assigned:
                 continue  # revoked while this batch waited for the lock: not ours any more
+            if self._checkpointer is not None and self._source is not None:
+                seek_to = self._checkpointer.misplaced(tp, msgs[0].offset)
+                if seek_to is not None:  # read before the restored partition's seek took
+                    self._source.seek(tp, seek_to)
+                    continue
             consumed += len(msgs)
+            if self._checkpointer is not None:
+                self._checkpointer.processed(tp, msgs[-1].offset + 1)
+                replayed, live = self._checkpointer.split_replay(tp, msgs)
+                if replayed:  # published before the restart: rebuild state, publish nothing
+                    await asyncio.to_thread(self._run_pipeline, tp, list(replayed))
+                    self.metrics.records_replayed.inc(len(replayed))
+                if not live:
+                    continue
+                msgs = list(live)
             # In a worker thread: the numba kernels release the GIL, so aiokafka's fetcher
             # keeps receiving the next batch on the event loop while this one is processed.
             alerts, rejections = await asyncio.to_thread(self._run_pipeline, tp, msgs)
@@ -266,6 +301,13 @@ class BeaconService:
             return
         self._committed.update(next_offsets)
 
+    async def _checkpoint(self, source: KafkaFlowSource, tps: Collection[TopicPartition]) -> None:
+        """Checkpoint ``tps`` once every output of the records their state covers is
+        acknowledged (drained) and their offsets are committed."""
+        assert self._checkpointer is not None
+        await self._commit_acknowledged(source, wait=True)
+        await self._checkpointer.save([tp for tp in tps if tp in self._assigned])
+
     # -- rebalance ------------------------------------------------------------------------
 
     async def _on_revoked(self, revoked: Collection[TopicPartition]) -> None:
@@ -284,6 +326,8 @@ class BeaconService:
                     self._committed.update(pending)
                 except KafkaError as exc:
                     log.warning("commit on revoke failed, records may be re-read: %s", exc)
+                if self._checkpointer is not None:  # whoever gets them next resumes here
+                    await self._checkpointer.save([tp for tp in revoked if tp in self._assigned])
             self._assigned.difference_update(revoked)
             # aiokafka rebalances eagerly: everything is revoked, then mostly re-assigned.
             # State is only dropped for partitions that do not come back (see _on_assigned).
@@ -292,12 +336,11 @@ class BeaconService:
 
     async def _on_assigned(self, assigned: Collection[TopicPartition]) -> None:
         async with self._batch_lock:
-            self._assigned = set(assigned)
-            lost = self._revoked_pending - self._assigned
+            now = set(assigned)
+            lost = self._revoked_pending - now
             self._revoked_pending.clear()
             if lost:
-                # Future work: hand state over through a changelog topic instead of dropping
-                # it; the new owner rebuilds each pair's history from the flows it reads.
+                # Checkpointed on revoke: their new owner restores them from the state topic.
                 dropped = self.pipeline.drop_topic_partitions(
                     sorted((tp.topic, tp.partition) for tp in lost)
                 )
@@ -305,6 +348,14 @@ class BeaconService:
             for tp in lost:
                 self._processed.pop(tp, None)
                 self._committed.pop(tp, None)
+            if self._checkpointer is not None:
+                self._checkpointer.forget(lost)
+                held = self.pipeline.detector.partitions
+                gained = [tp for tp in assigned if (tp.topic, tp.partition) not in held]
+                if self._source is not None:
+                    await self._checkpointer.restore(self._source, gained)
+            # Only now: readiness and the batches wait until the restores are done.
+            self._assigned = now
             self.metrics.partitions_assigned.set(len(self._assigned))
             self.metrics.publish_stats(self.pipeline.stats)
             log.info(
@@ -315,6 +366,8 @@ class BeaconService:
 
     async def _update_gauges(self, source: KafkaFlowSource) -> None:
         self.metrics.consumer_lag_records.set(await source.lag_records())
+        if self._checkpointer is not None:
+            self._checkpointer.publish_age()
         self.metrics.partitions_assigned.set(len(self._assigned))
 
     async def _probe_loop(self, source: KafkaFlowSource) -> None:

@@ -21,10 +21,12 @@ async def create_topics(
     topics: Mapping[str, int],
     *,
     replication_factor: int = 1,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
     timeout_s: float = 10.0,
     **client_options: Any,
 ) -> list[str]:
-    """Create the missing ones of ``topics`` (name -> partitions); return the names created.
+    """Create the missing ones of ``topics`` (name -> partitions), with ``configs`` (name ->
+    topic configs, e.g. cleanup.policy); return the names created.
 
     Existing topics are left alone (their partition count is not changed). Waits until the
     metadata shows every requested topic, so a consumer subscribing right after sees them.
@@ -37,7 +39,15 @@ async def create_topics(
         created: list[str] = []
         if missing:
             response = await admin.create_topics(
-                [NewTopic(n, topics[n], replication_factor) for n in missing],
+                [
+                    NewTopic(
+                        n,
+                        topics[n],
+                        replication_factor,
+                        topic_configs=dict((configs or {}).get(n, {})),
+                    )
+                    for n in missing
+                ],
                 timeout_ms=int(timeout_s * 1000),
             )
             for entry in response.topic_errors:

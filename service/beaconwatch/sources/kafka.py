@@ -63,6 +63,15 @@ class KafkaFlowSource:
                 {tp: OffsetAndMetadata(offset, "") for tp, offset in next_offsets.items()}
             )
 
+    async def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed next offset of ``tp`` (None if it never committed)."""
+        offset = await self._consumer.committed(tp)
+        return None if offset is None else int(offset)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Read ``tp`` from ``offset`` on (an assigned partition restored from a checkpoint)."""
+        self._consumer.seek(tp, offset)
+
     def assignment(self) -> set[TopicPartition]:
         return set(self._consumer.assignment())
 
