@@ -23,9 +23,9 @@ class PartitionState:
 
     __slots__ = ("clock", "last_sweep_ms", "table")
 
-    def __init__(self, table: PairTable, clock: EventClock | None = None) -> None:
+    def __init__(self, table: PairTable) -> None:
         self.table = table
-        self.clock = clock if clock is not None else EventClock()
+        self.clock = EventClock()
         self.last_sweep_ms: int | None = None
 
     @property

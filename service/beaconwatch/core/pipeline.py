@@ -92,10 +92,6 @@ class Pipeline:
             alerts=result.alerts, rejections=rejections, flows_accepted=result.flows_accepted
         )
 
-    def drop_partitions(self, partitions: Sequence[int]) -> int:
-        """Forget the state of revoked partitions (inputs without topic); pairs dropped."""
-        return self.detector.drop_partitions(partitions)
-
     def drop_topic_partitions(self, revoked: Sequence[tuple[str, int]]) -> int:
         """Forget the state of revoked (topic, partition)s; returns the number of pairs dropped."""
         return self.detector.drop_partitions(revoked)

@@ -63,7 +63,8 @@ class Checkpointer:
         self._detector = detector
         self._metrics = metrics
         self._interval_s = interval_s
-        self._last_s = time.monotonic()
+        self._last_s = time.monotonic()  # last attempt: the schedule
+        self._last_complete_s = self._last_s  # last time every partition was written: the age
         # Next input offset the in-memory state of each partition covers.
         self._state_offset: dict[TopicPartition, int] = {}
         # Records below this offset were published before: replay them silently.
@@ -118,6 +119,7 @@ class Checkpointer:
     async def save(self, tps: Collection[TopicPartition]) -> None:
         """Checkpoint these partitions (their outputs must be acknowledged already)."""
         started = time.monotonic()
+        failed = 0
         for tp in sorted(tps):
             offset = self._state_offset.get(tp)
             if offset is None:
@@ -130,16 +132,19 @@ class Checkpointer:
                 written = await self._store.save(tp, data, offset)
             except Exception as exc:
                 self._metrics.checkpoints.labels(result="failed").inc()
+                failed += 1
                 log.warning("checkpoint of %s failed, will retry: %r", tp, exc)
                 continue
             self._metrics.checkpoints.labels(result="written").inc()
             self._metrics.checkpoint_bytes.inc(written)
         self._last_s = time.monotonic()
-        self._metrics.checkpoint_age_seconds.set(0)
+        if not failed:
+            self._last_complete_s = self._last_s
+        self.publish_age()
         log.debug("checkpointed %d partitions in %.2f s", len(tps), self._last_s - started)
 
     def publish_age(self) -> None:
-        self._metrics.checkpoint_age_seconds.set(time.monotonic() - self._last_s)
+        self._metrics.checkpoint_age_seconds.set(time.monotonic() - self._last_complete_s)
 
     async def restore(self, source: Offsets, tps: Collection[TopicPartition]) -> None:
         """Restore newly assigned partitions from their checkpoints and position them."""

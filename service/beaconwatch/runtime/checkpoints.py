@@ -49,8 +49,7 @@ def _prefix(tp: TopicPartition) -> str:
 class Checkpoint:
     data: bytes  # the snapshot
     input_offset: int  # next input offset the snapshot covers
-    checkpoint_id: int
-    created_ms: int
+    checkpoint_id: int  # time.time_ns() when it was written
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,5 +198,4 @@ def _assemble(
     data = b"".join(part for part in parts if part is not None)
     if len(data) != manifest["bytes"] or hashlib.sha256(data).hexdigest() != manifest["sha256"]:
         return Missing("corrupt", f"checkpoint {checkpoint_id} does not match its manifest")
-    return Checkpoint(data, int(manifest["input_offset"]), checkpoint_id,
-                      int(manifest["created_ms"]))  # fmt: skip
+    return Checkpoint(data, int(manifest["input_offset"]), checkpoint_id)

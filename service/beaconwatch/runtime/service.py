@@ -193,13 +193,13 @@ class BeaconService:
                     elif self._in_flight:  # idle: commit everything sent so far
                         await self._commit_acknowledged(source, wait=True)
                     if self._checkpointer is not None and self._checkpointer.due:
-                        await self._checkpoint(source, self._assigned)
+                        await self._checkpoint(source)
                 await self._update_gauges(source)
             log.info("stop requested: shutting down")
             async with self._batch_lock:
                 await self._commit_acknowledged(source, wait=True)
                 if self._checkpointer is not None:
-                    await self._checkpoint(source, self._assigned)
+                    await self._checkpoint(source)
         finally:
             self._in_flight.abandon()  # only after an error is anything left here
             self._alive = False
@@ -301,12 +301,12 @@ class BeaconService:
             return
         self._committed.update(next_offsets)
 
-    async def _checkpoint(self, source: KafkaFlowSource, tps: Collection[TopicPartition]) -> None:
-        """Checkpoint ``tps`` once every output of the records their state covers is
-        acknowledged (drained) and their offsets are committed."""
+    async def _checkpoint(self, source: KafkaFlowSource) -> None:
+        """Checkpoint every assigned partition once every output of the records their state
+        covers is acknowledged (drained) and their offsets are committed."""
         assert self._checkpointer is not None
         await self._commit_acknowledged(source, wait=True)
-        await self._checkpointer.save([tp for tp in tps if tp in self._assigned])
+        await self._checkpointer.save(self._assigned)
 
     # -- rebalance ------------------------------------------------------------------------
 

@@ -132,11 +132,6 @@ class PairTable:
         self.used = np.zeros(rows, dtype=np.bool_)
 
     @property
-    def max_pairs(self) -> int:
-        """Rows allocated now (the most pairs the table holds before it grows or evicts)."""
-        return self.capacity
-
-    @property
     def tracked_pairs(self) -> int:
         return self.capacity - int(self.meta[0])
 

@@ -55,9 +55,13 @@ def encode_table(table: PairTable, **fields: Any) -> bytes:
     columns = []
     bodies = []
     for name in ROW_COLUMNS:
-        column = getattr(table, name)[rows]
+        # Fancy indexing already copies into a contiguous array: convert the byte order only
+        # where the machine's is not little-endian, and join the arrays' buffers directly.
+        column = getattr(table, name)[rows].astype(
+            getattr(table, name).dtype.newbyteorder("<"), copy=False
+        )
         columns.append([name, column.dtype.str, list(column.shape[1:])])
-        bodies.append(np.ascontiguousarray(column.astype(column.dtype.newbyteorder("<"))))
+        bodies.append(column)
     head = {
         "history_events": table.history_events,
         "epoch_ms": table.epoch_ms,
@@ -66,10 +70,11 @@ def encode_table(table: PairTable, **fields: Any) -> bytes:
         "fields": fields,
     }
     head_bytes = json.dumps(head, separators=(",", ":")).encode()
-    parts = [_PREFIX.pack(MAGIC, FORMAT_VERSION, len(head_bytes)), head_bytes]
-    parts.extend(body.tobytes() for body in bodies)
-    data = b"".join(parts)
-    return data + _CRC.pack(zlib.crc32(data))
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head_bytes))
+    crc = zlib.crc32(head_bytes, zlib.crc32(prefix))
+    for body in bodies:
+        crc = zlib.crc32(body, crc)
+    return b"".join([prefix, head_bytes, *bodies, _CRC.pack(crc)])
 
 
 def decode_table(
