@@ -39,6 +39,7 @@ from numba import njit
 
 from beaconwatch.state.connections import CONN_FIELDS, CONN_SLOTS, END, NO_CONNECTION, PIECE, START
 from beaconwatch.state.hash_index import EMPTY, find_slot, remove_row, row_hash, slots_for
+from beaconwatch.state.heap import release_freed_memory
 from beaconwatch.state.prevalence import Prevalence, add_pair
 
 # Columns of the pair table's `alerted` (f32): what the last alert said, for updates.
@@ -189,6 +190,8 @@ class PairTable:
         _index_rows(self.index, self.keys, self.port_proto, self.used)
         self.budget.granted += added
         self.capacity = capacity
+        del columns
+        release_freed_memory()  # the old columns' heap memory (see `state.heap`)
 
     def rebase(self, new_epoch_ms: int) -> None:
         """Move the epoch forward; ring times older than the new epoch clamp to it.
