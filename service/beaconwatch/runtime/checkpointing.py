@@ -65,8 +65,10 @@ class Checkpointer:
         self._interval_s = interval_s
         self._last_s = time.monotonic()  # last attempt: the schedule
         self._last_complete_s = self._last_s  # last time every partition was written: the age
-        # Next input offset the in-memory state of each partition covers.
+        # Next input offset the in-memory state of each partition covers, and that of its
+        # latest checkpoint in the state topic: a partition with nothing new is not rewritten.
         self._state_offset: dict[TopicPartition, int] = {}
+        self._saved_offset: dict[TopicPartition, int] = {}
         # Records below this offset were published before: replay them silently.
         self._replay_until: dict[TopicPartition, int] = {}
         # Where a restored partition must be read from. aiokafka positions an assigned
@@ -113,6 +115,7 @@ class Checkpointer:
     def forget(self, tps: Collection[TopicPartition]) -> None:
         for tp in tps:
             self._state_offset.pop(tp, None)
+            self._saved_offset.pop(tp, None)
             self._replay_until.pop(tp, None)
             self._resume_at.pop(tp, None)
 
@@ -122,8 +125,8 @@ class Checkpointer:
         failed = 0
         for tp in sorted(tps):
             offset = self._state_offset.get(tp)
-            if offset is None:
-                continue  # nothing read since assign and nothing restored: nothing to keep
+            if offset is None or offset == self._saved_offset.get(tp):
+                continue  # nothing read since assign, or nothing since its latest checkpoint
             key = partition_key(tp)
             try:
                 data = await asyncio.to_thread(
@@ -135,6 +138,7 @@ class Checkpointer:
                 failed += 1
                 log.warning("checkpoint of %s failed, will retry: %r", tp, exc)
                 continue
+            self._saved_offset[tp] = offset
             self._metrics.checkpoints.labels(result="written").inc()
             self._metrics.checkpoint_bytes.inc(written)
         self._last_s = time.monotonic()
@@ -175,7 +179,7 @@ class Checkpointer:
             committed = await source.committed(tp)
             resume = checkpoint.input_offset
             self._resume_at[tp] = resume
-            self._state_offset[tp] = resume
+            self._state_offset[tp] = self._saved_offset[tp] = resume
             if committed is not None and committed > resume:
                 self._replay_until[tp] = committed
             self._metrics.checkpoint_restores.labels(result="restored").inc()
