@@ -61,6 +61,19 @@ class KafkaConfig(_Section):
     state_topic: str = Field("beaconwatch.state", min_length=1)
     state_topic_partitions: int = Field(16, ge=1, le=10_000)
     checkpoint_interval_s: float = Field(60.0, ge=0.0)
+    # Keyed repartitioning (core/repartition.py): the collectors' records are decoded, scoped
+    # and written keyed by internal host to internal_topic, which the detector stage reads, so
+    # each host's flows meet in one partition's state however the collectors spread them.
+    # Set input_keyed_by_host = true only if every collector keys its records by source
+    # address (docs/operations.md); the detector then reads input_topics directly.
+    input_keyed_by_host: bool = False
+    internal_topic: str = Field("beaconwatch.flows", min_length=1)
+    internal_topic_partitions: int = Field(16, ge=1, le=10_000)  # detector parallelism cap
+    # The detector stage's consumer group on internal_topic ("" = group_id + ".detect");
+    # group_id is the group reading input_topics (the repartition stage, or the detector).
+    detect_group_id: str = ""
+    # Longest a fetch waits for data on an idle topic: the floor of alert latency at idle.
+    fetch_max_wait_ms: int = Field(500, ge=0, le=60_000)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
@@ -83,6 +96,23 @@ class KafkaConfig(_Section):
 
     def format_for(self, topic: str) -> str:
         return self.topic_formats.get(topic, self.input_format)
+
+    @property
+    def detect_group(self) -> str:
+        """The detector stage's consumer group."""
+        if self.input_keyed_by_host:
+            return self.group_id
+        return self.detect_group_id or f"{self.group_id}.detect"
+
+    @model_validator(mode="after")
+    def _internal_topic_apart(self) -> KafkaConfig:
+        outputs = {self.alerts_topic, self.dead_letter_topic, self.state_topic}
+        if not self.input_keyed_by_host:
+            if self.internal_topic in {*self.input_topics, *outputs}:
+                raise ValueError("internal_topic must differ from the input and output topics")
+            if self.detect_group == self.group_id:
+                raise ValueError("detect_group_id must differ from group_id")
+        return self
 
 
 RFC1918_AND_ULA = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]

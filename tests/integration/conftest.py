@@ -76,6 +76,9 @@ class KafkaTestKit:
     async def committed_offsets(self) -> dict[int, int]:
         return await committed_offsets(self.broker, self.names.group, self.names.input)
 
+    async def drained(self, run: Running, timeout_s: float = 30.0) -> None:
+        await run.drained(self.broker, timeout_s)
+
     @staticmethod
     def running(config: Config, *, wait_ready: bool = True) -> AbstractAsyncContextManager[Running]:
         return running_service(config, wait_ready=wait_ready)
@@ -103,7 +106,10 @@ def make_config(broker: BrokerUnderTest, names: Names, **kafka: object) -> Confi
             "alerts_topic": names.alerts,
             "dead_letter_topic": names.dead_letter,
             "group_id": names.group,
+            "internal_topic": f"{names.input}.internal",
+            "internal_topic_partitions": 4,
             "poll_timeout_ms": 100,
+            "fetch_max_wait_ms": 100,
             **FAST_GROUP,
             **kafka,
         },
@@ -230,6 +236,36 @@ class Running:
 
     def consumed(self) -> float:
         return metric(self.service.registry, "beaconwatch_flows_consumed_total")
+
+    async def drained(self, broker: BrokerUnderTest, timeout_s: float = 30.0) -> None:
+        """Wait until every record of the input topics is committed by the stage reading
+        them and, with a repartition stage, every record of the internal topic by the
+        detector: every flow produced so far went all the way through."""
+        service = self.service
+        kafka = service.config.kafka
+
+        def caught_up(ends: dict[TopicPartition, int], offsets: dict[TopicPartition, int]) -> bool:
+            return all(offsets.get(tp) == end for tp, end in ends.items() if end > 0)
+
+        inputs = {
+            TopicPartition(t, p): end
+            for t in kafka.input_topics
+            for p, end in (await end_offsets(broker, t)).items()
+        }
+        await wait_until(
+            lambda: caught_up(inputs, service.committed_offsets), timeout_s, "input committed"
+        )
+        if service.repartition is not None and service.detect is not None:
+            internal = {
+                TopicPartition(kafka.internal_topic, p): end
+                for p, end in (await end_offsets(broker, kafka.internal_topic)).items()
+            }
+            detect = service.detect
+            await wait_until(
+                lambda: caught_up(internal, detect.committed_offsets),
+                timeout_s,
+                "internal topic committed by the detector",
+            )
 
 
 @asynccontextmanager

@@ -58,7 +58,13 @@ async def test_restart_restores_state_and_replays_without_publishing_again(
 ) -> None:
     names = kit.names
     await kit.make_input_topic(2)
-    state = {"state_topic": f"{names.input}-state", "state_topic_partitions": 3}
+    # The detector reads the input itself (keyed input): its partitions are the topic's two,
+    # and what is replayed is exactly the records produced. test_kill9 runs the default path.
+    state = {
+        "state_topic": f"{names.input}-state",
+        "state_topic_partitions": 3,
+        "input_keyed_by_host": True,
+    }
     first, second, third = flows(0, 6, 1), flows(6, 12, 2), flows(12, 20, 3)
 
     # Run 1: six check-ins per beacon (too few to alert), then a graceful stop: checkpoints.

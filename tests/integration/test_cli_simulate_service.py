@@ -61,6 +61,7 @@ async def test_simulate_topic_plus_service_equals_scan(kit: KafkaTestKit, tmp_pa
 
     async with kit.running(kit.config()) as run:
         await kit.wait_until(lambda: run.consumed() >= produced, timeout_s=60, what="consumed")
+        await kit.drained(run)
         published = await kit.read_topic(names.alerts, expected=len(scan_ids))
         rejected = kit.metric(run.service.registry, "beaconwatch_dead_letter_records_total")
     service_ids = _event_ids([r.value for r in published if r.value is not None])

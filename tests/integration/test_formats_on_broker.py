@@ -94,9 +94,11 @@ async def test_one_service_five_formats_same_alerts(kit: KafkaTestKit) -> None:
     )
     async with kit.running(config) as run:
         registry = run.service.registry
-        assert kit.metric(registry, "beaconwatch_partitions_assigned") == len(FORMATS)
+        assigned = "beaconwatch_repartition_partitions_assigned"
+        assert kit.metric(registry, assigned) == len(FORMATS)
         total = len(FORMATS) * len(flows)
         await kit.wait_until(lambda: run.consumed() == total, timeout_s=30, what="all consumed")
+        await kit.drained(run)
         assert kit.metric(registry, "beaconwatch_flows_accepted_total") == len(FORMATS) * external
         for reason in REJECT_REASONS:
             assert kit.metric(registry, "beaconwatch_records_rejected_total", reason=reason) == 0

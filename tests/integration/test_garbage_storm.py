@@ -50,6 +50,7 @@ async def test_half_garbage_loses_nothing(kit: KafkaTestKit, fmt: str) -> None:
     async with kit.running(kit.config(input_format=fmt)) as run:
         registry = run.service.registry
         await kit.wait_until(lambda: run.consumed() == len(records), what="all consumed")
+        await kit.drained(run)
 
         def by_label(name: str) -> dict[str, int]:
             """Sample value per ``reason`` label of counter ``name`` (zeros left out)."""

@@ -35,6 +35,9 @@ def service_env(kit: KafkaTestKit) -> dict[str, str]:
         "KAFKA__ALERTS_TOPIC": names.alerts,
         "KAFKA__DEAD_LETTER_TOPIC": names.dead_letter,
         "KAFKA__GROUP_ID": names.group,
+        "KAFKA__INTERNAL_TOPIC": internal_topic(kit),
+        "KAFKA__INTERNAL_TOPIC_PARTITIONS": "4",
+        "KAFKA__FETCH_MAX_WAIT_MS": "100",
         "KAFKA__STATE_TOPIC": f"{names.input}-state",
         "KAFKA__STATE_TOPIC_PARTITIONS": "2",
         "KAFKA__CHECKPOINT_INTERVAL_S": "1.0",
@@ -55,19 +58,36 @@ async def start(kit: KafkaTestKit) -> asyncio.subprocess.Process:
     )  # fmt: skip
 
 
-async def committed_through(kit: KafkaTestKit, ends: dict[int, int], timeout_s: float) -> None:
+def internal_topic(kit: KafkaTestKit) -> str:
+    return f"{kit.names.input}.internal"
+
+
+async def group_committed(kit: KafkaTestKit, group: str, topic: str) -> dict[int, int]:
+    from tests.integration.conftest import committed_offsets
+
+    try:
+        return await committed_offsets(kit.broker, group, topic)
+    except KafkaError:  # the group's coordinator is not there yet (Apache Kafka)
+        return {}
+
+
+async def committed_through(kit: KafkaTestKit, timeout_s: float) -> None:
+    """Wait until the repartition stage committed every input record, then the detector
+    every internal-topic record written by then: every flow went all the way through."""
+    names = kit.names
     deadline = asyncio.get_running_loop().time() + timeout_s
-    committed: dict[int, int] = {}
-    while True:
-        try:
-            committed = await kit.committed_offsets()
-        except KafkaError:  # the group's coordinator is not there yet (Apache Kafka)
-            committed = {}
-        if all(committed.get(p, 0) >= end for p, end in ends.items()):
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"committed {committed}, wanted {ends}")
-        await asyncio.sleep(0.2)
+    for group, topic in (
+        (names.group, names.input),
+        (f"{names.group}.detect", internal_topic(kit)),
+    ):
+        ends = await kit.end_offsets(topic)
+        while True:
+            committed = await group_committed(kit, group, topic)
+            if all(committed.get(p, 0) >= end for p, end in ends.items()):
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{group} committed {committed} of {topic}, wanted {ends}")
+            await asyncio.sleep(0.2)
 
 
 @pytest.mark.timeout(240)
@@ -80,7 +100,7 @@ async def test_kill_9_mid_stream_and_restart_keeps_history_and_alerts_once(
     await kit.produce(names.input, first)
     proc = await start(kit)
     try:
-        await committed_through(kit, await kit.end_offsets(names.input), timeout_s=90)
+        await committed_through(kit, timeout_s=90)
         await asyncio.sleep(2.5)  # a periodic checkpoint (every 1 s) covers the first part
         before = sum((await kit.committed_offsets()).values())
         await kit.produce(names.input, second)
@@ -97,7 +117,7 @@ async def test_kill_9_mid_stream_and_restart_keeps_history_and_alerts_once(
     await kit.produce(names.input, third)
     proc = await start(kit)
     try:
-        await committed_through(kit, await kit.end_offsets(names.input), timeout_s=90)
+        await committed_through(kit, timeout_s=90)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0

@@ -44,3 +44,31 @@ def test_each_topic_is_decoded_with_its_format_and_keeps_its_own_state() -> None
     assert pm_pairs > 0
     assert pipeline.drop_topic_partitions([("pm", 0)]) == pm_pairs
     assert set(partitions) == {("flows", 0)}
+
+
+def test_late_flows_of_a_many_flow_record_are_dead_lettered_alone_once_per_record() -> None:
+    from beaconwatch.decode.flow_columns import FlowColumnsDecoder, encode_flows
+    from tests.unit.flowgen import T0_MS, make_flows
+
+    pipeline = Pipeline(Config(), decoder=FlowColumnsDecoder(), wall_clock_ms=lambda: WALL_MS)
+    hour_ms = 3_600_000
+    now = make_flows([(T0_MS + hour_ms, "10.0.0.1", "203.0.113.1", 443, 6, 1)])
+    assert not pipeline.process_records([encode_flows(now)]).rejections
+    # Record 0: two flows an hour late among fresh ones; record 1: fresh only; record 2:
+    # one late flow.
+    mixed = make_flows([
+        (T0_MS + hour_ms + 1000, "10.0.0.2", "203.0.113.1", 443, 6, 1),
+        (T0_MS, "10.0.0.3", "203.0.113.1", 443, 6, 11),
+        (T0_MS + 5, "10.0.0.4", "203.0.113.1", 443, 6, 12),
+    ])  # fmt: skip
+    fresh = make_flows([(T0_MS + hour_ms + 2000, "10.0.0.5", "203.0.113.1", 443, 6, 1)])
+    late = make_flows([(T0_MS + 9, "10.0.0.6", "203.0.113.1", 443, 6, 13)])
+    records = [encode_flows(mixed), encode_flows(fresh), encode_flows(late)]
+    outcome = pipeline.process_records(records)
+    assert [(r.record_index, r.reason) for r in outcome.rejections] == [
+        (0, "too_late"), (2, "too_late")
+    ]  # fmt: skip
+    assert outcome.rejections[0].detail.startswith("2 flows of the record")
+    decoded = FlowColumnsDecoder().decode([r.value for r in outcome.rejections])  # type: ignore[misc]
+    assert decoded.flows.bytes.tolist() == [11, 12, 13]  # the late flows, nothing else
+    assert pipeline.stats.rejected_by_reason == {"too_late": 3}

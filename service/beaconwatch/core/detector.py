@@ -23,6 +23,7 @@ from beaconwatch.alerting.rules import AlertRules
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.clock import EventClock
 from beaconwatch.core.flows import FlowBatch
+from beaconwatch.core.host_owners import host_hash
 from beaconwatch.core.pair_scores import PairScore, pair_scores
 from beaconwatch.core.partition_state import PartitionKey, PartitionState
 from beaconwatch.core.scope import FlowScope
@@ -44,6 +45,7 @@ from beaconwatch.state.snapshot import decode_table, encode_table
 IDLE_SWEEPS_PER_WINDOW = 96
 MIN_IDLE_SWEEP_MS = 60_000
 MIN_STARVED_CAPACITY = 64
+_NO_HOSTS = np.empty(0, dtype=np.uint64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,8 @@ class DetectorResult:
     alerts: list[Alert]
     rejections: list[Rejection]
     flows_accepted: int
+    rejected_flows: FlowBatch  # the flows behind `rejections`, in the same order
+    source_hosts: np.ndarray  # `host_hash` of each internal host in the batch, unique
 
 
 class Detector:
@@ -193,7 +197,7 @@ class Detector:
         flows = scoped.flows
         n = len(flows)
         if n == 0:
-            return DetectorResult([], [], 0)
+            return DetectorResult([], [], 0, FlowBatch.empty(0), _NO_HOSTS)
         state = self.partition(partition)
         table = state.table
         max_start_ms = self._wall_clock_ms() + self._max_future_ms
@@ -238,7 +242,7 @@ class Detector:
             state.clock.advance_to(partition_wm_ms)
             self.clock.advance_to(partition_wm_ms)
 
-        rejections = self._rejections(flows, status, partition_wm_ms)
+        rejections, rejected_flows = self._rejections(flows, status, partition_wm_ms)
         alerts = []
         for i in range(int(counters[k.CNT_ALERTS])):
             alert = self.rules.make_alert(
@@ -260,14 +264,16 @@ class Detector:
         if state.watermark_ms is not None:
             self._sweep_idle(state, state.watermark_ms)
         self._publish_gauges()
-        return DetectorResult(alerts, rejections, int(counters[k.CNT_ACCEPTED]))
+        accepted = int(counters[k.CNT_ACCEPTED])
+        hosts = np.unique(host_hash(flows.src_hi, flows.src_lo))
+        return DetectorResult(alerts, rejections, accepted, rejected_flows, hosts)
 
     def _rejections(
         self, flows: FlowBatch, status: np.ndarray, watermark_ms: int
-    ) -> list[Rejection]:
+    ) -> tuple[list[Rejection], FlowBatch]:
         rejected = np.flatnonzero(status != k.ACCEPTED)
         if rejected.size == 0:
-            return []
+            return [], FlowBatch.empty(0)
         out = []
         for i in rejected:
             late = status[i] == k.TOO_LATE
@@ -279,7 +285,7 @@ class Detector:
                 detail = f"flow start {start_ms} ms is beyond the wall clock + max_future_s"
             self.stats.rejected_by_reason[reason] += 1
             out.append(Rejection(int(flows.record_index[i]), reason, detail))
-        return out
+        return out, flows.take(rejected)
 
     def _sweep_idle(self, state: PartitionState, now_ms: int) -> None:
         last = state.last_sweep_ms

@@ -11,10 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
+import numpy as np
+
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config
 from beaconwatch.core.clock import EventClock
 from beaconwatch.core.detector import Detector, warm_up
+from beaconwatch.core.flows import FlowBatch
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.decode.base import Decoder, Rejection, RejectReason
 from beaconwatch.decode.registry import get_decoder
@@ -25,6 +28,7 @@ class BatchOutcome:
     alerts: list[Alert]
     rejections: list[Rejection]  # record_index refers to the `records` passed in
     flows_accepted: int
+    source_hosts: np.ndarray  # `host_hash` of the batch's internal hosts, unique
 
 
 class Pipeline:
@@ -73,23 +77,30 @@ class Pipeline:
         Rejections come back in input order, indexed into ``records``. Without a topic (files)
         the partition number alone identifies the input.
         """
-        values, positions, rejections = _split_tombstones(records)
-        decoded = self.decoder_for(topic).decode(values)
+        values, positions, rejections = split_tombstones(records)
+        decoder = self.decoder_for(topic)
+        decoded = decoder.decode(values)
         key = partition if topic is None else (topic, partition)
         result = self.detector.process(decoded.flows, partition=key)
         # The detector counts its own. Per rejection only C loops here (a storm of bad records).
         counts = self.stats.rejected_by_reason
         counts.update(map(_reason, rejections))
         counts.update(map(_reason, decoded.rejections))
+        late = result.rejections
+        if late and getattr(decoder, "many_flows_per_record", False):
+            late = _per_record(late, result.rejected_flows)
         if positions is None:  # indexes are already those of `records`
             rejections.extend(decoded.rejections)
-            rejections.extend(result.rejections)
+            rejections.extend(late)
         else:
-            for r in (*decoded.rejections, *result.rejections):
-                rejections.append(Rejection(positions[r.record_index], r.reason, r.detail))
+            for r in (*decoded.rejections, *late):
+                rejections.append(r._replace(record_index=positions[r.record_index]))
         rejections.sort(key=_record_index)  # a C key; mostly sorted already: near linear
         return BatchOutcome(
-            alerts=result.alerts, rejections=rejections, flows_accepted=result.flows_accepted
+            alerts=result.alerts,
+            rejections=rejections,
+            flows_accepted=result.flows_accepted,
+            source_hosts=result.source_hosts,
         )
 
     def drop_topic_partitions(self, revoked: Sequence[tuple[str, int]]) -> int:
@@ -101,7 +112,24 @@ _record_index = operator.itemgetter(0)  # Rejection is a named tuple
 _reason = operator.itemgetter(1)
 
 
-def _split_tombstones(
+def _per_record(rejections: list[Rejection], flows: FlowBatch) -> list[Rejection]:
+    """Flow rejections of many-flow records, one per (record, reason), each carrying just its
+    flows as the value to dead-letter (not the whole record, nor it once per flow)."""
+    from beaconwatch.decode.flow_columns import encode_flows
+
+    groups: dict[tuple[int, str], list[int]] = {}
+    for i, r in enumerate(rejections):
+        groups.setdefault((r.record_index, r.reason), []).append(i)
+    out = []
+    for (record_index, reason), rows in groups.items():
+        first = rejections[rows[0]].detail
+        detail = first if len(rows) == 1 else f"{len(rows)} flows of the record, first: {first}"
+        value = encode_flows(flows.take(np.asarray(rows, dtype=np.intp)))
+        out.append(Rejection(record_index, reason, detail, value))
+    return out
+
+
+def split_tombstones(
     records: Sequence[bytes | None],
 ) -> tuple[Sequence[bytes], list[int] | None, list[Rejection]]:
     """(values to decode, their indexes in ``records`` or None if all are values, tombstones)."""

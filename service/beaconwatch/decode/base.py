@@ -29,6 +29,7 @@ class RejectReason:
     TOO_FAR_FUTURE = "too_far_future"  # event time beyond the wall clock plus max_future_s
     TOMBSTONE = "tombstone"  # a Kafka record without a value
     UNKNOWN_FORMAT = "unknown_format"  # `auto` could not tell which format the record is
+    INVALID_FLOW_BATCH = "invalid_flow_batch"  # an internal-topic record that is not one
 
 
 class Rejection(NamedTuple):
@@ -40,6 +41,9 @@ class Rejection(NamedTuple):
     record_index: int  # index of the record in the input sequence
     reason: str  # one of RejectReason
     detail: str  # short human-readable explanation (goes to the dead-letter headers)
+    # What to dead-letter instead of the whole record: the rejected flows alone, when the
+    # record carries many (`beaconwatch-flows`). None: the record as it came.
+    value: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,7 @@ def finish_batch(
     for index in np.flatnonzero(~ok).tolist():
         if oversized is not None and oversized[index]:
             detail = f"{sizes[index]} bytes > {max_record_bytes}"
-            append(_new_tuple(Rejection, (index, RejectReason.OVERSIZED, detail)))
+            append(_new_tuple(Rejection, (index, RejectReason.OVERSIZED, detail, None)))
             continue
         problem = known.get(index)
         if problem is None:
@@ -88,7 +88,7 @@ def finish_batch(
                 ok[index] = True
                 continue
             problem = result
-        append(_new_tuple(Rejection, (index, problem[0], problem[1])))
+        append(_new_tuple(Rejection, (index, problem[0], problem[1], None)))
     if ok.all():
         picked = dict(zip(ROW_COLUMNS, columns, strict=True))
         return DecodeResult(FlowBatch(**picked, record_index=np.arange(len(ok))), rejections)

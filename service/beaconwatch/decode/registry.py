@@ -49,6 +49,12 @@ def _ecs_json() -> Decoder:
     return EcsJsonDecoder()
 
 
+def _flow_columns() -> Decoder:
+    from beaconwatch.decode.flow_columns import FlowColumnsDecoder
+
+    return FlowColumnsDecoder()
+
+
 DECODERS: dict[str, Callable[[], Decoder]] = {
     "pmacct-json": _pmacct_json,
     "ecs-json": _ecs_json,
@@ -57,6 +63,8 @@ DECODERS: dict[str, Callable[[], Decoder]] = {
     "zeek-json": _zeek_json,
     "zeek-tsv": _zeek_tsv,
     "auto": _auto,
+    # The internal topic's format (written by the repartition stage), not a collector's.
+    "beaconwatch-flows": _flow_columns,
 }
 
 # Every format name config may use (the decoders themselves are imported only when built).

@@ -33,6 +33,7 @@ class _StatsSnapshot:
     evicted_capacity_total: int = 0
     evicted_revoked_total: int = 0
     alerts_by_severity: Counter[str] = field(default_factory=Counter)
+    tracked: bool = False  # has this stats object ever held pairs (the detector's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,17 @@ class ServiceMetrics:
     checkpoint_restores: PromCounter  # {result}: restored | none | incomplete | corrupt | ...
     records_replayed: PromCounter
     checkpoint_age_seconds: Gauge
-    _published: _StatsSnapshot = field(default_factory=_StatsSnapshot)
+    internal_records_consumed: PromCounter
+    hosts_split: PromCounter
+    repartition_flows: PromCounter
+    repartition_records: PromCounter
+    repartition_lag_records: Gauge
+    repartition_partitions_assigned: Gauge
+    repartition_batch_duration_seconds: Histogram
+    repartition_held_flows: Gauge
+    alignment_forced: PromCounter
+    # What was already published, per stats object (each stage counts in its own).
+    _published: dict[int, _StatsSnapshot] = field(default_factory=dict)
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ServiceMetrics:
@@ -164,6 +175,53 @@ class ServiceMetrics:
                 "Seconds since the last complete checkpoint of all assigned partitions",
                 registry=r,
             ),
+            internal_records_consumed=PromCounter(
+                "beaconwatch_internal_records_consumed",
+                "Records consumed from the internal topic (each holds many flows)",
+                registry=r,
+            ),
+            hosts_split=PromCounter(
+                "beaconwatch_hosts_split",
+                "Internal hosts whose flows arrived on another input partition than before: "
+                "their pairs' state is split (input not keyed by host)",
+                registry=r,
+            ),
+            repartition_flows=PromCounter(
+                "beaconwatch_repartition_flows",
+                "Flows written to the internal topic, keyed by internal host",
+                registry=r,
+            ),
+            repartition_records=PromCounter(
+                "beaconwatch_repartition_records",
+                "Records written to the internal topic (each holds many flows)",
+                registry=r,
+            ),
+            repartition_lag_records=Gauge(
+                "beaconwatch_repartition_lag_records",
+                "Repartition stage: sum over assigned input partitions of highwater minus position",
+                registry=r,
+            ),
+            repartition_partitions_assigned=Gauge(
+                "beaconwatch_repartition_partitions_assigned",
+                "Input partitions assigned to this instance's repartition stage",
+                registry=r,
+            ),
+            repartition_batch_duration_seconds=Histogram(
+                "beaconwatch_repartition_batch_duration_seconds",
+                "Time to repartition one polled batch (decode, scope, group, send)",
+                buckets=_BATCH_BUCKETS_S,
+                registry=r,
+            ),
+            repartition_held_flows=Gauge(
+                "beaconwatch_repartition_held_flows",
+                "Flows held back until every lagging input partition reaches their event time",
+                registry=r,
+            ),
+            alignment_forced=PromCounter(
+                "beaconwatch_repartition_alignment_forced",
+                "Times the held flows exceeded their bound and were released unaligned",
+                registry=r,
+            ),
         )
         # Pre-create the label values that always exist, so dashboards see zeros, not gaps.
         for cause in ("idle", "capacity", "revoked"):
@@ -181,9 +239,10 @@ class ServiceMetrics:
     def publish_stats(self, stats: DetectorStats) -> None:
         """Add what ``stats`` counted since the previous call; set the gauges.
 
-        Call once per batch. ``stats`` must be the same, monotonically growing object each time.
+        Call once per batch. Each stats object only grows; each is published apart (a process
+        running both stages has one per stage).
         """
-        seen = self._published
+        seen = self._published.setdefault(id(stats), _StatsSnapshot())
         _inc(self.flows_accepted, stats.flows_total - seen.flows_total)
         seen.flows_total = stats.flows_total
         _inc_by_label(self.records_rejected, stats.rejected_by_reason, seen.rejected_by_reason)
@@ -202,7 +261,9 @@ class ServiceMetrics:
         ):
             _inc(self.pairs_evicted.labels(cause=cause), total - getattr(seen, attr))
             setattr(seen, attr, total)
-        self.tracked_pairs.set(stats.tracked_pairs)
+        if stats.tracked_pairs or seen.tracked:
+            seen.tracked = True
+            self.tracked_pairs.set(stats.tracked_pairs)
 
     def set_event_time_lag(self, wall_now_ms: int, watermark_ms: int) -> None:
         """Wall clock minus watermark; left unset until a flow has been seen."""

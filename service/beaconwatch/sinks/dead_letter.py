@@ -100,9 +100,10 @@ class DeadLetterSink:
         open_batches: dict[int, Any] = {}
         keyed: dict[bytes, int] = {}
         built: list[tuple[int, Any]] = []
-        for index, reason, detail in rejections:
+        for index, reason, detail, replaced in rejections:
             msg = msgs[index]
             key = msg.key
+            value = msg.value if replaced is None else replaced
             reason_value = reasons.get(reason) or reasons.setdefault(reason, reason.encode())
             headers = dead_letter_headers(msg, source, reason_value, detail)
             if key is None:
@@ -114,11 +115,11 @@ class DeadLetterSink:
             batch = open_batches.get(partition)
             if batch is None:
                 batch = open_batches[partition] = producer.create_batch()
-            if batch.append(key=key, value=msg.value, timestamp=None, headers=headers) is None:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 built.append((partition, batch))  # full: this record starts the next one
                 batch = open_batches[partition] = producer.create_batch()
-                if batch.append(key=key, value=msg.value, timestamp=None, headers=headers) is None:
-                    built.append((partition, _Oversized(key, msg.value, headers)))
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    built.append((partition, _Oversized(key, value, headers)))
                     del open_batches[partition]
         built.extend((p, b) for p, b in open_batches.items() if b.record_count())
         return built

@@ -29,11 +29,18 @@ class KafkaFlowSource:
         self,
         kafka: KafkaConfig,
         listener: ConsumerRebalanceListener,
+        *,
+        topics: list[str] | None = None,
+        group_id: str | None = None,
     ) -> None:
+        """Read ``topics`` (default: kafka.input_topics) in consumer group ``group_id``
+        (default: kafka.group_id)."""
         self._kafka = kafka
         self._listener = listener
+        self._topics = topics if topics is not None else kafka.input_topics
         self._consumer = AIOKafkaConsumer(
-            group_id=kafka.group_id,
+            group_id=group_id if group_id is not None else kafka.group_id,
+            fetch_max_wait_ms=kafka.fetch_max_wait_ms,
             enable_auto_commit=False,
             auto_offset_reset=kafka.auto_offset_reset,
             max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
@@ -44,7 +51,7 @@ class KafkaFlowSource:
 
     async def start(self) -> None:
         await self._consumer.start()
-        self._consumer.subscribe(self._kafka.input_topics, listener=self._listener)
+        self._consumer.subscribe(self._topics, listener=self._listener)
 
     async def stop(self) -> None:
         """Leave the group. Nothing is committed here: the service commits after each batch."""
@@ -91,6 +98,22 @@ class KafkaFlowSource:
                 continue  # revoked meanwhile
             total += max(0, int(highwater) - int(position))
         return total
+
+    async def lagging_partitions(self) -> set[TopicPartition]:
+        """Assigned partitions with records not read yet, or not fetched yet (unknown)."""
+        lagging = set()
+        for tp in self.assignment():
+            try:
+                highwater = self._consumer.highwater(tp)
+                if highwater is None:
+                    lagging.add(tp)
+                    continue
+                position = await asyncio.wait_for(self._consumer.position(tp), 1.0)
+            except (IllegalStateError, AssertionError, TimeoutError):
+                continue  # revoked meanwhile
+            if int(position) < int(highwater):
+                lagging.add(tp)
+        return lagging
 
     async def probe(self, timeout_s: float = 5.0) -> bool:
         """One metadata round-trip to the cluster: is the broker reachable right now?"""

@@ -1,0 +1,69 @@
+"""The internal topic's record format: many flows per record, read back exactly, damage caught."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from beaconwatch.core.flows import FLOW_COLUMNS, FlowBatch
+from beaconwatch.decode.base import RejectReason
+from beaconwatch.decode.flow_columns import (
+    BYTES_PER_FLOW,
+    HEADER_BYTES,
+    FlowColumnsDecoder,
+    encode_flows,
+)
+from beaconwatch.decode.registry import get_decoder
+
+
+def random_flows(n: int, seed: int = 0) -> FlowBatch:
+    rng = np.random.default_rng(seed)
+    columns = {}
+    for name, dtype in FLOW_COLUMNS.items():
+        info = np.iinfo(dtype)
+        columns[name] = rng.integers(info.min, info.max, size=n, dtype=dtype, endpoint=True)
+    return FlowBatch(**columns)
+
+
+def assert_same_flows(got: FlowBatch, want: FlowBatch) -> None:
+    for name in FLOW_COLUMNS:
+        if name != "record_index":
+            assert np.array_equal(getattr(got, name), getattr(want, name)), name
+            assert getattr(got, name).dtype == np.dtype(FLOW_COLUMNS[name]), name
+
+
+def test_round_trip_of_extreme_values_with_record_indexes() -> None:
+    a, b = random_flows(1000, seed=1), random_flows(3, seed=2)
+    records = [encode_flows(a), encode_flows(FlowBatch.empty(0)), encode_flows(b)]
+    assert len(records[0]) == HEADER_BYTES + 1000 * BYTES_PER_FLOW
+    result = FlowColumnsDecoder().decode(records)
+    assert result.rejections == []
+    assert_same_flows(result.flows, FlowBatch.concat([a, b]))
+    assert result.flows.record_index.tolist() == [0] * 1000 + [2] * 3
+
+
+def test_the_registry_builds_it() -> None:
+    assert get_decoder("beaconwatch-flows").name == "beaconwatch-flows"
+
+
+@pytest.mark.parametrize(
+    ("damage", "detail"),
+    [
+        (lambda r: r[:10], "shorter than"),
+        (lambda r: b"XXXX" + r[4:], "magic"),
+        (lambda r: r[:8] + b"\1\0\0\0" + r[12:], "flags"),
+        (lambda r: r[:-1], "expected"),
+        (lambda r: r + b"\0", "expected"),
+        (lambda r: r[:-1] + bytes([r[-1] ^ 1]), "checksum"),
+        (lambda r: b"", "shorter than"),
+    ],
+)
+def test_a_damaged_record_is_rejected_and_the_others_kept(damage, detail) -> None:  # type: ignore[no-untyped-def]
+    good = random_flows(5, seed=3)
+    records = [encode_flows(good), damage(encode_flows(good)), encode_flows(good)]
+    result = FlowColumnsDecoder().decode(records)
+    assert [(r.record_index, r.reason) for r in result.rejections] == [
+        (1, RejectReason.INVALID_FLOW_BATCH)
+    ]
+    assert detail in result.rejections[0].detail
+    assert result.flows.record_index.tolist() == [0] * 5 + [2] * 5
