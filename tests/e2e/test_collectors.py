@@ -94,6 +94,7 @@ async def test_planted_beacons_alerted_with_their_period_and_nothing_else(
         await kit.wait_until(
             lambda: run.consumed() == source.records, timeout_s=60, what="all records consumed"
         )
+        await kit.drained(run)
         registry = run.service.registry
         assert kit.metric(registry, "beaconwatch_dead_letter_records_total") == 0
         merged = kit.metric(registry, "beaconwatch_flows_merged_total", kind="duplicate")

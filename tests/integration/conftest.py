@@ -106,7 +106,7 @@ def make_config(broker: BrokerUnderTest, names: Names, **kafka: object) -> Confi
             "alerts_topic": names.alerts,
             "dead_letter_topic": names.dead_letter,
             "group_id": names.group,
-            "internal_topic": f"{names.input}.internal",
+            "internal_topic": f"{names.group}.internal",  # one per test, like the group
             "internal_topic_partitions": 4,
             "poll_timeout_ms": 100,
             "fetch_max_wait_ms": 100,
@@ -118,15 +118,22 @@ def make_config(broker: BrokerUnderTest, names: Names, **kafka: object) -> Confi
 
 
 async def produce(
-    broker: BrokerUnderTest, topic: str, records: Sequence[tuple[bytes | None, bytes | None]]
+    broker: BrokerUnderTest,
+    topic: str,
+    records: Sequence[tuple[bytes | None, bytes | None]],
+    *,
+    partition: int | None = None,
 ) -> None:
-    """Produce (key, value) records and wait for every ack (keys choose the partition)."""
+    """Produce (key, value) records and wait for every ack (keys choose the partition, unless
+    ``partition`` is given)."""
     producer = AIOKafkaProducer(
         bootstrap_servers=broker.bootstrap_servers, acks="all", enable_idempotence=False
     )
     await producer.start()
     try:
-        futures = [await producer.send(topic, value=v, key=k) for k, v in records]
+        futures = [
+            await producer.send(topic, value=v, key=k, partition=partition) for k, v in records
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

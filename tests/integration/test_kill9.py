@@ -52,14 +52,14 @@ def service_env(kit: KafkaTestKit) -> dict[str, str]:
 
 async def start(kit: KafkaTestKit) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "beaconwatch", "run",
+        sys.executable, "-m", "beaconwatch", "run", "--workers", "1",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         env=service_env(kit),
     )  # fmt: skip
 
 
 def internal_topic(kit: KafkaTestKit) -> str:
-    return f"{kit.names.input}.internal"
+    return f"{kit.names.group}.internal"
 
 
 async def group_committed(kit: KafkaTestKit, group: str, topic: str) -> dict[int, int]:

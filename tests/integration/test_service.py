@@ -97,7 +97,11 @@ async def test_detects_beacons_dead_letters_bad_records_and_commits(kit: KafkaTe
         assert status == 503
         reasons = orjson.loads(body)["reasons"]
         assert f"no partitions of {names.input} assigned" in reasons
-        assert f"no partitions of {config.kafka.internal_topic} assigned" in reasons
+        detector = {
+            "detector stage not running",  # still warming up its kernels
+            f"no partitions of {config.kafka.internal_topic} assigned",
+        }
+        assert detector & set(reasons)
         await kit.wait_until(lambda: run.service.ready, what="ready")
         await kit.wait_until(lambda: run.consumed() == len(records), what="all records consumed")
         await kit.drained(run)

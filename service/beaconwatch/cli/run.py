@@ -27,6 +27,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "internal topic keyed by host), the detector stage (internal topic -> alerts), or "
         "both (default). See docs/operations.md.",
     )
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default="auto",
+        help="worker processes in the consumer group, behind one metrics endpoint: a number, "
+        "or 'auto' for one per core (default). 1 runs in this process.",
+    )
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of workers: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("--workers must be at least 1")
+    return value
 
 
 def setup_logging(level: str) -> None:
@@ -51,6 +70,31 @@ async def serve(config: Config, role: Role = "all") -> None:
 
 
 def run_service(args: argparse.Namespace, config: Config) -> int:
+    from beaconwatch.runtime.workers import default_workers
+
     setup_logging(config.logging.level)
-    asyncio.run(serve(config, args.role))
+    workers = default_workers() if args.workers == "auto" else int(args.workers)
+    if workers == 1:
+        asyncio.run(serve(config, args.role))
+    else:
+        asyncio.run(supervise(config, args.role, workers))
     return 0
+
+
+async def supervise(config: Config, role: Role, workers: int) -> None:
+    from beaconwatch.runtime.signals import install_signal_handlers
+    from beaconwatch.runtime.workers import WorkerPool
+
+    if role == "repartition" and config.kafka.input_keyed_by_host:
+        from beaconwatch.config import ConfigError
+
+        raise ConfigError(
+            "--role repartition needs kafka.input_keyed_by_host = false: with keyed input "
+            "there is no repartition stage"
+        )
+    stop = asyncio.Event()
+    restore = install_signal_handlers(asyncio.get_running_loop(), stop)
+    try:
+        await WorkerPool(config, role=role, workers=workers).run(stop)
+    finally:
+        restore()
