@@ -35,7 +35,7 @@ from beaconwatch.runtime.rebalance import RebalanceListener
 from beaconwatch.runtime.topics import create_topics
 from beaconwatch.sinks.dead_letter import DeadLetterSink
 from beaconwatch.sinks.kafka import AlertSink
-from beaconwatch.sources.kafka import KafkaFlowSource, Records
+from beaconwatch.sources.kafka import KafkaFlowSource, ReadAhead, Records
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class DetectStage:
         kafka = self.config.kafka
         options = client_options(kafka)
         producer: AIOKafkaProducer | None = None
+        reader: ReadAhead | None = None
         try:
             # Tansu (and some managed services) lack idempotent producers, so it is opt-in;
             # acks=all plus commit-after-ack gives at-least-once without it.
@@ -141,8 +142,9 @@ class DetectStage:
             self._ledger = ledger = OffsetLedger(source, alert_listener=self._alert_listener)
             await source.start()
             self.alive = True
+            reader = ReadAhead(source)
             while not stop.is_set():
-                records = await source.poll()
+                records = await reader.poll()
                 async with self._batch_lock:
                     if records:
                         await self._process_batch(records, alerts, dead_letters)
@@ -153,11 +155,14 @@ class DetectStage:
                         await self._checkpoint()
                 await self._update_gauges(source)
             log.info("detector stage stopping")
+            await reader.close()
             async with self._batch_lock:
                 await ledger.commit_acknowledged(wait=True)
                 if self._checkpointer is not None:
                     await self._checkpoint()
         finally:
+            if reader is not None:
+                await reader.close()
             if self._ledger is not None:
                 self._ledger.abandon()  # only after an error is anything left here
             self.alive = False

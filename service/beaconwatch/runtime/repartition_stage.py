@@ -27,7 +27,7 @@ from beaconwatch.runtime.ledger import OffsetLedger
 from beaconwatch.runtime.producer import start_producer
 from beaconwatch.runtime.rebalance import RebalanceListener
 from beaconwatch.sinks.dead_letter import DeadLetterSink
-from beaconwatch.sources.kafka import KafkaFlowSource, Records
+from beaconwatch.sources.kafka import KafkaFlowSource, ReadAhead, Records
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class RepartitionStage:
     async def run(self, stop: asyncio.Event) -> None:
         kafka = self.config.kafka
         producer: AIOKafkaProducer | None = None
+        reader: ReadAhead | None = None
         try:
             producer = await start_producer(kafka)
             partitions = len(await producer.partitions_for(kafka.internal_topic))
@@ -97,18 +98,28 @@ class RepartitionStage:
                 "repartition stage: %s -> %s (%d partitions, by internal host)",
                 kafka.input_topics, kafka.internal_topic, partitions,
             )  # fmt: skip
+            reader = ReadAhead(source)
+            lagging: set[TopicPartition] = set()
+
+            async def positions() -> None:  # of the records just polled, before the next poll
+                nonlocal lagging
+                lagging = await source.lagging_partitions()
+
             while not stop.is_set():
-                records = await source.poll()
+                records = await reader.poll(before_next=positions)
                 async with self._batch_lock:
                     if records or self._aligner.held_flows:
-                        await self._process_batch(records, source, producer, dead_letters)
+                        await self._process_batch(records, lagging, producer, dead_letters)
                         await ledger.commit_acknowledged(max_in_flight=_MAX_IN_FLIGHT_BATCHES)
                     elif ledger.in_flight:
                         await ledger.commit_acknowledged(wait=True)
                 self.metrics.repartition_lag_records.set(await source.lag_records())
+            await reader.close()
             async with self._batch_lock:
                 await ledger.commit_acknowledged(wait=True)
         finally:
+            if reader is not None:
+                await reader.close()
             if self._ledger is not None:
                 self._ledger.abandon()
             self.alive = False
@@ -124,7 +135,7 @@ class RepartitionStage:
     async def _process_batch(
         self,
         records: Records,
-        source: KafkaFlowSource,
+        lagging: set[TopicPartition],
         producer: AIOKafkaProducer,
         dead_letters: DeadLetterSink,
     ) -> None:
@@ -146,7 +157,7 @@ class RepartitionStage:
             deliveries.extend(await dead_letters.send_rejections(msgs, scoped.rejections))
             dead_lettered += len(scoped.rejections)
             consumed += len(msgs)
-        released = aligner.release(await source.lagging_partitions())
+        released = aligner.release(lagging & self._ledger.assigned)
         if released.forced:
             self.metrics.alignment_forced.inc()
         grouped = await asyncio.to_thread(repartitioner.group, [released.flows])

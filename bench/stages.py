@@ -1,0 +1,288 @@
+"""Throughput of each stage on the embedded broker, against a bare aiokafka consumer.
+
+Usage: python bench/stages.py [--records N] [--partitions P] [--repeats R]
+
+1. fills a topic with N simulated goflow2 records per format (JSON and protobuf);
+2. repartition stage (`--role repartition`) reading that topic, vs a bare AIOKafkaConsumer
+   reading it (same client and fetch settings, does nothing else): records/s, and the ratio;
+3. detector stage (`--role detect`) reading the internal topic the repartition stage wrote,
+   vs a bare consumer of it: flows/s (each internal record holds thousands of flows);
+4. the detector stage with checkpoints every second vs none, interleaved, on the same topic.
+Every rate is timed from the first record to the last, in a fresh process per run (spawn), so
+group joins and numba loading do not count. Repeats alternate A and B; medians are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import platform
+import statistics
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import CollectorRegistry
+
+from beaconwatch.config import Config, with_overrides
+from beaconwatch.embedded.tansu import EmbeddedBroker
+from beaconwatch.runtime.service import BeaconService
+from beaconwatch.runtime.topics import create_topics
+from beaconwatch.simulate import encoders
+from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
+
+
+async def fill(bootstrap: str, topic: str, fmt: str, count: int) -> None:
+    spec = SimulationSpec(seed=11, hosts=2_000, beacons=40, duration_s=None)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=1 << 20
+    )
+    await producer.start()
+    try:
+        pending, sent = [], 0
+        for _, chunk in TrafficSimulator(spec).flow_chunks():
+            for value in encoders.encode_flows(fmt, chunk):
+                pending.append(await producer.send(topic, value))
+                sent += 1
+                if sent >= count:
+                    break
+            if len(pending) >= 20_000 or sent >= count:
+                await asyncio.gather(*pending)
+                pending.clear()
+            if sent >= count:
+                break
+    finally:
+        await producer.stop()
+
+
+async def bare(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    config: Config,
+    group: str,
+    from_assignment: bool = False,
+) -> float:
+    """Records/s of a bare aiokafka consumer reading ``count`` records of ``topic``."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=config.kafka.max_partition_fetch_bytes,
+        fetch_max_wait_ms=config.kafka.fetch_max_wait_ms,
+    )
+    await consumer.start()
+    seen, first = 0, 0.0
+    try:
+        while from_assignment and not consumer.assignment():
+            await asyncio.sleep(0.002)
+        if from_assignment:
+            first = time.perf_counter()
+        while seen < count:
+            batch = await consumer.getmany(
+                timeout_ms=config.kafka.poll_timeout_ms, max_records=config.kafka.max_batch_records
+            )
+            got = sum(len(msgs) for msgs in batch.values())
+            if got and not first:
+                first = time.perf_counter()
+            seen += got
+    finally:
+        await consumer.stop()
+    return count / (time.perf_counter() - first)
+
+
+async def stage(
+    config: Config, role: str, metric: str, count: int, from_assignment: bool = False
+) -> float:
+    """Units/s of one stage of ``role``, counted by ``metric``, until ``count``: from its
+    first unit (or, ``from_assignment``, from when its partitions were assigned)."""
+    registry = CollectorRegistry()
+    service = BeaconService(config, role=role, registry=registry)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    first = 0.0
+    try:
+        while True:
+            done = registry.get_sample_value(metric) or 0
+            started = done or (
+                from_assignment and registry.get_sample_value("beaconwatch_partitions_assigned")
+            )
+            if started and not first:
+                first = time.perf_counter()
+            if done >= count:
+                break
+            if task.done():
+                task.result()
+                raise RuntimeError("service stopped early")
+            await asyncio.sleep(0.002)
+        elapsed = time.perf_counter() - first
+    finally:
+        stop.set()
+        await task
+    return count / elapsed
+
+
+def _child(job: tuple[Any, ...], out: Any) -> None:
+    kind, *args = job
+    if kind == "bare":
+        out.put(asyncio.run(bare(*args)))
+    else:
+        out.put(asyncio.run(stage(*args)))
+
+
+def in_child(*job: Any) -> float:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child, args=(job, queue))
+    child.start()
+    result: float = queue.get()
+    child.join()
+    return result
+
+
+async def fill_internal(config: Config, flow_count: int) -> int:
+    """Write about ``flow_count`` simulated flows to the internal topic as the repartition
+    stage would (decoded, scoped, keyed by host); returns the records written."""
+    from beaconwatch.core.repartition import Repartitioner
+
+    kafka = config.kafka
+    await create_topics(kafka.bootstrap_servers, {kafka.internal_topic: 4})
+    spec = SimulationSpec(seed=12, hosts=20_000, beacons=200, duration_s=None)
+    rep = Repartitioner(config, partitions=4, max_record_bytes=kafka.producer_batch_bytes - 512)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers, acks=1, max_batch_size=1 << 20
+    )
+    await producer.start()
+    written = flows = 0
+    try:
+        pending = []
+        for _, chunk in TrafficSimulator(spec).flow_chunks():
+            scoped = rep.scope_records(encoders.encode_flows("goflow2-pb", chunk), "x")
+            for partition, values in rep.group([scoped.flows]).items():
+                for value in values:
+                    pending.append(
+                        await producer.send(kafka.internal_topic, value, partition=partition)
+                    )
+                    written += 1
+            flows += len(scoped.flows)
+            if flows >= flow_count:
+                break
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return written
+
+
+def internal_flows(config: Config, bootstrap: str) -> int:
+    """Flows the internal topic holds (from its record headers: n per record)."""
+
+    async def count() -> int:
+        from beaconwatch.decode.flow_columns import HEADER_BYTES
+
+        consumer = AIOKafkaConsumer(
+            config.kafka.internal_topic,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        total, idle = 0, 0
+        try:
+            while idle < 5:
+                batch = await consumer.getmany(timeout_ms=200)
+                if not batch:
+                    idle += 1
+                for msgs in batch.values():
+                    for m in msgs:
+                        assert m.value is not None and len(m.value) >= HEADER_BYTES
+                        total += int.from_bytes(m.value[4:8], "little")
+        finally:
+            await consumer.stop()
+        return total
+
+    return asyncio.run(count())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=300_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--flows", type=int, default=2_000_000, help="for the detector stage")
+    args = parser.parse_args()
+    n, reps = args.records, args.repeats
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
+        f"{platform.python_version()}; {n:,} records per format, {args.partitions} input "
+        f"partitions, embedded Tansu broker; medians of {reps} interleaved runs"
+    )
+    with EmbeddedBroker() as broker:
+        bootstrap = broker.bootstrap_servers
+        for fmt in ("goflow2-json", "goflow2-pb"):
+            topic = f"bench.{fmt}"
+            base = with_overrides(
+                Config(),
+                kafka={
+                    "bootstrap_servers": bootstrap,
+                    "input_topics": [topic],
+                    "input_format": fmt,
+                    "alerts_topic": "bench.alerts",
+                    "dead_letter_topic": "bench.dlq",
+                    "internal_topic": f"bench.internal.{fmt}",
+                    "internal_topic_partitions": 4,
+                    "state_topic": "bench.state",
+                },
+                metrics={"port": 0, "host": "127.0.0.1"},
+            )
+            asyncio.run(create_topics(bootstrap, {topic: args.partitions}))
+            asyncio.run(fill(bootstrap, topic, fmt, n))
+            bare_rates, stage_rates = [], []
+            for run in range(reps):
+                bare_rates.append(in_child("bare", bootstrap, topic, n, base, f"bare-{fmt}-{run}"))
+                cfg = with_overrides(base, kafka={"group_id": f"rep-{fmt}-{run}"})
+                stage_rates.append(
+                    in_child("stage", cfg, "repartition", "beaconwatch_flows_consumed_total", n)
+                )
+            raw, rep = statistics.median(bare_rates), statistics.median(stage_rates)
+            print(
+                f"{fmt}: bare aiokafka {raw:,.0f} records/s; repartition stage {rep:,.0f} "
+                f"records/s = {rep / raw:.2f} x bare"
+            )
+        # The detector stage, on an internal topic of its own.
+        det = with_overrides(
+            base, kafka={"internal_topic": "bench.internal.detect", "input_format": "goflow2-pb"}
+        )
+        records = asyncio.run(fill_internal(det, args.flows))
+        flows = internal_flows(det, bootstrap)
+        internal = det.kafka.internal_topic
+        on, off, bare_flows = [], [], []
+        for run in range(reps):
+            rate = in_child("bare", bootstrap, internal, records, det, f"bi-{run}", True)
+            bare_flows.append(rate * flows / records)
+            for interval, rates in ((0.0, off), (1.0, on)):
+                cfg = with_overrides(
+                    det,
+                    kafka={
+                        "detect_group_id": f"det-{interval}-{run}",
+                        "checkpoint_interval_s": interval,
+                    },
+                )
+                metric = "beaconwatch_internal_records_consumed_total"
+                rate = in_child("stage", cfg, "detect", metric, records, True)
+                rates.append(rate * flows / records)
+        print(
+            f"detector stage from the internal topic ({flows:,} flows in {records:,} records, "
+            f"timed from assignment): {statistics.median(off):,.0f} flows/s without "
+            f"checkpoints, {statistics.median(on):,.0f} with one every second "
+            f"({statistics.median(on) / statistics.median(off) - 1:+.1%}); bare aiokafka "
+            f"{statistics.median(bare_flows):,.0f} flows/s"
+        )
+
+
+if __name__ == "__main__":
+    main()
