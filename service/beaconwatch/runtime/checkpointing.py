@@ -29,7 +29,8 @@ from aiokafka.errors import KafkaError
 
 from beaconwatch.core.detector import Detector
 from beaconwatch.metrics.prometheus import ServiceMetrics
-from beaconwatch.runtime.checkpoints import Checkpoint, KafkaCheckpointStore
+from beaconwatch.runtime.checkpoints import Checkpoint
+from beaconwatch.runtime.clients import CheckpointStore
 from beaconwatch.state.snapshot import SnapshotError
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def partition_key(tp: TopicPartition) -> tuple[str, int]:
 class Checkpointer:
     def __init__(
         self,
-        store: KafkaCheckpointStore,
+        store: CheckpointStore,
         detector: Detector,
         metrics: ServiceMetrics,
         interval_s: float,
@@ -76,6 +77,10 @@ class Checkpointer:
         # with its prefetch (records were read twice), so the service seeks when the
         # partition's first batch starts elsewhere (`misplaced`).
         self._resume_at: dict[TopicPartition, int] = {}
+        # Restored partitions not yet sought to their checkpoint's offset: the service seeks
+        # them from its batch loop right after the assignment, so the replay does not wait
+        # for new records to arrive on them (`misplaced` catches a batch prefetched before).
+        self._to_seek: dict[TopicPartition, int] = {}
 
     @property
     def due(self) -> bool:
@@ -94,6 +99,11 @@ class Checkpointer:
             del self._resume_at[tp]
             return None
         return resume
+
+    def take_seeks(self) -> dict[TopicPartition, int]:
+        """Restored partitions to seek to their checkpoint's offset now (once each)."""
+        seeks, self._to_seek = self._to_seek, {}
+        return seeks
 
     def split_replay(
         self, tp: TopicPartition, msgs: Sequence[M]
@@ -118,6 +128,7 @@ class Checkpointer:
             self._saved_offset.pop(tp, None)
             self._replay_until.pop(tp, None)
             self._resume_at.pop(tp, None)
+            self._to_seek.pop(tp, None)
 
     async def save(self, tps: Collection[TopicPartition]) -> None:
         """Checkpoint these partitions (their outputs must be acknowledged already)."""
@@ -178,7 +189,7 @@ class Checkpointer:
                 continue
             committed = await source.committed(tp)
             resume = checkpoint.input_offset
-            self._resume_at[tp] = resume
+            self._resume_at[tp] = self._to_seek[tp] = resume
             self._state_offset[tp] = self._saved_offset[tp] = resume
             if committed is not None and committed > resume:
                 self._replay_until[tp] = committed

@@ -26,7 +26,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from beaconwatch.sinks.base import Producer
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class Missing:
 class KafkaCheckpointStore:
     def __init__(
         self,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         topic: str,
         partitions: int,
         client_options: dict[str, Any],

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config
@@ -27,15 +27,14 @@ from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.decode.base import Rejection
 from beaconwatch.metrics.prometheus import ServiceMetrics
 from beaconwatch.runtime.checkpointing import Checkpointer
-from beaconwatch.runtime.checkpoints import KafkaCheckpointStore
-from beaconwatch.runtime.kafka_options import client_options
+from beaconwatch.runtime.clients import Clients, kafka_clients
 from beaconwatch.runtime.ledger import OffsetLedger
-from beaconwatch.runtime.producer import start_producer
 from beaconwatch.runtime.rebalance import RebalanceListener
-from beaconwatch.runtime.topics import create_topics
+from beaconwatch.sinks.base import Producer
 from beaconwatch.sinks.dead_letter import DeadLetterSink
 from beaconwatch.sinks.kafka import AlertSink
-from beaconwatch.sources.kafka import KafkaFlowSource, ReadAhead, Records
+from beaconwatch.sources.base import Records, Source
+from beaconwatch.sources.read_ahead import ReadAhead
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +58,10 @@ class DetectStage:
         pipeline: Pipeline | None = None,
         alert_listener: Callable[[Sequence[Alert]], None] | None = None,
         wall_clock: Callable[[], int] = wall_clock_ms,
+        clients: Clients | None = None,
     ) -> None:
         self.config = config
+        self._clients = clients if clients is not None else kafka_clients()
         self.metrics = metrics
         kafka = config.kafka
         self.topics = (
@@ -82,7 +83,7 @@ class DetectStage:
         # aiokafka runs in its coordinator task: a rebalance waits for the batch in flight.
         self._batch_lock = asyncio.Lock()
         self._ledger: OffsetLedger | None = None
-        self.source: KafkaFlowSource | None = None
+        self.source: Source | None = None
         self._checkpointer: Checkpointer | None = None
         # Hosts seen on two partitions: collectors that do not key by host after all.
         self.host_owners = HostOwners()
@@ -109,35 +110,33 @@ class DetectStage:
         """Run until ``stop`` is set, then finish the batch in flight, commit, checkpoint and
         leave the group."""
         kafka = self.config.kafka
-        options = client_options(kafka)
-        producer: AIOKafkaProducer | None = None
+        clients = self._clients
+        producer: Producer | None = None
         reader: ReadAhead | None = None
         try:
             # Tansu (and some managed services) lack idempotent producers, so it is opt-in;
             # acks=all plus commit-after-ack gives at-least-once without it.
-            producer = await start_producer(kafka)
+            producer = await clients.producer(kafka)
             alerts = AlertSink(producer, kafka.alerts_topic)
             dead_letters = DeadLetterSink(producer, kafka.dead_letter_topic)
             if kafka.checkpoint_interval_s > 0:
                 if kafka.create_topics:
-                    await create_topics(
-                        topics={kafka.state_topic: kafka.state_topic_partitions},
-                        configs={kafka.state_topic: {"cleanup.policy": "compact"}},
-                        **options,
+                    await clients.create_topics(
+                        kafka,
+                        {kafka.state_topic: kafka.state_topic_partitions},
+                        {kafka.state_topic: {"cleanup.policy": "compact"}},
                     )
-                store = KafkaCheckpointStore(
-                    producer, kafka.state_topic, kafka.state_topic_partitions, options
-                )
+                store = clients.checkpoint_store(producer, kafka)
                 self._checkpointer = Checkpointer(
                     store, self.pipeline.detector, self.metrics, kafka.checkpoint_interval_s
                 )
             # Compile the kernels before joining the group: records never wait on numba.
             await asyncio.to_thread(self.pipeline.warm_up)
-            self.source = source = KafkaFlowSource(
+            self.source = source = clients.source(
                 kafka,
                 RebalanceListener(self._on_revoked, self._on_assigned),
-                topics=self.topics,
-                group_id=kafka.detect_group,
+                self.topics,
+                kafka.detect_group,
             )
             self._ledger = ledger = OffsetLedger(source, alert_listener=self._alert_listener)
             await source.start()
@@ -146,6 +145,10 @@ class DetectStage:
             while not stop.is_set():
                 records = await reader.poll()
                 async with self._batch_lock:
+                    if self._checkpointer is not None:
+                        for tp, offset in self._checkpointer.take_seeks().items():
+                            if tp in ledger.assigned:
+                                source.seek(tp, offset)
                     if records:
                         await self._process_batch(records, alerts, dead_letters)
                         await ledger.commit_acknowledged(max_in_flight=_MAX_IN_FLIGHT_BATCHES)
@@ -302,7 +305,7 @@ class DetectStage:
 
     # -- gauges ---------------------------------------------------------------------------
 
-    async def _update_gauges(self, source: KafkaFlowSource) -> None:
+    async def _update_gauges(self, source: Source) -> None:
         self.metrics.consumer_lag_records.set(await source.lag_records())
         if self._checkpointer is not None:
             self._checkpointer.publish_age()

@@ -16,18 +16,20 @@ import time
 from collections.abc import Collection
 
 import numpy as np
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
 from beaconwatch.config import Config
 from beaconwatch.core.alignment import EventTimeAligner
 from beaconwatch.core.repartition import Repartitioner
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.metrics.prometheus import ServiceMetrics
+from beaconwatch.runtime.clients import Clients, kafka_clients
 from beaconwatch.runtime.ledger import OffsetLedger
-from beaconwatch.runtime.producer import start_producer
 from beaconwatch.runtime.rebalance import RebalanceListener
+from beaconwatch.sinks.base import Producer
 from beaconwatch.sinks.dead_letter import DeadLetterSink
-from beaconwatch.sources.kafka import KafkaFlowSource, ReadAhead, Records
+from beaconwatch.sources.base import Records, Source
+from beaconwatch.sources.read_ahead import ReadAhead
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +44,18 @@ MAX_HELD_FLOWS = 1_000_000
 class RepartitionStage:
     name = "repartition"
 
-    def __init__(self, config: Config, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, config: Config, metrics: ServiceMetrics, *, clients: Clients | None = None
+    ) -> None:
         self.config = config
+        self._clients = clients if clients is not None else kafka_clients()
         self.metrics = metrics
         self.stats = DetectorStats()  # rejections and scope, counted apart from the detector's
         self.alive = False
         self.repartitioner: Repartitioner | None = None
         self._ledger: OffsetLedger | None = None
         self._batch_lock = asyncio.Lock()
-        self.source: KafkaFlowSource | None = None
+        self.source: Source | None = None
         # Flows wait here until every input partition with records left has caught up with
         # them; up to half the detector's allowed lateness ahead of the slowest is let through.
         self._aligner: EventTimeAligner[TopicPartition] = EventTimeAligner(
@@ -75,10 +80,10 @@ class RepartitionStage:
 
     async def run(self, stop: asyncio.Event) -> None:
         kafka = self.config.kafka
-        producer: AIOKafkaProducer | None = None
+        producer: Producer | None = None
         reader: ReadAhead | None = None
         try:
-            producer = await start_producer(kafka)
+            producer = await self._clients.producer(kafka)
             partitions = len(await producer.partitions_for(kafka.internal_topic))
             self.repartitioner = repartitioner = Repartitioner(
                 self.config,
@@ -88,8 +93,11 @@ class RepartitionStage:
             )
             await asyncio.to_thread(_warm_up, repartitioner)
             dead_letters = DeadLetterSink(producer, kafka.dead_letter_topic)
-            self.source = source = KafkaFlowSource(
-                kafka, RebalanceListener(self._on_revoked, self._on_assigned)
+            self.source = source = self._clients.source(
+                kafka,
+                RebalanceListener(self._on_revoked, self._on_assigned),
+                list(kafka.input_topics),
+                kafka.group_id,
             )
             self._ledger = ledger = OffsetLedger(source)
             await source.start()
@@ -136,7 +144,7 @@ class RepartitionStage:
         self,
         records: Records,
         lagging: set[TopicPartition],
-        producer: AIOKafkaProducer,
+        producer: Producer,
         dead_letters: DeadLetterSink,
     ) -> None:
         """Decode and scope the records read, then write every flow the input partitions'

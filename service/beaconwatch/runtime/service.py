@@ -26,12 +26,12 @@ from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config, ConfigError
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.metrics.prometheus import ServiceMetrics
+from beaconwatch.runtime.clients import Clients, kafka_clients
 from beaconwatch.runtime.detect_stage import DetectStage, wall_clock_ms
 from beaconwatch.runtime.http import HttpServer, Readiness
 from beaconwatch.runtime.kafka_options import client_options, redacted
 from beaconwatch.runtime.repartition_stage import RepartitionStage
-from beaconwatch.runtime.topics import create_topics
-from beaconwatch.sources.kafka import KafkaFlowSource
+from beaconwatch.sources.base import Source
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ _OUTPUT_TOPIC_PARTITIONS = 1
 class Stage(Protocol):
     name: str
     alive: bool
-    source: KafkaFlowSource | None  # while running
+    source: Source | None  # while running
 
     @property
     def committed_offsets(self) -> dict[TopicPartition, int]: ...
@@ -67,8 +67,12 @@ class BeaconService:
         alert_listener: Callable[[Sequence[Alert]], None] | None = None,
         pipeline: Pipeline | None = None,
         wall_clock: Callable[[], int] = wall_clock_ms,
+        clients: Clients | None = None,
     ) -> None:
+        """``clients``: how the stages reach Kafka (default: aiokafka; in-memory doubles in
+        `runtime/testing.py`)."""
         kafka = config.kafka
+        self._clients = clients = clients if clients is not None else kafka_clients()
         if role == "repartition" and kafka.input_keyed_by_host:
             raise ConfigError(
                 "--role repartition needs kafka.input_keyed_by_host = false: with keyed input "
@@ -82,7 +86,7 @@ class BeaconService:
         self.repartition: RepartitionStage | None = None
         self.detect: DetectStage | None = None
         if role in ("all", "repartition") and not kafka.input_keyed_by_host:
-            self.repartition = RepartitionStage(config, self.metrics)
+            self.repartition = RepartitionStage(config, self.metrics, clients=clients)
         if role in ("all", "detect"):
             self.detect = DetectStage(
                 config,
@@ -90,6 +94,7 @@ class BeaconService:
                 pipeline=pipeline,
                 alert_listener=alert_listener,
                 wall_clock=wall_clock,
+                clients=clients,
             )
         self.stages: list[Stage] = [s for s in (self.repartition, self.detect) if s is not None]
         self._broker_reachable = False
@@ -158,7 +163,7 @@ class BeaconService:
                 )
                 if not kafka.input_keyed_by_host:
                     topics[kafka.internal_topic] = kafka.internal_topic_partitions
-                created = await create_topics(topics=topics, **options)
+                created = await self._clients.create_topics(kafka, topics, {})
                 if created:
                     log.info("created topics %s", created)
             self._broker_reachable = True

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
 
 from beaconwatch.decode.base import Rejection
+from beaconwatch.sinks.base import Producer
 
 # Reported as the "exception class": the decoder does not raise, it returns a Rejection.
 REJECTION_CLASS = "beaconwatch.decode.base.Rejection"
@@ -61,7 +62,7 @@ class _Oversized:
 
 
 class DeadLetterSink:
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(self, producer: Producer, topic: str) -> None:
         self._producer = producer
         self._topic = topic
         self._partitioner = DefaultPartitioner()  # where `producer.send` would put a record

@@ -8,16 +8,15 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.alerting.ecs import encode_alert
+from beaconwatch.sinks.base import Producer
 
 
 class AlertSink:
     def __init__(
         self,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         topic: str,
         *,
         encode: Callable[[Alert], bytes] = encode_alert,

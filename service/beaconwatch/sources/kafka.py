@@ -8,21 +8,19 @@ on a rebalance is the service's business (see `runtime/rebalance.py`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from beaconwatch.config import KafkaConfig
 from beaconwatch.runtime.kafka_options import client_options
+from beaconwatch.sources.base import Records
 
 log = logging.getLogger(__name__)
-
-Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 class KafkaFlowSource:
@@ -124,39 +122,3 @@ class KafkaFlowSource:
             log.warning("broker not reachable: %r", exc)
             return False
         return True
-
-
-class ReadAhead:
-    """Polls the next batch while the caller processes the one it got.
-
-    aiokafka turns fetched bytes into records inside `getmany`, on the event loop: polled
-    only after a batch is processed, that parsing waits for the processing and the other way
-    round. With the next poll already running, the parsing (Python, on the loop) overlaps
-    the processing (numba kernels in a worker thread, which release the GIL).
-    """
-
-    def __init__(self, source: KafkaFlowSource) -> None:
-        self._source = source
-        self._next: asyncio.Task[Records] | None = None
-
-    async def poll(self, before_next: Callable[[], Awaitable[object]] | None = None) -> Records:
-        """The next batch; ``before_next`` runs after it arrived and before the following
-        poll starts (e.g. to read the consumer positions that match this batch)."""
-        if self._next is None:
-            self._next = asyncio.create_task(self._source.poll())
-        try:
-            records = await self._next
-        finally:
-            self._next = None
-        if before_next is not None:
-            await before_next()
-        self._next = asyncio.create_task(self._source.poll())
-        return records
-
-    async def close(self) -> None:
-        """Drop the poll in flight (its records are not processed, so not committed)."""
-        if self._next is not None:
-            self._next.cancel()
-            with contextlib.suppress(asyncio.CancelledError, KafkaError):
-                await self._next
-            self._next = None

@@ -1,0 +1,205 @@
+"""The stages' delivery rules without a broker (runtime/testing.py doubles): commit after
+acks, checkpoint on revoke, restore and silent replay on assign, a failed send commits
+nothing, and the two stages together on unkeyed input. The integration suite runs the same
+stages on the embedded broker and Apache Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import orjson
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
+from prometheus_client import CollectorRegistry
+
+from beaconwatch.config import Config, load_config, with_overrides
+from beaconwatch.runtime.service import BeaconService, Role
+from beaconwatch.runtime.testing import MemoryKafka, MemorySource, memory_clients
+from tests.integration.test_checkpoints import BEACONS, flows
+
+INPUT, INTERNAL, ALERTS, DLQ = "flows", "flows.internal", "alerts", "dlq"
+
+
+def config(**kafka: object) -> Config:
+    return with_overrides(
+        load_config(env={}),
+        kafka={
+            "input_topics": [INPUT],
+            "internal_topic": INTERNAL,
+            "internal_topic_partitions": 4,
+            "alerts_topic": ALERTS,
+            "dead_letter_topic": DLQ,
+            "group_id": "g",
+            **kafka,
+        },
+        metrics={"host": "127.0.0.1", "port": 0},
+    )
+
+
+async def until(cond: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out: {what}"
+        await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def running(
+    kafka: MemoryKafka, cfg: Config, role: Role = "all"
+) -> AsyncIterator[BeaconService]:
+    service = BeaconService(
+        cfg, role=role, registry=CollectorRegistry(), clients=memory_clients(kafka)
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await until(lambda: service.alive or task.done(), "stages running")
+        if task.done():
+            task.result()
+        yield service
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+def source_of(kafka: MemoryKafka, group: str) -> MemorySource:
+    """The newest member of ``group`` (each run of a stage makes its own)."""
+    return [s for s in kafka.sources if s.group == group][-1]
+
+
+def produce(kafka: MemoryKafka, records: list[tuple[bytes, bytes]], partitions: int) -> None:
+    """Keyed input: a pair's records on one partition."""
+    for key, value in records:
+        kafka.append(INPUT, value, key=key, partition=sum(key) % partitions)
+
+
+def alerts(kafka: MemoryKafka) -> list[dict[str, object]]:
+    return [orjson.loads(v) for v in kafka.values(ALERTS) if v is not None]
+
+
+def committed_all(kafka: MemoryKafka, group: str, topic: str) -> bool:
+    ends = kafka.end_offsets(topic)
+    return all(kafka.committed.get((group, tp), 0) == end for tp, end in ends.items())
+
+
+def restores(service: BeaconService, result: str) -> float:
+    value = service.registry.get_sample_value(
+        "beaconwatch_checkpoint_restores_total", {"result": result}
+    )
+    return value or 0.0
+
+
+@pytest.mark.parametrize("interval_s", [0.0, 3600.0])
+async def test_a_revoked_partition_resumes_elsewhere_from_its_checkpoint(
+    interval_s: float,
+) -> None:
+    kafka = MemoryKafka()
+    kafka.create(INPUT, 2)
+    tps = [TopicPartition(INPUT, p) for p in range(2)]
+    cfg = config(input_keyed_by_host=True, checkpoint_interval_s=interval_s)
+    produce(kafka, flows(0, 6, 1), 2)  # six check-ins per beacon: too few to alert
+    async with running(kafka, cfg, "detect") as first:
+        member = source_of(kafka, "g")
+        await member.assign(tps)
+        await until(lambda: committed_all(kafka, "g", INPUT), "first part committed")
+        await member.revoke()  # a rebalance: the partitions go to another instance
+        await member.assign([])
+        assert first.pipeline.detector.tracked_pairs == 0  # dropped with the partitions
+    assert alerts(kafka) == []
+
+    produce(kafka, flows(6, 12, 2), 2)
+    async with running(kafka, cfg, "detect") as second:
+        await source_of(kafka, "g").assign(tps)
+        await until(lambda: committed_all(kafka, "g", INPUT), "second part committed")
+    alerted = {(a["source"]["ip"], a["destination"]["ip"]) for a in alerts(kafka)}  # type: ignore[index]
+    if interval_s == 0:  # no checkpoints: six more check-ins from empty state alert nothing
+        assert alerted == set()
+        return
+    assert restores(second, "restored") == 2
+    assert alerted == {(src, dst) for src, dst, _ in BEACONS}
+
+
+async def test_after_a_crash_records_between_checkpoint_and_commit_are_replayed_silently() -> None:
+    kafka = MemoryKafka()
+    kafka.create(INPUT, 1)
+    tp = TopicPartition(INPUT, 0)
+    cfg = config(input_keyed_by_host=True, checkpoint_interval_s=3600)
+    produce(kafka, flows(0, 6, 1), 1)
+    async with running(kafka, cfg, "detect"):  # a graceful stop checkpoints at offset C
+        await source_of(kafka, "g").assign([tp])
+        await until(lambda: committed_all(kafka, "g", INPUT), "first part")
+    checkpoint_offset = kafka.checkpoints[tp].input_offset
+
+    produce(kafka, flows(6, 12, 2), 1)
+    service = BeaconService(cfg, role="detect", registry=CollectorRegistry(),
+                            clients=memory_clients(kafka))  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    await until(lambda: service.alive, "second run")
+    await source_of(kafka, "g").assign([tp])
+    await until(lambda: committed_all(kafka, "g", INPUT), "second part")
+    published = alerts(kafka)
+    assert len(published) >= len(BEACONS)
+    task.cancel()  # a crash: no shutdown checkpoint, committed offset K > C
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    committed = kafka.committed["g", tp]
+    assert kafka.checkpoints[tp].input_offset == checkpoint_offset < committed
+
+    async with running(kafka, cfg, "detect") as third:
+        await source_of(kafka, "g").assign([tp])
+        await until(
+            lambda: (
+                (third.registry.get_sample_value("beaconwatch_records_replayed_total") or 0)
+                == committed - checkpoint_offset
+            ),
+            "replayed",
+        )
+    assert alerts(kafka) == published  # nothing published twice
+
+
+async def test_a_failed_send_stops_the_stage_and_commits_nothing() -> None:
+    kafka = MemoryKafka()
+    kafka.create(INPUT, 1)
+    kafka.create(DLQ, 1)
+    kafka.append(INPUT, b"{not json")
+    kafka.fail_sends = KafkaConnectionError("broker gone")
+    service = BeaconService(
+        config(input_keyed_by_host=True, checkpoint_interval_s=0),
+        role="detect",
+        registry=CollectorRegistry(),
+        clients=memory_clients(kafka),
+    )
+    task = asyncio.create_task(service.run(asyncio.Event()))
+    await until(lambda: service.alive, "running")
+    await source_of(kafka, "g").assign([TopicPartition(INPUT, 0)])
+    with pytest.raises(KafkaConnectionError):
+        await asyncio.wait_for(task, 10)
+    assert kafka.committed == {}  # the dead letter was never acknowledged
+
+
+async def test_unkeyed_input_meets_per_host_through_the_repartition_stage() -> None:
+    kafka = MemoryKafka()
+    kafka.create(INPUT, 4)
+    rng = random.Random(3)
+    for _, value in flows(0, 20, 5):
+        kafka.append(INPUT, value, partition=rng.randrange(4))  # no key, any partition
+    async with running(kafka, config(checkpoint_interval_s=0)) as service:
+        await source_of(kafka, "g").assign([TopicPartition(INPUT, p) for p in range(4)])
+        await source_of(kafka, "g.detect").assign([TopicPartition(INTERNAL, p) for p in range(4)])
+        await until(lambda: committed_all(kafka, "g", INPUT), "input committed")
+        await until(lambda: committed_all(kafka, "g.detect", INTERNAL), "internal committed")
+        split = service.registry.get_sample_value("beaconwatch_hosts_split_total")
+    assert split == 0
+    new = Counter(
+        (a["source"]["ip"], a["destination"]["ip"])  # type: ignore[index]
+        for a in alerts(kafka)
+        if a["beacon"]["lifecycle"] == "new"  # type: ignore[index]
+    )
+    assert new == {(src, dst): 1 for src, dst, _ in BEACONS}
+    assert kafka.values(DLQ) == []
