@@ -49,13 +49,16 @@ test-kafka: install ## Integration suite plus Apache-only tests on Apache Kafka 
 test-e2e: install ## pcap -> softflowd -> goflow2 / nfacctd -> Apache Kafka -> beaconwatch (run e2e-tools first)
 	$(BIN)/pytest tests/e2e
 
-bench: install ## Run the benchmarks in bench/ (decode, core, garbage storms, end to end on Kafka)
+bench: install ## Run the benchmarks in bench/ (decode, core, storms, end to end, stages, restore)
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/storm.py
 	$(BIN)/python bench/dead_letter.py
 	$(BIN)/python bench/end_to_end.py
 	$(BIN)/python bench/storm_end_to_end.py
+	$(BIN)/python bench/stages.py
+	$(BIN)/python bench/restore.py
+	$(BIN)/python bench/workers.py
 
 eval: install ## Rerun the evaluation: labelled benchmark + RITA v5 comparison -> docs/evaluation.md
 	$(BIN)/beaconwatch eval

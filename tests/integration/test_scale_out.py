@@ -16,7 +16,7 @@ import socket
 import sys
 import urllib.request
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
@@ -70,6 +70,18 @@ async def produce_unkeyed(kit: KafkaTestKit, records: list[tuple[bytes, bytes]],
         await produce(kit.broker, kit.names.input, part, partition=partition)
 
 
+async def alerts_so_far(kit: KafkaTestKit) -> list[dict[str, Any]]:
+    published = await kit.read_topic(kit.names.alerts, expected=len(BEACONS))
+    return [orjson.loads(r.value or b"{}") for r in published]
+
+
+def new_alerts(docs: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    new: dict[tuple[str, str], int] = defaultdict(int)
+    for doc in docs:
+        new[doc["source"]["ip"], doc["destination"]["ip"]] += doc["beacon"]["lifecycle"] == "new"
+    return new
+
+
 async def wait_ready(port: int, timeout_s: float) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
@@ -101,10 +113,20 @@ async def test_unkeyed_input_two_workers_an_instance_joining_and_killed(
         assert {"0", "1"} <= workers  # one endpoint, both workers' metrics
         assert total(samples, "beaconwatch_flows_consumed_total") == len(parts[0])
 
-        await produce_unkeyed(kit, parts[1], seed=2)
         joiner = await start(kit, 1, joiner_port)  # a second instance joins mid-stream
+        await wait_ready(joiner_port, 90)  # the rebalance is done: it holds partitions
+        # It took over partitions with their history: restored from the checkpoints the
+        # pool wrote when they were revoked.
+        restored = scrape(joiner_port)
+        assert sum(v for (n, labels), v in restored.items()
+                   if n == "beaconwatch_checkpoint_restores_total"
+                   and ("result", "restored") in labels) >= 1  # fmt: skip
+        await produce_unkeyed(kit, parts[1], seed=2)
         await committed_through(kit, timeout_s=90)
-        await wait_ready(joiner_port, 90)
+        # Nine check-ins by now (six before the join): every beacon is alerted, including
+        # those whose partition moved, which only the restored history makes possible.
+        alerted = {pair for pair, count in new_alerts(await alerts_so_far(kit)).items() if count}
+        assert alerted == {(src, dst) for src, dst, _ in BEACONS}
         await produce_unkeyed(kit, parts[2], seed=3)
         await committed_through(kit, timeout_s=90)
         joiner.send_signal(signal.SIGKILL)  # ... and dies: its partitions go to the pool
@@ -122,16 +144,13 @@ async def test_unkeyed_input_two_workers_an_instance_joining_and_killed(
         pool.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(pool.wait(), 60) == 0
 
-    published = await kit.read_topic(kit.names.alerts, expected=len(BEACONS))
+    docs = await alerts_so_far(kit)
     series: dict[tuple[str, str], set[str]] = defaultdict(set)
-    new: dict[tuple[str, str], int] = defaultdict(int)
-    for record in published:
-        doc = orjson.loads(record.value or b"{}")
-        pair = (doc["source"]["ip"], doc["destination"]["ip"])
-        series[pair].add(doc["beacon"]["series_id"])
-        new[pair] += doc["beacon"]["lifecycle"] == "new"
+    for doc in docs:
+        series[doc["source"]["ip"], doc["destination"]["ip"]].add(doc["beacon"]["series_id"])
     assert set(series) == {(src, dst) for src, dst, _ in BEACONS}  # every beacon, nothing else
     assert all(len(ids) == 1 for ids in series.values()), series
-    assert all(count == 1 for count in new.values()), new
+    new = new_alerts(docs)
+    assert all(count == 1 for count in new.values()), new  # no second "new" after the faults
     ends = await kit.end_offsets(kit.names.input)
     assert await kit.committed_offsets() == {p: e for p, e in ends.items() if e}

@@ -32,15 +32,30 @@ _NO_TIME = int(np.iinfo(np.int64).min)
 K = TypeVar("K", bound=Hashable)  # a partition
 
 
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Flows of one read, with what the release decision needs without touching them."""
+
+    flows: FlowBatch
+    offsets: npt.NDArray[np.int64]  # each flow's record offset
+    min_start_ms: int
+    max_start_ms: int
+    min_offset: int
+
+    @classmethod
+    def of(cls, flows: FlowBatch, offsets: npt.NDArray[np.int64]) -> _Chunk:
+        return cls(flows, offsets, int(flows.start_ms.min()), int(flows.start_ms.max()),
+                   int(offsets.min()))  # fmt: skip
+
+
 @dataclass(slots=True)
 class _Held:
-    flows: list[FlowBatch] = field(default_factory=list)
-    offsets: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    chunks: list[_Chunk] = field(default_factory=list)
     frontier_ms: int = _NO_TIME  # newest flow start read from this partition
     next_offset: int | None = None  # after the last record read
 
     def count(self) -> int:
-        return sum(len(f) for f in self.flows)
+        return sum(len(c.flows) for c in self.chunks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +83,7 @@ class EventTimeAligner(Generic[K]):
         records end before ``next_offset``."""
         held = self._held.setdefault(partition, _Held())
         if len(flows):
-            held.flows.append(flows)
-            held.offsets.append(offsets)
+            held.chunks.append(_Chunk.of(flows, offsets))
             held.frontier_ms = max(held.frontier_ms, int(flows.start_ms.max()))
             self.held_flows += len(flows)
         held.next_offset = next_offset
@@ -91,29 +105,27 @@ class EventTimeAligner(Generic[K]):
         out: list[FlowBatch] = []
         commits: dict[K, int] = {}
         for partition, held in self._held.items():
-            if not held.flows:
-                if held.next_offset is not None:
-                    commits[partition] = held.next_offset
-                continue
-            flows = FlowBatch.concat(held.flows)
-            offsets = np.concatenate(held.offsets)
-            if limit_ms is None:
-                go = np.ones(len(flows), dtype=np.bool_)
-            elif limit_ms == _NO_TIME:
-                go = np.zeros(len(flows), dtype=np.bool_)
-            else:
-                go = flows.start_ms <= limit_ms
-            if go.any():
-                out.append(flows.take(go))
-            keep = ~go
-            self.held_flows -= int(np.count_nonzero(go))
-            if keep.any():
-                held.flows, held.offsets = [flows.take(keep)], [offsets[keep]]
-                commits[partition] = int(offsets[keep].min())
-            else:
-                held.flows, held.offsets = [], []
-                if held.next_offset is not None:
-                    commits[partition] = held.next_offset
+            kept: list[_Chunk] = []
+            for chunk in held.chunks:
+                # Most chunks go or stay whole (a partition is read in time order, roughly):
+                # only a chunk straddling the limit is split, so a large backlog held back is
+                # not copied again at every poll.
+                if limit_ms is None or chunk.max_start_ms <= limit_ms:
+                    out.append(chunk.flows)
+                    self.held_flows -= len(chunk.flows)
+                elif limit_ms == _NO_TIME or chunk.min_start_ms > limit_ms:
+                    kept.append(chunk)
+                else:
+                    go = chunk.flows.start_ms <= limit_ms
+                    out.append(chunk.flows.take(go))
+                    self.held_flows -= int(np.count_nonzero(go))
+                    keep = ~go
+                    kept.append(_Chunk.of(chunk.flows.take(keep), chunk.offsets[keep]))
+            held.chunks = kept
+            if kept:
+                commits[partition] = min(c.min_offset for c in kept)
+            elif held.next_offset is not None:
+                commits[partition] = held.next_offset
         return Released(FlowBatch.concat(out), commits, forced)
 
     def forget(self, partitions: Collection[K]) -> None:
