@@ -62,7 +62,9 @@ async def run(args: argparse.Namespace) -> None:
         detector = filled_detector(config, args.pairs)
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=1 << 20)
         await producer.start()
-        store = KafkaCheckpointStore(producer, state_topic, 4, {"bootstrap_servers": bootstrap})
+        store = KafkaCheckpointStore(
+            producer, state_topic, 4, {"bootstrap_servers": bootstrap}, group="bench"
+        )
         saves, reads, decodes = [], [], []
         size = 0
         try:

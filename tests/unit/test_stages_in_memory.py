@@ -133,7 +133,7 @@ async def test_after_a_crash_records_between_checkpoint_and_commit_are_replayed_
     async with running(kafka, cfg, "detect"):  # a graceful stop checkpoints at offset C
         await source_of(kafka, "g").assign([tp])
         await until(lambda: committed_all(kafka, "g", INPUT), "first part")
-    checkpoint_offset = kafka.checkpoints[tp].input_offset
+    checkpoint_offset = kafka.checkpoints["g", tp].input_offset
 
     produce(kafka, flows(6, 12, 2), 1)
     service = BeaconService(cfg, role="detect", registry=CollectorRegistry(),
@@ -149,7 +149,7 @@ async def test_after_a_crash_records_between_checkpoint_and_commit_are_replayed_
     with pytest.raises(asyncio.CancelledError):
         await task
     committed = kafka.committed["g", tp]
-    assert kafka.checkpoints[tp].input_offset == checkpoint_offset < committed
+    assert kafka.checkpoints["g", tp].input_offset == checkpoint_offset < committed
 
     async with running(kafka, cfg, "detect") as third:
         await source_of(kafka, "g").assign([tp])
@@ -203,3 +203,21 @@ async def test_unkeyed_input_meets_per_host_through_the_repartition_stage() -> N
     )
     assert new == {(src, dst): 1 for src, dst, _ in BEACONS}
     assert kafka.values(DLQ) == []
+
+
+async def test_another_consumer_group_never_restores_this_groups_checkpoints() -> None:
+    kafka = MemoryKafka()
+    kafka.create(INPUT, 1)
+    tp = TopicPartition(INPUT, 0)
+    produce(kafka, flows(0, 6, 1), 1)
+    cfg = config(input_keyed_by_host=True, checkpoint_interval_s=3600)
+    async with running(kafka, cfg, "detect"):
+        await source_of(kafka, "g").assign([tp])
+        await until(lambda: committed_all(kafka, "g", INPUT), "first deployment")
+    assert ("g", tp) in kafka.checkpoints
+    # A second deployment (a test instance, say) on the same cluster and state topic.
+    other = config(input_keyed_by_host=True, checkpoint_interval_s=3600, group_id="other")
+    async with running(kafka, other, "detect") as service:
+        await source_of(kafka, "other").assign([tp])
+        await until(lambda: committed_all(kafka, "other", INPUT), "second deployment")
+        assert restores(service, "none") == 1 and restores(service, "restored") == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 from typing import TYPE_CHECKING
 
@@ -72,6 +73,9 @@ async def serve(config: Config, role: Role = "all") -> None:
 def run_service(args: argparse.Namespace, config: Config) -> int:
     from beaconwatch.runtime.workers import default_workers
 
+    # A crash in native code (numba, aiokafka's C records, numpy) prints every thread's
+    # Python stack to stderr before the process dies, so the logs say where it happened.
+    faulthandler.enable()
     setup_logging(config.logging.level)
     workers = default_workers() if args.workers == "auto" else int(args.workers)
     if workers == 1:

@@ -43,8 +43,11 @@ def state_partition(tp: TopicPartition, partitions: int) -> int:
     return int((zlib.crc32(tp.topic.encode()) + tp.partition) % partitions)
 
 
-def _prefix(tp: TopicPartition) -> str:
-    return f"{tp.topic}/{tp.partition}/"
+def _prefix(group: str, tp: TopicPartition) -> str:
+    """Keys of one partition's checkpoint: the consumer group is part of them, so deployments
+    that share a state topic (another group id on the same cluster) never restore each
+    other's state."""
+    return f"{group}/{tp.topic}/{tp.partition}/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +72,11 @@ class KafkaCheckpointStore:
         topic: str,
         partitions: int,
         client_options: dict[str, Any],
+        *,
+        group: str,
     ) -> None:
         self._producer = producer
+        self.group = group
         self.topic = topic
         self.partitions = partitions
         self._options = client_options
@@ -80,7 +86,7 @@ class KafkaCheckpointStore:
         """Write one checkpoint and wait until the broker has all of it; returns its bytes."""
         checkpoint_id = time.time_ns()
         partition = state_partition(tp, self.partitions)
-        prefix = _prefix(tp)
+        prefix = _prefix(self.group, tp)
         pending = []
         chunks = max(1, -(-len(data) // CHUNK_BYTES))
         view = memoryview(data)
@@ -119,7 +125,7 @@ class KafkaCheckpointStore:
         self, tps: Collection[TopicPartition]
     ) -> dict[TopicPartition, Checkpoint | Missing]:
         """The latest complete checkpoint of each input partition, read from the state topic."""
-        wanted = {_prefix(tp): tp for tp in tps}
+        wanted = {_prefix(self.group, tp): tp for tp in tps}
         by_partition: dict[int, list[TopicPartition]] = {}
         for tp in tps:
             by_partition.setdefault(state_partition(tp, self.partitions), []).append(tp)

@@ -59,7 +59,11 @@ def kafka_clients() -> Clients:
 
     def store(producer: Producer, kafka: KafkaConfig) -> CheckpointStore:
         return KafkaCheckpointStore(
-            producer, kafka.state_topic, kafka.state_topic_partitions, client_options(kafka)
+            producer,
+            kafka.state_topic,
+            kafka.state_topic_partitions,
+            client_options(kafka),
+            group=kafka.detect_group,
         )
 
     async def topics(

@@ -143,7 +143,9 @@ class DetectStage:
             self.alive = True
             reader = ReadAhead(source)
             while not stop.is_set():
-                records = await reader.poll()
+                # The lag is read between polls: awaiting consumer positions while a poll
+                # is in flight raced with its offset reset (a partition was never fetched).
+                records = await reader.poll(before_next=lambda: self._update_lag(source))
                 async with self._batch_lock:
                     if self._checkpointer is not None:
                         for tp, offset in self._checkpointer.take_seeks().items():
@@ -156,7 +158,7 @@ class DetectStage:
                         await ledger.commit_acknowledged(wait=True)
                     if self._checkpointer is not None and self._checkpointer.due:
                         await self._checkpoint()
-                await self._update_gauges(source)
+                self._update_gauges()
             log.info("detector stage stopping")
             await reader.close()
             async with self._batch_lock:
@@ -305,8 +307,10 @@ class DetectStage:
 
     # -- gauges ---------------------------------------------------------------------------
 
-    async def _update_gauges(self, source: Source) -> None:
+    async def _update_lag(self, source: Source) -> None:
         self.metrics.consumer_lag_records.set(await source.lag_records())
+
+    def _update_gauges(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.publish_age()
         self.metrics.partitions_assigned.set(len(self.assigned))

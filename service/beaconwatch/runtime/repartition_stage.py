@@ -110,6 +110,8 @@ class RepartitionStage:
             lagging: set[TopicPartition] = set()
 
             async def positions() -> None:  # of the records just polled, before the next poll
+                # Only here, with no poll in flight: awaiting consumer positions during one
+                # raced with its offset reset (a partition was never fetched).
                 nonlocal lagging
                 lagging = await source.lagging_partitions()
 
@@ -121,7 +123,6 @@ class RepartitionStage:
                         await ledger.commit_acknowledged(max_in_flight=_MAX_IN_FLIGHT_BATCHES)
                     elif ledger.in_flight:
                         await ledger.commit_acknowledged(wait=True)
-                self.metrics.repartition_lag_records.set(await source.lag_records())
             await reader.close()
             async with self._batch_lock:
                 await ledger.commit_acknowledged(wait=True)

@@ -40,7 +40,7 @@ class StoredRecord:
 class MemoryKafka:
     topics: dict[str, list[list[StoredRecord]]] = field(default_factory=dict)
     committed: dict[tuple[str, TopicPartition], int] = field(default_factory=dict)
-    checkpoints: dict[TopicPartition, Checkpoint] = field(default_factory=dict)
+    checkpoints: dict[tuple[str, TopicPartition], Checkpoint] = field(default_factory=dict)
     fail_sends: Exception | None = None  # every send fails with this while set
     sources: list[MemorySource] = field(default_factory=list)
 
@@ -223,19 +223,23 @@ class MemoryProducer:
 
 
 class MemoryCheckpointStore:
-    def __init__(self, kafka: MemoryKafka) -> None:
+    """Checkpoints by (consumer group, partition), as the state topic keys them."""
+
+    def __init__(self, kafka: MemoryKafka, group: str) -> None:
         self._kafka = kafka
+        self.group = group
         self.saves = 0
 
     async def save(self, tp: TopicPartition, data: bytes, input_offset: int) -> int:
         if self._kafka.fail_sends is not None:
             raise self._kafka.fail_sends
         self.saves += 1
-        self._kafka.checkpoints[tp] = Checkpoint(data, input_offset, self.saves)
+        self._kafka.checkpoints[self.group, tp] = Checkpoint(data, input_offset, self.saves)
         return len(data)
 
     async def load(self, tps: Collection[TopicPartition]) -> dict[TopicPartition, Any]:
-        return {tp: self._kafka.checkpoints.get(tp, Missing("none", "no checkpoint")) for tp in tps}
+        missing = Missing("none", "no checkpoint")
+        return {tp: self._kafka.checkpoints.get((self.group, tp), missing) for tp in tps}
 
 
 def memory_clients(kafka: MemoryKafka) -> Clients:
@@ -248,7 +252,7 @@ def memory_clients(kafka: MemoryKafka) -> Clients:
         return MemoryProducer(kafka)
 
     def store(producer: Producer, config: KafkaConfig) -> CheckpointStore:
-        return MemoryCheckpointStore(kafka)
+        return MemoryCheckpointStore(kafka, config.detect_group)
 
     async def create_topics(
         config: KafkaConfig,

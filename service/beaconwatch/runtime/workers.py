@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import faulthandler
 import logging
 import multiprocessing
 import os
@@ -221,6 +222,7 @@ def _die_with_parent() -> None:
 def _worker_main(config: Config, role: str, index: int, report: Connection) -> None:
     """One worker: a whole service of ``role``, stopped by SIGTERM from the supervisor."""
     _die_with_parent()
+    faulthandler.enable()  # a native crash prints the worker's Python stacks
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
     from beaconwatch.cli.run import setup_logging
 
