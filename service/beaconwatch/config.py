@@ -47,6 +47,10 @@ class KafkaConfig(_Section):
     session_timeout_ms: int = Field(10_000, ge=1_000)  # group member considered dead after this
     heartbeat_interval_ms: int = Field(3_000, ge=100)  # must be well below session_timeout_ms
     create_topics: bool = True  # create missing output topics at start-up
+    # Topics the service creates (alerts, dead letter, internal, state): their replication
+    # factor, and the partitions of the alerts and dead-letter topics.
+    topic_replication_factor: int = Field(1, ge=1, le=32)
+    output_topic_partitions: int = Field(1, ge=1, le=10_000)
     # Output batches (alerts, dead letters): bytes per partition and wait before a send.
     # Within the broker's message.max.bytes (1 MiB by default).
     producer_batch_bytes: int = Field(512 * 1024, ge=1024, le=1024 * 1024)

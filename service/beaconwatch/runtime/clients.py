@@ -71,6 +71,11 @@ def kafka_clients() -> Clients:
         partitions: Mapping[str, int],
         configs: Mapping[str, Mapping[str, str]],
     ) -> list[str]:
-        return await create_topics(topics=partitions, configs=configs, **client_options(kafka))
+        return await create_topics(
+            topics=partitions,
+            configs=configs,
+            replication_factor=kafka.topic_replication_factor,
+            **client_options(kafka),
+        )
 
     return Clients(producer=producer, source=source, checkpoint_store=store, create_topics=topics)

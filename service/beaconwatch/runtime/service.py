@@ -39,9 +39,6 @@ Role = Literal["all", "repartition", "detect"]
 ROLES: tuple[Role, ...] = ("all", "repartition", "detect")
 
 _PROBE_INTERVAL_S = 5.0
-# Output topics created by the service get this many partitions; size them yourself in
-# production (pre-create the topics and set kafka.create_topics = false).
-_OUTPUT_TOPIC_PARTITIONS = 1
 
 
 class Stage(Protocol):
@@ -159,7 +156,7 @@ class BeaconService:
             )
             if kafka.create_topics:
                 topics = dict.fromkeys(
-                    (kafka.alerts_topic, kafka.dead_letter_topic), _OUTPUT_TOPIC_PARTITIONS
+                    (kafka.alerts_topic, kafka.dead_letter_topic), kafka.output_topic_partitions
                 )
                 if not kafka.input_keyed_by_host:
                     topics[kafka.internal_topic] = kafka.internal_topic_partitions
