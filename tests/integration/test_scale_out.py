@@ -123,12 +123,15 @@ async def test_unkeyed_input_two_workers_an_instance_joining_and_killed(
                    and ("result", "restored") in labels) >= 1  # fmt: skip
         await produce_unkeyed(kit, parts[1], seed=2)
         await committed_through(kit, timeout_s=90)
-        # Nine check-ins by now (six before the join): every beacon is alerted, including
-        # those whose partition moved, which only the restored history makes possible.
-        alerted = {pair for pair, count in new_alerts(await alerts_so_far(kit)).items() if count}
-        assert alerted == {(src, dst) for src, dst, _ in BEACONS}
         await produce_unkeyed(kit, parts[2], seed=3)
         await committed_through(kit, timeout_s=90)
+        # Twelve check-ins by now, six of them after the join: fewer than min_events (8), so
+        # a beacon whose partition moved is alerted only if its history moved with it. (Not
+        # asserted at the ninth: three repartition processes write each internal partition,
+        # so flows arrive a little out of order and a pair's first scoring may fall short
+        # until its next rescoring.)
+        alerted = {pair for pair, count in new_alerts(await alerts_so_far(kit)).items() if count}
+        assert alerted == {(src, dst) for src, dst, _ in BEACONS}
         joiner.send_signal(signal.SIGKILL)  # ... and dies: its partitions go to the pool
         assert await asyncio.wait_for(joiner.wait(), 10) == -signal.SIGKILL
         joiner = None
