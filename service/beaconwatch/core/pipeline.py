@@ -20,7 +20,7 @@ from beaconwatch.core.detector import Detector, warm_up
 from beaconwatch.core.flows import FlowBatch
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.decode.base import Decoder, Rejection, RejectReason
-from beaconwatch.decode.registry import get_decoder
+from beaconwatch.decode.registry import TopicDecoders
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,28 +44,18 @@ class Pipeline:
         """``decoder``: one decoder for every input; by default each topic gets the decoder of
         its format in config (`kafka.topic_formats`, else `kafka.input_format`)."""
         self.config = config
-        self._fixed_decoder = decoder
-        self._decoders: dict[str, Decoder] = {}
+        self._decoders = TopicDecoders(config.kafka, decoder)
         self.stats = stats if stats is not None else DetectorStats()
         # State and watermarks are kept per input: (topic, partition), or the partition alone.
         self.detector = Detector(config, clock=clock, stats=self.stats, wall_clock_ms=wall_clock_ms)
 
     def decoder_for(self, topic: str | None) -> Decoder:
-        if self._fixed_decoder is not None:
-            return self._fixed_decoder
-        name = (
-            self.config.kafka.input_format if topic is None else self.config.kafka.format_for(topic)
-        )
-        if name not in self._decoders:
-            self._decoders[name] = get_decoder(name)
-        return self._decoders[name]
+        return self._decoders.for_topic(topic)
 
     def warm_up(self) -> None:
         """Build the decoders of every configured format and load (or compile) all kernels,
         so the first records do not wait 30-60 s for numba on a fresh install."""
-        kafka = self.config.kafka
-        for topic in {*kafka.input_topics, *kafka.topic_formats}:
-            self.decoder_for(topic)  # decoders warm their own kernels when built
+        self._decoders.build_all()
         warm_up(self.config)
 
     def process_records(

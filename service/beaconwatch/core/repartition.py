@@ -25,7 +25,7 @@ from beaconwatch.core.scope import FlowScope
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.decode.base import Decoder, Rejection
 from beaconwatch.decode.flow_columns import BYTES_PER_FLOW, HEADER_BYTES, encode_flows
-from beaconwatch.decode.registry import get_decoder
+from beaconwatch.decode.registry import TopicDecoders
 
 
 def host_partitions(
@@ -62,23 +62,14 @@ class Repartitioner:
         self.flows_per_record = max(1, (max_record_bytes - HEADER_BYTES) // BYTES_PER_FLOW)
         self.stats = stats if stats is not None else DetectorStats()
         self.scope = FlowScope(config.network)
-        self._fixed_decoder = decoder
-        self._decoders: dict[str, Decoder] = {}
-
-    def decoder_for(self, topic: str) -> Decoder:
-        if self._fixed_decoder is not None:
-            return self._fixed_decoder
-        name = self.config.kafka.format_for(topic)
-        if name not in self._decoders:
-            self._decoders[name] = get_decoder(name)
-        return self._decoders[name]
+        self.decoders = TopicDecoders(config.kafka, decoder)
 
     def scope_records(self, records: Sequence[bytes | None], topic: str) -> Scoped:
         """Decode one partition's batch of collector records; keep the oriented flows in
         scope. Rejections come back in input order, indexed into ``records``; flows out of
         scope are counted in ``stats.ignored_by_reason``."""
         values, positions, rejections = split_tombstones(records)
-        decoded = self.decoder_for(topic).decode(values)
+        decoded = self.decoders.for_topic(topic).decode(values)
         if positions is None:
             rejections.extend(decoded.rejections)
         else:

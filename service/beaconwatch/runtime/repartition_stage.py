@@ -91,7 +91,7 @@ class RepartitionStage:
                 max_record_bytes=kafka.producer_batch_bytes - _RECORD_OVERHEAD_BYTES,
                 stats=self.stats,
             )
-            await asyncio.to_thread(_warm_up, repartitioner)
+            await asyncio.to_thread(repartitioner.decoders.build_all)
             dead_letters = DeadLetterSink(producer, kafka.dead_letter_topic)
             self.source = source = self._clients.source(
                 kafka,
@@ -210,10 +210,3 @@ class RepartitionStage:
                 "repartition assigned partitions: %s",
                 sorted(f"{t.topic}-{t.partition}" for t in assigned),
             )
-
-
-def _warm_up(repartitioner: Repartitioner) -> None:
-    """Build every configured decoder now (each warms its own kernels)."""
-    kafka = repartitioner.config.kafka
-    for topic in {*kafka.input_topics, *kafka.topic_formats}:
-        repartitioner.decoder_for(topic)
