@@ -28,7 +28,7 @@ class BatchOutcome:
     alerts: list[Alert]
     rejections: list[Rejection]  # record_index refers to the `records` passed in
     flows_accepted: int
-    source_hosts: np.ndarray  # `host_hash` of the batch's internal hosts, unique
+    source_hosts: np.ndarray  # `host_hash` of the batch's internal hosts (when reported)
 
 
 class Pipeline:
@@ -40,14 +40,22 @@ class Pipeline:
         clock: EventClock | None = None,
         stats: DetectorStats | None = None,
         wall_clock_ms: Callable[[], int] | None = None,
+        report_source_hosts: bool = False,
     ) -> None:
         """``decoder``: one decoder for every input; by default each topic gets the decoder of
-        its format in config (`kafka.topic_formats`, else `kafka.input_format`)."""
+        its format in config (`kafka.topic_formats`, else `kafka.input_format`).
+        ``report_source_hosts``: see `Detector`."""
         self.config = config
         self._decoders = TopicDecoders(config.kafka, decoder)
         self.stats = stats if stats is not None else DetectorStats()
         # State and watermarks are kept per input: (topic, partition), or the partition alone.
-        self.detector = Detector(config, clock=clock, stats=self.stats, wall_clock_ms=wall_clock_ms)
+        self.detector = Detector(
+            config,
+            clock=clock,
+            stats=self.stats,
+            wall_clock_ms=wall_clock_ms,
+            report_source_hosts=report_source_hosts,
+        )
 
     def decoder_for(self, topic: str | None) -> Decoder:
         return self._decoders.for_topic(topic)

@@ -73,7 +73,7 @@ class DetectStage:
                 from beaconwatch.decode.flow_columns import FlowColumnsDecoder
 
                 decoder = FlowColumnsDecoder()
-            pipeline = Pipeline(config, decoder=decoder)
+            pipeline = Pipeline(config, decoder=decoder, report_source_hosts=True)
         self.pipeline = pipeline
         self._alert_listener = alert_listener
         self._wall_clock = wall_clock  # only for the event-time lag gauge
