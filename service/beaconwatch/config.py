@@ -158,8 +158,12 @@ class StateConfig(_Section):
     long_window_s: float = Field(259_200.0, gt=0)
     history_events: int = Field(32, ge=4, le=1024)  # ring-buffer length per pair
     max_pairs: int = Field(1_000_000, ge=16)  # hard cap; least-recently-seen pairs evicted
-    allowed_lateness_s: float = Field(600.0, ge=0)  # flows older than watermark - this: rejected
-    max_future_s: float = Field(3_600.0, ge=0)  # flows newer than watermark + this: rejected
+    # Flows that ended more than this before their partition's watermark are rejected as late.
+    allowed_lateness_s: float = Field(600.0, ge=0)
+    max_future_s: float = Field(3_600.0, ge=0)  # flows starting after wall clock + this: rejected
+    # Flows ahead of the wall clock by more than this come from an exporter whose clock is
+    # fast: kept, counted and warned about, but they do not move event time (core/watermark.py).
+    clock_tolerance_s: float = Field(60.0, ge=0)
     # A record on a known connection's 5-tuple starting within this of its start repeats it
     # (a second exporter, the reply direction); one starting up to continuation_gap_s after its
     # end continues it (active-timeout export). Neither is a new check-in.

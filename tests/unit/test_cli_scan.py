@@ -12,6 +12,7 @@ import pytest
 from beaconwatch.alerting.ecs import encode_alert
 from beaconwatch.cli import main
 from beaconwatch.cli.report import beacon_pair
+from beaconwatch.cli.scan import EXIT_ALL_REJECTED
 from beaconwatch.config import Config
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.simulate import SimulationSpec, TrafficSimulator, read_truth
@@ -123,6 +124,7 @@ def test_rejected_records_are_counted_and_written_with_reason(
     assert "rejected 2 records" in err
     assert "no dead-letter topic" in err
     assert "done: 4 records, 2 flows" in err
+    assert "warning: 50% of the records were rejected" in err
 
 
 def test_rejections_without_rejects_path_say_how_to_keep_them(
@@ -130,8 +132,31 @@ def test_rejections_without_rejects_path_say_how_to_keep_them(
 ) -> None:
     src = tmp_path / "bad.jsonl"
     src.write_bytes(b"nope\n")
-    assert main(["scan", "--output", str(tmp_path / "a.jsonl"), str(src)]) == 0
+    assert main(["scan", "--output", str(tmp_path / "a.jsonl"), str(src)]) == EXIT_ALL_REJECTED
     assert "--rejects PATH" in capsys.readouterr().err
+
+
+def test_every_record_rejected_exits_non_zero_with_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Seen: "No beaconing found." and exit 0 for a binary file and for a wrong --format.
+    binary = tmp_path / "capture.bin"
+    binary.write_bytes(bytes(range(256)) * 40)
+    table = tmp_path / "table.txt"
+    args = ["scan", "--output-format", "table", "--output", str(table)]
+    assert main([*args, str(binary)]) == EXIT_ALL_REJECTED
+    err = capsys.readouterr().err
+    assert "error: every record was rejected, nothing was analysed" in err
+    assert "rejected " in err and "not flow records of a known format?" in err
+    assert table.read_text() == "No flows analysed: every record was rejected (see below).\n"
+
+    good = next(TrafficSimulator(SimulationSpec(start_ms=START_MS, hosts=5)).records()).value
+    flows = tmp_path / "flows.jsonl"
+    flows.write_bytes(good + b"\n")
+    assert main([*args, "--format", "zeek-json", str(flows)]) == EXIT_ALL_REJECTED
+    assert "(wrong --format?)" in capsys.readouterr().err
+    assert main([*args, str(flows)]) == 0
+    assert table.read_text() == "No beaconing found.\n"
 
 
 def test_config_error_exits_2_naming_the_key(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from beaconwatch.config import Config, load_config, with_overrides
 from beaconwatch.runtime.service import BeaconService, Role
 from beaconwatch.runtime.testing import MemoryKafka, MemorySource, memory_clients
 from tests.integration.test_checkpoints import BEACONS, flows
+from tests.integration.test_service import flow_json
 
 INPUT, INTERNAL, ALERTS, DLQ = "flows", "flows.internal", "alerts", "dlq"
 
@@ -221,3 +223,49 @@ async def test_another_consumer_group_never_restores_this_groups_checkpoints() -
         await source_of(kafka, "other").assign([tp])
         await until(lambda: committed_all(kafka, "other", INPUT), "second deployment")
         assert restores(service, "none") == 1 and restores(service, "restored") == 0
+
+
+async def test_an_exporter_with_a_fast_clock_is_counted_named_and_blinds_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Seen: an exporter 15 min fast on 1 % of the flows made the service reject 71 % of the
+    # good traffic as too late and miss every beacon, while health stayed green. Here the
+    # last 40 minutes arrive at once (a consumer catching up), stamped by real clocks.
+    now_ms = int(time.time() * 1000)
+    rng = random.Random(11)
+    events = []
+    for src, dst, port in BEACONS:
+        for minute in range(40, 0, -1):
+            t = now_ms - minute * 60_000 + rng.randint(-3000, 3000)
+            events.append((t, src, dst, port, 700 + rng.randint(-10, 10), False))
+    for i in range(4000):
+        t = now_ms - 40 * 60_000 + 25_000 + i * 600  # no fast flow within 25 s of the limit
+        fast = i % 100 == 7  # 1 % from the exporter whose clock is 15 min fast
+        src, dst = f"10.1.0.{rng.randint(1, 40)}", f"100.64.0.{rng.randint(1, 200)}"
+        events.append((t + (15 * 60_000 if fast else 0), src, dst, 443, 900, fast))
+    events.sort(key=lambda e: e[0] - (15 * 60_000 if e[5] else 0))  # arrival: true time
+    kafka = MemoryKafka()
+    kafka.create(INPUT, 1)
+    for t, src, dst, port, nbytes, _ in events:
+        kafka.append(INPUT, flow_json(t, src, dst, port, nbytes, rng.randint(32768, 60999)))
+    cfg = config(input_keyed_by_host=True, checkpoint_interval_s=0)
+    with caplog.at_level("WARNING", logger="beaconwatch.runtime.detect_stage"):
+        async with running(kafka, cfg, "detect") as service:
+            await source_of(kafka, "g").assign([TopicPartition(INPUT, 0)])
+            await until(lambda: committed_all(kafka, "g", INPUT), "input committed")
+            registry = service.registry
+            ahead = registry.get_sample_value("beaconwatch_flows_ahead_total")
+            late = registry.get_sample_value(
+                "beaconwatch_records_rejected_total", {"reason": "too_late"}
+            )
+    # The fast flows of the last 14 minutes are ahead of the wall clock (the others were
+    # stamped 15 min fast but still before now): counted, not rejected, event time unmoved.
+    fast_in_last_14_min = sum(1 for t, *_, fast in events if fast and t > now_ms + 60_000)
+    assert ahead == fast_in_last_14_min > 10
+    assert not late
+    assert kafka.values(DLQ) == []
+    assert {(a["source"]["ip"], a["destination"]["ip"]) for a in alerts(kafka)} >= {  # type: ignore[index]
+        (src, dst) for src, dst, _ in BEACONS
+    }
+    (warning,) = [r.getMessage() for r in caplog.records if "clock is fast" in r.getMessage()]
+    assert "s ahead" in warning and "10.1.0." in warning

@@ -34,6 +34,12 @@ from beaconwatch.sources.files import LineBatch, ReadProgress, Segment, read_bat
 PROGRESS_EVERY_S = 0.2
 
 
+# Exit status when input was read but every record was rejected (nothing was analysed).
+EXIT_ALL_REJECTED = 3
+# Above this share of rejected records the summary warns that the results cover the rest only.
+WARN_REJECTED_SHARE = 0.2
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "files",
@@ -186,6 +192,9 @@ def run_scan(
                 bar.show(fraction, records, flows, rate(), sink.written)
         # No end-of-input flush: pairs are scored at the connection that makes them due,
         # exactly as in the service, so scan emits what the service would have published.
+        total_rejected = sum(rejects.by_reason.values())
+        if records and total_rejected >= records:
+            sink.empty_table = "No flows analysed: every record was rejected (see below).\n"
     finally:
         if bar is not None:
             bar.clear()
@@ -198,12 +207,23 @@ def run_scan(
             file=err,
             flush=True,
         )
-    if rejects.by_reason:
-        total_rejected = sum(rejects.by_reason.values())
-        parts = ", ".join(f"{r}={n}" for r, n in sorted(rejects.by_reason.items()))
-        where = f"written to {args.rejects}" if args.rejects else "not kept (use --rejects PATH)"
+    total_rejected = sum(rejects.by_reason.values())
+    if not total_rejected:
+        return 0
+    parts = ", ".join(f"{r}={n}" for r, n in sorted(rejects.by_reason.items()))
+    where = f"written to {args.rejects}" if args.rejects else "not kept (use --rejects PATH)"
+    print(
+        f"rejected {total_rejected} records ({parts}); scan has no dead-letter topic: {where}",
+        file=err,
+    )
+    hint = "wrong --format?" if args.format != "auto" else "not flow records of a known format?"
+    if total_rejected >= records:
+        print(f"error: every record was rejected, nothing was analysed ({hint})", file=err)
+        return EXIT_ALL_REJECTED
+    if total_rejected >= WARN_REJECTED_SHARE * records:
         print(
-            f"rejected {total_rejected} records ({parts}); scan has no dead-letter topic: {where}",
+            f"warning: {total_rejected / records:.0%} of the records were rejected; the "
+            "results describe the rest only",
             file=err,
         )
     return 0

@@ -135,10 +135,14 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "~"
 
 
-def render_table(alerts: Sequence[Alert], width: int) -> str:
-    """The ranked table as text no wider than ``width`` (if the terminal allows at all)."""
+NOTHING_FOUND = "No beaconing found.\n"
+
+
+def render_table(alerts: Sequence[Alert], width: int, empty: str = NOTHING_FOUND) -> str:
+    """The ranked table as text no wider than ``width`` (if the terminal allows at all);
+    ``empty`` when there are no alerts."""
     if not alerts:
-        return "No beaconing found.\n"
+        return empty
     rows = [_cells(*row) for row in rank_pairs(alerts)]
     minimum = {name: size for name, size, _ in _COLUMNS}
     sizes = {name: max(len(name), *(len(r[name]) for r in rows)) for name, _, _ in _COLUMNS}
@@ -218,6 +222,7 @@ class AlertWriter:
         self._text: io.TextIOWrapper | None = None
         self._csv: csv.DictWriter[str] | None = None
         self.written = 0
+        self.empty_table = NOTHING_FOUND  # the table's text when nothing alerted
 
     def write(self, alert: Alert) -> None:
         self.written += 1
@@ -234,7 +239,8 @@ class AlertWriter:
 
     def close(self) -> None:
         if self._format == "table":
-            self._stream.write(render_table(self._held, self._width).encode("utf-8"))
+            table = render_table(self._held, self._width, self.empty_table)
+            self._stream.write(table.encode("utf-8"))
         elif self._format == "csv" and self._csv is None:
             self._stream.write((",".join(CSV_FIELDS) + "\r\n").encode())
         if self._text is not None:

@@ -21,13 +21,15 @@ import numpy as np
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.alerting.rules import AlertRules
 from beaconwatch.config import Config, with_overrides
+from beaconwatch.core.addresses import halves_to_ip
 from beaconwatch.core.clock import EventClock
 from beaconwatch.core.flows import FlowBatch
 from beaconwatch.core.host_owners import host_hash
 from beaconwatch.core.pair_scores import PairScore, pair_scores
 from beaconwatch.core.partition_state import PartitionKey, PartitionState
 from beaconwatch.core.scope import FlowScope
-from beaconwatch.core.stats import DetectorStats
+from beaconwatch.core.stats import AheadExample, DetectorStats
+from beaconwatch.core.watermark import Observation
 from beaconwatch.decode.base import Rejection, RejectReason
 from beaconwatch.scoring.window_score import (
     Stat,
@@ -46,6 +48,7 @@ IDLE_SWEEPS_PER_WINDOW = 96
 MIN_IDLE_SWEEP_MS = 60_000
 MIN_STARVED_CAPACITY = 64
 _NO_HOSTS = np.empty(0, dtype=np.uint64)
+_NEVER_MS = np.iinfo(np.int64).min // 2  # a watermark before any flow: nothing is late
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,7 @@ class Detector:
         self._window_ms = int(state.window_s * 1000)
         self._long_window_ms = int(state.long_window_s * 1000)
         self._lateness_ms = int(state.allowed_lateness_s * 1000)
+        self._tolerance_ms = int(state.clock_tolerance_s * 1000)
         # Row 0 for unsampled pairs, row 1 for pairs seen through packet sampling.
         params = scoring_params(scoring, state.history_events)
         self._score_params = np.stack([params, sampled_scoring_params(params)])
@@ -119,7 +123,9 @@ class Detector:
             left = min(MIN_CAPACITY, self.budget.available)
             capacity = min(self.budget.max_pairs, max(MIN_STARVED_CAPACITY, left))
             table = PairTable(capacity, self._history_events, self.prevalence, self.budget)
-            found = self._partitions[key] = PartitionState(table)
+            found = self._partitions[key] = PartitionState(
+                table, self._lateness_ms, self._tolerance_ms
+            )
         return found
 
     @property
@@ -168,10 +174,10 @@ class Detector:
         if old is not None:
             old.table.release()
         fields = dict(restored.fields)
-        state = PartitionState(restored.table)
+        state = PartitionState(restored.table, self._lateness_ms, self._tolerance_ms)
         watermark_ms = fields.pop("watermark_ms", None)
         if watermark_ms is not None:
-            state.clock.advance_to(int(watermark_ms))
+            state.watermark.start_at(int(watermark_ms))
             self.clock.advance_to(int(watermark_ms))
         state.last_sweep_ms = fields.pop("last_sweep_ms", None)
         self._partitions[key] = state
@@ -180,8 +186,10 @@ class Detector:
 
     def _publish_gauges(self) -> None:
         self.stats.tracked_pairs = self.tracked_pairs
-        watermarks = [w for p in self._partitions.values() if (w := p.watermark_ms) is not None]
-        # The laggiest partition: the event-time lag gauge shows the worst.
+        watermarks = [
+            w for p in self._partitions.values() if (w := p.watermark.newest_ms) is not None
+        ]
+        # The laggiest partition's newest flow: the event-time lag gauge shows the worst.
         self.stats.watermark_ms = min(watermarks) if watermarks else self.clock.now_ms()
 
     def _first_watermark(self, start_ms: np.ndarray) -> int:
@@ -205,23 +213,31 @@ class Detector:
             return DetectorResult([], [], 0, FlowBatch.empty(0), _NO_HOSTS)
         state = self.partition(partition)
         table = state.table
-        max_start_ms = self._wall_clock_ms() + self._max_future_ms
-        in_range = flows.start_ms[flows.start_ms <= max_start_ms]
-        # Lateness is judged per partition: a consumer catching up on a backlog reads one
-        # partition ahead of another, and a shared watermark would reject the slower ones.
+        wall_ms = self._wall_clock_ms()
+        max_start_ms = wall_ms + self._max_future_ms
+        in_range = flows.start_ms <= max_start_ms
+        if state.watermark_ms is None and in_range.any():
+            first_ms = self._first_watermark(flows.start_ms[in_range])
+            table.set_epoch(first_ms - self._long_window_ms - self._lateness_ms)
+            state.last_sweep_ms = first_ms
+            state.watermark.start_at(first_ms)
+            self.clock.advance_to(first_ms)
+        # Lateness is judged per partition (a consumer catching up on a backlog reads one
+        # partition ahead of another), against the watermark before the batch, on when each
+        # flow could have been exported: its end.
         watermark_ms = state.watermark_ms
-        if watermark_ms is None and in_range.size:
-            watermark_ms = self._first_watermark(in_range)
-            table.set_epoch(watermark_ms - self._long_window_ms - self._lateness_ms)
-            state.last_sweep_ms = watermark_ms
-            state.clock.advance_to(watermark_ms)
-        # Ring times are u32 ms after the epoch: re-base between batches, long before they wrap
-        # (a single batch would have to span ~25 days of event time to overflow).
-        if in_range.size and int(in_range.max()) - table.epoch_ms > REBASE_AFTER_MS:
-            table.rebase(state.clock.now_ms() - self._long_window_ms - self._lateness_ms)
+        export_ms = np.maximum(flows.start_ms, flows.end_ms)
+        timely = in_range
+        if watermark_ms is not None:
+            timely = in_range & (export_ms >= watermark_ms - self._lateness_ms)
+        timely_ms = export_ms[timely]
+        seen = state.watermark.observe(timely_ms, wall_ms)
+        self._count_ahead(flows, timely, seen, wall_ms)
+        batch_start_ms = int(flows.start_ms[timely].min()) if timely_ms.size else None
+        self._follow_event_time(state, watermark_ms, batch_start_ms, seen.watermark_ms)
         table.reserve(n)  # every flow could be a new pair: grow now if the budget allows
 
-        self._limits[k.LIM_WATERMARK_MS] = watermark_ms if watermark_ms is not None else 0
+        self._limits[k.LIM_WATERMARK_MS] = watermark_ms if watermark_ms is not None else _NEVER_MS
         self._limits[k.LIM_MAX_START_MS] = max_start_ms
         self._limits[k.LIM_EVICT_BATCH] = table.evict_batch
         status = np.empty(n, dtype=np.uint8)
@@ -242,12 +258,7 @@ class Detector:
             self._limits, self._score_params, self._null_tables, self._policy,
             status, counters, alert_rows, alert_stats, alert_times, alert_extra,
         )  # fmt: skip
-        partition_wm_ms = int(self._limits[k.LIM_WATERMARK_MS])
-        if watermark_ms is not None:
-            state.clock.advance_to(partition_wm_ms)
-            self.clock.advance_to(partition_wm_ms)
-
-        rejections, rejected_flows = self._rejections(flows, status, partition_wm_ms)
+        rejections, rejected_flows = self._rejections(flows, status, watermark_ms or 0)
         alerts = []
         for i in range(int(counters[k.CNT_ALERTS])):
             alert = self.rules.make_alert(
@@ -285,16 +296,67 @@ class Detector:
             return [], FlowBatch.empty(0)
         out = []
         for i in rejected:
-            late = status[i] == k.TOO_LATE
-            reason = RejectReason.TOO_LATE if late else RejectReason.TOO_FAR_FUTURE
             start_ms = int(flows.start_ms[i])
-            if late:
-                detail = f"flow start {(watermark_ms - start_ms) / 1000:.0f} s before the watermark"
+            if status[i] == k.TOO_LATE:
+                reason = RejectReason.TOO_LATE
+                ended_ms = max(start_ms, int(flows.end_ms[i]))
+                detail = (
+                    f"flow ended {(watermark_ms - ended_ms) / 1000:.0f} s before the "
+                    f"partition's event time (allowed lateness {self._lateness_ms // 1000} s)"
+                )
+            elif status[i] == k.BEYOND_RING:
+                reason = RejectReason.TOO_FAR_FUTURE
+                detail = (
+                    f"flow start {(start_ms - watermark_ms) / 86_400_000:.0f} days after the "
+                    "partition's event time: beyond what its state can hold"
+                )
             else:
+                reason = RejectReason.TOO_FAR_FUTURE
                 detail = f"flow start {start_ms} ms is beyond the wall clock + max_future_s"
             self.stats.rejected_by_reason[reason] += 1
             out.append(Rejection(int(flows.record_index[i]), reason, detail))
         return out, flows.take(rejected)
+
+    def _follow_event_time(
+        self, state: PartitionState, before_ms: int | None, batch_start_ms: int | None,
+        after_ms: int | None,
+    ) -> None:  # fmt: skip
+        """Before the batch: drop the pairs idle for longer than the window when even its
+        earliest flow comes after such a gap (last month's file, then today's), as the idle
+        sweep would have had the time gone by, so a pair seen in both is a new pair, not an
+        old alert's silent continuation; and re-base the ring times (u32 ms after the
+        partition's epoch, 49.7 days) from the new event time, long before they wrap."""
+        if after_ms is None:
+            return
+        self.clock.advance_to(after_ms)
+        table = state.table
+        if (
+            before_ms is not None
+            and batch_start_ms is not None
+            and batch_start_ms - before_ms > self._window_ms
+        ):
+            state.last_sweep_ms = batch_start_ms
+            self.stats.evicted_idle_total += table.evict_idle(batch_start_ms - self._window_ms)
+        if after_ms - table.epoch_ms > REBASE_AFTER_MS:
+            table.rebase(after_ms - self._long_window_ms - self._lateness_ms)
+
+    def _count_ahead(
+        self, flows: FlowBatch, timely: np.ndarray, seen: Observation, wall_ms: int
+    ) -> None:
+        """Flows ahead of the wall clock by more than the tolerance: their exporter's clock is
+        fast. Kept and counted, with one example for the operator's warning."""
+        count = int(seen.ahead.sum())
+        if not count:
+            return
+        self.stats.flows_ahead_total += count
+        i = int(np.flatnonzero(timely)[np.flatnonzero(seen.ahead)[-1]])
+        export_ms = max(int(flows.start_ms[i]), int(flows.end_ms[i]))
+        self.stats.ahead_example = AheadExample(
+            src_ip=halves_to_ip(int(flows.src_hi[i]), int(flows.src_lo[i])),
+            dst_ip=halves_to_ip(int(flows.dst_hi[i]), int(flows.dst_lo[i])),
+            dst_port=int(flows.dst_port[i]),
+            ahead_s=(export_ms - wall_ms) / 1000,
+        )
 
     def _sweep_idle(self, state: PartitionState, now_ms: int) -> None:
         last = state.last_sweep_ms

@@ -12,23 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from beaconwatch.core.clock import EventClock
+from beaconwatch.core.watermark import Watermark
 from beaconwatch.state.pair_table import PairTable
 
 PartitionKey = Hashable  # (topic, partition) in the service; any label in files and tests
 
 
 class PartitionState:
-    """Pair table, watermark (an `EventClock`), epoch (in the table) and idle sweep."""
+    """Pair table, watermark (`core.watermark`), epoch (in the table) and idle sweep."""
 
-    __slots__ = ("clock", "last_sweep_ms", "table")
+    __slots__ = ("last_sweep_ms", "table", "watermark")
 
-    def __init__(self, table: PairTable) -> None:
+    def __init__(self, table: PairTable, lateness_ms: int, clock_tolerance_ms: int) -> None:
         self.table = table
-        self.clock = EventClock()
+        self.watermark = Watermark(lateness_ms, clock_tolerance_ms)
         self.last_sweep_ms: int | None = None
 
     @property
     def watermark_ms(self) -> int | None:
-        """Newest flow start accepted from this partition (None before the first)."""
-        return self.clock.now_ms() if self.clock.started else None
+        """This partition's event time (None before its first flow)."""
+        return self.watermark.now_ms

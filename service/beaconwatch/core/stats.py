@@ -10,6 +10,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True, slots=True)
+class AheadExample:
+    """One flow far ahead of its partition's event time, for the operator's warning."""
+
+    src_ip: str
+    dst_ip: str
+    dst_port: int
+    ahead_s: float  # its export time minus the wall clock
+
+
 @dataclass(slots=True)
 class DetectorStats:
     flows_total: int = 0  # flows accepted into state
@@ -25,4 +35,8 @@ class DetectorStats:
     alerts_suppressed_by_reason: Counter[str] = field(default_factory=Counter)  # allowlist, ...
     alerts_by_severity: Counter[str] = field(default_factory=Counter)
     tracked_pairs: int = 0  # gauge
-    watermark_ms: int = 0  # gauge: the laggiest partition's watermark (its newest flow start)
+    watermark_ms: int = 0  # gauge: the laggiest partition's watermark (`core.watermark`)
+    # Flows ahead of the wall clock by more than state.clock_tolerance_s: kept, but their
+    # exporter's clock is fast (`core.watermark`); the latest such flow.
+    flows_ahead_total: int = 0
+    ahead_example: AheadExample | None = None

@@ -32,6 +32,7 @@ class _StatsSnapshot:
     evicted_idle_total: int = 0
     evicted_capacity_total: int = 0
     evicted_revoked_total: int = 0
+    flows_ahead_total: int = 0
     alerts_by_severity: Counter[str] = field(default_factory=Counter)
     tracked: bool = False  # has this stats object ever held pairs (the detector's)
 
@@ -60,6 +61,7 @@ class ServiceMetrics:
     checkpoint_age_seconds: Gauge
     internal_records_consumed: PromCounter
     hosts_split: PromCounter
+    flows_ahead: PromCounter
     repartition_flows: PromCounter
     repartition_records: PromCounter
     repartition_lag_records: Gauge
@@ -186,6 +188,12 @@ class ServiceMetrics:
                 "their pairs' state is split (input not keyed by host)",
                 registry=r,
             ),
+            flows_ahead=PromCounter(
+                "beaconwatch_flows_ahead",
+                "Flows ahead of the wall clock by more than state.clock_tolerance_s (their "
+                "exporter's clock is fast): kept, but they do not move event time",
+                registry=r,
+            ),
             repartition_flows=PromCounter(
                 "beaconwatch_repartition_flows",
                 "Flows written to the internal topic, keyed by internal host",
@@ -261,6 +269,8 @@ class ServiceMetrics:
         ):
             _inc(self.pairs_evicted.labels(cause=cause), total - getattr(seen, attr))
             setattr(seen, attr, total)
+        _inc(self.flows_ahead, stats.flows_ahead_total - seen.flows_ahead_total)
+        seen.flows_ahead_total = stats.flows_ahead_total
         if stats.tracked_pairs or seen.tracked:
             seen.tracked = True
             self.tracked_pairs.set(stats.tracked_pairs)

@@ -38,6 +38,9 @@ from beaconwatch.sources.read_ahead import ReadAhead
 
 log = logging.getLogger(__name__)
 
+# At most one warning about fast exporter clocks per this many seconds (each names a flow).
+CLOCK_AHEAD_WARNING_EVERY_S = 60.0
+
 # Batches whose outputs may await acks while the next is processed: enough to overlap the
 # broker's round trip with our CPU, few enough to bound the memory of queued dead letters.
 _MAX_IN_FLIGHT_BATCHES = 2
@@ -87,6 +90,8 @@ class DetectStage:
         self._checkpointer: Checkpointer | None = None
         # Hosts seen on two partitions: collectors that do not key by host after all.
         self.host_owners = HostOwners()
+        self._ahead_warned_total = 0
+        self._ahead_warned_at = float("-inf")
 
     @property
     def assigned(self) -> set[TopicPartition]:
@@ -231,6 +236,24 @@ class DetectStage:
         metrics.publish_stats(self.pipeline.stats)
         metrics.set_event_time_lag(self._wall_clock(), self.pipeline.stats.watermark_ms)
         metrics.batch_duration_seconds.observe(time.perf_counter() - started)
+        self._warn_clock_ahead()
+
+    def _warn_clock_ahead(self) -> None:
+        """Name a flow from an exporter whose clock is fast, at most once a minute."""
+        stats = self.pipeline.stats
+        new = stats.flows_ahead_total - self._ahead_warned_total
+        now = time.monotonic()
+        example = stats.ahead_example
+        if new <= 0 or example is None or now - self._ahead_warned_at < CLOCK_AHEAD_WARNING_EVERY_S:
+            return
+        self._ahead_warned_total, self._ahead_warned_at = stats.flows_ahead_total, now
+        log.warning(
+            "%d flows ahead of the wall clock by more than state.clock_tolerance_s (%g s) since "
+            "the last warning, the latest %s -> %s:%d, %.0f s ahead: an exporter's clock is "
+            "fast. They are kept, but do not move event time (beaconwatch_flows_ahead_total).",
+            new, self.config.state.clock_tolerance_s, example.src_ip, example.dst_ip,
+            example.dst_port, example.ahead_s,
+        )  # fmt: skip
 
     def _run_pipeline(
         self, tp: TopicPartition, msgs: list[ConsumerRecord[bytes, bytes]]

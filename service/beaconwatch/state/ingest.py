@@ -61,9 +61,13 @@ from beaconwatch.state.size_codec import decode_size, encode_size
 ACCEPTED = 0
 TOO_LATE = 1
 TOO_FAR_FUTURE = 2
+# A start beyond what 32-bit ring times after the partition's epoch can hold (~46 days after
+# its watermark): only a file of old data can hold one, since live flows are checked against
+# the wall clock. Rejected as too far in the future rather than stored with a clipped time.
+BEYOND_RING = 3
 
 # Slots of the `limits` int64 vector.
-LIM_WATERMARK_MS = 0
+LIM_WATERMARK_MS = 0  # the partition's, before the batch: lateness is judged against it
 LIM_LATENESS_MS = 1
 LIM_MAX_START_MS = 2  # absolute: wall clock + max_future_s (garbage timestamps)
 LIM_WINDOW_MS = 3
@@ -303,9 +307,13 @@ def ingest(
     status: U8, counters: I64, alert_rows: I32, alert_stats: F64, alert_times: I64,
     alert_extra: F64,
 ) -> None:  # fmt: skip
-    """Ingest flows in order; fills `status` per flow and one output row per alert."""
+    """Ingest flows in order; fills `status` per flow and one output row per alert.
+
+    A flow is too late when it ended (could last have been exported) more than the allowed
+    lateness before the watermark; the watermark itself is moved by the caller
+    (`core.watermark`), so the verdicts do not depend on the order within a batch."""
     history = ring_t.shape[1]
-    wm = limits[LIM_WATERMARK_MS]
+    oldest_export = limits[LIM_WATERMARK_MS] - limits[LIM_LATENESS_MS]
     epoch = meta[1]
     stats = np.empty(N_STATS, dtype=np.float64)
     extra = np.zeros(EXTRA_SIZE, dtype=np.float64)
@@ -319,14 +327,15 @@ def ingest(
         t = start_ms[i]
         # Before the epoch a start time cannot be stored (only data older than a whole window
         # before the first batch of another partition gets here).
-        if t < wm - limits[LIM_LATENESS_MS] or t < epoch:
+        if max(t, end_ms[i]) < oldest_export or t < epoch:
             status[i] = TOO_LATE
             continue
         if t > limits[LIM_MAX_START_MS]:
             status[i] = TOO_FAR_FUTURE
             continue
-        if t > wm:
-            wm = t
+        if t - epoch >= np.int64(U32_MAX):
+            status[i] = BEYOND_RING
+            continue
         status[i] = ACCEPTED
         counters[CNT_ACCEPTED] += 1
 
@@ -463,7 +472,6 @@ def ingest(
         alert_times[k, AT_FIRST_ALERT_MS] = first_alert_ms[row]
         alert_times[k, AT_FIRST_SEEN_MS] = first_seen_ms[row]
         counters[CNT_ALERTS] += 1
-    limits[LIM_WATERMARK_MS] = wm
 
 
 @njit(cache=True, nogil=True)
