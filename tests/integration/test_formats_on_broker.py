@@ -64,8 +64,12 @@ def comparable(alert: Alert) -> tuple[object, ...]:
     """Everything about an alert but its site's addresses (and the ids derived from them) and
     the prevalence figures: those count the sources of the destination across all topics (the
     sites share their C2 servers), so they depend on which topics were read before. Five
-    sources of ~200 stay far below `prevalence.low_share`: no score is down-ranked."""
-    stats = dataclasses.replace(alert.stats, prevalence=0.0, prevalence_sources=0)
+    sources of ~200 stay far below `prevalence.low_share`: no score is down-ranked. Nor
+    whether the direction was inferred: Zeek names each connection's originator, the flow
+    formats leave it to the ports."""
+    stats = dataclasses.replace(
+        alert.stats, prevalence=0.0, prevalence_sources=0, direction_inferred=False
+    )
     return (
         alert.dst_ip, alert.dst_port, alert.proto, alert.lifecycle, alert.window_start_ms,
         alert.window_end_ms, alert.first_seen_ms, alert.detected_ms, alert.severity,
@@ -116,6 +120,9 @@ async def test_one_service_five_formats_same_alerts(kit: KafkaTestKit) -> None:
     # from every format: the decoded flows are identical, so the kernels compute bit-identical
     # figures (the Alert rounds them: score to 1e-4, period to 1 ms).
     assert all(a.stats.score == a.stats.raw_score for a in run.alerts)  # no down-ranking
+    for name in FORMATS:
+        inferred = {a.stats.direction_inferred for a in by_site[name]}
+        assert inferred == {not name.startswith("zeek")}, name
     reference = sorted(map(comparable, by_site[FORMATS[0]]))
     for name in FORMATS[1:]:
         assert sorted(map(comparable, by_site[name])) == reference, name

@@ -130,3 +130,30 @@ def test_internal_networks_override(capsys: pytest.CaptureFixture[str]) -> None:
     assert with_internal_networks(Config(), None) == Config()
     assert main(["scan", "--internal", "not-a-net", str(FIXTURES / "conn.log")]) == 2
     assert "not-a-net" in capsys.readouterr().err
+
+
+def test_no_alert_on_an_inbound_initiated_pair_of_the_benign_windows_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Attacks from outside on 147.32.81.167 (labelled Malicious) were turned round into "the
+    # host beacons to its attacker": two alerts, to 45.140.140.75/78:10647 every 10 s. Zeek
+    # says who originated each connection; every alert left is the host's own outbound pair.
+    log = SHARED / "stratosphere-windows-benign" / "conn.log.labeled"
+    originated: set[tuple[str, str, int]] = set()
+    with log.open() as f:
+        for line in f:
+            if line.startswith("#"):
+                continue
+            cols = line.split("\t")
+            originated.add((cols[2], cols[4], int(cols[5])))  # id.orig_h, id.resp_h, resp_p
+    out = tmp_path / "alerts.jsonl"
+    args = ["scan", "--format", "zeek-tsv", "--internal", "147.32.0.0/16", "--output", str(out)]
+    assert main([*args, str(log)]) == 0
+    docs = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert docs, "the host's periodic update checks still alert"
+    for doc in docs:
+        pair = (doc["source"]["ip"], doc["destination"]["ip"], doc["destination"]["port"])
+        assert pair in originated, pair  # the internal host started it
+        assert doc["beacon"]["direction_inferred"] is False
+    assert not {d["destination"]["ip"] for d in docs} & {"45.140.140.75", "45.140.140.78"}
+    assert "inbound_initiated" not in capsys.readouterr().err  # ignored, not rejected

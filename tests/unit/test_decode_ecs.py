@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.base import DecodeResult, RejectReason
+from beaconwatch.decode.batch_scan import ROW_COLUMNS
 from beaconwatch.decode.ecs_json import EcsJsonDecoder, decode_record
 from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
 from beaconwatch.decode.goflow2_record import FlowRow, Problem
@@ -24,7 +25,6 @@ from beaconwatch.decode.registry import get_decoder
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SAME = (FIXTURES / "ecs" / "same_flows.jsonl").read_bytes().splitlines()
 GOFLOW2 = (FIXTURES / "goflow2" / "flows.jsonl").read_bytes().splitlines()[:6]
-ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]
 DECODER = EcsJsonDecoder()
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.base import DecodeResult, RejectReason
+from beaconwatch.decode.batch_scan import ROW_COLUMNS
 from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
 from beaconwatch.decode.goflow2_record import (
     _FIELD_RULES,
@@ -42,7 +43,6 @@ from beaconwatch.decode.registry import get_decoder
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "goflow2" / "flows.jsonl"
 RECORDS: list[bytes] = FIXTURE.read_bytes().splitlines()
-ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]
 DECODER = Goflow2JsonDecoder()
 
 

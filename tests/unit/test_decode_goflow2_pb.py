@@ -12,6 +12,7 @@ import pytest
 from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.base import DecodeResult, RejectReason
+from beaconwatch.decode.batch_scan import ROW_COLUMNS
 from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
 from beaconwatch.decode.goflow2_pb import Goflow2PbDecoder, delimited
 from beaconwatch.decode.goflow2_pb_record import decode_record, read_varint
@@ -30,7 +31,6 @@ PROTO_FILE = (
     / "proto"
     / "flow.proto"
 )
-ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]
 DECODER = Goflow2PbDecoder()
 FlowMessage = DECODER.message_class
 

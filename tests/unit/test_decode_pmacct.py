@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.base import DecodeResult, RejectReason
+from beaconwatch.decode.batch_scan import ROW_COLUMNS
 from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
 from beaconwatch.decode.goflow2_record import FlowRow, Problem
 from beaconwatch.decode.pmacct_json import PmacctJsonDecoder, decode_record
@@ -26,7 +27,6 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 SAME = (FIXTURES / "pmacct" / "same_flows.jsonl").read_bytes().splitlines()
 MULTI = [r.encode() for r in json.loads((FIXTURES / "pmacct" / "multi_values.json").read_text())]
 GOFLOW2 = (FIXTURES / "goflow2" / "flows.jsonl").read_bytes().splitlines()[:6]
-ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]
 DECODER = PmacctJsonDecoder()
 
 

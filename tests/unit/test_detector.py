@@ -194,8 +194,12 @@ def test_ecs_document_has_the_fields_siems_need() -> None:
     for key in (
         "score", "period_s", "jitter_ratio", "jitter_shape", "missed_ratio", "connections",
         "size_regularity", "prevalence", "confidence", "first_seen", "last_seen", "lifecycle",
+        "direction_inferred",
     ):  # fmt: skip
         assert key in doc["beacon"]
+    # flowgen's flows do not say who started them: the ports did, and the alert says so.
+    assert doc["beacon"]["direction_inferred"] is True
+    assert "inferred from the ports" in doc["event"]["reason"]
     assert doc["event"]["action"] == "beacon-detected"
     assert alert.pair_key == b"10.0.0.7>203.0.113.50:443/6"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -42,6 +44,21 @@ def test_round_trip_of_extreme_values_with_record_indexes() -> None:
     assert result.flows.record_index.tolist() == [0] * 1000 + [2] * 3
 
 
+def test_records_without_the_initiator_column_are_still_read() -> None:
+    # Written before the column existed (flags 0): the same columns, minus the last one.
+    flows = random_flows(7, seed=4)
+    record = encode_flows(flows)
+    n = len(flows)
+    old = record[:8] + b"\0\0\0\0" + record[12:16] + record[HEADER_BYTES : len(record) - n]
+    old = old[:12] + zlib.crc32(old[HEADER_BYTES:]).to_bytes(4, "little") + old[16:]
+    result = FlowColumnsDecoder().decode([old])
+    assert result.rejections == []
+    assert result.flows.initiator.tolist() == [0] * n
+    for name in FLOW_COLUMNS:
+        if name not in ("record_index", "initiator"):
+            assert np.array_equal(getattr(result.flows, name), getattr(flows, name)), name
+
+
 def test_the_registry_builds_it() -> None:
     assert get_decoder("beaconwatch-flows").name == "beaconwatch-flows"
 
@@ -51,7 +68,8 @@ def test_the_registry_builds_it() -> None:
     [
         (lambda r: r[:10], "shorter than"),
         (lambda r: b"XXXX" + r[4:], "magic"),
-        (lambda r: r[:8] + b"\1\0\0\0" + r[12:], "flags"),
+        (lambda r: r[:8] + b"\2\0\0\0" + r[12:], "flags"),
+        (lambda r: r[:8] + b"\0\0\0\0" + r[12:], "expected"),  # no initiator flag: too long
         (lambda r: r[:-1], "expected"),
         (lambda r: r + b"\0", "expected"),
         (lambda r: r[:-1] + bytes([r[-1] ^ 1]), "checksum"),

@@ -10,9 +10,15 @@ from hypothesis import strategies as st
 
 from beaconwatch.config import NetworkConfig
 from beaconwatch.core.addresses import halves_to_ip, ip_to_halves
-from beaconwatch.core.flows import FlowBatch
+from beaconwatch.core.flows import (
+    FLOW_COLUMNS,
+    INITIATOR_DST,
+    INITIATOR_SRC,
+    INITIATOR_UNKNOWN,
+    FlowBatch,
+)
 from beaconwatch.core.networks import NetworkSet
-from beaconwatch.core.scope import FlowScope, IgnoreReason
+from beaconwatch.core.scope import FlowScope, IgnoreReason, port_evidence
 from tests.unit.flowgen import FullRow, make_flows
 
 T = 1_700_000_000_000
@@ -114,3 +120,81 @@ def test_network_set_matches_ipaddress(cidrs: list[str], addrs: list[str]) -> No
     lo = np.array([v for _, v in halves], dtype=np.uint64)
     expected = [any(_in(a, c) for c in cidrs) for a in addrs]
     assert nets.contains(hi, lo).tolist() == expected
+
+
+def with_initiator(flows: FlowBatch, initiator: int) -> FlowBatch:
+    columns = {name: getattr(flows, name) for name in FLOW_COLUMNS}
+    columns["initiator"] = np.full(len(flows), initiator, dtype=np.uint8)
+    return FlowBatch(**columns)
+
+
+def test_the_ports_say_who_started_the_connection() -> None:
+    cases = {  # (src port, dst port, proto) -> +1 source is the client, -1 destination, 0 ?
+        (50000, 443, 6): 1, (443, 50000, 6): -1,  # a service port against any other
+        (51000, 23, 6): 1, (10647, 23, 6): 1, (23, 10647, 6): -1,
+        (40000, 3389, 6): 1, (8883, 2000, 6): -1,  # registered service ports
+        (50000, 4444, 6): 0, (4444, 50000, 6): 0,  # C2 servers listen on high ports too
+        (20000, 50050, 6): 0,  # (and NATs and BSDs hand out client ports below 32768)
+        (1500, 1177, 6): 0, (50000, 40000, 6): 0, (53, 53, 17): 0, (123, 123, 17): 0,
+        (50000, 443, 1): 0, (0, 0, 50): 0,  # no ports: ICMP, ESP
+    }  # fmt: skip
+    src, dst, proto = (np.array(c) for c in zip(*cases, strict=True))
+    got = port_evidence(src.astype(np.uint16), dst.astype(np.uint16), proto.astype(np.uint8))
+    assert dict(zip(cases, got.tolist(), strict=True)) == cases
+
+
+def test_inbound_connections_are_never_the_internal_hosts_pair() -> None:
+    rows = [
+        row("10.0.0.5", "203.0.113.9", 50000, 443),  # outbound
+        row("203.0.113.9", "10.0.0.5", 443, 50000),  # its reply record
+        row("198.51.100.7", "10.0.0.5", 10647, 23),  # a brute-forcer from a fixed port...
+        row("10.0.0.5", "198.51.100.7", 23, 10647),  # ...and the telnet server's replies
+        row("192.0.2.1", "10.0.0.6", 51000, 3389),  # RDP from outside
+        row("10.0.0.5", "203.0.113.9", 1500, 1177),  # ports say nothing: internal = client
+        row("203.0.113.9", "10.0.0.5", 1177, 1500),  # (its reply)
+    ]
+    scoped = FlowScope(NetworkConfig()).apply(make_flows(rows))
+    assert (
+        endpoints(scoped.flows)
+        == [("10.0.0.5", "203.0.113.9", 50000, 443)] * 2
+        + [("10.0.0.5", "203.0.113.9", 1500, 1177)] * 2
+    )
+    assert scoped.ignored == {IgnoreReason.INBOUND_INITIATED: 3}
+    assert scoped.flows.initiator.tolist() == [INITIATOR_UNKNOWN] * 4  # all inferred
+
+
+def test_a_record_that_names_its_initiator_is_believed_over_the_ports() -> None:
+    # Zeek's id.orig_h: whoever the ports make look like a server, the originator started it.
+    rows = [
+        row("10.0.0.5", "203.0.113.9", 443, 50000),  # outbound from port 443 (ports: inbound)
+        row("203.0.113.9", "10.0.0.5", 50000, 443),  # inbound to an internal web server
+        row("198.51.100.7", "10.0.0.5", 1177, 1500),  # inbound, ports say nothing
+    ]
+    scoped = FlowScope(NetworkConfig()).apply(with_initiator(make_flows(rows), INITIATOR_SRC))
+    assert endpoints(scoped.flows) == [("10.0.0.5", "203.0.113.9", 443, 50000)]
+    assert scoped.ignored == {IgnoreReason.INBOUND_INITIATED: 2}
+    assert scoped.flows.initiator.tolist() == [INITIATOR_SRC]
+    # A reply record that says its destination started the connection is turned round.
+    reply = with_initiator(make_flows([row("203.0.113.9", "10.0.0.5", 50000, 443)]), INITIATOR_DST)
+    assert endpoints(FlowScope(NetworkConfig()).apply(reply).flows) == [
+        ("10.0.0.5", "203.0.113.9", 443, 50000)
+    ]
+
+
+def test_scoping_twice_changes_nothing() -> None:
+    # The repartition stage scopes, and the detector scopes the same flows again.
+    rng = np.random.default_rng(7)
+    hosts = ["10.0.0.5", "10.0.0.6", "203.0.113.9", "198.51.100.7"]
+    rows = [
+        row(hosts[int(rng.integers(4))], hosts[int(rng.integers(4))],
+            int(rng.choice([23, 443, 1177, 1500, 3389, 40000, 50000])),
+            int(rng.choice([23, 443, 1177, 1500, 3389, 40000, 50000])))
+        for _ in range(300)
+    ]  # fmt: skip
+    scope = FlowScope(NetworkConfig(track_internal_destinations=True))
+    for flows in (make_flows(rows), with_initiator(make_flows(rows), INITIATOR_SRC)):
+        once = scope.apply(flows).flows
+        twice = scope.apply(once)
+        assert not twice.ignored
+        for name in FLOW_COLUMNS:
+            assert np.array_equal(getattr(twice.flows, name), getattr(once, name)), name

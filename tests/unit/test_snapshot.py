@@ -149,3 +149,21 @@ def test_snapshot_holds_only_tracked_rows() -> None:
     assert len(data) < det.table.tracked_pairs * per_row + 4096
     assert np.count_nonzero(det.table.used) == det.table.tracked_pairs
     assert (det.partitions[0].watermark_ms or 0) > T0_MS
+
+
+def test_a_snapshot_without_a_later_column_restores_with_its_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Written before `direction_inferred` existed: an upgrade keeps every partition's state.
+    det = detector()
+    run(det, traffic_batches()[:6])
+    assert det.table.direction_inferred[det.table.used].all()  # flowgen's flows: ports only
+    older = tuple(n for n in snapshot.ROW_COLUMNS if n not in snapshot.LATER_COLUMNS)
+    monkeypatch.setattr(snapshot, "ROW_COLUMNS", older)
+    data = det.snapshot_partition(0)
+    monkeypatch.undo()
+    restored = detector()
+    restored.restore_partition(0, data)
+    assert restored.table.tracked_pairs == det.table.tracked_pairs
+    assert not restored.table.direction_inferred.any()
+    assert_index_consistent(restored.table)

@@ -29,6 +29,9 @@ class BeaconStats:
     # Highest packet-sampling rate among the pair's flows (1 = unsampled; capped at 65535).
     # Above 1, missed check-ins and byte counts are not scored (scoring.sampled_scoring_params).
     sampling_rate: int = 1
+    # Whether the direction (which end started the connections) was inferred from the ports
+    # for any of the pair's flows, rather than read from the records (`core.scope`).
+    direction_inferred: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,7 @@ def to_ecs(alert: Alert) -> dict[str, Any]:
             "prevalence": s.prevalence,
             "prevalence_sources": s.prevalence_sources,
             "sampling_rate": s.sampling_rate,
+            "direction_inferred": s.direction_inferred,
             "confidence": s.confidence,
             "first_seen": _iso(alert.first_seen_ms),
             "last_seen": _iso(alert.window_end_ms),

@@ -113,6 +113,7 @@ class AlertRules:
             prevalence=round(float(extra[k.EXTRA_PREVALENCE]), 4),
             prevalence_sources=int(extra[k.EXTRA_PREVALENCE_SOURCES]),
             sampling_rate=int(table.sampling[row]),
+            direction_inferred=bool(table.direction_inferred[row]),
         )
         src_ip = halves_to_ip(keys[0], keys[1])
         dst_ip = halves_to_ip(keys[2], keys[3])
@@ -176,4 +177,6 @@ def reason_sentence(alert: Alert) -> str:
         words += f"; {s.prevalence_sources} internal hosts contact this destination"
     if s.sampling_rate > 1:
         words += f"; flows sampled 1:{s.sampling_rate}, so missed check-ins cost nothing"
+    if s.direction_inferred:
+        words += "; who connects to whom inferred from the ports"
     return words

@@ -250,11 +250,11 @@ class Detector:
         k.ingest(
             t.index, t.keys, t.port_proto, t.first_seen_ms, t.last_seen_ms,
             t.scored_ms, t.alert_ms, t.first_alert_ms, t.count, t.scored_count, t.alerted,
-            t.sampling, t.ring_t, t.ring_b, t.conn_port, t.conn_times, t.free, t.used, t.meta,
-            self.prevalence.sketch, self.prevalence.nonzero,
+            t.sampling, t.direction_inferred, t.ring_t, t.ring_b, t.conn_port, t.conn_times,
+            t.free, t.used, t.meta, self.prevalence.sketch, self.prevalence.nonzero,
             flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi,
             flows.dst_lo, flows.src_port, flows.dst_port, flows.proto, flows.bytes,
-            flows.sampling_rate,
+            flows.sampling_rate, flows.initiator,
             self._limits, self._score_params, self._null_tables, self._policy,
             status, counters, alert_rows, alert_stats, alert_times, alert_extra,
         )  # fmt: skip

@@ -30,7 +30,15 @@ FLOW_COLUMNS: dict[str, npt.DTypeLike] = {
     "packets": np.uint64,
     "sampling_rate": np.uint32,  # 0 or 1 = unsampled
     "record_index": np.int64,  # index of the source record in the decoded input (for DLQ/offsets)
+    # Which end started the connection, where the format says (`INITIATOR_*`): Zeek's
+    # originator, a TCP SYN without ACK. After scoping (`core.scope`) the pair's internal host
+    # is the source, and this is INITIATOR_SRC when the record said so, else INITIATOR_UNKNOWN
+    # (the direction was inferred from the ports).
+    "initiator": np.uint8,
 }
+INITIATOR_UNKNOWN = 0
+INITIATOR_SRC = 1  # the record's source started the connection
+INITIATOR_DST = 2  # its destination did: the record is the reply direction
 
 IPV4_MAPPED_PREFIX = np.uint64(0x0000_FFFF_0000_0000)
 
@@ -50,6 +58,7 @@ class FlowBatch:
     packets: npt.NDArray[np.uint64]
     sampling_rate: npt.NDArray[np.uint32]
     record_index: npt.NDArray[np.int64]
+    initiator: npt.NDArray[np.uint8]
 
     def __len__(self) -> int:
         return int(self.start_ms.shape[0])
@@ -63,14 +72,15 @@ class FlowBatch:
     def from_columns(cls, **columns: Any) -> FlowBatch:
         """Build a batch from array-likes, casting each to its canonical dtype.
 
-        ``end_ms`` defaults to ``start_ms``; ``packets``/``sampling_rate`` default to 1 and
-        ``record_index`` to ``arange(n)``.
+        ``end_ms`` defaults to ``start_ms``; ``packets``/``sampling_rate`` default to 1,
+        ``record_index`` to ``arange(n)`` and ``initiator`` to unknown.
         """
         n = len(columns["start_ms"])
         columns.setdefault("end_ms", columns["start_ms"])
         columns.setdefault("packets", np.ones(n))
         columns.setdefault("sampling_rate", np.ones(n))
         columns.setdefault("record_index", np.arange(n))
+        columns.setdefault("initiator", np.zeros(n))
         arrays = {}
         for name, dtype in FLOW_COLUMNS.items():
             arr = np.ascontiguousarray(np.asarray(columns[name]).astype(dtype, copy=False))

@@ -20,7 +20,8 @@ from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
 from beaconwatch.decode.goflow2_record import FlowRow, Problem
 
 _new_tuple = tuple.__new__
-ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]  # FlowRow order
+# FlowRow order: the decoders of these formats do not know the initiator.
+ROW_COLUMNS = [name for name in FLOW_COLUMNS if name not in ("record_index", "initiator")]
 I64 = npt.NDArray[np.int64]
 
 
@@ -91,7 +92,18 @@ def finish_batch(
         append(_new_tuple(Rejection, (index, problem[0], problem[1], None)))
     if ok.all():
         picked = dict(zip(ROW_COLUMNS, columns, strict=True))
-        return DecodeResult(FlowBatch(**picked, record_index=np.arange(len(ok))), rejections)
+        n = len(ok)
+        return DecodeResult(
+            FlowBatch(**picked, record_index=np.arange(n), initiator=np.zeros(n, np.uint8)),
+            rejections,
+        )
     keep = np.flatnonzero(ok)
     picked = {name: col[keep] for name, col in zip(ROW_COLUMNS, columns, strict=True)}
-    return DecodeResult(FlowBatch(**picked, record_index=keep.astype(np.int64)), rejections)
+    return DecodeResult(
+        FlowBatch(
+            **picked,
+            record_index=keep.astype(np.int64),
+            initiator=np.zeros(keep.size, np.uint8),
+        ),
+        rejections,
+    )

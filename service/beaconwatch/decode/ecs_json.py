@@ -212,10 +212,13 @@ class EcsJsonDecoder:
         picked = {
             name: columns[name][keep].astype(FLOW_COLUMNS[name], copy=False)
             for name in FLOW_COLUMNS
-            if name != "record_index"
+            if name not in ("record_index", "initiator")
         }
         record_index = np.flatnonzero(keep).astype(np.int64)
-        return DecodeResult(FlowBatch(**picked, record_index=record_index), rejections)
+        initiator = np.zeros(record_index.size, np.uint8)  # not known from these records
+        return DecodeResult(
+            FlowBatch(**picked, record_index=record_index, initiator=initiator), rejections
+        )
 
 
 def decode_record(

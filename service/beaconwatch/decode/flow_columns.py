@@ -9,9 +9,11 @@ Layout (all little-endian)::
 
     magic  b"BWF1"        4 bytes (the format version is its last byte)
     n      uint32         flows in the record
-    flags  uint32         0 (reserved; a record with unknown flags is rejected)
+    flags  uint32         FLAG_INITIATOR when the initiator column is there (a record with
+                          unknown flags is rejected); 0 in records of 0.1-era writers
     crc    uint32         zlib.crc32 of the column bytes
     columns               FLOW_COLUMNS but record_index, widest first, each n values
+                          (without the initiator column when the flag is not set: unknown)
 
 The widest columns come first so that, behind the 16-byte header, every column is aligned to
 its item size when the record's buffer is (CPython bytes are 16-byte aligned).
@@ -46,10 +48,15 @@ WIRE_COLUMNS: tuple[tuple[str, np.dtype[np.generic]], ...] = tuple(
     )
 )
 BYTES_PER_FLOW = sum(dtype.itemsize for _, dtype in WIRE_COLUMNS)
+# The initiator column came later: records without it (flags 0) are still read. It is the
+# last column (one byte, after every wider one), so the older layout is this one without it.
+FLAG_INITIATOR = 1
+assert WIRE_COLUMNS[-1][0] == "initiator"
+_COLUMNS_BY_FLAGS = {FLAG_INITIATOR: WIRE_COLUMNS, 0: WIRE_COLUMNS[:-1]}
 
 
-def encoded_size(flows: int) -> int:
-    return HEADER_BYTES + flows * BYTES_PER_FLOW
+def encoded_size(flows: int, flags: int = FLAG_INITIATOR) -> int:
+    return HEADER_BYTES + flows * sum(d.itemsize for _, d in _COLUMNS_BY_FLAGS[flags])
 
 
 def encode_flows(flows: FlowBatch) -> bytes:
@@ -58,7 +65,7 @@ def encode_flows(flows: FlowBatch) -> bytes:
         np.ascontiguousarray(getattr(flows, name), dtype=dtype).tobytes()
         for name, dtype in WIRE_COLUMNS
     )
-    return _HEADER.pack(MAGIC, len(flows), 0, zlib.crc32(body)) + body
+    return _HEADER.pack(MAGIC, len(flows), FLAG_INITIATOR, zlib.crc32(body)) + body
 
 
 def _problem(record: bytes) -> str | None:
@@ -68,10 +75,10 @@ def _problem(record: bytes) -> str | None:
     magic, n, flags, crc = _HEADER.unpack_from(record)
     if magic != MAGIC:
         return f"magic {magic!r} is not {MAGIC!r}"
-    if flags != 0:
+    if flags not in _COLUMNS_BY_FLAGS:
         return f"unknown flags {flags:#x}"
-    if len(record) != encoded_size(n):
-        return f"{len(record)} bytes for {n} flows (expected {encoded_size(n)})"
+    if len(record) != encoded_size(n, flags):
+        return f"{len(record)} bytes for {n} flows (expected {encoded_size(n, flags)})"
     if zlib.crc32(memoryview(record)[HEADER_BYTES:]) != crc:
         return "checksum mismatch"
     return None
@@ -97,10 +104,10 @@ class FlowColumnsDecoder:
 
 
 def _columns(record: bytes, index: int) -> FlowBatch:
-    n = _HEADER.unpack_from(record)[1]
-    columns: dict[str, np.ndarray] = {}
+    _, n, flags, _ = _HEADER.unpack_from(record)
+    columns: dict[str, np.ndarray] = {"initiator": np.zeros(n, dtype=np.uint8)}
     offset = HEADER_BYTES
-    for name, dtype in WIRE_COLUMNS:
+    for name, dtype in _COLUMNS_BY_FLAGS[flags]:
         column = np.frombuffer(record, dtype=dtype, count=n, offset=offset)
         # A no-op view on little-endian machines; a byte-swapped copy on big-endian ones.
         columns[name] = column.astype(dtype.newbyteorder("="), copy=False)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from beaconwatch.core.flows import FlowBatch
+from beaconwatch.core.flows import INITIATOR_SRC, FlowBatch
 from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
 from beaconwatch.decode.ip_text import MAX_IP_TEXT_LEN, parse_ip_many
 
@@ -158,6 +158,7 @@ class ZeekRows:
             packets=np.asarray(self._packets, dtype=np.uint64),
             sampling_rate=np.ones(n, dtype=np.uint32),
             record_index=index,
+            initiator=np.full(n, INITIATOR_SRC, dtype=np.uint8),  # id.orig_h started it
         )  # fmt: skip
         if not good.all():
             flows = flows.take(good)

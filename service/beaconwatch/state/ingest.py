@@ -294,13 +294,13 @@ def ingest(
     # table
     index: I32, keys: U64, port_proto: U32, first_seen_ms: I64,
     last_seen_ms: I64, scored_ms: I64, alert_ms: I64, first_alert_ms: I64, count: U32,
-    scored_count: U32, alerted: F32, sampling: U16, ring_t: U32, ring_b: U16, conn_port: U16,
-    conn_times: U32, free: I32, used: BOOL, meta: I64,
+    scored_count: U32, alerted: F32, sampling: U16, direction_inferred: U8, ring_t: U32,
+    ring_b: U16, conn_port: U16, conn_times: U32, free: I32, used: BOOL, meta: I64,
     # the process's prevalence sketch
     sketch: U32, nonzero: I64,
     # flows
     start_ms: I64, end_ms: I64, src_hi: U64, src_lo: U64, dst_hi: U64, dst_lo: U64,
-    src_port: U16, dst_port: U16, proto: U8, nbytes: U64, sampling_rate: U32,
+    src_port: U16, dst_port: U16, proto: U8, nbytes: U64, sampling_rate: U32, initiator: U8,
     # parameters
     limits: I64, score_params: F64, null_tables: F64, policy: F64,
     # outputs
@@ -371,11 +371,14 @@ def ingest(
             scored_count[row] = 0
             alerted[row, :] = 0.0
             sampling[row] = 1
+            direction_inferred[row] = 0
             for c in range(conn_times.shape[1]):
                 conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
             add_pair(sketch, nonzero, keys, pp, row, 1)
             counters[CNT_NEW_PAIRS] += 1
 
+        if initiator[i] == 0:  # the record did not say who started it (`core.scope`)
+            direction_inferred[row] = 1
         rate = min(sampling_rate[i], np.uint32(0xFFFF))
         if rate > sampling[row]:
             sampling[row] = rate

@@ -10,6 +10,7 @@ last ``history_events`` connection start times and sizes. Layout per row (histor
     alerted     5 x f32   20 B   mean interval, score, sleep range of the last alert;
                                  the next period check (alert updates)
     sampling    u16        2 B   highest sampling rate of the pair's flows (1 = unsampled)
+    direction_inferred u8  1 B   1 once a flow's direction was inferred (`core.scope`)
     ring_t      H x u32  128 B   connection start, ms after `epoch_ms` (49 days of range)
     ring_b      H x u16   64 B   connection bytes, log-coded (`size_codec`)
     conn        2 x (u16 + 4 x u32)   36 B   last connections (`connections`)
@@ -53,6 +54,7 @@ ALERTED_SIZE = 5
 NEVER_MS = np.iinfo(np.int64).min // 2  # "no alert yet": any cooldown has passed since then
 REBASE_AFTER_MS = 1 << 31  # re-base ring times once they pass half of the u32 range
 
+U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -66,7 +68,7 @@ U64 = npt.NDArray[np.uint64]
 ROW_COLUMNS = (
     "keys", "port_proto", "first_seen_ms", "last_seen_ms", "scored_ms", "alert_ms",
     "first_alert_ms", "count", "scored_count", "alerted", "sampling", "ring_t", "ring_b",
-    "conn_port", "conn_times", "used",
+    "conn_port", "conn_times", "used", "direction_inferred",
 )  # fmt: skip
 MIN_CAPACITY = 1024  # rows a partition's table starts with (about 370 kB)
 
@@ -125,6 +127,8 @@ class PairTable:
         self.scored_count: U32 = np.zeros(rows, dtype=np.uint32)
         self.alerted: F32 = np.zeros((rows, ALERTED_SIZE), dtype=np.float32)
         self.sampling: U16 = np.ones(rows, dtype=np.uint16)  # capped at 65535
+        # 1 once a flow of the pair had its direction inferred, not read from the record.
+        self.direction_inferred: U8 = np.zeros(rows, dtype=np.uint8)
         self.ring_t: U32 = np.zeros((rows, h), dtype=np.uint32)
         self.ring_b: U16 = np.zeros((rows, h), dtype=np.uint16)
         self.conn_port: U16 = np.zeros((rows, CONN_SLOTS), dtype=np.uint16)

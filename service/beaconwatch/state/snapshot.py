@@ -28,6 +28,10 @@ import numpy as np
 from beaconwatch.state.pair_table import ROW_COLUMNS, PairBudget, PairTable
 from beaconwatch.state.prevalence import Prevalence
 
+# Columns added after FORMAT_VERSION 1 was first written: a snapshot without them is restored
+# with their defaults (the new table's), so an upgrade keeps every partition's state.
+LATER_COLUMNS = ("direction_inferred",)
+
 MAGIC = b"BWSTATE\0"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sHI")
@@ -124,7 +128,8 @@ def _columns(
     view: memoryview, head: dict[str, Any], offset: int, end: int, rows: int
 ) -> dict[str, np.ndarray]:
     """The snapshot's columns, checked against today's table layout (read-only views)."""
-    if [c[0] for c in head["columns"]] != list(ROW_COLUMNS):
+    names = [c[0] for c in head["columns"]]
+    if names != list(ROW_COLUMNS) and names != [n for n in ROW_COLUMNS if n not in LATER_COLUMNS]:
         raise SnapshotError("incompatible", "another set of columns")
     empty = PairTable(1, int(head["history_events"]), Prevalence(16), PairBudget(1))
     out = {}
