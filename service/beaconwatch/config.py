@@ -250,7 +250,7 @@ class AlertingConfig(_Section):
     # its period or score changed materially).
     cooldown_s: float = Field(3_600.0, ge=0)
     update_period_change: float = Field(0.1, gt=0)  # relative period change worth an update
-    update_score_change: float = Field(0.2, gt=0)  # absolute score change worth an update
+    update_score_change: float = Field(0.2, gt=0)  # score rise worth an update
     severity_medium: float = Field(0.85, ge=0, le=1)  # score bands; below medium = low
     severity_high: float = Field(0.92, ge=0, le=1)
     severity_critical: float = Field(0.97, ge=0, le=1)

@@ -105,8 +105,9 @@ def detector_alerts(
     when those are fewer than history // 2, over the last history // 2 kept ones with start
     >= t - long_window.
     Scores are multiplied by the prevalence factor of the destination; a pair alerts "new" at
-    its first score >= threshold, then "update" when, a cooldown later, the period or score
-    moved materially. Within the cooldown after an alert a pair is not scored at all; after a
+    its first score >= threshold, then "update" when, a cooldown later, the mean interval moved
+    by more than update_period_change and a quarter of the last described range, or the score
+    rose by update_score_change. Within the cooldown after an alert a pair is not scored at all; after a
     score of 0, or a scoring of an alerted pair that emits nothing, the next scoring needs
     twice as many new connections or twice the interval.
     """
@@ -179,9 +180,10 @@ def detector_alerts(
             else:
                 moved = max(abs(a - b) for a, b in zip(sleep_range, last[3], strict=True))
                 corrected = refining and moved > period_change * period
+                last_width = last[3][1] - last[3][0]
                 changed = t - last[0] >= cooldown_ms and (
-                    abs(period - last[1]) / max(last[1], 1e-9) > period_change
-                    or abs(score - last[2]) >= score_change
+                    abs(period - last[1]) > max(period_change * last[1], 0.25 * last_width)
+                    or score - last[2] >= score_change
                 )
                 if corrected or changed:
                     lifecycle = "update"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import itertools
 
@@ -356,3 +357,46 @@ def test_a_partition_lagging_another_by_days_alerts_its_beacon_once() -> None:
     # Partition 0's idle sweeps ran (its clock moved 12 h) without touching partition 1.
     assert det.partitions[1].table.tracked_pairs == 1
     assert det.stats.watermark_ms == det.partitions[1].watermark.newest_ms  # the laggiest
+
+
+def test_the_reason_states_the_sleep_range_and_names_no_framework() -> None:
+    from beaconwatch.alerting.rules import reason_sentence, sleep_words
+
+    def stats(period_s: float, jitter: float, shape: str) -> object:
+        flows = make_flows(beacon_rows("10.0.0.7", "203.0.113.50", period_s=60, count=30))
+        (alert,) = detector().process(flows).alerts
+        return dataclasses.replace(
+            alert.stats, period_s=period_s, jitter_ratio=jitter, jitter_shape=shape
+        )
+
+    assert sleep_words(stats(60, 0.25, "subtractive")) == "45-60 s"  # type: ignore[arg-type]
+    assert sleep_words(stats(8, 0.25, "additive")) == "8-10 s"  # type: ignore[arg-type]
+    assert sleep_words(stats(300, 0.5, "symmetric")) == "2.5-7.5 min"  # type: ignore[arg-type]
+    assert sleep_words(stats(14_400, 0.25, "subtractive")) == "3-4 h"  # type: ignore[arg-type]
+    assert sleep_words(stats(60, 0.01, "none")) == "60 s"  # type: ignore[arg-type]
+    flows = make_flows(beacon_rows("10.0.0.7", "203.0.113.50", period_s=60, count=30, jitter=0.2))
+    (alert,) = detector().process(flows).alerts
+    reason = reason_sentence(alert)
+    assert reason.startswith("tcp/443 every ") and " s, " in reason
+    for name in ("Cobalt", "Sliver", "Empire", "-like"):
+        assert name not in reason
+
+
+def test_a_wide_jitter_beacon_is_not_updated_every_hour() -> None:
+    # Seen: up to 24 updates a day for wide symmetric jitter, its score wandering by more than
+    # 0.2 and its reading hopping between equivalent ranges; 60 s +/- 50 % gave 5-13 a day.
+    for period_s in (60, 300):
+        per_day = []
+        for seed in range(5):
+            rng = np.random.default_rng(seed)
+            t, rows = float(T0_MS), []
+            while t < T0_MS + 86_400_000:
+                t += period_s * 1000 * rng.uniform(0.5, 1.5)
+                rows.append((int(t), "10.0.0.7", "203.0.113.50", 443, 6, 400))
+            det = detector()
+            alerts = []
+            for i in range(0, len(rows), 200):
+                alerts += det.process(make_flows(rows[i : i + 200])).alerts
+            assert alerts and alerts[0].lifecycle == "new"
+            per_day.append(len(alerts))
+        assert max(per_day) <= 6 and sum(per_day) <= 16, (period_s, per_day)

@@ -18,6 +18,8 @@ from beaconwatch.alerting.alert import JITTER_SHAPES, Alert, BeaconStats
 from beaconwatch.config import AlertingConfig, AllowRule
 from beaconwatch.core.addresses import halves_to_ip, protocol_name
 from beaconwatch.core.networks import NetworkSet
+from beaconwatch.scoring.periodicity import SHAPE_ADDITIVE, SHAPE_SUBTRACTIVE, SHAPE_SYMMETRIC
+from beaconwatch.scoring.sleep_range import described_range
 from beaconwatch.scoring.window_score import Stat
 from beaconwatch.state import ingest as k
 from beaconwatch.state.pair_table import PairTable
@@ -148,29 +150,42 @@ def duration_words(seconds: float) -> str:
     return f"{hours:.0f} h" if abs(hours - round(hours)) < 0.05 else f"{hours:.1f} h"
 
 
-_SHAPE_WORDS = {
-    "subtractive": ("-", "Cobalt-Strike-like"),
-    "additive": ("+", "Sliver-like"),
-    "symmetric": ("\u00b1", "Empire-like"),
-}
+def sleep_words(stats: BeaconStats) -> str:
+    """The sleep range the alert describes, one way for one range: "60 s", "45-60 s",
+    "2.5-7.5 min", "3-5 h". No C2 framework is named: the shape of a jitter range does not
+    tell which tool drew it, and the name was wrong more often than right (demo beacons,
+    benign telemetry). `beacon.jitter_shape` keeps the reading for hunters."""
+    shape = _SHAPE_CODES.get(stats.jitter_shape, -1)
+    low, high = described_range(stats.period_s, stats.jitter_ratio, shape)
+    if high - low < 0.05 * max(high, 1e-9):
+        return duration_words(0.5 * (low + high))
+    if high < 120:
+        scale, unit = 1.0, "s"
+    elif high < 7200:
+        scale, unit = 60.0, "min"
+    else:
+        scale, unit = 3600.0, "h"
+    return f"{_number(low / scale)}-{_number(high / scale)} {unit}"
 
 
-def jitter_words(stats: BeaconStats) -> str:
-    """E.g. "-25 % jitter, Cobalt-Strike-like" or "no jitter"."""
-    percent = round(stats.jitter_ratio * 100)
-    if stats.jitter_shape not in _SHAPE_WORDS or percent == 0:
-        return "no jitter"
-    sign, family = _SHAPE_WORDS[stats.jitter_shape]
-    return f"{sign}{percent} % jitter, {family}"
+def _number(x: float) -> str:
+    """2 significant figures at most, no trailing zeros: 4.25 -> "4.2", 45.0 -> "45"."""
+    if x >= 10:
+        return f"{x:.0f}"
+    return f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+_SHAPE_CODES = {"subtractive": SHAPE_SUBTRACTIVE, "additive": SHAPE_ADDITIVE,
+                "symmetric": SHAPE_SYMMETRIC}  # fmt: skip
 
 
 def reason_sentence(alert: Alert) -> str:
-    """E.g. "every 60 s (-25 % jitter, Cobalt-Strike-like), 412 check-ins over 7 h, 3 % missed"."""
+    """E.g. "TCP/443 every 45-60 s, 412 check-ins over 7 h, 3 % missed"."""
     s = alert.stats
     span_s = max(0.0, (alert.detected_ms - alert.first_seen_ms) / 1000)
     words = (
-        f"{protocol_name(alert.proto)}/{alert.dst_port} every {duration_words(s.period_s)} "
-        f"({jitter_words(s)}), {s.check_ins} check-ins over {duration_words(span_s)}, "
+        f"{protocol_name(alert.proto)}/{alert.dst_port} every {sleep_words(s)}, "
+        f"{s.check_ins} check-ins over {duration_words(span_s)}, "
         f"{round(s.missed_ratio * 100)} % missed"
     )
     if s.prevalence_sources > 1:

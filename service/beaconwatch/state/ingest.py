@@ -235,7 +235,7 @@ def _lifecycle(
         return 0
     if alert_ms[row] == NEVER_MS:
         return LIFECYCLE_NEW
-    if refining:  # a period check (see `ingest`): cooldown or not, a corrected period is news
+    if refining:  # a period check (see `ingest`): cooldown or not, a corrected range is news
         # The described sleep range, not the anchor: "10 s -20 %" and "8 s +25 %" are the same
         # check-ins, and the shape cannot be told from intervals.
         low, high = _described_range(stats)
@@ -247,17 +247,27 @@ def _lifecycle(
             return LIFECYCLE_UPDATE
     if t - alert_ms[row] < limits[LIM_COOLDOWN_MS]:
         return 0
-    # The mean interval, not the nominal period: the nominal period is an anchor of the jitter
-    # range chosen by its roundness, and may hop between anchors while the beacon is unchanged.
-    last_period = np.float64(alerted[row, ALERTED_MEAN_S])
-    period_change = abs(stats[Stat.MEAN_INTERVAL_S] - last_period) / max(last_period, 1e-9)
-    score_change = abs(score - np.float64(alerted[row, ALERTED_SCORE]))
-    if (
-        period_change > policy[POL_UPDATE_PERIOD_CHANGE]
-        or score_change >= policy[POL_UPDATE_SCORE_CHANGE]
-    ):
+    if _sleep_changed(stats, alerted, row, policy):
+        return LIFECYCLE_UPDATE
+    # Only an escalation: a wide-jitter beacon's score wanders by more than 0.2 around its
+    # level, and each dip and return was an update.
+    score_rise = score - np.float64(alerted[row, ALERTED_SCORE])
+    if score_rise >= policy[POL_UPDATE_SCORE_CHANGE]:
         return LIFECYCLE_UPDATE
     return 0
+
+
+@njit(cache=True, nogil=True)
+def _sleep_changed(stats: F64, alerted: F32, row: int, policy: F64) -> bool:
+    """Whether the beacon's sleep changed since its last alert: its mean interval moved by
+    more than update_period_change, and by more than a quarter of the sleep range the last
+    alert described. The mean interval, not the nominal period or the range's ends: with wide
+    jitter those hop between equivalent readings ("300 s +/- 50 %", "480 s -50 %") while the
+    beacon is unchanged, and each hop was an update (up to one per cooldown, 24 a day)."""
+    last_mean = np.float64(alerted[row, ALERTED_MEAN_S])
+    last_width = np.float64(alerted[row, ALERTED_HIGH_S]) - np.float64(alerted[row, ALERTED_LOW_S])
+    tolerance = max(policy[POL_UPDATE_PERIOD_CHANGE] * last_mean, 0.25 * last_width)
+    return bool(abs(stats[Stat.MEAN_INTERVAL_S] - last_mean) > tolerance)
 
 
 @njit(cache=True, nogil=True)
