@@ -107,9 +107,9 @@ def detector_alerts(
     Scores are multiplied by the prevalence factor of the destination; a pair alerts "new" at
     its first score >= threshold, then "update" when, a cooldown later, the mean interval moved
     by more than update_period_change and a quarter of the last described range, or the score
-    rose by update_score_change. Within the cooldown after an alert a pair is not scored at all; after a
-    score of 0, or a scoring of an alerted pair that emits nothing, the next scoring needs
-    twice as many new connections or twice the interval.
+    rose by update_score_change. Within the cooldown after an alert a pair is not scored at
+    all; after a score of 0, or a scoring of an alerted pair that emits nothing, the next
+    scoring needs twice as many new connections or twice the interval.
     """
     min_sources, low, high = prevalence
     period_change, score_change = update
