@@ -183,6 +183,10 @@ class StateConfig(_Section):
 class ScoringConfig(_Section):
     threshold: float = Field(0.8, ge=0, le=1)  # alert when the combined score reaches this
     min_events: int = Field(8, ge=3)  # connections a pair needs before it is scored
+    # ...or this many, for a slow pair (one connection per slow_interval_s or fewer since it
+    # was first seen): a 4 h beacon has 7 check-ins in its first day, a 12 h one 6 in three.
+    min_events_slow: int = Field(5, ge=3)
+    slow_interval_s: float = Field(3_600.0, gt=0)
     rescore_every_events: int = Field(4, ge=1)  # rescore after this many new connections...
     rescore_interval_s: float = Field(900.0, gt=0)  # ...or this much event time, if any arrived
     min_period_s: float = Field(1.0, ge=0)  # median intervals below this are not beacons

@@ -90,6 +90,7 @@ def size_roundtrip(nbytes: float) -> float:
 def detector_alerts(
     rows: list[tuple[int, int, str, str, int, int]], *, history: int, window_ms: int,
     long_window_ms: int, min_events: int, every: int, interval_ms: int, cooldown_ms: int,
+    min_events_slow: int, slow_interval_ms: int,
     threshold: float,
     score_fn: Callable[[F64, F64], tuple[float, float, tuple[float, float]]], dup_tol_ms: int,
     gap_ms: int,
@@ -100,7 +101,9 @@ def detector_alerts(
     rows: (start_ms, end_ms, src, pair, src_port, bytes) in arrival order. Records on the
     same source port that start within `dup_tol_ms` of a remembered connection's start, or
     after it up to `gap_ms` past its end, merge into it (of the last two connections); others
-    are new connections. Each pair keeps its last `history` connections; it is scored at the
+    are new connections. Each pair keeps its last `history` connections; from `min_events` of
+    them (or `min_events_slow`, at most one per `slow_interval_ms` since its first), it is
+    scored at the
     connection that makes it due, over the kept ones with start >= t - window, in time order;
     when those are fewer than history // 2, over the last history // 2 kept ones with start
     >= t - long_window.
@@ -120,7 +123,7 @@ def detector_alerts(
         s = state.get(pair)
         if s is None:
             s = state[pair] = {"ring": [], "conns": [], "count": 0, "scored_count": 0,
-                               "scored_t": t, "alert": None}  # fmt: skip
+                               "scored_t": t, "alert": None, "first": t}  # fmt: skip
             sources_of.setdefault(pair.split(">")[1], set()).add(src)
         newest = s.get("newest", t)
         s["newest"] = max(newest, t)
@@ -145,7 +148,11 @@ def detector_alerts(
         s.setdefault("ring_by_seq", {})[s["count"]] = entry
         s["ring"] = ([*s["ring"], entry])[-history:]
         s["count"] += 1
-        if s["count"] < min_events:
+        s["first"] = min(s["first"], t)
+        slow = s["count"] >= min_events_slow and (
+            t - s["first"] >= (s["count"] - 1) * slow_interval_ms
+        )
+        if s["count"] < min_events and not slow:
             continue
         # An alert from a part-filled ring gets its nominal period checked each time the
         # pair's connections double, until the ring is full, cooldown or not.

@@ -400,3 +400,28 @@ def test_a_wide_jitter_beacon_is_not_updated_every_hour() -> None:
             assert alerts and alerts[0].lifecycle == "new"
             per_day.append(len(alerts))
         assert max(per_day) <= 6 and sum(per_day) <= 16, (period_s, per_day)
+
+
+def test_slow_beacons_are_alerted_in_their_first_day() -> None:
+    # A 4 h beacon has 7 check-ins in 24 h and a 12 h one 6 in 72 h: below min_events (8),
+    # they were never scored in that time. Slow pairs are scored from min_events_slow (5).
+    hour_ms = 3_600_000
+    for period_h, span_h in ((4, 24), (8, 48), (12, 72)):
+        alerted = 0
+        for seed in range(10):
+            count = span_h // period_h + 1  # the first at T0, the last at the span's end
+            rows = beacon_rows("10.0.0.7", "203.0.113.50", period_s=period_h * 3600,
+                               count=count, jitter=0.1, start_ms=T0_MS - period_h * hour_ms,
+                               seed=seed)  # fmt: skip
+            rows += poisson_rows("10.0.1.1", ["198.51.100.1"], mean_gap_s=600,
+                                 count=span_h * 6, seed=seed)  # fmt: skip
+            rows = sorted(r for r in rows if r[0] <= T0_MS + (span_h + 1) * hour_ms)
+            det = detector()
+            alerts = []
+            for i in range(0, len(rows), 50):
+                alerts += det.process(make_flows(rows[i : i + 50])).alerts
+            alerted += any(a.dst_ip == "203.0.113.50" for a in alerts)
+        assert alerted >= 8, (period_h, alerted)
+    # Fast pairs still wait for min_events: 7 connections a minute apart are not scored.
+    few = make_flows(beacon_rows("10.0.0.8", "203.0.113.51", period_s=60, count=7))
+    assert detector().process(few).alerts == []

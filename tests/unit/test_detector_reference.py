@@ -50,6 +50,8 @@ def test_detector_matches_reference(seed: int) -> None:
         },
         scoring={
             "min_events": int(rng.integers(3, 10)),
+            "min_events_slow": int(rng.integers(3, 10)),
+            "slow_interval_s": float(rng.choice([20, 60, 3600])),
             "rescore_every_events": int(rng.integers(1, 6)),
             "rescore_interval_s": float(rng.choice([30, 300])),
             "threshold": float(rng.uniform(0.6, 0.85)),
@@ -76,6 +78,8 @@ def test_detector_matches_reference(seed: int) -> None:
          for i, (t, src, dst, port, proto, b) in enumerate(rows)],
         history=history, window_ms=int(sc.window_s * 1000),
         long_window_ms=int(sc.long_window_s * 1000), min_events=s.min_events,
+        min_events_slow=min(s.min_events_slow, s.min_events),
+        slow_interval_ms=int(s.slow_interval_s * 1000),
         every=s.rescore_every_events, interval_ms=int(s.rescore_interval_s * 1000),
         cooldown_ms=int(a.cooldown_s * 1000), threshold=s.threshold,
         score_fn=lambda times, sizes: naive.window_score_period(times, sizes, **score_kwargs),

@@ -105,6 +105,8 @@ class Detector:
         self._limits[k.LIM_WINDOW_MS] = self._window_ms
         self._limits[k.LIM_LONG_WINDOW_MS] = self._long_window_ms
         self._limits[k.LIM_MIN_EVENTS] = scoring.min_events
+        self._limits[k.LIM_MIN_EVENTS_SLOW] = min(scoring.min_events_slow, scoring.min_events)
+        self._limits[k.LIM_SLOW_INTERVAL_MS] = int(scoring.slow_interval_s * 1000)
         self._limits[k.LIM_RESCORE_EVERY] = scoring.rescore_every_events
         self._limits[k.LIM_RESCORE_INTERVAL_MS] = int(scoring.rescore_interval_s * 1000)
         self._limits[k.LIM_COOLDOWN_MS] = int(config.alerting.cooldown_s * 1000)

@@ -79,7 +79,9 @@ LIM_EVICT_BATCH = 8
 LIM_DUPLICATE_TOLERANCE_MS = 9
 LIM_CONTINUATION_GAP_MS = 10
 LIM_LONG_WINDOW_MS = 11  # slow pairs' windows reach back up to this (see the module docstring)
-LIM_SIZE = 12
+LIM_MIN_EVENTS_SLOW = 12  # a slow pair is scored from this many connections...
+LIM_SLOW_INTERVAL_MS = 13  # ...when they came at most one per this, on average
+LIM_SIZE = 14
 
 # Slots of the `policy` float64 vector (prevalence and alert lifecycle).
 POL_THRESHOLD = 0
@@ -271,6 +273,16 @@ def _sleep_changed(stats: F64, alerted: F32, row: int, policy: F64) -> bool:
 
 
 @njit(cache=True, nogil=True)
+def _slow_and_enough(connections: int, seen_for_ms: int, limits: I64) -> bool:
+    """A slow pair with enough connections to score before min_events: at least
+    min_events_slow of them, at most one per slow_interval_s on average since the first."""
+    return bool(
+        connections >= limits[LIM_MIN_EVENTS_SLOW]
+        and seen_for_ms >= (connections - 1) * limits[LIM_SLOW_INTERVAL_MS]
+    )
+
+
+@njit(cache=True, nogil=True)
 def _in_ring(ring_t: U32, row: int, count: int, start: np.uint32) -> bool:
     """Whether a connection in the pair's ring starts at ``start`` (its ring time)."""
     for k in range(min(count, ring_t.shape[1])):  # noqa: SIM110 (a loop numba compiles)
@@ -427,7 +439,7 @@ def ingest(
             first_seen_ms[row] = t
 
         n = np.int64(count[row])
-        if n < limits[LIM_MIN_EVENTS]:
+        if n < limits[LIM_MIN_EVENTS] and not _slow_and_enough(n, t - first_seen_ms[row], limits):
             continue
         # An alert from a part-filled ring (as few as min_events connections) reads the
         # sleep from few intervals. Its period is checked again each time the pair's
