@@ -273,7 +273,7 @@ def _sleep_changed(stats: F64, alerted: F32, row: int, policy: F64) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _slow_and_enough(connections: int, seen_for_ms: int, limits: I64) -> bool:
+def _slow_and_enough(connections: np.int64, seen_for_ms: np.int64, limits: I64) -> bool:
     """A slow pair with enough connections to score before min_events: at least
     min_events_slow of them, at most one per slow_interval_s on average since the first."""
     return bool(
