@@ -190,6 +190,10 @@ class ScoringConfig(_Section):
     rescore_every_events: int = Field(4, ge=1)  # rescore after this many new connections...
     rescore_interval_s: float = Field(900.0, gt=0)  # ...or this much event time, if any arrived
     min_period_s: float = Field(1.0, ge=0)  # median intervals below this are not beacons
+    # Connections this close after one another can form one check-in (SYN retransmissions,
+    # parallel connections), when the pair's gaps fall in two clear groups (scoring/bursts.py).
+    # 0 scores every connection as a check-in.
+    burst_gap_s: float = Field(30.0, ge=0)
     weight_intervals: float = Field(0.6, ge=0)  # timing regularity (folded interval spread)
     weight_sizes: float = Field(0.25, ge=0)  # byte-count regularity (padding-tolerant)
     weight_count: float = Field(0.15, ge=0)  # connections in the window

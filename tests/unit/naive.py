@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.config import ScoringConfig
+from beaconwatch.scoring.bursts import MIN_JUMP, MIN_SHARE
 from tests.unit import naive_scoring
 
 F64 = npt.NDArray[np.float64]
@@ -90,7 +91,7 @@ def size_roundtrip(nbytes: float) -> float:
 def detector_alerts(
     rows: list[tuple[int, int, str, str, int, int]], *, history: int, window_ms: int,
     long_window_ms: int, min_events: int, every: int, interval_ms: int, cooldown_ms: int,
-    min_events_slow: int, slow_interval_ms: int,
+    min_events_slow: int, slow_interval_ms: int, burst_gap_s: float,
     threshold: float,
     score_fn: Callable[[F64, F64], tuple[float, float, tuple[float, float]]], dup_tol_ms: int,
     gap_ms: int,
@@ -168,6 +169,10 @@ def detector_alerts(
             window = [e for e in kept if e[0] >= t - long_window_ms][-(history // 2) :]
         times = np.array([e[0] / 1000 for e in window])
         sizes = np.array([float(e[1]) for e in window])
+        gap = reference_gap(times, burst_gap_s)  # check-ins made of bursts: one each
+        if gap > 0:
+            merged_t, merged_b = reference_merge(times, sizes, gap)
+            times, sizes = np.array(merged_t), np.array(merged_b)
         score, period, sleep_range = score_fn(times, sizes)
         n_sources = len(sources_of[pair.split(">")[1]])
         fleet = len(set().union(*sources_of.values()))
@@ -239,3 +244,33 @@ def sleep_range(stats: dict[str, float]) -> tuple[float, float]:
     s, j, shape = stats["period_s"], stats["jitter_ratio"], int(stats["jitter_shape"])
     ranges = {1: (s * (1 - j), s), 2: (s * (1 - j), s * (1 + j)), 3: (s, s * (1 + j))}
     return ranges.get(shape, (s * (1 - j / 2), s * (1 + j / 2)))
+
+
+def reference_gap(times: np.ndarray, max_gap_s: float) -> float:
+    """Every split of the sorted gaps into short and long ones, checked one by one."""
+    if len(times) < 4 or max_gap_s <= 0:
+        return 0.0
+    gaps = sorted(np.diff(times).tolist())
+    n = len(gaps)
+    candidates = []
+    for i in range(1, n):
+        short, long = gaps[i - 1], gaps[i]
+        jump = long / max(short, 0.001)
+        both_sides = i >= MIN_SHARE * n and n - i >= MIN_SHARE * n
+        if short <= max_gap_s and both_sides and jump >= MIN_JUMP:
+            candidates.append((jump, -i, short))
+    return max(candidates)[2] if candidates else 0.0
+
+
+def reference_merge(
+    times: np.ndarray, sizes: np.ndarray, gap: float
+) -> tuple[list[float], list[float]]:
+    out_t: list[float] = []
+    out_b: list[float] = []
+    for j, (t, b) in enumerate(zip(times.tolist(), sizes.tolist(), strict=True)):
+        if j and t - times[j - 1] <= gap:
+            out_b[-1] += b
+        else:
+            out_t.append(t)
+            out_b.append(b)
+    return out_t, out_b

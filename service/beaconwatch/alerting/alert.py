@@ -32,6 +32,9 @@ class BeaconStats:
     # Whether the direction (which end started the connections) was inferred from the ports
     # for any of the pair's flows, rather than read from the records (`core.scope`).
     direction_inferred: bool = False
+    # Connections per check-in in the scored window: above 1 when check-ins come as bursts
+    # (SYN retransmissions, parallel connections) and were scored as one each.
+    connections_per_check_in: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,7 @@ def to_ecs(alert: Alert) -> dict[str, Any]:
             "prevalence_sources": s.prevalence_sources,
             "sampling_rate": s.sampling_rate,
             "direction_inferred": s.direction_inferred,
+            "connections_per_check_in": s.connections_per_check_in,
             "confidence": s.confidence,
             "first_seen": _iso(alert.first_seen_ms),
             "last_seen": _iso(alert.window_end_ms),

@@ -116,6 +116,7 @@ class AlertRules:
             prevalence_sources=int(extra[k.EXTRA_PREVALENCE_SOURCES]),
             sampling_rate=int(table.sampling[row]),
             direction_inferred=bool(table.direction_inferred[row]),
+            connections_per_check_in=round(float(extra[k.EXTRA_PER_CHECK_IN]), 2),
         )
         src_ip = halves_to_ip(keys[0], keys[1])
         dst_ip = halves_to_ip(keys[2], keys[3])
@@ -180,14 +181,16 @@ _SHAPE_CODES = {"subtractive": SHAPE_SUBTRACTIVE, "additive": SHAPE_ADDITIVE,
 
 
 def reason_sentence(alert: Alert) -> str:
-    """E.g. "TCP/443 every 45-60 s, 412 check-ins over 7 h, 3 % missed"."""
+    """E.g. "tcp/443 every 45-60 s, 412 connections over 7 h, 3 % missed"."""
     s = alert.stats
     span_s = max(0.0, (alert.detected_ms - alert.first_seen_ms) / 1000)
     words = (
         f"{protocol_name(alert.proto)}/{alert.dst_port} every {sleep_words(s)}, "
-        f"{s.check_ins} check-ins over {duration_words(span_s)}, "
+        f"{s.check_ins} connections over {duration_words(span_s)}, "
         f"{round(s.missed_ratio * 100)} % missed"
     )
+    if s.connections_per_check_in > 1.0:
+        words += f"; check-ins of {s.connections_per_check_in:g} connections each"
     if s.prevalence_sources > 1:
         words += f"; {s.prevalence_sources} internal hosts contact this destination"
     if s.sampling_rate > 1:

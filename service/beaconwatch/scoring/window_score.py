@@ -136,7 +136,8 @@ class Param(IntEnum):
     MISSED_ALLOWANCE = 7
     SPREAD_FREE = 8
     FULL_CONFIDENCE = 9
-    SIZE = 10
+    BURST_GAP_S = 10  # longest gap inside a check-in made of bursts (`scoring.bursts`)
+    SIZE = 11
 
 
 FULL_COUNT_EVENTS = 12.0  # connections at which the count part is full (if the ring holds them)
@@ -154,6 +155,7 @@ def scoring_params(config: ScoringConfig, history_events: int) -> F64:
     params[Param.MISSED_ALLOWANCE] = config.missed_allowance
     params[Param.SPREAD_FREE] = config.spread_free
     params[Param.FULL_CONFIDENCE] = config.full_confidence
+    params[Param.BURST_GAP_S] = config.burst_gap_s
     return params
 
 

@@ -37,8 +37,15 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.scoring.bursts import burst_gap_s, merge_bursts
 from beaconwatch.scoring.sleep_range import described_range
-from beaconwatch.scoring.window_score import N_STATS, Stat, new_workspace, score_window_paired
+from beaconwatch.scoring.window_score import (
+    N_STATS,
+    Param,
+    Stat,
+    new_workspace,
+    score_window_paired,
+)
 from beaconwatch.state.connections import (
     CONTINUATION,
     DUPLICATE,
@@ -99,7 +106,8 @@ EXTRA_PREVALENCE = 2  # that count as a share of all internal sources with track
 EXTRA_PREVALENCE_FACTOR = 3  # what prevalence multiplied the score by
 EXTRA_RAW_SCORE = 4  # the score before prevalence
 EXTRA_CHECK_INS = 5  # connections since the pair was first seen, at the alert
-EXTRA_SIZE = 6
+EXTRA_PER_CHECK_IN = 6  # connections per check-in in the scored window (bursts; else 1)
+EXTRA_SIZE = 7
 
 LIFECYCLE_NEW = 1
 LIFECYCLE_UPDATE = 2
@@ -186,11 +194,13 @@ def _score_row(
     ring_t: U32, ring_b: U16, count: U32, row: int, cutoff_rel: int, long_cutoff_rel: int,
     score_params: F64, null_tables: F64, stats: F64, window_t: F64, window_b: F64, work: F64,
     lean: bool,
-) -> tuple[int, int]:  # fmt: skip
+) -> tuple[int, int, float]:  # fmt: skip
     """Score the row's window (see `_gather_window`) into ``stats`` (``lean``: see
-    `score_window`).
+    `score_window`), its connections grouped into check-ins when they come in bursts
+    (`scoring.bursts`).
 
-    Returns the window's (first, last) start, relative to the epoch.
+    Returns the window's (first, last) start, relative to the epoch, and the connections per
+    check-in (1.0 when not grouped).
     """
     history = ring_t.shape[1]
     n = np.int64(count[row])
@@ -199,11 +209,17 @@ def _score_row(
     m, first_rel, last_rel = _gather_window(
         ring_t, ring_b, row, valid, oldest, cutoff_rel, long_cutoff_rel, window_t, window_b
     )
+    per_check_in = 1.0
+    gap_s = burst_gap_s(window_t, m, score_params[Param.BURST_GAP_S])
+    if gap_s > 0.0:
+        check_ins = merge_bursts(window_t, window_b, m, gap_s)
+        per_check_in = m / check_ins
+        m = check_ins
     score_window_paired(
         window_t[:m], window_b[:m], score_params, stats, work, null_tables[0], null_tables[1],
         lean,
     )  # fmt: skip
-    return first_rel, last_rel
+    return first_rel, last_rel, per_check_in
 
 
 @njit(cache=True, nogil=True)
@@ -457,12 +473,13 @@ def ingest(
                 and t - scored_ms[row] < limits[LIM_RESCORE_INTERVAL_MS]
             ):
                 continue
-        first_rel, last_rel = _score_row(
+        first_rel, last_rel, per_check_in = _score_row(
             ring_t, ring_b, count, row, rel - limits[LIM_WINDOW_MS],
             rel - limits[LIM_LONG_WINDOW_MS], score_params[1 if sampling[row] > 1 else 0],
             null_tables, stats, window_t, window_b, work, lean,
         )  # fmt: skip
         _apply_prevalence(stats, extra, sketch, nonzero, keys, port_proto, row, policy)
+        extra[EXTRA_PER_CHECK_IN] = per_check_in
         scored_count[row] = count[row]
         scored_ms[row] = t
         counters[CNT_SCORED] += 1
@@ -523,9 +540,11 @@ def score_rows(
             continue
         last_rel = last_seen_ms[row] - epoch
         params = score_params[1 if sampling[row] > 1 else 0]
-        _score_row(ring_t, ring_b, count, row, last_rel - window_ms, last_rel - long_window_ms,
-                   params, null_tables, stats_out[k], window_t, window_b, work,
-                   False)  # fmt: skip
+        _, _, per_check_in = _score_row(
+            ring_t, ring_b, count, row, last_rel - window_ms, last_rel - long_window_ms, params,
+            null_tables, stats_out[k], window_t, window_b, work, False,
+        )  # fmt: skip
+        extra_out[k, EXTRA_PER_CHECK_IN] = per_check_in
         _apply_prevalence(stats_out[k], extra_out[k], sketch, nonzero, keys, port_proto, row,
                           policy)  # fmt: skip
         extra_out[k, EXTRA_CHECK_INS] = count[row]
