@@ -17,7 +17,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "BEACONWATCH_"
 
@@ -81,7 +89,15 @@ class KafkaConfig(_Section):
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = Field(None, repr=False)
+    sasl_password: SecretStr | None = None  # never in logs, reprs or config errors
+
+    @field_validator("sasl_password", mode="before")
+    @classmethod
+    def _password_as_text(cls, value: object) -> object:
+        # A password is text whatever it looks like: 12345 in TOML is an integer.
+        return (
+            str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        )
 
     @model_validator(mode="after")
     def _heartbeat_below_session(self) -> KafkaConfig:
@@ -285,6 +301,11 @@ class Config(_Section):
     logging: LoggingConfig = LoggingConfig()
 
 
+# Keys whose values are secrets: taken from the environment as they are (never parsed as TOML,
+# so "12345" stays text) and never shown in a config error.
+SECRET_KEYS = frozenset({"sasl_password"})
+
+
 def _parse_env_value(raw: str) -> Any:
     try:
         return tomllib.loads(f"v = {raw}")["v"]
@@ -303,7 +324,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
         target = data.setdefault(section, {})
         if not isinstance(target, dict):
             raise ConfigError(f"environment variable {name}: [{section}] is not a section")
-        target[key] = _parse_env_value(raw)
+        target[key] = raw if key in SECRET_KEYS else _parse_env_value(raw)
 
 
 def _format_error(err: ValidationError, source: str) -> str:
@@ -311,8 +332,16 @@ def _format_error(err: ValidationError, source: str) -> str:
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"  {key}: {msg} (got {e.get('input')!r})")
+        lines.append(f"  {key}: {msg}{_shown(e['loc'], e.get('input'))}")
     return "\n".join(lines)
+
+
+def _shown(loc: tuple[int | str, ...], value: object) -> str:
+    """What a config error may show of the offending value: nothing of a secret, and nothing
+    of a whole section (a check across keys gets the section, passwords included)."""
+    if any(part in SECRET_KEYS for part in loc) or isinstance(value, dict | list):
+        return ""
+    return f" (got {value!r})"
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:

@@ -121,3 +121,46 @@ def test_readme_lists_every_config_key() -> None:
         assert name in rows, f"README config table lacks [{name}]"
         for key in keys:
             assert f"`{key}`" in rows[name], f"README config table lacks {name}.{key}"
+
+
+SASL = {
+    "BEACONWATCH_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+    "BEACONWATCH_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+    "BEACONWATCH_KAFKA__SASL_USERNAME": "beaconwatch",
+}
+
+
+def test_a_password_is_text_whatever_it_looks_like(tmp_path: Path) -> None:
+    # Seen: a numeric password from the environment was rejected, and echoed in the error.
+    for raw in ("12345", "0x1F", "true", "[1]", '"quoted"', "1e3"):
+        config = load_config(env={**SASL, "BEACONWATCH_KAFKA__SASL_PASSWORD": raw})
+        assert config.kafka.sasl_password is not None
+        assert config.kafka.sasl_password.get_secret_value() == raw
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[kafka]\nsasl_password = 12345\n")
+    password = load_config(cfg, env={}).kafka.sasl_password
+    assert password is not None and password.get_secret_value() == "12345"
+
+
+def test_config_errors_and_reprs_never_show_the_password(tmp_path: Path) -> None:
+    # Seen: a typo in any Kafka setting printed the whole Kafka config, password included.
+    secret = "hunter2-Sw0rdfish"
+    env = {**SASL, "BEACONWATCH_KAFKA__SASL_PASSWORD": secret}
+    cfg = tmp_path / "c.toml"
+    for text in (
+        "[kafka]\ngroup_idd = 'x'\n",  # a typo
+        "[kafka]\nheartbeat_interval_ms = 60000\nsession_timeout_ms = 10000\n",  # a cross-key check
+        "[kafka]\nsasl_password = ['not', 'text']\n",  # the password itself is wrong
+    ):
+        cfg.write_text(text)
+        with pytest.raises(ConfigError) as err:
+            load_config(cfg, env=env if "sasl_password" not in text else {})
+        assert secret not in str(err.value) and "not', 'text" not in str(err.value)
+        assert "  kafka" in str(err.value)  # still names the section or key
+    config = load_config(env=env)
+    assert secret not in repr(config) and secret not in str(config.model_dump())
+    from beaconwatch.runtime.kafka_options import client_options, redacted
+
+    options = client_options(config.kafka)
+    assert options["sasl_plain_password"] == secret  # the client gets the text itself
+    assert secret not in repr(redacted(options))

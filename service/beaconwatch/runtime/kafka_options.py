@@ -22,7 +22,8 @@ def client_options(kafka: KafkaConfig) -> dict[str, Any]:
     if kafka.security_protocol.startswith("SASL"):
         options["sasl_mechanism"] = kafka.sasl_mechanism or "PLAIN"
         options["sasl_plain_username"] = kafka.sasl_username
-        options["sasl_plain_password"] = kafka.sasl_password
+        password = kafka.sasl_password
+        options["sasl_plain_password"] = password.get_secret_value() if password else None
     return options
 
 
