@@ -275,6 +275,12 @@ class AlertingConfig(_Section):
     cooldown_s: float = Field(3_600.0, ge=0)
     update_period_change: float = Field(0.1, gt=0)  # relative period change worth an update
     update_score_change: float = Field(0.2, gt=0)  # score rise worth an update
+    # Connections open this long to a destination few internal hosts use alert (rule
+    # beaconwatch-long-connection: C2 held in one session has too few starts to score) once
+    # the pair has had long_connection_sessions of them, each within window_s of the last.
+    # 0 turns the rule off.
+    long_connection_s: float = Field(7_200.0, ge=0)
+    long_connection_sessions: int = Field(3, ge=1, le=1000)
     severity_medium: float = Field(0.85, ge=0, le=1)  # score bands; below medium = low
     severity_high: float = Field(0.92, ge=0, le=1)
     severity_critical: float = Field(0.97, ge=0, le=1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+RULE_BEACON = "beacon"
+RULE_LONG_CONNECTION = "long-connection"
 JITTER_SHAPES = ("none", "subtractive", "symmetric", "additive")  # by Stat.JITTER_SHAPE code
 
 
@@ -54,6 +56,10 @@ class Alert:
     stats: BeaconStats
     # Kafka partition the pair's flows came from: set by the Kafka adapter, None for files.
     partition: int | None = None
+    # RULE_BEACON, or RULE_LONG_CONNECTION: one connection open for duration_s so far to a
+    # rare destination (then `stats` holds the score, prevalence and counts, no timing).
+    rule: str = "beacon"
+    duration_s: float = 0.0
 
     @property
     def pair_key(self) -> bytes:

@@ -11,11 +11,12 @@ from typing import Any
 import orjson
 
 from beaconwatch import __version__
-from beaconwatch.alerting.alert import Alert
+from beaconwatch.alerting.alert import RULE_LONG_CONNECTION, Alert
 from beaconwatch.alerting.rules import SEVERITY_LEVELS, reason_sentence
 from beaconwatch.core.addresses import protocol_name
 
 RULE_ID = "beaconwatch-beacon-interval-v1"
+LONG_CONNECTION_RULE_ID = "beaconwatch-long-connection-v1"
 ECS_VERSION = "8.11.0"
 # ECS event.severity is numeric; map our bands onto a 0-100 style scale like Elastic's rules.
 SEVERITY_NUMBER = {"low": 21, "medium": 47, "high": 73, "critical": 99}
@@ -27,6 +28,35 @@ def _iso(ms: int) -> str:
 
 
 def to_ecs(alert: Alert) -> dict[str, Any]:
+    doc = _beacon_ecs(alert)
+    if alert.rule != RULE_LONG_CONNECTION:
+        return doc
+    s = alert.stats
+    doc["event"]["action"] = "long-connection-detected"
+    doc["rule"] = {
+        "id": LONG_CONNECTION_RULE_ID,
+        "name": "One connection open for hours to a rare destination (C2 session)",
+        "category": "Command and Control",
+        "ruleset": "beaconwatch",
+        "version": __version__,
+        "description": "A connection to a destination few internal hosts use stayed open for "
+        "hours: C2 held in one session (a websocket, a reverse shell) rather than beacons.",
+    }
+    doc["long_connection"] = {
+        "duration_s": alert.duration_s,
+        "score": s.score,
+        "severity": alert.severity,
+        "series_id": alert.series_id,
+        "prevalence": s.prevalence,
+        "prevalence_sources": s.prevalence_sources,
+        "direction_inferred": s.direction_inferred,
+        "first_seen": _iso(alert.first_seen_ms),
+    }
+    del doc["beacon"]
+    return doc
+
+
+def _beacon_ecs(alert: Alert) -> dict[str, Any]:
     s = alert.stats
     return {
         "@timestamp": _iso(alert.detected_ms),

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.alerting.alert import JITTER_SHAPES, Alert, BeaconStats
+from beaconwatch.alerting.alert import (
+    JITTER_SHAPES,
+    RULE_BEACON,
+    RULE_LONG_CONNECTION,
+    Alert,
+    BeaconStats,
+)
 from beaconwatch.config import AlertingConfig, AllowRule
 from beaconwatch.core.addresses import halves_to_ip, protocol_name
 from beaconwatch.core.networks import NetworkSet
@@ -124,6 +130,7 @@ class AlertRules:
         detected_ms = int(times_ms[k.AT_DETECTED_MS])
         pair_key = f"{src_ip}>{dst_ip}:{dst_port}/{proto}".encode()
         lifecycle = int(extra[k.EXTRA_LIFECYCLE])
+        long = int(extra[k.EXTRA_KIND]) == k.KIND_LONG_CONNECTION
         return Alert(
             event_id=self.stable_id(pair_key, detected_ms),
             series_id=self.stable_id(pair_key, int(times_ms[k.AT_FIRST_ALERT_MS])),
@@ -138,6 +145,8 @@ class AlertRules:
             detected_ms=detected_ms,
             severity=self.severity(beacon.score),
             stats=beacon,
+            rule=RULE_LONG_CONNECTION if long else RULE_BEACON,
+            duration_s=round(float(extra[k.EXTRA_DURATION_S]), 3) if long else 0.0,
         )
 
 
@@ -183,6 +192,8 @@ _SHAPE_CODES = {"subtractive": SHAPE_SUBTRACTIVE, "additive": SHAPE_ADDITIVE,
 def reason_sentence(alert: Alert) -> str:
     """E.g. "tcp/443 every 45-60 s, 412 connections over 7 h, 3 % missed"."""
     s = alert.stats
+    if alert.rule == RULE_LONG_CONNECTION:
+        return long_connection_sentence(alert)
     span_s = max(0.0, (alert.detected_ms - alert.first_seen_ms) / 1000)
     words = (
         f"{protocol_name(alert.proto)}/{alert.dst_port} every {sleep_words(s)}, "
@@ -195,6 +206,24 @@ def reason_sentence(alert: Alert) -> str:
         words += f"; {s.prevalence_sources} internal hosts contact this destination"
     if s.sampling_rate > 1:
         words += f"; flows sampled 1:{s.sampling_rate}, so missed check-ins cost nothing"
+    if s.direction_inferred:
+        words += "; who connects to whom inferred from the ports"
+    return words
+
+
+def long_connection_sentence(alert: Alert) -> str:
+    """E.g. "tcp/4444 one connection open for 5.2 h; no other internal host contacts this
+    destination"."""
+    s = alert.stats
+    words = (
+        f"{protocol_name(alert.proto)}/{alert.dst_port} one connection open for "
+        f"{duration_words(alert.duration_s)}"
+    )
+    others = s.prevalence_sources - 1
+    if others <= 0:
+        words += "; no other internal host contacts this destination"
+    else:
+        words += f"; {others} other internal host{'s' if others > 1 else ''} contact it"
     if s.direction_inferred:
         words += "; who connects to whom inferred from the ports"
     return words

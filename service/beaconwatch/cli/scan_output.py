@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import IO, Any, BinaryIO, TextIO
 
-from beaconwatch.alerting.alert import Alert, BeaconStats
+from beaconwatch.alerting.alert import RULE_LONG_CONNECTION, Alert, BeaconStats
 from beaconwatch.alerting.ecs import encode_alert
 from beaconwatch.alerting.rules import SEVERITY_LEVELS, reason_sentence
 from beaconwatch.core.addresses import protocol_name
@@ -121,8 +121,13 @@ def _cells(alert: Alert, count: int, first_ms: int, last_ms: int) -> dict[str, s
         "SEVERITY": alert.severity,
         "SCORE": f"{alert.stats.score:.2f}",
         "PAIR": pair_text(alert),
-        "PERIOD": duration_text(alert.stats.period_s),
-        "JITTER": f"{jitter(alert) * 100:.0f}%",
+        # A long-connection alert has no period: the cell says how long the session lasted.
+        "PERIOD": (
+            "open " + duration_text(alert.duration_s)
+            if alert.rule == RULE_LONG_CONNECTION
+            else duration_text(alert.stats.period_s)
+        ),
+        "JITTER": "-" if alert.rule == RULE_LONG_CONNECTION else f"{jitter(alert) * 100:.0f}%",
         "CONNS": str(alert.stats.connections),
         "ALERTS": str(count),
         "FIRST SEEN": _time(first_ms),
@@ -182,7 +187,7 @@ def render_table(alerts: Sequence[Alert], width: int, empty: str = NOTHING_FOUND
 _STATS_FIELDS = tuple(f.name for f in dataclasses.fields(BeaconStats))
 CSV_FIELDS = (
     "event_id", "severity", "src_ip", "dst_ip", "dst_port", "transport", "first_seen",
-    "window_start", "window_end", "detected", *_STATS_FIELDS, "reason",
+    "window_start", "window_end", "detected", "rule", "duration_s", *_STATS_FIELDS, "reason",
 )  # fmt: skip
 
 
@@ -202,6 +207,8 @@ def csv_row(alert: Alert) -> dict[str, Any]:
         "window_start": _iso(alert.window_start_ms),
         "window_end": _iso(alert.window_end_ms),
         "detected": _iso(alert.detected_ms),
+        "rule": alert.rule,
+        "duration_s": alert.duration_s,
     }
     row.update({name: _csv_value(getattr(alert.stats, name)) for name in _STATS_FIELDS})
     row["reason"] = reason_sentence(alert)

@@ -107,6 +107,8 @@ class Detector:
         self._limits[k.LIM_MIN_EVENTS] = scoring.min_events
         self._limits[k.LIM_MIN_EVENTS_SLOW] = min(scoring.min_events_slow, scoring.min_events)
         self._limits[k.LIM_SLOW_INTERVAL_MS] = int(scoring.slow_interval_s * 1000)
+        self._limits[k.LIM_LONG_CONNECTION_MS] = int(config.alerting.long_connection_s * 1000)
+        self._limits[k.LIM_LONG_SESSIONS] = config.alerting.long_connection_sessions
         self._limits[k.LIM_RESCORE_EVERY] = scoring.rescore_every_events
         self._limits[k.LIM_RESCORE_INTERVAL_MS] = int(scoring.rescore_interval_s * 1000)
         self._limits[k.LIM_COOLDOWN_MS] = int(config.alerting.cooldown_s * 1000)
@@ -244,15 +246,17 @@ class Detector:
         self._limits[k.LIM_EVICT_BATCH] = table.evict_batch
         status = np.empty(n, dtype=np.uint8)
         counters = np.zeros(k.CNT_SIZE, dtype=np.int64)
-        alert_rows = np.empty(n, dtype=np.int32)
-        alert_stats = np.empty((n, Stat.SIZE), dtype=np.float64)
-        alert_times = np.empty((n, k.AT_SIZE), dtype=np.int64)
-        alert_extra = np.empty((n, k.EXTRA_SIZE), dtype=np.float64)
+        # A flow can make its pair alert twice: a long connection, and a beacon.
+        alert_rows = np.empty(2 * n, dtype=np.int32)
+        alert_stats = np.empty((2 * n, Stat.SIZE), dtype=np.float64)
+        alert_times = np.empty((2 * n, k.AT_SIZE), dtype=np.int64)
+        alert_extra = np.empty((2 * n, k.EXTRA_SIZE), dtype=np.float64)
         t = table
         k.ingest(
             t.index, t.keys, t.port_proto, t.first_seen_ms, t.last_seen_ms,
             t.scored_ms, t.alert_ms, t.first_alert_ms, t.count, t.scored_count, t.alerted,
-            t.sampling, t.direction_inferred, t.ring_t, t.ring_b, t.conn_port, t.conn_times,
+            t.sampling, t.direction_inferred, t.long_alert_ms, t.long_sessions, t.ring_t,
+            t.ring_b, t.conn_port, t.conn_times,
             t.free, t.used, t.meta, self.prevalence.sketch, self.prevalence.nonzero,
             flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi,
             flows.dst_lo, flows.src_port, flows.dst_port, flows.proto, flows.bytes,

@@ -65,6 +65,7 @@ class PairReport:
     period_s: float
     connections: int
     labels: dict[str, int]  # label -> records of the pair (either direction)
+    long_connection_s: float = 0.0  # the first alert was a long connection (its duration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,20 +100,23 @@ def evaluate_dataset(ds: Dataset, data_dir: Path, config: Config) -> DatasetResu
         label = labels[int(flows.record_index[i])] or "(none)"
         by_pair.setdefault((a, b, port), Counter())[label] += 1
     grouped: dict[tuple[str, str, int, int], list[float]] = {}
-    firsts: dict[tuple[str, str, int, int], tuple[float, float, int]] = {}
+    firsts: dict[tuple[str, str, int, int], tuple[float, float, int, float]] = {}
     for alert in run.alerts:
         key = (alert.src_ip, alert.dst_ip, alert.dst_port, alert.proto)
         grouped.setdefault(key, []).append(alert.stats.score)
-        firsts.setdefault(key, (alert.stats.score, alert.stats.period_s, alert.stats.connections))
+        firsts.setdefault(
+            key,
+            (alert.stats.score, alert.stats.period_s, alert.stats.connections, alert.duration_s),
+        )
     reports = []
     for key, scores in grouped.items():
         src, dst, port, proto = key
         if ds.focus_host is not None and ds.focus_host not in (src, dst):
             continue
-        score, period, conns = firsts[key]
+        score, period, conns, long_s = firsts[key]
         lab = by_pair.get((src, dst, port), Counter()) + by_pair.get((dst, src, port), Counter())
         reports.append(
-            PairReport(src, dst, port, proto, len(scores), score, period, conns, dict(lab))
+            PairReport(src, dst, port, proto, len(scores), score, period, conns, dict(lab), long_s)
         )
     reports.sort(key=lambda r: (-r.alerts, r.src, r.dst))
     hit = None

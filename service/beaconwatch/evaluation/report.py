@@ -356,7 +356,7 @@ def _real_section(res: EvalResults, write: Callable[[str], None]) -> None:
                 f"{a.src} -> {a.dst}:{a.dst_port}/{a.proto}",
                 str(a.alerts),
                 f"{a.first_score:.3f}",
-                f"{a.period_s:.1f}",
+                f"{a.period_s:.1f}" if not a.long_connection_s else "-",
                 str(a.connections),
                 ", ".join(f"{k} {v}" for k, v in sorted(a.labels.items())),
                 _explain(a),
@@ -387,6 +387,11 @@ def _explain(a: PairReport) -> str:
         return "NTP polling: periodic and benign"
     if a.dst_port == 53:
         return "DNS to a resolver: periodic lookups, benign"
+    if a.long_connection_s:
+        return (
+            f"long sessions ({a.long_connection_s / 3600:.1f} h at the alert): a persistent "
+            "session to a vendor no other host uses; a false alert of the long-connection rule"
+        )
     return "benign; check the period: periodic benign (update/telemetry) or a false alert"
 
 

@@ -49,7 +49,10 @@ from beaconwatch.scoring.window_score import (
 from beaconwatch.state.connections import (
     CONTINUATION,
     DUPLICATE,
+    END,
+    NEW_CONNECTION,
     SEQ,
+    START,
     match_connection,
     remember_connection,
 )  # fmt: skip
@@ -88,7 +91,9 @@ LIM_CONTINUATION_GAP_MS = 10
 LIM_LONG_WINDOW_MS = 11  # slow pairs' windows reach back up to this (see the module docstring)
 LIM_MIN_EVENTS_SLOW = 12  # a slow pair is scored from this many connections...
 LIM_SLOW_INTERVAL_MS = 13  # ...when they came at most one per this, on average
-LIM_SIZE = 14
+LIM_LONG_CONNECTION_MS = 14  # a connection this long to a rare destination alerts (0: never)
+LIM_LONG_SESSIONS = 15  # ...once the pair has had this many, each within the window of the last
+LIM_SIZE = 16
 
 # Slots of the `policy` float64 vector (prevalence and alert lifecycle).
 POL_THRESHOLD = 0
@@ -107,7 +112,12 @@ EXTRA_PREVALENCE_FACTOR = 3  # what prevalence multiplied the score by
 EXTRA_RAW_SCORE = 4  # the score before prevalence
 EXTRA_CHECK_INS = 5  # connections since the pair was first seen, at the alert
 EXTRA_PER_CHECK_IN = 6  # connections per check-in in the scored window (bursts; else 1)
-EXTRA_SIZE = 7
+EXTRA_KIND = 7  # KIND_BEACON or KIND_LONG_CONNECTION
+EXTRA_DURATION_S = 8  # a long connection's duration so far
+EXTRA_SIZE = 9
+
+KIND_BEACON = 0
+KIND_LONG_CONNECTION = 1
 
 LIFECYCLE_NEW = 1
 LIFECYCLE_UPDATE = 2
@@ -289,6 +299,69 @@ def _sleep_changed(stats: F64, alerted: F32, row: int, policy: F64) -> bool:
 
 
 @njit(cache=True, nogil=True)
+def _long_connection(
+    conn_times: U32, row: int, slot: int, epoch: int, long_alert_ms: I64, long_sessions: U16,
+    first_seen_ms: I64, count: U32, sketch: U32, nonzero: I64, keys: U64, port_proto: U32,
+    limits: I64, policy: F64, counters: I64, alert_rows: I32, alert_stats: F64,
+    alert_times: I64, alert_extra: F64,
+) -> None:  # fmt: skip
+    """Alert on a connection that has lasted long_connection_s, once the pair has had
+    long_connection_sessions such connections (each within the window of the last) to a rare
+    destination; once per connection.
+
+    C2 held in one session for hours (a websocket, a reverse shell, Meterpreter's reverse_tcp)
+    and reconnecting a few times a day has too few starts for interval scoring; its
+    active-timeout pieces (`connections`) or one long record show each session. One long
+    session is no evidence (a download, a meeting, an SSH login); sessions that come back are.
+    Rare: not down-ranked by prevalence (push services, VPNs and chat that much of the fleet
+    keeps open are not alerted)."""
+    min_ms = limits[LIM_LONG_CONNECTION_MS]
+    if min_ms <= 0:
+        return
+    start = np.int64(conn_times[row, slot, START])
+    end = np.int64(conn_times[row, slot, END])
+    if end - start < min_ms or long_alert_ms[row] == epoch + start:
+        return
+    previous = long_alert_ms[row]
+    if previous != NEVER_MS and epoch + start - previous <= limits[LIM_WINDOW_MS]:
+        long_sessions[row] = min(long_sessions[row] + 1, 0xFFFF)
+    else:
+        long_sessions[row] = 1
+    long_alert_ms[row] = epoch + start
+    if long_sessions[row] < limits[LIM_LONG_SESSIONS]:
+        return
+    sources = destination_sources(sketch, keys[row, 2], keys[row, 3], port_proto[row])
+    share = min(1.0, sources / max(1.0, fleet_sources(sketch, nonzero)))
+    if sources >= policy[POL_PREVALENCE_MIN_SOURCES] and share > policy[POL_PREVALENCE_LOW]:
+        return
+    duration_s = (end - start) / 1000.0
+    # 0.8 at long_connection_s, rising with the log of the duration: 0.85 (medium) at 3x,
+    # 0.92 (high) at 6x, 0.97 (critical) at 12x.
+    score = min(0.99, 0.8 + 0.17 * np.log(duration_s * 1000.0 / min_ms) / np.log(12.0))
+    k = counters[CNT_ALERTS]
+    alert_rows[k] = row
+    alert_stats[k, :] = 0.0
+    alert_stats[k, Stat.SCORE] = score
+    alert_stats[k, Stat.CONNECTIONS] = long_sessions[row]
+    alert_extra[k, :] = 0.0
+    alert_extra[k, EXTRA_LIFECYCLE] = LIFECYCLE_NEW
+    alert_extra[k, EXTRA_KIND] = KIND_LONG_CONNECTION
+    alert_extra[k, EXTRA_DURATION_S] = duration_s
+    alert_extra[k, EXTRA_PREVALENCE_SOURCES] = sources
+    alert_extra[k, EXTRA_PREVALENCE] = share
+    alert_extra[k, EXTRA_PREVALENCE_FACTOR] = 1.0
+    alert_extra[k, EXTRA_RAW_SCORE] = score
+    alert_extra[k, EXTRA_CHECK_INS] = count[row]
+    alert_extra[k, EXTRA_PER_CHECK_IN] = 1.0
+    alert_times[k, AT_DETECTED_MS] = epoch + end
+    alert_times[k, AT_WINDOW_START_MS] = epoch + start
+    alert_times[k, AT_WINDOW_END_MS] = epoch + end
+    alert_times[k, AT_FIRST_ALERT_MS] = epoch + start
+    alert_times[k, AT_FIRST_SEEN_MS] = first_seen_ms[row]
+    counters[CNT_ALERTS] += 1
+
+
+@njit(cache=True, nogil=True)
 def _slow_and_enough(connections: np.int64, seen_for_ms: np.int64, limits: I64) -> bool:
     """A slow pair with enough connections to score before min_events: at least
     min_events_slow of them, at most one per slow_interval_s on average since the first."""
@@ -332,8 +405,9 @@ def ingest(
     # table
     index: I32, keys: U64, port_proto: U32, first_seen_ms: I64,
     last_seen_ms: I64, scored_ms: I64, alert_ms: I64, first_alert_ms: I64, count: U32,
-    scored_count: U32, alerted: F32, sampling: U16, direction_inferred: U8, ring_t: U32,
-    ring_b: U16, conn_port: U16, conn_times: U32, free: I32, used: BOOL, meta: I64,
+    scored_count: U32, alerted: F32, sampling: U16, direction_inferred: U8, long_alert_ms: I64,
+    long_sessions: U16, ring_t: U32, ring_b: U16, conn_port: U16, conn_times: U32, free: I32,
+    used: BOOL, meta: I64,
     # the process's prevalence sketch
     sketch: U32, nonzero: I64,
     # flows
@@ -410,6 +484,8 @@ def ingest(
             alerted[row, :] = 0.0
             sampling[row] = 1
             direction_inferred[row] = 0
+            long_alert_ms[row] = NEVER_MS
+            long_sessions[row] = 0
             for c in range(conn_times.shape[1]):
                 conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
             add_pair(sketch, nonzero, keys, pp, row, 1)
@@ -428,6 +504,12 @@ def ingest(
             conn_port, conn_times, row, int(src_port[i]), int(rel), int(rel_end),
             int(limits[LIM_DUPLICATE_TOLERANCE_MS]), int(limits[LIM_CONTINUATION_GAP_MS]),
         )  # fmt: skip
+        if kind != NEW_CONNECTION:  # a piece of a known connection, which may now be long
+            _long_connection(
+                conn_times, row, c, epoch, long_alert_ms, long_sessions, first_seen_ms, count,
+                sketch, nonzero, keys, port_proto, limits, policy, counters, alert_rows,
+                alert_stats, alert_times, alert_extra,
+            )  # fmt: skip
         if kind == DUPLICATE:
             counters[CNT_DUPLICATES] += 1
             continue
@@ -447,6 +529,11 @@ def ingest(
             continue
         remember_connection(conn_port, conn_times, row, c, int(src_port[i]), int(rel),
                             int(rel_end), int(count[row]))  # fmt: skip
+        _long_connection(
+            conn_times, row, c, epoch, long_alert_ms, long_sessions, first_seen_ms, count, sketch,
+            nonzero, keys, port_proto, limits, policy, counters, alert_rows, alert_stats,
+            alert_times, alert_extra,
+        )  # fmt: skip
         pos = count[row] % history
         ring_t[row, pos] = ring_start
         ring_b[row, pos] = encode_size(np.float64(nbytes[i]))
@@ -504,6 +591,7 @@ def ingest(
         alerted[row, ALERTED_REFINE_AT] = _next_period_check(int(n), history)
         extra[EXTRA_LIFECYCLE] = lifecycle
         extra[EXTRA_CHECK_INS] = count[row]
+        extra[EXTRA_KIND] = KIND_BEACON
         k = counters[CNT_ALERTS]
         alert_rows[k] = row
         alert_stats[k, :] = stats

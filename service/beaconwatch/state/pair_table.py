@@ -11,6 +11,8 @@ last ``history_events`` connection start times and sizes. Layout per row (histor
                                  the next period check (alert updates)
     sampling    u16        2 B   highest sampling rate of the pair's flows (1 = unsampled)
     direction_inferred u8  1 B   1 once a flow's direction was inferred (`core.scope`)
+    long_alert_ms i64      8 B   start of the pair's last long connection
+    long_sessions u16      2 B   its long connections, each within the window of the last
     ring_t      H x u32  128 B   connection start, ms after `epoch_ms` (49 days of range)
     ring_b      H x u16   64 B   connection bytes, log-coded (`size_codec`)
     conn        2 x (u16 + 4 x u32)   36 B   last connections (`connections`)
@@ -68,7 +70,7 @@ U64 = npt.NDArray[np.uint64]
 ROW_COLUMNS = (
     "keys", "port_proto", "first_seen_ms", "last_seen_ms", "scored_ms", "alert_ms",
     "first_alert_ms", "count", "scored_count", "alerted", "sampling", "ring_t", "ring_b",
-    "conn_port", "conn_times", "used", "direction_inferred",
+    "conn_port", "conn_times", "used", "direction_inferred", "long_alert_ms", "long_sessions",
 )  # fmt: skip
 MIN_CAPACITY = 1024  # rows a partition's table starts with (about 370 kB)
 
@@ -129,6 +131,10 @@ class PairTable:
         self.sampling: U16 = np.ones(rows, dtype=np.uint16)  # capped at 65535
         # 1 once a flow of the pair had its direction inferred, not read from the record.
         self.direction_inferred: U8 = np.zeros(rows, dtype=np.uint8)
+        # Start of the pair's connection last reported as a long connection (NEVER_MS: none).
+        self.long_alert_ms: I64 = np.full(rows, NEVER_MS, dtype=np.int64)
+        # Long connections of the pair, each within window_s of the previous one.
+        self.long_sessions: U16 = np.zeros(rows, dtype=np.uint16)
         self.ring_t: U32 = np.zeros((rows, h), dtype=np.uint32)
         self.ring_b: U16 = np.zeros((rows, h), dtype=np.uint16)
         self.conn_port: U16 = np.zeros((rows, CONN_SLOTS), dtype=np.uint16)

@@ -30,7 +30,7 @@ from beaconwatch.state.prevalence import Prevalence
 
 # Columns added after FORMAT_VERSION 1 was first written: a snapshot without them is restored
 # with their defaults (the new table's), so an upgrade keeps every partition's state.
-LATER_COLUMNS = ("direction_inferred",)
+LATER_COLUMNS = ("direction_inferred", "long_alert_ms", "long_sessions")
 
 MAGIC = b"BWSTATE\0"
 FORMAT_VERSION = 1
@@ -129,7 +129,12 @@ def _columns(
 ) -> dict[str, np.ndarray]:
     """The snapshot's columns, checked against today's table layout (read-only views)."""
     names = [c[0] for c in head["columns"]]
-    if names != list(ROW_COLUMNS) and names != [n for n in ROW_COLUMNS if n not in LATER_COLUMNS]:
+    # Today's columns, or those of an older writer: a prefix of LATER_COLUMNS missing.
+    older = [
+        [n for n in ROW_COLUMNS if n not in LATER_COLUMNS[k:]]
+        for k in range(len(LATER_COLUMNS) + 1)
+    ]
+    if names not in older:
         raise SnapshotError("incompatible", "another set of columns")
     empty = PairTable(1, int(head["history_events"]), Prevalence(16), PairBudget(1))
     out = {}
