@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from beaconwatch.config import Config
 from beaconwatch.evaluation import metrics as m
+from beaconwatch.evaluation.hard_cases import CaseResult, evaluate_hard_cases
 from beaconwatch.evaluation.realdata import DATASETS, DatasetResult, evaluate_dataset
 from beaconwatch.evaluation.rita_batch import scenario_scores
 from beaconwatch.evaluation.runner import RunResult, run_detector, sweep_config
@@ -37,6 +38,7 @@ class EvalResults:
     timings_s: dict[str, float]
     real: list[DatasetResult] = field(default_factory=list)
     real_error: str | None = None
+    hard_cases: list[CaseResult] = field(default_factory=list)
 
     @property
     def benign(self) -> npt.NDArray[np.bool_]:
@@ -86,6 +88,10 @@ def evaluate(
     rita = scenario_scores(scenario)
     timed("rita", t0)
 
+    t0 = time.perf_counter()
+    hard = evaluate_hard_cases(config, runs=spec.hard_case_runs)
+    timed("hard cases", t0)
+
     real: list[DatasetResult] = []
     real_error = None
     if data_dir is not None:
@@ -109,4 +115,5 @@ def evaluate(
         timings,
         real,
         real_error,
+        hard,
     )

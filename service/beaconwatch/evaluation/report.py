@@ -306,6 +306,9 @@ def write_report(res: EvalResults, out_md: Path, plot_dir: Path, command: str) -
         + "\n"
     )
 
+    w("## Hard cases from real traffic\n")
+    _hard_cases_section(res, w)
+
     w("## Real labelled captures\n")
     _real_section(res, w)
 
@@ -329,6 +332,28 @@ def _rita_by_period(res: EvalResults, threshold: float) -> dict[int, str]:
         c[0] += int(res.rita[o.pair] >= threshold)
         c[1] += 1
     return {k: f"{d / t:.2f}" for k, (d, t) in sorted(cells.items())}
+
+
+def _hard_cases_section(res: EvalResults, write: Callable[[str], None]) -> None:
+    write(
+        "Behaviours seen on real captures that the synthetic office above lacks "
+        "(`beaconwatch/evaluation/hard_cases.py`): each case plants one implant, or one benign "
+        "look-alike, among Poisson browsing and is replayed through the detector with the "
+        "default configuration, once per seed. C2 cases should alert, benign ones should not.\n"
+    )
+    rows = [
+        [
+            c.name,
+            "alert" if c.malicious else "no alert",
+            f"{c.alerted}/{c.runs}",
+            f"{c.share:.2f}",
+            str(c.rejected_too_late),
+            c.what,
+        ]
+        for c in res.hard_cases
+    ]
+    header = ["case", "expected", "runs alerted", "share", "good flows too late", "what"]
+    write(_table(header, rows) + "\n")
 
 
 def _real_section(res: EvalResults, write: Callable[[str], None]) -> None:
@@ -396,7 +421,12 @@ def _explain(a: PairReport) -> str:
 
 
 def _losses(res: EvalResults, write: Callable[[str], None], rita_cells: Mapping[int, str]) -> None:
-    lines = []
+    lines = [
+        f'- Hard case "{c.name}": '
+        + (f"recall {c.share:.2f}" if c.malicious else f"{c.alerted} of {c.runs} runs alerted")
+        for c in res.hard_cases
+        if (c.malicious and c.share < 0.95) or (not c.malicious and c.alerted)
+    ]
     weak = []
     for shape in res.spec.shapes:
         for period in res.spec.periods_s:

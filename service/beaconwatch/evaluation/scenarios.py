@@ -45,6 +45,7 @@ class ScenarioSpec:
     max_run_h: float = 24.0  # implants with enough check-ins in this run no longer
     duplicated_share: float = 0.10  # hosts behind two exporters
     reverse_share: float = 0.10  # hosts behind a v5/v9 exporter emitting reverse records
+    hard_case_runs: int = 20  # seeds per hard case (`evaluation.hard_cases`)
 
     @classmethod
     def quick(cls, seed: int = 1) -> ScenarioSpec:
@@ -59,6 +60,7 @@ class ScenarioSpec:
             missed=(0.0, 0.3),
             max_run_h=8.0,
             start_ms=DEFAULT_START_MS + 6 * 3_600_000,  # 06:00-14:00: some working hours
+            hard_case_runs=1,
         )
 
     @property

@@ -1,0 +1,28 @@
+"""The evaluation's hard cases run, and the ones the detector is built for come out right."""
+
+from __future__ import annotations
+
+from beaconwatch.config import Config, with_overrides
+from beaconwatch.evaluation.hard_cases import evaluate_hard_cases
+
+
+def test_hard_cases_report_each_case_with_the_detector_defaults() -> None:
+    results = {c.name: c for c in evaluate_hard_cases(Config(), runs=2)}
+    assert len(results) == 12
+    for name, case in results.items():
+        assert case.runs == 2 and 0 <= case.alerted <= 2, name
+        assert case.rejected_too_late == 0, name
+    assert results["burst check-ins: SYN retries every 80 s"].alerted == 2
+    assert results["long sessions: reverse shell, 3 sessions of 3 h a day"].alerted == 2
+    assert results["exporter clock 15 min fast on 1 % of the flows"].alerted == 2
+    for benign in [c for c in results.values() if not c.malicious]:
+        assert benign.alerted == 0, benign.name
+
+
+def test_the_cases_can_fail() -> None:
+    # Grouping turned off, the SYN-retry bursts read as noise again; the long-connection rule
+    # off, the reverse shell is not alerted.
+    off = with_overrides(Config(), scoring={"burst_gap_s": 0}, alerting={"long_connection_s": 0})
+    results = {c.name: c for c in evaluate_hard_cases(off, runs=2)}
+    assert results["burst check-ins: 2-3 parallel connections every 120 s"].alerted == 0
+    assert results["long sessions: reverse shell, 3 sessions of 3 h a day"].alerted == 0
