@@ -242,11 +242,18 @@ class PrevalenceConfig(_Section):
     min_sources: int = Field(3, ge=1)  # destinations with fewer sources are never down-ranked
     low_share: float = Field(0.1, ge=0, le=1)  # share of internal sources where it starts...
     high_share: float = Field(0.5, ge=0, le=1)  # ...and where the score reaches 0
+    # P2P fan-out: a source keeping more than fanout_low_destinations destinations in one
+    # 16-port block of high ports (BitTorrent's 6881-6889) is down-ranked there, linearly to
+    # 0 at fanout_high_destinations. Service ports (< 1024) are never counted.
+    fanout_low_destinations: int = Field(4, ge=1)
+    fanout_high_destinations: int = Field(12, ge=2)
 
     @model_validator(mode="after")
     def _ordered(self) -> PrevalenceConfig:
         if self.high_share <= self.low_share:
             raise ValueError("high_share must be above low_share")
+        if self.fanout_high_destinations <= self.fanout_low_destinations:
+            raise ValueError("fanout_high_destinations must be above fanout_low_destinations")
         return self
 
 

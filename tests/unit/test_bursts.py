@@ -27,7 +27,7 @@ def test_kernels_match_the_references(seed: int) -> None:
         times = np.cumsum(rng.pareto(1.2, 40) * 5)
     times = np.round(times, 3)
     max_gap = float(rng.choice([0.0, 5.0, 30.0]))
-    got = burst_gap_s(times.copy(), len(times), max_gap)
+    got = burst_gap_s(times.copy(), len(times), max_gap, np.empty(len(times)))
     assert got == reference_gap(times, max_gap)
     sizes = rng.integers(100, 1000, len(times)).astype(np.float64)
     t, b = times.copy(), sizes.copy()
@@ -38,11 +38,13 @@ def test_kernels_match_the_references(seed: int) -> None:
 
 def test_what_is_not_made_of_bursts_stays_as_it_is() -> None:
     beats = np.cumsum([60.0, 61, 59, 120, 60, 180, 61, 60, 59, 60, 120, 60])  # missed beats
-    assert burst_gap_s(beats, len(beats), 30.0) == 0.0
+    assert burst_gap_s(beats, len(beats), 30.0, np.empty(len(beats))) == 0.0
     fast = np.cumsum([1.0] * 40 + [3600.0] + [1.0] * 5)  # a 1 s beacon and one outage
-    assert burst_gap_s(fast, len(fast), 30.0) == 0.0
+    assert burst_gap_s(fast, len(fast), 30.0, np.empty(len(fast))) == 0.0
     two_modes = np.cumsum([5.0, 60.0] * 10)  # a C2 alternating 5 s and 60 s sleeps
-    assert burst_gap_s(two_modes, len(two_modes), 30.0) == 5.0  # (read as 65 s check-ins)
+    assert (
+        burst_gap_s(two_modes, len(two_modes), 30.0, np.empty(len(two_modes))) == 5.0
+    )  # (read as 65 s check-ins)
 
 
 def syn_retry_beacon(period_s: float, cycles: int, seed: int) -> list[FullRow]:

@@ -399,6 +399,8 @@ def policy_vector(config: Config) -> np.ndarray:
     policy[k.POL_PREVALENCE_HIGH] = config.prevalence.high_share
     policy[k.POL_UPDATE_PERIOD_CHANGE] = config.alerting.update_period_change
     policy[k.POL_UPDATE_SCORE_CHANGE] = config.alerting.update_score_change
+    policy[k.POL_FANOUT_LOW] = config.prevalence.fanout_low_destinations
+    policy[k.POL_FANOUT_HIGH] = config.prevalence.fanout_high_destinations
     return policy
 
 

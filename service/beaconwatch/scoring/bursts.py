@@ -34,13 +34,27 @@ _TINY_GAP_S = 0.001  # connections in the same millisecond
 
 
 @njit(cache=True, nogil=True)
-def burst_gap_s(times_s: F64, m: int, max_gap_s: float) -> float:
+def burst_gap_s(times_s: F64, m: int, max_gap_s: float, scratch: F64) -> float:
     """The longest gap inside a burst, for the first ``m`` (sorted) start times; 0.0 when the
-    window is not made of bursts."""
+    window is not made of bursts. ``scratch`` holds at least ``m`` values (no allocation:
+    every scoring of every pair asks)."""
     if m < 4 or max_gap_s <= 0.0:
         return 0.0
-    gaps = np.sort(np.diff(times_s[:m]))
-    n = gaps.shape[0]
+    n = m - 1
+    short = 0
+    for j in range(n):
+        if times_s[j + 1] - times_s[j] <= max_gap_s:
+            short += 1
+    if short < MIN_SHARE * n:  # most windows: too few gaps short enough for bursts
+        return 0.0
+    gaps = scratch[:n]
+    for j in range(n):  # insertion sort: n <= the ring's length
+        gap = times_s[j + 1] - times_s[j]
+        k = j
+        while k > 0 and gaps[k - 1] > gap:
+            gaps[k] = gaps[k - 1]
+            k -= 1
+        gaps[k] = gap
     best_jump, best_gap = 0.0, 0.0
     for i in range(1, n):
         short = gaps[i - 1]

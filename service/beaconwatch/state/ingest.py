@@ -65,7 +65,12 @@ from beaconwatch.state.pair_table import (
     ALERTED_SCORE,
     evict_least_recent,
 )
-from beaconwatch.state.prevalence import add_pair, destination_sources, fleet_sources
+from beaconwatch.state.prevalence import (
+    add_pair,
+    destination_sources,
+    fleet_sources,
+    source_fanout,
+)
 from beaconwatch.state.size_codec import decode_size, encode_size
 
 ACCEPTED = 0
@@ -102,7 +107,9 @@ POL_PREVALENCE_LOW = 2  # share of the fleet where down-ranking starts...
 POL_PREVALENCE_HIGH = 3  # ...and where the score reaches 0
 POL_UPDATE_PERIOD_CHANGE = 4  # relative change of the mean interval that makes an update
 POL_UPDATE_SCORE_CHANGE = 5  # absolute score change that makes an alert update
-POL_SIZE = 6
+POL_FANOUT_LOW = 6  # destinations of a source in a port block where down-ranking starts...
+POL_FANOUT_HIGH = 7  # ...and where the score reaches 0 (P2P fan-out, `state.prevalence`)
+POL_SIZE = 8
 
 # Slots of the per-alert `alert_extra` float64 rows (and of `score_rows`' extra output).
 EXTRA_LIFECYCLE = 0  # 1 = new, 2 = update
@@ -114,7 +121,8 @@ EXTRA_CHECK_INS = 5  # connections since the pair was first seen, at the alert
 EXTRA_PER_CHECK_IN = 6  # connections per check-in in the scored window (bursts; else 1)
 EXTRA_KIND = 7  # KIND_BEACON or KIND_LONG_CONNECTION
 EXTRA_DURATION_S = 8  # a long connection's duration so far
-EXTRA_SIZE = 9
+EXTRA_FANOUT = 9  # destinations the source keeps in the pair's high port block
+EXTRA_SIZE = 10
 
 KIND_BEACON = 0
 KIND_LONG_CONNECTION = 1
@@ -203,7 +211,7 @@ def _gather_window(
 def _score_row(
     ring_t: U32, ring_b: U16, count: U32, row: int, cutoff_rel: int, long_cutoff_rel: int,
     score_params: F64, null_tables: F64, stats: F64, window_t: F64, window_b: F64, work: F64,
-    lean: bool,
+    scratch: F64, lean: bool,
 ) -> tuple[int, int, float]:  # fmt: skip
     """Score the row's window (see `_gather_window`) into ``stats`` (``lean``: see
     `score_window`), its connections grouped into check-ins when they come in bursts
@@ -220,7 +228,7 @@ def _score_row(
         ring_t, ring_b, row, valid, oldest, cutoff_rel, long_cutoff_rel, window_t, window_b
     )
     per_check_in = 1.0
-    gap_s = burst_gap_s(window_t, m, score_params[Param.BURST_GAP_S])
+    gap_s = burst_gap_s(window_t, m, score_params[Param.BURST_GAP_S], scratch)
     if gap_s > 0.0:
         check_ins = merge_bursts(window_t, window_b, m, gap_s)
         per_check_in = m / check_ins
@@ -237,7 +245,8 @@ def _apply_prevalence(
     stats: F64, extra: F64, sketch: U32, nonzero: I64, keys: U64, port_proto: U32, row: int,
     policy: F64,
 ) -> None:  # fmt: skip
-    """Down-rank destinations much of the fleet talks to (fleet-wide polling is not C2)."""
+    """Down-rank destinations much of the fleet talks to (fleet-wide polling is not C2), and
+    a source's fan-out to many destinations in one high port block (P2P keep-alives)."""
     sources = destination_sources(sketch, keys[row, 2], keys[row, 3], port_proto[row])
     fleet = max(1.0, fleet_sources(sketch, nonzero))
     share = min(1.0, sources / fleet)
@@ -245,6 +254,11 @@ def _apply_prevalence(
     if sources >= policy[POL_PREVALENCE_MIN_SOURCES]:
         low, high = policy[POL_PREVALENCE_LOW], policy[POL_PREVALENCE_HIGH]
         factor = min(1.0, max(0.0, 1.0 - (share - low) / max(1e-9, high - low)))
+    fanout = source_fanout(sketch, keys[row, 0], keys[row, 1], port_proto[row])
+    if fanout > policy[POL_FANOUT_LOW]:
+        low, high = policy[POL_FANOUT_LOW], policy[POL_FANOUT_HIGH]
+        factor *= min(1.0, max(0.0, 1.0 - (fanout - low) / max(1e-9, high - low)))
+    extra[EXTRA_FANOUT] = fanout
     extra[EXTRA_PREVALENCE_SOURCES] = sources
     extra[EXTRA_PREVALENCE] = share
     extra[EXTRA_PREVALENCE_FACTOR] = factor
@@ -296,6 +310,21 @@ def _sleep_changed(stats: F64, alerted: F32, row: int, policy: F64) -> bool:
     last_width = np.float64(alerted[row, ALERTED_HIGH_S]) - np.float64(alerted[row, ALERTED_LOW_S])
     tolerance = max(policy[POL_UPDATE_PERIOD_CHANGE] * last_mean, 0.25 * last_width)
     return bool(abs(stats[Stat.MEAN_INTERVAL_S] - last_mean) > tolerance)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _newly_long(
+    conn_times: U32, row: int, slot: int, epoch: int, long_alert_ms: I64, limits: I64
+) -> bool:
+    """Whether the connection in ``slot`` just reached long_connection_s (and was not counted
+    yet): checked for every flow, so cheap and inlined; the rest is `_long_connection`."""
+    min_ms = limits[LIM_LONG_CONNECTION_MS]
+    start = np.int64(conn_times[row, slot, START])
+    return bool(
+        min_ms > 0
+        and np.int64(conn_times[row, slot, END]) - start >= min_ms
+        and long_alert_ms[row] != epoch + start
+    )
 
 
 @njit(cache=True, nogil=True)
@@ -431,6 +460,7 @@ def ingest(
     extra = np.zeros(EXTRA_SIZE, dtype=np.float64)
     window_t = np.empty(history, dtype=np.float64)
     window_b = np.empty(history, dtype=np.float64)
+    scratch = np.empty(history, dtype=np.float64)
     work = new_workspace(history)
     # Only alerts report the statistics a score of 0 does not need, and with a threshold
     # above 0 a window scored 0 never alerts.
@@ -504,7 +534,9 @@ def ingest(
             conn_port, conn_times, row, int(src_port[i]), int(rel), int(rel_end),
             int(limits[LIM_DUPLICATE_TOLERANCE_MS]), int(limits[LIM_CONTINUATION_GAP_MS]),
         )  # fmt: skip
-        if kind != NEW_CONNECTION:  # a piece of a known connection, which may now be long
+        # A piece of a known connection, which may now be long.
+        piece = kind != NEW_CONNECTION
+        if piece and _newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
             _long_connection(
                 conn_times, row, c, epoch, long_alert_ms, long_sessions, first_seen_ms, count,
                 sketch, nonzero, keys, port_proto, limits, policy, counters, alert_rows,
@@ -529,11 +561,12 @@ def ingest(
             continue
         remember_connection(conn_port, conn_times, row, c, int(src_port[i]), int(rel),
                             int(rel_end), int(count[row]))  # fmt: skip
-        _long_connection(
-            conn_times, row, c, epoch, long_alert_ms, long_sessions, first_seen_ms, count, sketch,
-            nonzero, keys, port_proto, limits, policy, counters, alert_rows, alert_stats,
-            alert_times, alert_extra,
-        )  # fmt: skip
+        if _newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
+            _long_connection(
+                conn_times, row, c, epoch, long_alert_ms, long_sessions, first_seen_ms, count,
+                sketch, nonzero, keys, port_proto, limits, policy, counters, alert_rows,
+                alert_stats, alert_times, alert_extra,
+            )  # fmt: skip
         pos = count[row] % history
         ring_t[row, pos] = ring_start
         ring_b[row, pos] = encode_size(np.float64(nbytes[i]))
@@ -563,7 +596,7 @@ def ingest(
         first_rel, last_rel, per_check_in = _score_row(
             ring_t, ring_b, count, row, rel - limits[LIM_WINDOW_MS],
             rel - limits[LIM_LONG_WINDOW_MS], score_params[1 if sampling[row] > 1 else 0],
-            null_tables, stats, window_t, window_b, work, lean,
+            null_tables, stats, window_t, window_b, work, scratch, lean,
         )  # fmt: skip
         _apply_prevalence(stats, extra, sketch, nonzero, keys, port_proto, row, policy)
         extra[EXTRA_PER_CHECK_IN] = per_check_in
@@ -620,6 +653,7 @@ def score_rows(
     history = ring_t.shape[1]
     window_t = np.empty(history, dtype=np.float64)
     window_b = np.empty(history, dtype=np.float64)
+    scratch = np.empty(history, dtype=np.float64)
     work = new_workspace(history)
     epoch = meta[1]
     k = 0
@@ -630,7 +664,7 @@ def score_rows(
         params = score_params[1 if sampling[row] > 1 else 0]
         _, _, per_check_in = _score_row(
             ring_t, ring_b, count, row, last_rel - window_ms, last_rel - long_window_ms, params,
-            null_tables, stats_out[k], window_t, window_b, work, False,
+            null_tables, stats_out[k], window_t, window_b, work, scratch, False,
         )  # fmt: skip
         extra_out[k, EXTRA_PER_CHECK_IN] = per_check_in
         _apply_prevalence(stats_out[k], extra_out[k], sketch, nonzero, keys, port_proto, row,
