@@ -19,7 +19,7 @@ last ``history_events`` connection start times and sizes. Layout per row (histor
     index       >= 2 x i32 slots  8-16 B   (hash_index; load factor <= 0.5)
     free, used  i32 + bool   5 B
     sketch      3 x u32 x W/max_pairs  12-24 B   prevalence, one per process (`prevalence`)
-                       ~340-360 B per tracked pair (`bytes_per_pair`, bench/core.py)
+                       ~360-380 B per tracked pair (`bytes_per_pair`, bench/core.py)
 
 One table per input partition (`core.partition_state`). A table starts small and doubles when a
 batch could fill it, as long as the process's `PairBudget` (``state.max_pairs`` rows over all
