@@ -1,6 +1,7 @@
 """Rejected input records to the dead-letter topic, unchanged, with Kafka-Connect-style headers.
 
-The original key, value and headers are kept so a fixed decoder can replay the topic; the
+The original key, value and headers are kept so a fixed decoder can replay the topic (but for
+records over 256 KiB: their first 16 KiB, size and SHA-256, `bounded`); the
 ``__connect.errors.*`` headers follow Kafka Connect's dead-letter convention so existing tooling
 can read where a record came from and why it was rejected.
 """
@@ -8,6 +9,7 @@ can read where a record came from and why it was rejected.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +23,14 @@ from beaconwatch.sinks.base import Producer
 
 # Reported as the "exception class": the decoder does not raise, it returns a Rejection.
 REJECTION_CLASS = "beaconwatch.decode.base.Rejection"
+# A dead letter keeps its record whole up to this (key + value); a bigger one (a 5 MB record
+# is a poison pill: the producer's request limit is 1 MiB, and every restart would fail on it
+# again) keeps the first KEPT_PREFIX_BYTES of its value and key, with its size and SHA-256.
+MAX_WHOLE_BYTES = 256 * 1024
+KEPT_PREFIX_BYTES = 16 * 1024
+TRUNCATED_HEADER = "beaconwatch.truncated"
+ORIGINAL_BYTES_HEADER = "beaconwatch.original_bytes"
+ORIGINAL_SHA256_HEADER = "beaconwatch.original_sha256"
 _MAX_MESSAGE_CHARS = 1000  # a detail quoting a huge field must not blow up the header
 _CLASS_HEADER = ("__connect.errors.exception.class.name", REJECTION_CLASS.encode())
 
@@ -52,6 +62,24 @@ def dead_letter_headers(
         ("__connect.errors.exception.message", detail[:_MAX_MESSAGE_CHARS].encode()),
         ("reason", reason),
     ]
+
+
+def bounded(
+    key: bytes | None, value: bytes | None, headers: Headers
+) -> tuple[bytes | None, bytes | None, Headers]:
+    """(key, value, headers) of a dead letter that any producer accepts: the record whole, or
+    its first bytes with the original size and digest (of the value) in headers."""
+    size = len(key or b"") + len(value or b"")
+    if size <= MAX_WHOLE_BYTES:
+        return key, value, headers
+    value = value or b""
+    headers = [
+        *headers,
+        (TRUNCATED_HEADER, b"true"),
+        (ORIGINAL_BYTES_HEADER, b"%d" % len(value)),
+        (ORIGINAL_SHA256_HEADER, hashlib.sha256(value).hexdigest().encode()),
+    ]
+    return (key[:KEPT_PREFIX_BYTES] if key else key), value[:KEPT_PREFIX_BYTES], headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +135,7 @@ class DeadLetterSink:
             value = msg.value if replaced is None else replaced
             reason_value = reasons.get(reason) or reasons.setdefault(reason, reason.encode())
             headers = dead_letter_headers(msg, source, reason_value, detail)
+            key, value, headers = bounded(key, value, headers)
             if key is None:
                 partition = unkeyed
             else:  # murmur2 is pure Python in aiokafka: ~7 us, and keys repeat (exporters)
