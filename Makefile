@@ -49,7 +49,7 @@ test-kafka: install ## Integration suite plus Apache-only tests on Apache Kafka 
 test-e2e: install ## pcap -> softflowd -> goflow2 / nfacctd -> Apache Kafka -> beaconwatch (run e2e-tools first)
 	$(BIN)/pytest tests/e2e
 
-bench: install ## Run the benchmarks in bench/ (decode, core, storms, end to end, stages, restore)
+bench: install ## Run the benchmarks in bench/ (decode, core, storms, end to end, stages, restore, eviction)
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/storm.py
@@ -59,6 +59,7 @@ bench: install ## Run the benchmarks in bench/ (decode, core, storms, end to end
 	$(BIN)/python bench/stages.py
 	$(BIN)/python bench/restore.py
 	$(BIN)/python bench/workers.py
+	$(BIN)/python bench/eviction.py
 
 eval: install ## Rerun the evaluation: labelled benchmark + RITA v5 comparison -> docs/evaluation.md
 	$(BIN)/beaconwatch eval

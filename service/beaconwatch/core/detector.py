@@ -280,6 +280,7 @@ class Detector:
         s.merged_by_kind["continuation"] += int(counters[k.CNT_CONTINUATIONS])
         s.flows_total += int(counters[k.CNT_ACCEPTED])
         s.evicted_capacity_total += int(counters[k.CNT_EVICTED_CAPACITY])
+        s.evicted_established_total += int(counters[k.CNT_EVICTED_ESTABLISHED])
         s.pairs_scored_total += int(counters[k.CNT_SCORED])
         for alert in alerts:
             s.alerts_by_severity[alert.severity] += 1

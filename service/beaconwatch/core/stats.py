@@ -27,6 +27,10 @@ class DetectorStats:
     ignored_by_reason: Counter[str] = field(default_factory=Counter)  # valid flows out of scope
     evicted_idle_total: int = 0  # pairs dropped after being idle for the whole window
     evicted_capacity_total: int = 0  # pairs dropped because max_pairs was reached
+    # ...of them pairs with history (two connections or more): a table under pressure evicts
+    # one-off pairs first (`state.pair_table.evict_least_recent`); non-zero means it is full of
+    # established pairs, or a flood outlasted the window.
+    evicted_established_total: int = 0
     evicted_revoked_total: int = 0  # pairs dropped with a revoked partition
     pairs_scored_total: int = 0
     # Records that were not new connections: "duplicate" (same flow from another exporter or

@@ -33,6 +33,7 @@ class _StatsSnapshot:
     evicted_capacity_total: int = 0
     evicted_revoked_total: int = 0
     flows_ahead_total: int = 0
+    evicted_established_total: int = 0
     alerts_by_severity: Counter[str] = field(default_factory=Counter)
     tracked: bool = False  # has this stats object ever held pairs (the detector's)
 
@@ -62,6 +63,7 @@ class ServiceMetrics:
     internal_records_consumed: PromCounter
     hosts_split: PromCounter
     flows_ahead: PromCounter
+    established_evicted: PromCounter
     repartition_flows: PromCounter
     repartition_records: PromCounter
     repartition_lag_records: Gauge
@@ -188,6 +190,12 @@ class ServiceMetrics:
                 "their pairs' state is split (input not keyed by host)",
                 registry=r,
             ),
+            established_evicted=PromCounter(
+                "beaconwatch_established_pairs_evicted",
+                "Pairs with two connections or more evicted because max_pairs was reached (one-off "
+                "pairs go first: non-zero means the table is full of established pairs)",
+                registry=r,
+            ),
             flows_ahead=PromCounter(
                 "beaconwatch_flows_ahead",
                 "Flows ahead of the wall clock by more than state.clock_tolerance_s (their "
@@ -270,6 +278,11 @@ class ServiceMetrics:
             _inc(self.pairs_evicted.labels(cause=cause), total - getattr(seen, attr))
             setattr(seen, attr, total)
         _inc(self.flows_ahead, stats.flows_ahead_total - seen.flows_ahead_total)
+        _inc(
+            self.established_evicted,
+            stats.evicted_established_total - seen.evicted_established_total,
+        )
+        seen.evicted_established_total = stats.evicted_established_total
         seen.flows_ahead_total = stats.flows_ahead_total
         if stats.tracked_pairs or seen.tracked:
             seen.tracked = True

@@ -146,7 +146,8 @@ CNT_SCORED = 3
 CNT_ALERTS = 4
 CNT_DUPLICATES = 5
 CNT_CONTINUATIONS = 6
-CNT_SIZE = 7
+CNT_EVICTED_ESTABLISHED = 7  # of CNT_EVICTED_CAPACITY, pairs with two connections or more
+CNT_SIZE = 8
 
 U32_MAX = np.uint64(0xFFFF_FFFF)
 NEVER_MS = np.iinfo(np.int64).min // 2
@@ -487,10 +488,12 @@ def ingest(
         row = index[slot]
         if row == EMPTY:
             if meta[0] == 0:
-                counters[CNT_EVICTED_CAPACITY] += evict_least_recent(
+                evicted, established = evict_least_recent(
                     index, keys, port_proto, free, used, meta, sketch, nonzero, last_seen_ms,
-                    limits[LIM_EVICT_BATCH],
+                    count, limits[LIM_EVICT_BATCH], limits[LIM_WINDOW_MS],
                 )  # fmt: skip
+                counters[CNT_EVICTED_CAPACITY] += evicted
+                counters[CNT_EVICTED_ESTABLISHED] += established
                 # Eviction shifted the index: look the slot up again.
                 slot = find_slot(
                     index, keys, port_proto, h, src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pp

@@ -304,23 +304,35 @@ def _evict_where(
 @njit(cache=True, nogil=True)
 def evict_least_recent(
     index: I32, keys: U64, port_proto: U32, free: I32, used: npt.NDArray[np.bool_],
-    meta: I64, sketch: U32, nonzero: I64, last_seen_ms: I64, how_many: int,
-) -> int:  # fmt: skip
-    """Evict (at least) the ``how_many`` least recently seen pairs, in one O(rows) pass.
+    meta: I64, sketch: U32, nonzero: I64, last_seen_ms: I64, count: U32, how_many: int,
+    protect_ms: int,
+) -> tuple[int, int]:  # fmt: skip
+    """Evict (at least) the ``how_many`` least recently seen pairs, in one O(rows) pass;
+    returns (evicted, of them pairs with history).
 
-    Evicting a slice at once instead of one pair per insert keeps the cost of a full table
-    amortised to a few nanoseconds per new pair.
+    A pair with history (two connections or more) counts as seen ``protect_ms`` later than it
+    was: a flood of one-off pairs (a scan, a spray of new destinations, an attacker hiding a
+    beacon) evicts its own newcomers before any established pair seen within that time, so a
+    1 h beacon keeps its ring however fast the one-offs come. Evicting a slice at once
+    instead of one pair per insert keeps the cost of a full table amortised to a few
+    nanoseconds per new pair.
     """
     n = used.shape[0]
     seen = np.empty(n, dtype=np.int64)
     big = np.iinfo(np.int64).max
     for row in range(n):
-        seen[row] = last_seen_ms[row] if used[row] else big
+        if not used[row]:
+            seen[row] = big
+        elif count[row] >= 2:
+            seen[row] = last_seen_ms[row] + protect_ms
+        else:
+            seen[row] = last_seen_ms[row]
     k = min(how_many, n) - 1
     threshold = np.partition(seen, k)[k]
-    evicted = 0
+    evicted = established = 0
     for row in range(n):
-        if used[row] and last_seen_ms[row] <= threshold and evicted < how_many:
+        if used[row] and seen[row] <= threshold and evicted < how_many:
+            established += count[row] >= 2
             release_row(index, keys, port_proto, free, used, meta, sketch, nonzero, row)
             evicted += 1
-    return evicted
+    return evicted, established
