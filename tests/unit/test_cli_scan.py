@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import io
 from pathlib import Path
@@ -197,3 +198,27 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exc.value.code == 0
     assert "scan" in capsys.readouterr().out
+
+
+def test_the_table_shows_each_pair_over_the_whole_input(tmp_path: Path) -> None:
+    # Seen: CONNS, FIRST and LAST SEEN were the snapshot at the alert (8 connections, the
+    # alert's time), however long the beacon went on after it.
+    from tests.integration.test_service import flow_json
+
+    t0 = 1_767_225_600_000
+    src = tmp_path / "beacon.jsonl"
+    times = [t0 + i * 60_000 + (i * 7919) % 3000 for i in range(40)]
+    records = [
+        flow_json(t, "10.0.0.7", "203.0.113.50", 443, 700, 40_000 + i) for i, t in enumerate(times)
+    ]
+    src.write_bytes(b"\n".join(records) + b"\n")
+    table = tmp_path / "table.txt"
+    args = ["scan", "--quiet", "--output-format", "table", "--output", str(table), str(src)]
+    assert main(args) == 0
+    text = table.read_text()
+    header, row = text.splitlines()[:2]
+    at = header.index("CONNS")  # right-aligned under its header
+    assert "10.0.0.7" in row
+    assert row[at : at + len("CONNS")].strip() == "40"  # the whole input, not the alert's
+    last = datetime.datetime.fromtimestamp(times[-1] / 1000, tz=datetime.UTC)
+    assert last.strftime("%H:%M:%S") in row

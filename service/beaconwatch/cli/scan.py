@@ -17,14 +17,18 @@ from typing import BinaryIO, TextIO
 
 import orjson
 
+from beaconwatch.alerting.alert import Alert
 from beaconwatch.cli.scan_output import (
     OUTPUT_FORMATS,
     AlertWriter,
+    PairTotals,
     ProgressBar,
     is_tty,
     terminal_width,
 )
 from beaconwatch.config import Config, NetworkConfig
+from beaconwatch.core.addresses import ip_to_halves
+from beaconwatch.core.detector import Detector
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.decode.base import Decoder, DecodeResult
 from beaconwatch.decode.registry import DECODERS, get_decoder
@@ -131,6 +135,29 @@ class _SegmentDecoder:
         return self.current.decode(records)
 
 
+def pair_totals(detector: Detector, alerts: Sequence[Alert]) -> PairTotals:
+    """Each alerted pair still tracked at the end of the input: (connections since first
+    seen, first seen, last seen), for the table (an alert's own figures stop at the alert)."""
+    totals: dict[bytes, tuple[int, int, int]] = {}
+    for alert in alerts:
+        key = alert.pair_key
+        if key in totals:
+            continue
+        src, dst = ip_to_halves(alert.src_ip), ip_to_halves(alert.dst_ip)
+        port_proto = alert.dst_port << 8 | alert.proto
+        for state in detector.partitions.values():
+            table = state.table
+            row = table.find(src, dst, port_proto)
+            if row >= 0:
+                totals[key] = (
+                    int(table.count[row]),
+                    int(table.first_seen_ms[row]),
+                    int(table.last_seen_ms[row]),
+                )
+                break
+    return totals
+
+
 def with_internal_networks(config: Config, cidrs: list[str] | None) -> Config:
     """``config`` with ``network.internal_cidrs`` replaced (validated; ValueError if bad)."""
     if not cidrs:
@@ -164,6 +191,7 @@ def run_scan(
     out_tty = not to_file and is_tty(out if stdout is not None else sys.stdout)
     output_format = args.output_format or ("table" if out_tty else "jsonl")
     sink = AlertWriter(out, output_format, own=to_file, width=terminal_width(out))
+    sink.pair_totals = lambda alerts: pair_totals(pipeline.detector, alerts)
     bar = ProgressBar(err, terminal_width(err)) if is_tty(err) and not args.quiet else None
     reading = ReadProgress.for_paths(args.files)
     records = flows = 0

@@ -14,7 +14,7 @@ import dataclasses
 import io
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, Any, BinaryIO, TextIO
 
@@ -143,12 +143,31 @@ def _fit(text: str, width: int) -> str:
 NOTHING_FOUND = "No beaconing found.\n"
 
 
-def render_table(alerts: Sequence[Alert], width: int, empty: str = NOTHING_FOUND) -> str:
+# Per pair key: (connections, first seen, last seen) over the whole input (`scan`).
+PairTotals = Mapping[bytes, tuple[int, int, int]]
+
+
+def render_table(
+    alerts: Sequence[Alert],
+    width: int,
+    empty: str = NOTHING_FOUND,
+    totals: PairTotals | None = None,
+) -> str:
     """The ranked table as text no wider than ``width`` (if the terminal allows at all);
-    ``empty`` when there are no alerts."""
+    ``empty`` when there are no alerts. With ``totals``, CONNS and FIRST/LAST SEEN describe
+    each pair over the whole input, not the window of its alert."""
     if not alerts:
         return empty
-    rows = [_cells(*row) for row in rank_pairs(alerts)]
+    rows: list[dict[str, str]] = []
+    for alert, count, first_ms, last_ms in rank_pairs(alerts):
+        pair = _cells(alert, count, first_ms, last_ms)
+        total = (totals or {}).get(alert.pair_key)
+        if total is not None:
+            conns, seen_first_ms, seen_last_ms = total
+            pair["CONNS"] = str(conns)
+            pair["FIRST SEEN"] = _time(min(first_ms, seen_first_ms))
+            pair["LAST SEEN"] = _time(max(last_ms, seen_last_ms))
+        rows.append(pair)
     minimum = {name: size for name, size, _ in _COLUMNS}
     sizes = {name: max(len(name), *(len(r[name]) for r in rows)) for name, _, _ in _COLUMNS}
     names = [name for name, _, _ in _COLUMNS]
@@ -230,6 +249,8 @@ class AlertWriter:
         self._csv: csv.DictWriter[str] | None = None
         self.written = 0
         self.empty_table = NOTHING_FOUND  # the table's text when nothing alerted
+        # The pairs' figures over the whole input, asked for when the table is written.
+        self.pair_totals: Callable[[Sequence[Alert]], PairTotals] | None = None
 
     def write(self, alert: Alert) -> None:
         self.written += 1
@@ -246,7 +267,8 @@ class AlertWriter:
 
     def close(self) -> None:
         if self._format == "table":
-            table = render_table(self._held, self._width, self.empty_table)
+            totals = self.pair_totals(self._held) if self.pair_totals is not None else None
+            table = render_table(self._held, self._width, self.empty_table, totals)
             self._stream.write(table.encode("utf-8"))
         elif self._format == "csv" and self._csv is None:
             self._stream.write((",".join(CSV_FIELDS) + "\r\n").encode())

@@ -41,7 +41,14 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.state.connections import CONN_FIELDS, CONN_SLOTS, END, NO_CONNECTION, PIECE, START
-from beaconwatch.state.hash_index import EMPTY, find_slot, remove_row, row_hash, slots_for
+from beaconwatch.state.hash_index import (
+    EMPTY,
+    find_slot,
+    key_hash,
+    remove_row,
+    row_hash,
+    slots_for,
+)
 from beaconwatch.state.heap import release_freed_memory
 from beaconwatch.state.prevalence import Prevalence, add_pair
 
@@ -221,6 +228,16 @@ class PairTable:
             shifted = np.clip(times.astype(np.int64) - delta, 0, None).astype(np.uint32)
             self.conn_times[:, :, column] = np.where(empty, NO_CONNECTION, shifted)
         self.meta[1] = new_epoch_ms
+
+    def find(self, src: tuple[int, int], dst: tuple[int, int], port_proto: int) -> int:
+        """The row of a tracked pair (addresses as (hi, lo) halves), or -1."""
+        args = (
+            np.uint64(src[0]), np.uint64(src[1]), np.uint64(dst[0]), np.uint64(dst[1]),
+            np.uint32(port_proto),
+        )  # fmt: skip
+        slot = find_slot(self.index, self.keys, self.port_proto, key_hash(*args), *args)
+        row = int(self.index[slot])
+        return row if row != EMPTY else -1
 
     def evict_idle(self, cutoff_ms: int) -> int:
         """Drop pairs whose last connection is older than ``cutoff_ms``; returns how many."""
