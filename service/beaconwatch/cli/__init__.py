@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from beaconwatch import __version__
 from beaconwatch.cli import demo, run, scan, simulate
 from beaconwatch.cli import eval as eval_cmd
 from beaconwatch.config import ConfigError, load_config
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="beaconwatch", description="Streaming detector of C2 beaconing in flow telemetry."
     )
+    parser.add_argument("--version", action="version", version=f"beaconwatch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run.add_arguments(commands.add_parser("run", help="consume flows from Kafka, publish alerts"))
     demo.add_arguments(

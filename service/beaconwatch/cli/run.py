@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import faulthandler
 import logging
+import sys
 from typing import TYPE_CHECKING
 
 from beaconwatch.config import Config
@@ -75,14 +77,50 @@ def run_service(args: argparse.Namespace, config: Config) -> int:
 
     # A crash in native code (numba, aiokafka's C records, numpy) prints every thread's
     # Python stack to stderr before the process dies, so the logs say where it happened.
-    faulthandler.enable()
+    with contextlib.suppress(ValueError):  # a stderr with no file descriptor (captured)
+        faulthandler.enable()
     setup_logging(config.logging.level)
+    unreachable = asyncio.run(broker_problem(config))
+    if unreachable is not None:  # one line, no traceback: the operator's first hour
+        print(f"beaconwatch: {unreachable}", file=sys.stderr)
+        return 1
     workers = default_workers() if args.workers == "auto" else int(args.workers)
     if workers == 1:
         asyncio.run(serve(config, args.role))
     else:
         asyncio.run(supervise(config, args.role, workers))
     return 0
+
+
+async def broker_problem(config: Config) -> str | None:
+    """Why the brokers of ``kafka.bootstrap_servers`` cannot be reached, or None: checked
+    once before any stage or worker starts, so a wrong address or a broker that is down is
+    one line, not a traceback per worker."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    from beaconwatch.runtime.kafka_options import client_options
+
+    kafka = config.kafka
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)  # its own error per attempt would repeat ours
+    admin = AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=15_000)
+    try:
+        await admin.start()
+    except (KafkaError, OSError) as exc:
+        if isinstance(exc, KafkaConnectionError | OSError):
+            reason = "no broker answered"
+        else:
+            reason = str(exc).removeprefix(f"{type(exc).__name__}: ")
+        return (
+            f"cannot reach Kafka at {kafka.bootstrap_servers} (kafka.bootstrap_servers, "
+            f"{kafka.security_protocol}): {reason}"
+        )
+    finally:
+        await admin.close()
+        client_log.setLevel(level)
+    return None
 
 
 async def supervise(config: Config, role: Role, workers: int) -> None:
