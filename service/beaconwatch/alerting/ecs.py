@@ -60,11 +60,14 @@ def _beacon_ecs(alert: Alert) -> dict[str, Any]:
     s = alert.stats
     return {
         "@timestamp": _iso(alert.detected_ms),
+        # One readable line for consoles that show `message` first.
+        "message": f"{alert.src_ip} -> {alert.dst_ip}: {reason_sentence(alert)}",
         "ecs": {"version": ECS_VERSION},
         "event": {
             "kind": "alert",
             "category": ["network", "intrusion_detection"],
-            "type": ["connection", "indicator"],
+            # ECS allows these for both categories ("indicator" belongs to category threat).
+            "type": ["connection", "info"],
             "id": alert.event_id,
             "action": "beacon-detected" if alert.lifecycle == "new" else "beacon-updated",
             "start": _iso(alert.window_start_ms),
