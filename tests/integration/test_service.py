@@ -92,17 +92,25 @@ async def test_detects_beacons_dead_letters_bad_records_and_commits(kit: KafkaTe
     async with kit.running(config, wait_ready=False) as run:
         await kit.wait_until(lambda: run.service.metrics_url is not None, what="HTTP up")
         assert run.service.metrics_url is not None
-        # Tansu answers the group join after seconds: not ready until partitions are assigned.
+        # Not ready until both stages run and hold partitions. Tansu answers the group join
+        # after seconds; Apache Kafka, with the kernels already compiled, can be done before
+        # the first request (it was, once in five CI runs): then ready it must be.
         status, body = await http_get(run.service.metrics_url, "/readyz")
-        assert status == 503
-        # Each stage says why: still warming up its kernels, or waiting for its partitions.
-        reasons = set(orjson.loads(body)["reasons"])
-        repartition = {"repartition stage not running", f"no partitions of {names.input} assigned"}
-        detector = {
-            "detector stage not running",
-            f"no partitions of {config.kafka.internal_topic} assigned",
-        }
-        assert repartition & reasons and detector & reasons, reasons
+        if status == 200:
+            assert run.service.ready
+        else:
+            assert status == 503
+            # Each stage says why: still warming up its kernels, or waiting for partitions.
+            reasons = set(orjson.loads(body)["reasons"])
+            repartition = {
+                "repartition stage not running",
+                f"no partitions of {names.input} assigned",
+            }
+            detector = {
+                "detector stage not running",
+                f"no partitions of {config.kafka.internal_topic} assigned",
+            }
+            assert repartition & reasons or detector & reasons, reasons
         await kit.wait_until(lambda: run.service.ready, what="ready")
         await kit.wait_until(lambda: run.consumed() == len(records), what="all records consumed")
         await kit.drained(run)
