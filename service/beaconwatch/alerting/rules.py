@@ -185,6 +185,9 @@ def _number(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
 
 
+# Appended to the reason of an alert whose pair's direction came from the ports (`core.scope`).
+INFERRED_DIRECTION_WORDS = "; who connects to whom inferred from the ports"
+
 _SHAPE_CODES = {"subtractive": SHAPE_SUBTRACTIVE, "additive": SHAPE_ADDITIVE,
                 "symmetric": SHAPE_SYMMETRIC}  # fmt: skip
 
@@ -207,7 +210,7 @@ def reason_sentence(alert: Alert) -> str:
     if s.sampling_rate > 1:
         words += f"; flows sampled 1:{s.sampling_rate}, so missed check-ins cost nothing"
     if s.direction_inferred:
-        words += "; who connects to whom inferred from the ports"
+        words += INFERRED_DIRECTION_WORDS
     return words
 
 
@@ -225,5 +228,5 @@ def long_connection_sentence(alert: Alert) -> str:
     else:
         words += f"; {others} other internal host{'s' if others > 1 else ''} contact it"
     if s.direction_inferred:
-        words += "; who connects to whom inferred from the ports"
+        words += INFERRED_DIRECTION_WORDS
     return words

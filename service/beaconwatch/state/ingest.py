@@ -242,19 +242,28 @@ def _score_row(
 
 
 @njit(cache=True, nogil=True)
+def _prevalence(
+    sketch: U32, nonzero: I64, keys: U64, port_proto: U32, row: int, policy: F64
+) -> tuple[int, float, float]:  # fmt: skip
+    """(sources, share of the fleet, score factor) of the row's destination: the factor falls
+    linearly from 1 at low_share to 0 at high_share once min_sources reach it."""
+    sources = destination_sources(sketch, keys[row, 2], keys[row, 3], port_proto[row])
+    share = min(1.0, sources / max(1.0, fleet_sources(sketch, nonzero)))
+    factor = 1.0
+    if sources >= policy[POL_PREVALENCE_MIN_SOURCES]:
+        low, high = policy[POL_PREVALENCE_LOW], policy[POL_PREVALENCE_HIGH]
+        factor = min(1.0, max(0.0, 1.0 - (share - low) / max(1e-9, high - low)))
+    return sources, share, factor
+
+
+@njit(cache=True, nogil=True)
 def _apply_prevalence(
     stats: F64, extra: F64, sketch: U32, nonzero: I64, keys: U64, port_proto: U32, row: int,
     policy: F64,
 ) -> None:  # fmt: skip
     """Down-rank destinations much of the fleet talks to (fleet-wide polling is not C2), and
     a source's fan-out to many destinations in one high port block (P2P keep-alives)."""
-    sources = destination_sources(sketch, keys[row, 2], keys[row, 3], port_proto[row])
-    fleet = max(1.0, fleet_sources(sketch, nonzero))
-    share = min(1.0, sources / fleet)
-    factor = 1.0
-    if sources >= policy[POL_PREVALENCE_MIN_SOURCES]:
-        low, high = policy[POL_PREVALENCE_LOW], policy[POL_PREVALENCE_HIGH]
-        factor = min(1.0, max(0.0, 1.0 - (share - low) / max(1e-9, high - low)))
+    sources, share, factor = _prevalence(sketch, nonzero, keys, port_proto, row, policy)
     fanout = source_fanout(sketch, keys[row, 0], keys[row, 1], port_proto[row])
     if fanout > policy[POL_FANOUT_LOW]:
         low, high = policy[POL_FANOUT_LOW], policy[POL_FANOUT_HIGH]
@@ -360,9 +369,8 @@ def _long_connection(
     long_alert_ms[row] = epoch + start
     if long_sessions[row] < limits[LIM_LONG_SESSIONS]:
         return
-    sources = destination_sources(sketch, keys[row, 2], keys[row, 3], port_proto[row])
-    share = min(1.0, sources / max(1.0, fleet_sources(sketch, nonzero)))
-    if sources >= policy[POL_PREVALENCE_MIN_SOURCES] and share > policy[POL_PREVALENCE_LOW]:
+    sources, share, factor = _prevalence(sketch, nonzero, keys, port_proto, row, policy)
+    if factor < 1.0:  # a destination prevalence down-ranks: not rare
         return
     duration_s = (end - start) / 1000.0
     # 0.8 at long_connection_s, rising with the log of the duration: 0.85 (medium) at 3x,
