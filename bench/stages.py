@@ -35,8 +35,17 @@ from beaconwatch.simulate import encoders
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
 
 
-async def fill(bootstrap: str, topic: str, fmt: str, count: int) -> None:
-    spec = SimulationSpec(seed=11, hosts=2_000, beacons=40, duration_s=None)
+async def fill(
+    bootstrap: str,
+    topic: str,
+    fmt: str,
+    count: int,
+    spec: SimulationSpec | None = None,
+    partitions: int | None = None,
+) -> None:
+    """``count`` simulated records of ``fmt``, without keys; spread round-robin over
+    ``partitions`` (None: where the producer puts key-less records)."""
+    spec = spec or SimulationSpec(seed=11, hosts=2_000, beacons=40, duration_s=None)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=1 << 20
     )
@@ -45,7 +54,8 @@ async def fill(bootstrap: str, topic: str, fmt: str, count: int) -> None:
         pending, sent = [], 0
         for _, chunk in TrafficSimulator(spec).flow_chunks():
             for value in encoders.encode_flows(fmt, chunk):
-                pending.append(await producer.send(topic, value))
+                partition = None if partitions is None else sent % partitions
+                pending.append(await producer.send(topic, value, partition=partition))
                 sent += 1
                 if sent >= count:
                     break

@@ -23,38 +23,16 @@ import sys
 import time
 import urllib.request
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from beaconwatch.embedded.tansu import EmbeddedBroker
 from beaconwatch.runtime.topics import create_topics
-from beaconwatch.simulate import encoders
-from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
+from beaconwatch.simulate.generator import SimulationSpec
+from stages import fill  # bench/: the same records and batching as the stage benchmark
 
 TOPIC = "bench.workers"
 PARTITIONS = 4
-
-
-async def fill(bootstrap: str, fmt: str, count: int) -> None:
-    spec = SimulationSpec(seed=13, hosts=5_000, beacons=50, duration_s=None)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20,
-                                max_batch_size=1 << 20)  # fmt: skip
-    await producer.start()
-    try:
-        pending, sent = [], 0
-        for _, chunk in TrafficSimulator(spec).flow_chunks():
-            for value in encoders.encode_flows(fmt, chunk):
-                pending.append(await producer.send(TOPIC, value, partition=sent % PARTITIONS))
-                sent += 1
-                if sent >= count:
-                    break
-            if len(pending) >= 20_000 or sent >= count:
-                await asyncio.gather(*pending)
-                pending.clear()
-            if sent >= count:
-                break
-    finally:
-        await producer.stop()
 
 
 async def committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
@@ -142,7 +120,8 @@ async def main_async(args: argparse.Namespace) -> None:
     with EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap_servers
         await create_topics(bootstrap, {TOPIC: PARTITIONS})
-        await fill(bootstrap, args.format, args.records)
+        spec = SimulationSpec(seed=13, hosts=5_000, beacons=50, duration_s=None)
+        await fill(bootstrap, TOPIC, args.format, args.records, spec, PARTITIONS)
         rates: dict[int, list[float]] = {1: [], 2: []}
         for run in range(args.repeats):
             for workers in (1, 2):
