@@ -84,6 +84,15 @@ class KafkaConfig(_Section):
     # The detector stage's consumer group on internal_topic ("" = group_id + ".detect");
     # group_id is the group reading input_topics (the repartition stage, or the detector).
     detect_group_id: str = ""
+    # Retries: the Kafka client's fixed wait between attempts (aiokafka's retry_backoff_ms),
+    # and the service's own retries of outputs and commits that failed in an outage (resent
+    # after full-jitter exponential backoff from retry_backoff_ms up to retry_backoff_max_ms).
+    retry_backoff_ms: int = Field(100, ge=10, le=60_000)
+    retry_backoff_max_ms: int = Field(10_000, ge=10, le=600_000)
+    # After SIGTERM: time to finish the batch, commit and checkpoint before exiting anyway
+    # (status 1; with the broker away nothing more can be acknowledged). Keep Kubernetes'
+    # terminationGracePeriodSeconds above it.
+    shutdown_timeout_s: float = Field(30.0, gt=0, le=3_600)
     # Longest a fetch waits for data on an idle topic: the floor of alert latency at idle.
     fetch_max_wait_ms: int = Field(500, ge=0, le=60_000)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -140,6 +140,7 @@ class ApacheKafkaBroker:
         self._stop_grace_s = stop_grace_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._workdir: Path | None = None
+        self._command: list[str] = []  # the broker's java command line, for restart()
 
     @property
     def bootstrap_servers(self) -> str:
@@ -189,13 +190,8 @@ class ApacheKafkaBroker:
             raise BrokerStartError(
                 f"kafka-storage format failed:\n{formatted.stdout}\n{formatted.stderr}"
             )
-        with (self._workdir / "stdout.log").open("ab") as out:
-            self._proc = subprocess.Popen(
-                [*jvm, "kafka.Kafka", str(properties)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        self._command = [*jvm, "kafka.Kafka", str(properties)]
+        self._spawn()
         self.port = port
         try:
             self._wait_ready()
@@ -203,6 +199,29 @@ class ApacheKafkaBroker:
             self.stop()
             raise
         return self
+
+    def _spawn(self) -> None:
+        assert self._workdir is not None
+        with (self._workdir / "stdout.log").open("ab") as out:
+            self._proc = subprocess.Popen(
+                self._command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def crash(self) -> None:
+        """kill -9 the broker, keeping its data, ports and cluster id: an outage that
+        `restart` ends."""
+        if self._proc is None:
+            raise RuntimeError("broker not running")
+        self._proc.kill()
+        self._proc.wait()
+        self._proc = None
+
+    def restart(self) -> None:
+        """Start the broker again after `crash`, on the same ports with the same data."""
+        if self._proc is not None or not self._command:
+            raise RuntimeError("restart() follows crash()")
+        self._spawn()
+        self._wait_ready()
 
     def _write_config(self, port: int, controller_port: int) -> Path:
         assert self._workdir is not None

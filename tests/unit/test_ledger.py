@@ -8,8 +8,14 @@ from collections.abc import Mapping
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaConnectionError
+from aiokafka.errors import (
+    CommitFailedError,
+    CoordinatorNotAvailableError,
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+)
 
+from beaconwatch.runtime.backoff import Backoff
 from beaconwatch.runtime.ledger import OffsetLedger
 
 A, B = TopicPartition("flows", 0), TopicPartition("flows", 1)
@@ -84,3 +90,28 @@ async def test_a_commit_failed_by_a_rebalance_is_not_fatal() -> None:
     await ledger.commit_acknowledged(wait=True)  # logged, not raised
     assert ledger.committed == {}
     assert ledger.processed == {A: 5}
+
+
+async def test_a_commit_failed_in_an_outage_is_retried_with_backoff_and_never_lost() -> None:
+    now = [0.0]
+    committer = RecordingCommitter(fail_with=CoordinatorNotAvailableError())
+    ledger = OffsetLedger(committer, retry_backoff=Backoff(1.0, 8.0), clock=lambda: now[0])
+    ledger.assigned = {A, B}
+    ledger.sent([acked()], {A: 5})
+    await ledger.commit_acknowledged(wait=True)  # fails: kept, not raised
+    assert ledger.committed == {} and ledger.idle_work is False  # backing off
+    now[0] = 20.0  # past any backoff (at most 8 s)
+    assert ledger.idle_work
+    committer.fail_with = None
+    ledger.sent([acked()], {B: 3})
+    await ledger.commit_acknowledged(wait=True)
+    assert committer.commits == [{A: 5, B: 3}]  # the failed commit went with the next one
+    assert ledger.committed == {A: 5, B: 3} and not ledger.idle_work
+
+
+async def test_a_commit_error_no_retry_can_fix_is_raised() -> None:
+    ledger = OffsetLedger(RecordingCommitter(fail_with=GroupAuthorizationFailedError()))
+    ledger.assigned = {A}
+    ledger.sent([acked()], {A: 5})
+    with pytest.raises(GroupAuthorizationFailedError):
+        await ledger.commit_acknowledged(wait=True)

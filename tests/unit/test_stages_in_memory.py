@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 import orjson
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 from prometheus_client import CollectorRegistry
 
 from beaconwatch.config import Config, load_config, with_overrides
@@ -165,12 +165,12 @@ async def test_after_a_crash_records_between_checkpoint_and_commit_are_replayed_
     assert alerts(kafka) == published  # nothing published twice
 
 
-async def test_a_failed_send_stops_the_stage_and_commits_nothing() -> None:
+async def test_a_send_that_cannot_succeed_stops_the_stage_and_commits_nothing() -> None:
     kafka = MemoryKafka()
     kafka.create(INPUT, 1)
     kafka.create(DLQ, 1)
     kafka.append(INPUT, b"{not json")
-    kafka.fail_sends = KafkaConnectionError("broker gone")
+    kafka.fail_sends = TopicAuthorizationFailedError()  # no retry fixes this
     service = BeaconService(
         config(input_keyed_by_host=True, checkpoint_interval_s=0),
         role="detect",
@@ -180,9 +180,40 @@ async def test_a_failed_send_stops_the_stage_and_commits_nothing() -> None:
     task = asyncio.create_task(service.run(asyncio.Event()))
     await until(lambda: service.alive, "running")
     await source_of(kafka, "g").assign([TopicPartition(INPUT, 0)])
-    with pytest.raises(KafkaConnectionError):
+    with pytest.raises(TopicAuthorizationFailedError):
         await asyncio.wait_for(task, 10)
     assert kafka.committed == {}  # the dead letter was never acknowledged
+
+
+@pytest.mark.parametrize("role", ["detect", "all"])
+async def test_sends_failing_in_an_outage_are_sent_again_and_committed_after_it(
+    role: Role,
+) -> None:
+    """The broker is away (sends fail with a retriable error) for longer than the client
+    would retry: the stage keeps running, commits nothing, and when sends succeed again
+    the outputs go out and the offsets are committed."""
+    kafka = MemoryKafka()
+    kafka.create(INPUT, 1)
+    kafka.create(DLQ, 1)
+    kafka.append(INPUT, b"{not json")
+    kafka.fail_sends = KafkaConnectionError("broker gone")
+    cfg = config(
+        input_keyed_by_host=role == "detect", checkpoint_interval_s=0,
+        retry_backoff_ms=10, retry_backoff_max_ms=50,
+    )  # fmt: skip
+    async with running(kafka, cfg, role) as service:
+        await source_of(kafka, "g").assign([TopicPartition(INPUT, 0)])
+        if role == "all":
+            await source_of(kafka, "g.detect").assign(
+                [TopicPartition(INTERNAL, p) for p in range(4)]
+            )
+        await asyncio.sleep(0.5)  # many resends, each failing
+        assert service.alive
+        assert kafka.committed == {}
+        assert kafka.values(DLQ) == []
+        kafka.fail_sends = None
+        await until(lambda: kafka.committed.get(("g", TopicPartition(INPUT, 0))) == 1, "commit")
+    assert kafka.values(DLQ) == [b"{not json"]
 
 
 async def test_unkeyed_input_meets_per_host_through_the_repartition_stage() -> None:

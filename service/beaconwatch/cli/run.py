@@ -52,22 +52,28 @@ def _workers(text: str) -> int | str:
 
 
 def setup_logging(level: str) -> None:
+    from beaconwatch.runtime.client_log import throttle_client_log
+
     logging.basicConfig(
         level=getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # aiokafka logs every coordinator hiccup at INFO; keep our own messages readable.
+    # aiokafka logs every coordinator hiccup at INFO; keep our own messages readable. Its
+    # warnings and errors repeat every retry in an outage: one line per kind, then counts.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, getattr(logging, level)))
+    throttle_client_log()
 
 
 async def serve(config: Config, role: Role = "all") -> None:
     from beaconwatch.runtime.service import BeaconService
+    from beaconwatch.runtime.shutdown import stop_within
     from beaconwatch.runtime.signals import install_signal_handlers
 
     stop = asyncio.Event()
     restore = install_signal_handlers(asyncio.get_running_loop(), stop)
     try:
-        await BeaconService(config, role=role).run(stop)
+        run = asyncio.create_task(BeaconService(config, role=role).run(stop))
+        await stop_within(run, stop, config.kafka.shutdown_timeout_s)
     finally:
         restore()
 

@@ -26,10 +26,12 @@ from beaconwatch.core.host_owners import HostOwners
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.decode.base import Rejection
 from beaconwatch.metrics.prometheus import ServiceMetrics
+from beaconwatch.runtime.backoff import Backoff
 from beaconwatch.runtime.checkpointing import Checkpointer
 from beaconwatch.runtime.clients import Clients, kafka_clients
 from beaconwatch.runtime.ledger import OffsetLedger
 from beaconwatch.runtime.rebalance import RebalanceListener
+from beaconwatch.runtime.resending_producer import ResendingProducer
 from beaconwatch.sinks.base import Producer
 from beaconwatch.sinks.dead_letter import DeadLetterSink
 from beaconwatch.sinks.kafka import AlertSink
@@ -121,7 +123,7 @@ class DetectStage:
         try:
             # Tansu (and some managed services) lack idempotent producers, so it is opt-in;
             # acks=all plus commit-after-ack gives at-least-once without it.
-            producer = await clients.producer(kafka)
+            producer = ResendingProducer(await clients.producer(kafka), Backoff.of(kafka))
             alerts = AlertSink(producer, kafka.alerts_topic)
             dead_letters = DeadLetterSink(producer, kafka.dead_letter_topic)
             if kafka.checkpoint_interval_s > 0:
@@ -143,7 +145,9 @@ class DetectStage:
                 self.topics,
                 kafka.detect_group,
             )
-            self._ledger = ledger = OffsetLedger(source, alert_listener=self._alert_listener)
+            self._ledger = ledger = OffsetLedger(
+                source, alert_listener=self._alert_listener, retry_backoff=Backoff.of(kafka)
+            )
             await source.start()
             self.alive = True
             reader = ReadAhead(source)
@@ -159,7 +163,7 @@ class DetectStage:
                     if records:
                         await self._process_batch(records, alerts, dead_letters)
                         await ledger.commit_acknowledged(max_in_flight=_MAX_IN_FLIGHT_BATCHES)
-                    elif ledger.in_flight:  # idle: commit everything sent so far
+                    elif ledger.idle_work:  # idle: commit everything sent so far
                         await ledger.commit_acknowledged(wait=True)
                     if self._checkpointer is not None and self._checkpointer.due:
                         await self._checkpoint()

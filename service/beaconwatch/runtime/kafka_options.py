@@ -14,6 +14,7 @@ def client_options(kafka: KafkaConfig) -> dict[str, Any]:
         "bootstrap_servers": kafka.bootstrap_servers,
         "client_id": kafka.client_id,
         "security_protocol": kafka.security_protocol,
+        "retry_backoff_ms": kafka.retry_backoff_ms,
     }
     if kafka.security_protocol in ("SSL", "SASL_SSL"):
         from aiokafka.helpers import create_ssl_context

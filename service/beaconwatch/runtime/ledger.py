@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 
 from beaconwatch.alerting.alert import Alert
+from beaconwatch.runtime.backoff import Backoff
 from beaconwatch.runtime.in_flight import InFlightBatches
 
 log = logging.getLogger(__name__)
@@ -33,14 +36,32 @@ class OffsetLedger:
         committer: Committer,
         *,
         alert_listener: Callable[[Sequence[Alert]], None] | None = None,
+        retry_backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._committer = committer
+        self._retry_backoff = retry_backoff or Backoff()
+        self._clock = clock
+        self._rng = random.Random()
+        self._commit_failures = 0  # in a row
+        self._retry_commit_at_s = 0.0
         self._alert_listener = alert_listener
         self.assigned: set[TopicPartition] = set()
         # Next offset per partition whose batch is fully processed and acknowledged.
         self.processed: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}
+        # Offsets whose commit failed on a transient error (broker or coordinator away):
+        # committed with the next commit.
+        self._uncommitted: dict[TopicPartition, int] = {}
         self.in_flight = InFlightBatches()
+
+    @property
+    def idle_work(self) -> bool:
+        """Outputs in flight, or a failed commit due for another try: work for an idle
+        poll."""
+        return bool(self.in_flight) or (
+            bool(self._uncommitted) and self._clock() >= self._retry_commit_at_s
+        )
 
     def sent(
         self,
@@ -69,6 +90,12 @@ class OffsetLedger:
         await self._commit(next_offsets)
 
     async def _commit(self, next_offsets: dict[TopicPartition, int]) -> None:
+        if self._uncommitted:
+            next_offsets = {
+                **{tp: o for tp, o in self._uncommitted.items() if tp in self.assigned},
+                **next_offsets,
+            }
+            self._uncommitted = {}
         if not next_offsets:
             return
         try:
@@ -78,6 +105,21 @@ class OffsetLedger:
             # (duplicates, never loss). Not fatal.
             log.warning("commit failed after a rebalance, records may be re-read: %s", exc)
             return
+        except KafkaError as exc:
+            if not (exc.retriable or isinstance(exc, RebalanceInProgressError)):
+                raise
+            # The coordinator moved or the broker is away: try again with the next commit,
+            # or after a backoff when idle.
+            if not self._commit_failures:
+                log.warning("commit failed (%r): trying again until it succeeds", exc)
+            self._commit_failures += 1
+            delay_s = self._retry_backoff.delay_s(self._commit_failures, self._rng)
+            self._retry_commit_at_s = self._clock() + delay_s
+            self._uncommitted = next_offsets
+            return
+        if self._commit_failures:
+            log.info("commit succeeded again after %d failures", self._commit_failures)
+            self._commit_failures = 0
         self.committed.update(next_offsets)
 
     async def commit_revoked(self, revoked: Collection[TopicPartition]) -> None:
@@ -103,6 +145,7 @@ class OffsetLedger:
     def forget(self, lost: Collection[TopicPartition]) -> None:
         """Partitions that went to another member: their offsets are not ours any more."""
         for tp in lost:
+            self._uncommitted.pop(tp, None)
             self.processed.pop(tp, None)
             self.committed.pop(tp, None)
 

@@ -23,9 +23,11 @@ from beaconwatch.core.alignment import EventTimeAligner
 from beaconwatch.core.repartition import Repartitioner
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.metrics.prometheus import ServiceMetrics
+from beaconwatch.runtime.backoff import Backoff
 from beaconwatch.runtime.clients import Clients, kafka_clients
 from beaconwatch.runtime.ledger import OffsetLedger
 from beaconwatch.runtime.rebalance import RebalanceListener
+from beaconwatch.runtime.resending_producer import ResendingProducer
 from beaconwatch.sinks.base import Producer
 from beaconwatch.sinks.dead_letter import DeadLetterSink
 from beaconwatch.sources.base import Records, Source
@@ -83,7 +85,7 @@ class RepartitionStage:
         producer: Producer | None = None
         reader: ReadAhead | None = None
         try:
-            producer = await self._clients.producer(kafka)
+            producer = ResendingProducer(await self._clients.producer(kafka), Backoff.of(kafka))
             partitions = len(await producer.partitions_for(kafka.internal_topic))
             self.repartitioner = repartitioner = Repartitioner(
                 self.config,
@@ -99,7 +101,7 @@ class RepartitionStage:
                 list(kafka.input_topics),
                 kafka.group_id,
             )
-            self._ledger = ledger = OffsetLedger(source)
+            self._ledger = ledger = OffsetLedger(source, retry_backoff=Backoff.of(kafka))
             await source.start()
             self.alive = True
             log.info(
@@ -121,7 +123,7 @@ class RepartitionStage:
                     if records or self._aligner.held_flows:
                         await self._process_batch(records, lagging, producer, dead_letters)
                         await ledger.commit_acknowledged(max_in_flight=_MAX_IN_FLIGHT_BATCHES)
-                    elif ledger.in_flight:
+                    elif ledger.idle_work:
                         await ledger.commit_acknowledged(wait=True)
             await reader.close()
             async with self._batch_lock:

@@ -27,6 +27,7 @@ from beaconwatch.config import Config, ConfigError
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.metrics.prometheus import ServiceMetrics
 from beaconwatch.runtime.clients import Clients, kafka_clients
+from beaconwatch.runtime.connectivity import Connectivity
 from beaconwatch.runtime.detect_stage import DetectStage, wall_clock_ms
 from beaconwatch.runtime.http import HttpServer, Readiness
 from beaconwatch.runtime.kafka_options import client_options, redacted
@@ -95,6 +96,7 @@ class BeaconService:
             )
         self.stages: list[Stage] = [s for s in (self.repartition, self.detect) if s is not None]
         self._broker_reachable = False
+        self._connectivity = Connectivity(kafka.bootstrap_servers)
 
     # -- health ---------------------------------------------------------------------------
 
@@ -180,7 +182,8 @@ class BeaconService:
             await asyncio.sleep(_PROBE_INTERVAL_S)
             sources = [s.source for s in self.stages if s.source is not None]
             if sources:
-                self._broker_reachable = await sources[0].probe()
+                self._connectivity.observe(await sources[0].probe())
+                self._broker_reachable = self._connectivity.reachable
 
 
 async def _run_together(stages: Sequence[Stage], stop: asyncio.Event) -> None:

@@ -148,8 +148,8 @@ class MemorySource:
             if p < len(self._kafka.topics[tp.topic][tp.partition])
         }
 
-    async def probe(self, timeout_s: float = 5.0) -> bool:
-        return True
+    async def probe(self, timeout_s: float = 5.0) -> str | None:
+        return None
 
 
 def _consumer_record(

@@ -40,7 +40,7 @@ from beaconwatch.runtime.http import HttpServer, Readiness
 
 log = logging.getLogger(__name__)
 
-_STOP_GRACE_S = 60.0
+_STOP_GRACE_S = 15.0  # beyond a worker's own kafka.shutdown_timeout_s
 _SCRAPE_TIMEOUT_S = 2.0
 _PR_SET_PDEATHSIG = 1
 
@@ -156,10 +156,11 @@ class WorkerPool:
         for proc in self._procs:
             if proc.is_alive() and proc.pid is not None:
                 os.kill(proc.pid, signal.SIGTERM)
+        grace_s = self.config.kafka.shutdown_timeout_s + _STOP_GRACE_S
         for proc in self._procs:
-            proc.join(_STOP_GRACE_S)
+            proc.join(grace_s)
             if proc.is_alive():
-                log.error("worker %s did not stop in %.0f s: killed", proc.name, _STOP_GRACE_S)
+                log.error("worker %s did not stop in %.0f s: killed", proc.name, grace_s)
                 proc.kill()
                 proc.join()
         codes = [p.exitcode for p in self._procs]
@@ -233,6 +234,7 @@ def _worker_main(config: Config, role: str, index: int, report: Connection) -> N
 
 async def _serve_worker(config: Config, role: str, report: Connection) -> None:
     from beaconwatch.runtime.service import BeaconService, Role
+    from beaconwatch.runtime.shutdown import stop_within
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -245,4 +247,4 @@ async def _serve_worker(config: Config, role: str, report: Connection) -> None:
     if service.metrics_url is not None:
         report.send(service.metrics_url)
     report.close()
-    await task
+    await stop_within(task, stop, config.kafka.shutdown_timeout_s)

@@ -114,11 +114,12 @@ class KafkaFlowSource:
                 lagging.add(tp)
         return lagging
 
-    async def probe(self, timeout_s: float = 5.0) -> bool:
-        """One metadata round-trip to the cluster: is the broker reachable right now?"""
+    async def probe(self, timeout_s: float = 5.0) -> str | None:
+        """One metadata round trip to the cluster: None if it answered, else why not."""
         try:
             await asyncio.wait_for(self._consumer.topics(), timeout_s)
-        except (KafkaError, OSError, TimeoutError) as exc:
-            log.warning("broker not reachable: %r", exc)
-            return False
-        return True
+        except TimeoutError:
+            return f"no metadata answer within {timeout_s:.0f} s"
+        except (KafkaError, OSError) as exc:
+            return repr(exc)
+        return None
