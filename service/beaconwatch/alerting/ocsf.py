@@ -11,6 +11,7 @@ generated from the OCSF schema of `OCSF_VERSION` (tests/unit/ocsf_schema.py).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Sequence
 from typing import Any
@@ -179,26 +180,7 @@ def _unmapped(alert: Alert) -> dict[str, Any]:
             "direction_inferred": s.direction_inferred,
         }
         return out
-    out["beacon"] = {
-        "score": s.score,
-        "raw_score": s.raw_score,
-        "period_s": s.period_s,
-        "mean_interval_s": s.mean_interval_s,
-        "jitter_ratio": s.jitter_ratio,
-        "jitter_shape": s.jitter_shape,
-        "missed_ratio": s.missed_ratio,
-        "connections": s.connections,
-        "check_ins": s.check_ins,
-        "connections_per_check_in": s.connections_per_check_in,
-        "confidence": s.confidence,
-        "size_regularity": s.size_regularity,
-        "timing_score": s.timing_score,
-        "bytes_median": s.bytes_median,
-        "prevalence": s.prevalence,
-        "prevalence_sources": s.prevalence_sources,
-        "sampling_rate": s.sampling_rate,
-        "direction_inferred": s.direction_inferred,
-    }
+    out["beacon"] = dataclasses.asdict(s)  # every figure the kernels measured
     return out
 
 
