@@ -300,6 +300,9 @@ class AlertingConfig(_Section):
     severity_medium: float = Field(0.85, ge=0, le=1)  # score bands; below medium = low
     severity_high: float = Field(0.92, ge=0, le=1)
     severity_critical: float = Field(0.97, ge=0, le=1)
+    # Alert documents on the alerts topic (and `scan` JSON lines): ECS 8.x, or OCSF 1.8.0
+    # Detection Findings (alerting/ocsf.py). Same record key and headers either way.
+    format: Literal["ecs", "ocsf"] = "ecs"
 
 
 class MetricsConfig(_Section):

@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+from beaconwatch.alerting.alert import Alert
 from beaconwatch.alerting.ecs import to_ecs
 from beaconwatch.config import Config
 from beaconwatch.core.detector import Detector
@@ -22,13 +23,16 @@ BLOCK = re.compile(
 )
 
 
-def example_alert() -> str:
+def readme_alert() -> Alert:
     rows = beacon_rows("10.0.15.183", "198.51.100.11", period_s=80, count=40, jitter=0.1,
                        port=8443, start_ms=T0_MS, size=1200, seed=4)  # fmt: skip
     det = Detector(Config(), wall_clock_ms=lambda: WALL_MS)
     alerts = det.process(make_flows(rows)).alerts
-    alert = dataclasses.replace(alerts[0], partition=0)  # as the Kafka adapter sets it
-    return json.dumps(to_ecs(alert), indent=2)
+    return dataclasses.replace(alerts[0], partition=0)  # as the Kafka adapter sets it
+
+
+def example_alert() -> str:
+    return json.dumps(to_ecs(readme_alert()), indent=2)
 
 
 def test_the_readme_example_alert_is_what_the_service_emits() -> None:

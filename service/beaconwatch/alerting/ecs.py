@@ -17,6 +17,20 @@ from beaconwatch.core.addresses import protocol_name
 
 RULE_ID = "beaconwatch-beacon-interval-v1"
 LONG_CONNECTION_RULE_ID = "beaconwatch-long-connection-v1"
+# Rule names and descriptions, shared with the OCSF finding (`ocsf.py`).
+RULE_NAME = "Periodic connections to one destination (C2 beaconing)"
+RULE_DESCRIPTION = (
+    "Connection start times of one source->destination pair are too "
+    "regular to be human: a beacon calling home on a timer."
+)
+LONG_CONNECTION_RULE_NAME = "One connection open for hours to a rare destination (C2 session)"
+LONG_CONNECTION_RULE_DESCRIPTION = (
+    "A connection to a destination few internal hosts use stayed open for "
+    "hours: C2 held in one session (a websocket, a reverse shell) rather than beacons."
+)
+# MITRE ATT&CK (id, name) of both rules.
+ATTACK_TACTIC = ("TA0011", "Command and Control")
+ATTACK_TECHNIQUE = ("T1071", "Application Layer Protocol")
 ECS_VERSION = "8.11.0"
 # ECS event.severity is numeric; map our bands onto a 0-100 style scale like Elastic's rules.
 SEVERITY_NUMBER = {"low": 21, "medium": 47, "high": 73, "critical": 99}
@@ -35,12 +49,11 @@ def to_ecs(alert: Alert) -> dict[str, Any]:
     doc["event"]["action"] = "long-connection-detected"
     doc["rule"] = {
         "id": LONG_CONNECTION_RULE_ID,
-        "name": "One connection open for hours to a rare destination (C2 session)",
+        "name": LONG_CONNECTION_RULE_NAME,
         "category": "Command and Control",
         "ruleset": "beaconwatch",
         "version": __version__,
-        "description": "A connection to a destination few internal hosts use stayed open for "
-        "hours: C2 held in one session (a websocket, a reverse shell) rather than beacons.",
+        "description": LONG_CONNECTION_RULE_DESCRIPTION,
     }
     doc["long_connection"] = {
         "duration_s": alert.duration_s,
@@ -81,24 +94,23 @@ def _beacon_ecs(alert: Alert) -> dict[str, Any]:
         },
         "rule": {
             "id": RULE_ID,
-            "name": "Periodic connections to one destination (C2 beaconing)",
+            "name": RULE_NAME,
             "category": "Command and Control",
             "ruleset": "beaconwatch",
             "version": __version__,
-            "description": "Connection start times of one source->destination pair are too "
-            "regular to be human: a beacon calling home on a timer.",
+            "description": RULE_DESCRIPTION,
         },
         "threat": {
             "framework": "MITRE ATT&CK",
             "tactic": {
-                "id": "TA0011",
-                "name": "Command and Control",
-                "reference": "https://attack.mitre.org/tactics/TA0011/",
+                "id": ATTACK_TACTIC[0],
+                "name": ATTACK_TACTIC[1],
+                "reference": f"https://attack.mitre.org/tactics/{ATTACK_TACTIC[0]}/",
             },
             "technique": {
-                "id": "T1071",
-                "name": "Application Layer Protocol",
-                "reference": "https://attack.mitre.org/techniques/T1071/",
+                "id": ATTACK_TECHNIQUE[0],
+                "name": ATTACK_TECHNIQUE[1],
+                "reference": f"https://attack.mitre.org/techniques/{ATTACK_TECHNIQUE[0]}/",
             },
         },
         "source": {"ip": alert.src_ip},

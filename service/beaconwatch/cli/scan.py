@@ -2,7 +2,8 @@
 
 Reads any supported format (``--format auto`` by default: each file's first line, then each
 record, tells), several files and stdin, ``.gz`` too. Alerts go to stdout or ``--output``:
-a ranked table when that is a terminal, ECS JSON lines otherwise (``--output-format``).
+a ranked table when that is a terminal, ECS (or OCSF: ``--alert-format``) JSON lines otherwise
+(``--output-format``).
 A progress bar goes to stderr when it is a terminal.
 """
 
@@ -18,6 +19,7 @@ from typing import BinaryIO, TextIO
 import orjson
 
 from beaconwatch.alerting.alert import Alert
+from beaconwatch.alerting.formats import ALERT_FORMATS, alert_encoder
 from beaconwatch.cli.scan_output import (
     OUTPUT_FORMATS,
     AlertWriter,
@@ -64,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=OUTPUT_FORMATS,
         help="table (one ranked row per pair), jsonl (ECS alerts, as the service publishes "
         "them) or csv (one row per alert); default: table on a terminal, jsonl otherwise",
+    )
+    parser.add_argument(
+        "--alert-format",
+        choices=ALERT_FORMATS,
+        help="documents of --output-format jsonl: ecs or ocsf (OCSF Detection Findings); "
+        "default: alerting.format of the config (ecs)",
     )
     parser.add_argument(
         "--internal",
@@ -190,7 +198,8 @@ def run_scan(
     )
     out_tty = not to_file and is_tty(out if stdout is not None else sys.stdout)
     output_format = args.output_format or ("table" if out_tty else "jsonl")
-    sink = AlertWriter(out, output_format, own=to_file, width=terminal_width(out))
+    encode = alert_encoder(config, getattr(args, "alert_format", None))
+    sink = AlertWriter(out, output_format, own=to_file, width=terminal_width(out), encode=encode)
     sink.pair_totals = lambda alerts: pair_totals(pipeline.detector, alerts)
     bar = ProgressBar(err, terminal_width(err)) if is_tty(err) and not args.quiet else None
     reading = ReadProgress.for_paths(args.files)

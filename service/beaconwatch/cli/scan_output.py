@@ -3,7 +3,7 @@ and a progress bar on a terminal.
 
 * ``table``: one row per pair (its strongest alert), ranked by severity then score, sized to
   the terminal; written when the scan ends (ranking needs every alert).
-* ``jsonl``: every alert as an ECS document, one per line, as the service publishes it.
+* ``jsonl``: every alert as an ECS (or OCSF) document, one per line, as the service publishes it.
 * ``csv``: every alert as one row with a header, for spreadsheets and notebooks.
 """
 
@@ -237,12 +237,21 @@ def csv_row(alert: Alert) -> dict[str, Any]:
 class AlertWriter:
     """Writes alerts in one of ``OUTPUT_FORMATS`` to a binary stream it may own."""
 
-    def __init__(self, stream: BinaryIO, output_format: str, *, own: bool, width: int = 100):
+    def __init__(
+        self,
+        stream: BinaryIO,
+        output_format: str,
+        *,
+        own: bool,
+        width: int = 100,
+        encode: Callable[[Alert], bytes] = encode_alert,  # the jsonl documents: ECS or OCSF
+    ):
         if output_format not in OUTPUT_FORMATS:
             raise ValueError(f"unknown output format {output_format!r}")
         self._stream = stream
         self._format = output_format
         self._own = own
+        self._encode = encode
         self._width = width
         self._held: list[Alert] = []  # the table is ranked, so it is written at the end
         self._text: io.TextIOWrapper | None = None
@@ -255,7 +264,7 @@ class AlertWriter:
     def write(self, alert: Alert) -> None:
         self.written += 1
         if self._format == "jsonl":
-            self._stream.write(encode_alert(alert) + b"\n")
+            self._stream.write(self._encode(alert) + b"\n")
         elif self._format == "csv":
             if self._csv is None:
                 self._text = io.TextIOWrapper(self._stream, encoding="utf-8", newline="")

@@ -21,6 +21,7 @@ from dataclasses import replace
 from aiokafka import ConsumerRecord, TopicPartition
 
 from beaconwatch.alerting.alert import Alert
+from beaconwatch.alerting.formats import alert_encoder
 from beaconwatch.config import Config
 from beaconwatch.core.host_owners import HostOwners
 from beaconwatch.core.pipeline import Pipeline
@@ -124,7 +125,7 @@ class DetectStage:
             # Tansu (and some managed services) lack idempotent producers, so it is opt-in;
             # acks=all plus commit-after-ack gives at-least-once without it.
             producer = ResendingProducer(await clients.producer(kafka), Backoff.of(kafka))
-            alerts = AlertSink(producer, kafka.alerts_topic)
+            alerts = AlertSink(producer, kafka.alerts_topic, encode=alert_encoder(self.config))
             dead_letters = DeadLetterSink(producer, kafka.dead_letter_topic)
             if kafka.checkpoint_interval_s > 0:
                 if kafka.create_topics:

@@ -1,6 +1,7 @@
 """Alerts to Kafka: key = the pair (so one pair's alerts stay ordered in one partition), value =
-the ECS JSON document. Sends are not awaited here: the service awaits the acks of a whole batch
-before it commits the input offsets (at-least-once)."""
+the alert's JSON document (ECS, or OCSF with alerting.format = "ocsf"). Sends are not awaited
+here: the service awaits the acks of a whole batch before it commits the input offsets
+(at-least-once)."""
 
 from __future__ import annotations
 
