@@ -82,3 +82,13 @@ def test_batch_histogram_and_gauges_are_exposed() -> None:
     assert _value(registry, "beaconwatch_batch_duration_seconds_bucket", le="0.0025") == 0
     assert _value(registry, "beaconwatch_consumer_lag_records") == 42
     assert _value(registry, "beaconwatch_partitions_assigned") == 3
+
+
+def test_ignore_and_suppression_reasons_start_at_zero() -> None:
+    """Series that exist before their first increment, so rate() and increase() count it."""
+    registry = CollectorRegistry()
+    ServiceMetrics.create(registry)
+    for reason in ("external_only", "inbound_initiated", "internal_only", "special_address",
+                   "allowed_ntp", "ntp_shaped"):  # fmt: skip
+        assert _value(registry, "beaconwatch_flows_ignored_total", reason=reason) == 0
+    assert _value(registry, "beaconwatch_alerts_suppressed_total", reason="allowlist") == 0

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 
-from beaconwatch.alerting.rules import SEVERITY_LEVELS
+from beaconwatch.alerting.rules import ALLOWLIST, SEVERITY_LEVELS
+from beaconwatch.core.scope import IgnoreReason
 from beaconwatch.core.stats import DetectorStats
 
 # Batches take from well under a millisecond (a few records) to seconds (100k records).
@@ -94,7 +95,7 @@ class ServiceMetrics:
             flows_ignored=PromCounter(
                 "beaconwatch_flows_ignored",
                 "Valid flows outside the detector's scope, by reason (external_only, "
-                "internal_only, special_address, allowed_ntp, ntp_shaped)",
+                "inbound_initiated, internal_only, special_address, allowed_ntp, ntp_shaped)",
                 ["reason"],
                 registry=r,
             ),
@@ -246,6 +247,11 @@ class ServiceMetrics:
             metrics.alerts.labels(severity=severity)
         for kind in ("duplicate", "continuation"):
             metrics.flows_merged.labels(kind=kind)
+        # A series born at 1 has no 0 before it: rate() and increase() would miss that first
+        # suppressed alert (the dashboard's panel stayed empty), so these start at 0 too.
+        for reason in (v for k, v in vars(IgnoreReason).items() if k.isupper()):
+            metrics.flows_ignored.labels(reason=reason)
+        metrics.alerts_suppressed.labels(reason=ALLOWLIST)
         for result in ("written", "failed"):
             metrics.checkpoints.labels(result=result)
         for result in ("restored", "none", "incomplete", "corrupt", "incompatible", "unreadable"):

@@ -116,6 +116,7 @@ class RepartitionStage:
                 # raced with its offset reset (a partition was never fetched).
                 nonlocal lagging
                 lagging = await source.lagging_partitions()
+                self.metrics.repartition_lag_records.set(await source.lag_records())
 
             while not stop.is_set():
                 records = await reader.poll(before_next=positions)
