@@ -23,9 +23,14 @@ from beaconwatch.core.host_owners import host_hash
 from beaconwatch.core.pipeline import split_tombstones
 from beaconwatch.core.scope import FlowScope
 from beaconwatch.core.stats import DetectorStats
-from beaconwatch.decode.base import Decoder, Rejection
+from beaconwatch.decode.base import Decoder, DecodeResult, Rejection
+from beaconwatch.decode.batch_scan import join_columns
 from beaconwatch.decode.flow_columns import BYTES_PER_FLOW, HEADER_BYTES, encode_flows
+from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
+from beaconwatch.decode.goflow2_pb import Goflow2PbDecoder
 from beaconwatch.decode.registry import TopicDecoders
+
+I64 = npt.NDArray[np.int64]
 
 
 def host_partitions(
@@ -70,6 +75,25 @@ class Repartitioner:
         scope are counted in ``stats.ignored_by_reason``."""
         values, positions, rejections = split_tombstones(records)
         decoded = self.decoders.for_topic(topic).decode(values)
+        return self._scoped(decoded, positions, rejections)
+
+    def scope_buffer(self, data: bytes, starts: I64, lengths: I64, topic: str) -> Scoped:
+        """`scope_records` of records lying back to back in ``data`` (a Kafka fetch): record
+        i is data[starts[i]:starts[i] + lengths[i]], length -1 for no value. The scanning
+        decoders read them where they lie; other formats get them as bytes."""
+        decoder = self.decoders.for_topic(topic)
+        if not isinstance(decoder, Goflow2JsonDecoder | Goflow2PbDecoder) or (lengths < 0).any():
+            values = [
+                None if n < 0 else data[s : s + n]
+                for s, n in zip(starts.tolist(), lengths.tolist(), strict=True)
+            ]
+            return self.scope_records(values, topic)
+        joined = join_columns(data, starts, lengths, decoder.max_record_bytes)
+        return self._scoped(decoder.decode_joined(joined), None, [])
+
+    def _scoped(
+        self, decoded: DecodeResult, positions: list[int] | None, rejections: list[Rejection]
+    ) -> Scoped:
         if positions is None:
             rejections.extend(decoded.rejections)
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +47,36 @@ def join_records(records: Sequence[bytes], max_record_bytes: int) -> JoinedBatch
     ends = np.cumsum(lengths)
     buf = np.frombuffer(b"".join(records), dtype=np.uint8)
     return JoinedBatch(records, buf, ends - lengths, ends, sizes, oversized)
+
+
+class LazyValues(Sequence[bytes]):
+    """Records that lie in one buffer, as bytes only when asked for (the fallback path)."""
+
+    def __init__(self, data: bytes | npt.NDArray[np.uint8], starts: I64, ends: I64) -> None:
+        self._data = data
+        self._starts = starts.tolist()
+        self._ends = ends.tolist()
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return bytes(self._data[self._starts[index] : self._ends[index]])
+
+
+def join_columns(data: bytes, starts: I64, lengths: I64, max_record_bytes: int) -> JoinedBatch:
+    """A `JoinedBatch` of records that already lie in ``data`` (a Kafka fetch): no copy.
+    Record i is data[starts[i]:starts[i] + lengths[i]]."""
+    oversized = lengths > max_record_bytes
+    ends = starts + np.where(oversized, 0, lengths)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    return JoinedBatch(LazyValues(data, starts, ends), buf, starts, ends, lengths, oversized)
 
 
 def not_accepted(joined: JoinedBatch, ok: npt.NDArray[np.bool_]) -> list[int]:

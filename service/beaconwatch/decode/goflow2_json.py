@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from beaconwatch.core.flows import FlowBatch
 from beaconwatch.decode.base import DecodeResult
-from beaconwatch.decode.batch_scan import finish_batch, join_records, not_accepted
+from beaconwatch.decode.batch_scan import JoinedBatch, finish_batch, join_records, not_accepted
 from beaconwatch.decode.fast_reject import utf8_problems
 from beaconwatch.decode.goflow2_record import decode_record
 from beaconwatch.decode.json_reject import judged_problems
@@ -65,7 +65,10 @@ class Goflow2JsonDecoder:
     def decode(self, records: Sequence[bytes]) -> DecodeResult:
         if not records:
             return DecodeResult(FlowBatch.empty(0), [])
-        joined = join_records(records, self.max_record_bytes)
+        return self.decode_joined(join_records(records, self.max_record_bytes))
+
+    def decode_joined(self, joined: JoinedBatch) -> DecodeResult:
+        """`decode` of records already back to back in one buffer (a Kafka fetch)."""
         status, field, value_start, value_end, *scanned = scan_batch(
             joined.buf, joined.starts, joined.ends, self._keys, self._key_lens,
             self._names, self._name_lens, self._name_nums,

@@ -15,7 +15,7 @@ from typing import Any
 
 from beaconwatch.core.flows import FlowBatch
 from beaconwatch.decode.base import DecodeResult
-from beaconwatch.decode.batch_scan import finish_batch, join_records, not_accepted
+from beaconwatch.decode.batch_scan import JoinedBatch, finish_batch, join_records, not_accepted
 from beaconwatch.decode.fast_reject import frame_problems
 from beaconwatch.decode.goflow2_pb_record import decode_record, encode_varint
 from beaconwatch.decode.goflow2_pb_schema import flow_message_class
@@ -54,7 +54,10 @@ class Goflow2PbDecoder:
     def decode(self, records: Sequence[bytes]) -> DecodeResult:
         if not records:
             return DecodeResult(FlowBatch.empty(0), [])
-        joined = join_records(records, self.max_record_bytes)
+        return self.decode_joined(join_records(records, self.max_record_bytes))
+
+    def decode_joined(self, joined: JoinedBatch) -> DecodeResult:
+        """`decode` of records already back to back in one buffer (a Kafka fetch)."""
         status, field, value, *scanned = scan_batch(
             joined.buf, joined.starts, joined.ends, self._kinds
         )

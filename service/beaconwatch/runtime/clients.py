@@ -31,8 +31,9 @@ class CheckpointStore(Protocol):
 @dataclass(frozen=True, slots=True)
 class Clients:
     producer: Callable[[KafkaConfig], Awaitable[Producer]]
-    # (kafka config, rebalance listener, topics, group id) -> a source not yet started
-    source: Callable[[KafkaConfig, ConsumerRebalanceListener, list[str], str], Source]
+    # (kafka config, rebalance listener, topics, group id, raw fetches) -> a source not yet
+    # started; raw fetches: polls may give `RawFetch`es (sources/raw_fetch.py) for records
+    source: Callable[[KafkaConfig, ConsumerRebalanceListener, list[str], str, bool], Source]
     checkpoint_store: Callable[[Producer, KafkaConfig], CheckpointStore]
     # (kafka config, topic -> partitions, topic -> configs) -> the topics created
     create_topics: Callable[
@@ -49,9 +50,15 @@ def kafka_clients() -> Clients:
     from beaconwatch.sources.kafka import KafkaFlowSource
 
     def source(
-        kafka: KafkaConfig, listener: ConsumerRebalanceListener, topics: list[str], group: str
+        kafka: KafkaConfig,
+        listener: ConsumerRebalanceListener,
+        topics: list[str],
+        group: str,
+        raw_fetches: bool,
     ) -> Source:
-        return KafkaFlowSource(kafka, listener, topics=topics, group_id=group)
+        return KafkaFlowSource(
+            kafka, listener, topics=topics, group_id=group, raw_fetches=raw_fetches
+        )
 
     async def producer(kafka: KafkaConfig) -> Producer:
         started: Producer = await start_producer(kafka)

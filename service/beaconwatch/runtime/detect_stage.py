@@ -145,6 +145,7 @@ class DetectStage:
                 RebalanceListener(self._on_revoked, self._on_assigned),
                 self.topics,
                 kafka.detect_group,
+                False,
             )
             self._ledger = ledger = OffsetLedger(
                 source, alert_listener=self._alert_listener, retry_backoff=Backoff.of(kafka)

@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
-import numpy as np
 from aiokafka import TopicPartition
 
 from beaconwatch.config import Config
 from beaconwatch.core.alignment import EventTimeAligner
-from beaconwatch.core.repartition import Repartitioner
+from beaconwatch.core.repartition import Repartitioner, Scoped
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.metrics.prometheus import ServiceMetrics
 from beaconwatch.runtime.backoff import Backoff
@@ -31,6 +30,7 @@ from beaconwatch.runtime.resending_producer import ResendingProducer
 from beaconwatch.sinks.base import Producer
 from beaconwatch.sinks.dead_letter import DeadLetterSink
 from beaconwatch.sources.base import Records, Source
+from beaconwatch.sources.polled_columns import PolledColumns, polled_columns
 from beaconwatch.sources.read_ahead import ReadAhead
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class RepartitionStage:
                 RebalanceListener(self._on_revoked, self._on_assigned),
                 list(kafka.input_topics),
                 kafka.group_id,
+                True,  # raw fetches: values decoded where they lie, no record objects
             )
             self._ledger = ledger = OffsetLedger(source, retry_backoff=Backoff.of(kafka))
             await source.start()
@@ -162,13 +163,12 @@ class RepartitionStage:
         for tp, msgs in records.items():
             if not msgs or tp not in self._ledger.assigned:
                 continue
-            values = [m.value for m in msgs]
-            scoped = await asyncio.to_thread(repartitioner.scope_records, values, tp.topic)
-            offsets = np.fromiter((m.offset for m in msgs), dtype=np.int64, count=len(msgs))
+            polled, scoped = await asyncio.to_thread(_scope, repartitioner, msgs, tp.topic)
+            offsets = polled.offsets
             aligner.add(tp, scoped.flows, offsets[scoped.flows.record_index], offsets[-1] + 1)
-            deliveries.extend(await dead_letters.send_rejections(msgs, scoped.rejections))
+            deliveries.extend(await dead_letters.send_rejections(polled.records, scoped.rejections))
             dead_lettered += len(scoped.rejections)
-            consumed += len(msgs)
+            consumed += len(polled)
         released = aligner.release(lagging & self._ledger.assigned)
         if released.forced:
             self.metrics.alignment_forced.inc()
@@ -213,3 +213,11 @@ class RepartitionStage:
                 "repartition assigned partitions: %s",
                 sorted(f"{t.topic}-{t.partition}" for t in assigned),
             )
+
+
+def _scope(
+    repartitioner: Repartitioner, msgs: Sequence[object], topic: str
+) -> tuple[PolledColumns, Scoped]:
+    """One partition's polled records (raw fetches or records) -> columns -> scoped flows."""
+    polled = polled_columns(msgs)
+    return polled, repartitioner.scope_buffer(polled.data, polled.starts, polled.lengths, topic)

@@ -244,7 +244,11 @@ class MemoryCheckpointStore:
 
 def memory_clients(kafka: MemoryKafka) -> Clients:
     def source(
-        config: KafkaConfig, listener: ConsumerRebalanceListener, topics: list[str], group: str
+        config: KafkaConfig,
+        listener: ConsumerRebalanceListener,
+        topics: list[str],
+        group: str,
+        raw_fetches: bool,  # records always: the stages take both
     ) -> Source:
         return MemorySource(kafka, listener, topics, group, config.max_batch_records)
 

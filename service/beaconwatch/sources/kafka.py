@@ -19,6 +19,8 @@ from aiokafka.structs import OffsetAndMetadata
 from beaconwatch.config import KafkaConfig
 from beaconwatch.runtime.kafka_options import client_options
 from beaconwatch.sources.base import Records
+from beaconwatch.sources.raw_fetch import install as install_raw_fetches
+from beaconwatch.sources.raw_fetch import raw_values
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +33,13 @@ class KafkaFlowSource:
         *,
         topics: list[str] | None = None,
         group_id: str | None = None,
+        raw_fetches: bool = False,
     ) -> None:
         """Read ``topics`` (default: kafka.input_topics) in consumer group ``group_id``
-        (default: kafka.group_id)."""
+        (default: kafka.group_id). ``raw_fetches``: polls give each partition's fetched bytes
+        as a `RawFetch` where aiokafka can be spared making a record object each."""
+        if raw_fetches:
+            install_raw_fetches()
         self._kafka = kafka
         self._listener = listener
         self._topics = topics if topics is not None else kafka.input_topics
@@ -45,6 +51,7 @@ class KafkaFlowSource:
             max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
             session_timeout_ms=kafka.session_timeout_ms,
             heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+            value_deserializer=raw_values if raw_fetches else None,
             **client_options(kafka),
         )
 
