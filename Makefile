@@ -40,7 +40,7 @@ test: install lint typecheck ## Lint, type-check, unit and integration tests
 	$(BIN)/pytest tests/unit tests/integration
 
 .PHONY: test-deploy
-test-deploy: install ## Kubernetes manifests: kubeconform (strict, local schemas) on them and their kustomize build, policy tests
+test-deploy: install ## Kubernetes manifests: kubeconform (strict, local schemas) and Pod Security checks on them and their kustomize build, policy tests, the container on a read-only root
 	PYTHON=$(BIN)/python tests/harness/k8s-tools.sh install
 	tests/harness/k8s-tools.sh validate
 	$(BIN)/pytest tests/deploy

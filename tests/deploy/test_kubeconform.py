@@ -1,6 +1,7 @@
-"""deploy/kubernetes against the Kubernetes API schemas, with the real kubeconform and
-kustomize (`tests/harness/k8s-tools.sh install`, run by `make test-deploy`), exactly as CI
-runs them: `tests/harness/k8s-tools.sh validate DIR`. Each breakage below must fail it."""
+"""deploy/kubernetes against the Kubernetes API schemas (the real kubeconform and kustomize)
+and the Pod Security Standards its Namespace enforces (psa-check, on the API server's own
+PodSecurity code), built by `tests/harness/k8s-tools.sh install` and run exactly as CI runs
+them: `tests/harness/k8s-tools.sh validate DIR`. Each breakage below must fail it."""
 
 from __future__ import annotations
 
@@ -25,10 +26,10 @@ def validate(directory: Path) -> subprocess.CompletedProcess[str]:
 
 
 def summaries(output: str) -> list[dict[str, int]]:
-    """kubeconform's -summary lines, as counts."""
+    """The -summary lines of kubeconform and psa-check, as counts."""
     return [
         {key.lower(): int(n) for key, n in re.findall(r"(\w+): (\d+)", line.split(" - ", 1)[1])}
-        | {"resources": int(line.split()[1])}
+        | {"found": int(line.split()[1])}
         for line in output.splitlines()
         if line.startswith("Summary: ")
     ]
@@ -37,11 +38,11 @@ def summaries(output: str) -> list[dict[str, int]]:
 def test_the_manifests_and_the_kustomize_build_are_valid() -> None:
     result = validate(MANIFESTS)
     assert result.returncode == 0, result.stdout + result.stderr
-    files, built = summaries(result.stdout)
+    files, built, psa_files, psa_built = summaries(result.stdout)
     # Every resource in the directory was checked; only kustomization.yaml was skipped.
     every = [doc for path in MANIFESTS.rglob("*.yaml") for doc in load(path)]
     assert files == {
-        "resources": len(every),
+        "found": len(every),
         "valid": len(every) - 1,
         "invalid": 0,
         "errors": 0,
@@ -49,12 +50,16 @@ def test_the_manifests_and_the_kustomize_build_are_valid() -> None:
     }
     deployed = [doc for path in base_files() for doc in load(path)]
     assert built == {
-        "resources": len(deployed),
+        "found": len(deployed),
         "valid": len(deployed),
         "invalid": 0,
         "errors": 0,
         "skipped": 0,
     }
+
+    # One pod template, allowed by the level its Namespace enforces (restricted).
+    assert psa_files == psa_built == {"found": 1, "allowed": 1, "forbidden": 0}
+    assert result.stdout.count("allowed by restricted:latest") == 2
 
 
 @pytest.fixture()
@@ -82,6 +87,25 @@ BREAKAGES = [
     ("deployment.yaml", "apiVersion: apps/v1", "apiVersion: apps/v1beta9", "could not find schema"),
     ("service.yaml", "targetPort: metrics", "targetPort: [metrics]", "/spec/ports/0/targetPort"),
     ("service.yaml", "port: 9108", "prot: 9108", "missing property 'port'"),
+    # Valid for the schema, forbidden by the namespace's Pod Security level (psa-check).
+    (
+        "deployment.yaml",
+        "allowPrivilegeEscalation: false",
+        "allowPrivilegeEscalation: true",
+        "forbidden by restricted:latest: allowPrivilegeEscalation != false",
+    ),
+    (
+        "deployment.yaml",
+        'drop: ["ALL"]',
+        'drop: ["ALL"]\n              add: ["NET_ADMIN"]',
+        'forbidden by restricted:latest: unrestricted capabilities (container "beaconwatch"',
+    ),
+    (
+        "deployment.yaml",
+        "runAsUser: 10001\n        runAsGroup",
+        "runAsUser: 0\n        runAsGroup",
+        "forbidden by restricted:latest: runAsUser=0",
+    ),
     (
         "monitoring/podmonitor.yaml",
         "podMetricsEndpoints:",
@@ -114,7 +138,7 @@ def test_a_breakage_only_the_kustomize_build_has_fails(copy: Path) -> None:
         )
     result = validate(copy)
     assert result.returncode != 0
-    files, built = summaries(result.stdout)
+    files, built = summaries(result.stdout)  # it stops at the first failing step
     assert files["invalid"] == 0
     assert built["invalid"] == 1
     assert "additional properties 'hostNetwrk' not allowed" in result.stdout

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Kubernetes manifest tools for `make test-deploy`:
 #   tests/harness/k8s-tools.sh install          build and generate what validate needs
-#   tests/harness/k8s-tools.sh validate [DIR]   kubeconform, strict, on DIR's manifests and on
-#                                               `kustomize build DIR` (default deploy/kubernetes)
+#   tests/harness/k8s-tools.sh validate [DIR]   kubeconform, strict, then psa-check, on DIR's
+#                                               manifests and on `kustomize build DIR`
+#                                               (default deploy/kubernetes)
 #
 # install: kubeconform and kustomize built from the Go module proxy, and JSON schemas
 # generated from what the Go module proxy serves: the Kubernetes OpenAPI spec of the
 # k8s.io/kubernetes module (api/openapi-spec/swagger.json) and the Prometheus Operator's CRDs
 # (for monitoring/podmonitor.yaml). kubeconform's default schema location is GitHub, which CI
-# cannot reach: it only ever reads the schemas made here. Everything goes under .cache/
-# (git-ignored), and each step is skipped when its result is already there:
+# cannot reach: it only ever reads the schemas made here. And psa-check (tests/harness/
+# psa-check, pinned by its go.sum): the pod templates against the Pod Security Standards level
+# their Namespace enforces, with the API server's own PodSecurity code. Everything goes under
+# .cache/ (git-ignored), and each step is skipped when its result is already there:
 #   .cache/tools/bin/{kubeconform,kustomize}   (go install, pinned versions)
+#   .cache/tools/bin/psa-check                 (go build)
 #   .cache/k8s-schemas/<k8s version>/*.json    (tests/harness/k8s_schemas.py; ~300 files, 3 MB)
 set -euo pipefail
 caller="$PWD"
@@ -45,6 +49,8 @@ install() {
         || "${go_env[@]}" go install "github.com/yannh/kubeconform/cmd/kubeconform@${KUBECONFORM_VERSION}"
     installed kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION" \
         || "${go_env[@]}" go install "sigs.k8s.io/kustomize/kustomize/v5@${KUSTOMIZE_VERSION}"
+    # go build is a no-op when nothing changed; GOTOOLCHAIN=local: never fetch another Go.
+    (cd tests/harness/psa-check && "${go_env[@]}" GOTOOLCHAIN=local go build -o "$tools/bin/psa-check" .)
     if [ ! -f "$stamp" ]; then
         # Module zips (k8s.io/kubernetes ~18 MB) are checked against sum.golang.org as usual.
         local kubernetes operator crds
@@ -57,8 +63,8 @@ install() {
             "$crds/monitoring.coreos.com_podmonitors.yaml" "$crds/monitoring.coreos.com_servicemonitors.yaml"
         touch "$stamp"
     fi
-    echo "k8s-tools: kubeconform ${KUBECONFORM_VERSION}, kustomize ${KUSTOMIZE_VERSION}, schemas of" \
-        "Kubernetes ${K8S_SCHEMA_VERSION} and Prometheus Operator ${PROMETHEUS_OPERATOR_VERSION}"
+    echo "k8s-tools: kubeconform ${KUBECONFORM_VERSION}, kustomize ${KUSTOMIZE_VERSION}, psa-check," \
+        "schemas of Kubernetes ${K8S_SCHEMA_VERSION} and Prometheus Operator ${PROMETHEUS_OPERATOR_VERSION}"
 }
 
 # Every kind must have a schema (no -ignore-missing-schemas): an unknown kind or apiVersion
@@ -74,6 +80,10 @@ validate() {
     "${kubeconform[@]}" "$dir"
     echo "kubeconform: kustomize build $dir"
     "$tools/bin/kustomize" build "$dir" | "${kubeconform[@]}" -
+    echo "psa-check: the manifests in $dir"
+    "$tools/bin/psa-check" "$dir"/*.yaml
+    echo "psa-check: kustomize build $dir"
+    "$tools/bin/kustomize" build "$dir" | "$tools/bin/psa-check" -
 }
 
 case "${1:-}" in
