@@ -6,8 +6,8 @@ probes, detect the planted beacons (numba kernels compiled into the /tmp cache) 
 SIGTERM, its partitions checkpointed, within the pod's terminationGracePeriodSeconds.
 
 What differs from the cluster: the broker (the embedded one, PLAINTEXT), topic names and
-partitions, a free metrics port, and root without capabilities instead of uid 10001 (the
-interpreter of this machine lives under /root, which uid 10001 cannot enter). Kubernetes itself
+partitions, a free metrics port, and root without capabilities instead of uid 10001 (our
+machines' interpreter lives in root's home, which uid 10001 cannot enter). Kubernetes itself
 cannot run here: no container runtime."""
 
 from __future__ import annotations
