@@ -131,7 +131,31 @@ func readDocs(path string) ([][]byte, error) {
 	}
 }
 
-// parse returns the pod templates of one document; a Namespace records its enforced level.
+// templates decode the pod template of each workload kind.
+var templates = map[string]func([]byte) (corev1.PodTemplateSpec, error){
+	"Pod": decode(func(p *corev1.Pod) corev1.PodTemplateSpec {
+		return corev1.PodTemplateSpec{ObjectMeta: p.ObjectMeta, Spec: p.Spec}
+	}),
+	"Deployment":  decode(func(d *appsv1.Deployment) corev1.PodTemplateSpec { return d.Spec.Template }),
+	"StatefulSet": decode(func(s *appsv1.StatefulSet) corev1.PodTemplateSpec { return s.Spec.Template }),
+	"DaemonSet":   decode(func(d *appsv1.DaemonSet) corev1.PodTemplateSpec { return d.Spec.Template }),
+	"ReplicaSet":  decode(func(r *appsv1.ReplicaSet) corev1.PodTemplateSpec { return r.Spec.Template }),
+	"Job":         decode(func(j *batchv1.Job) corev1.PodTemplateSpec { return j.Spec.Template }),
+	"CronJob": decode(func(c *batchv1.CronJob) corev1.PodTemplateSpec {
+		return c.Spec.JobTemplate.Spec.Template
+	}),
+}
+
+func decode[T any](template func(*T) corev1.PodTemplateSpec) func([]byte) (corev1.PodTemplateSpec, error) {
+	return func(doc []byte) (corev1.PodTemplateSpec, error) {
+		var object T
+		err := yaml.Unmarshal(doc, &object)
+		return template(&object), err
+	}
+}
+
+// parse returns the pod template of one document, if it has one; a Namespace records the
+// level it enforces.
 func parse(doc []byte, namespaces map[string]api.LevelVersion) ([]workload, error) {
 	var head struct {
 		Kind     string            `json:"kind"`
@@ -140,48 +164,30 @@ func parse(doc []byte, namespaces map[string]api.LevelVersion) ([]workload, erro
 	if err := yaml.Unmarshal(doc, &head); err != nil {
 		return nil, err
 	}
-	name := fmt.Sprintf("%s %s/%s", head.Kind, head.Metadata.Namespace, head.Metadata.Name)
-	one := func(meta metav1.ObjectMeta, spec corev1.PodSpec) []workload {
-		return []workload{{name: name, namespace: head.Metadata.Namespace, meta: meta, spec: spec}}
-	}
-	switch head.Kind {
-	case "Namespace":
-		if level, ok := head.Metadata.Labels[enforceLabel]; ok {
-			version := head.Metadata.Labels[enforceVersionLabel]
-			if version == "" {
-				version = "latest"
-			}
-			lv, err := levelVersion(level, version)
-			if err != nil {
-				return nil, fmt.Errorf("namespace %s: %w", head.Metadata.Name, err)
-			}
-			namespaces[head.Metadata.Name] = lv
+	if head.Kind == "Namespace" {
+		level, ok := head.Metadata.Labels[enforceLabel]
+		if !ok {
+			return nil, nil
 		}
-	case "Pod":
-		var pod corev1.Pod
-		err := yaml.Unmarshal(doc, &pod)
-		return one(pod.ObjectMeta, pod.Spec), err
-	case "Deployment":
-		var d appsv1.Deployment
-		err := yaml.Unmarshal(doc, &d)
-		return one(d.Spec.Template.ObjectMeta, d.Spec.Template.Spec), err
-	case "StatefulSet":
-		var s appsv1.StatefulSet
-		err := yaml.Unmarshal(doc, &s)
-		return one(s.Spec.Template.ObjectMeta, s.Spec.Template.Spec), err
-	case "DaemonSet":
-		var s appsv1.DaemonSet
-		err := yaml.Unmarshal(doc, &s)
-		return one(s.Spec.Template.ObjectMeta, s.Spec.Template.Spec), err
-	case "Job":
-		var j batchv1.Job
-		err := yaml.Unmarshal(doc, &j)
-		return one(j.Spec.Template.ObjectMeta, j.Spec.Template.Spec), err
-	case "CronJob":
-		var c batchv1.CronJob
-		err := yaml.Unmarshal(doc, &c)
-		t := c.Spec.JobTemplate.Spec.Template
-		return one(t.ObjectMeta, t.Spec), err
+		version := head.Metadata.Labels[enforceVersionLabel]
+		if version == "" {
+			version = "latest"
+		}
+		lv, err := levelVersion(level, version)
+		if err != nil {
+			return nil, fmt.Errorf("namespace %s: %w", head.Metadata.Name, err)
+		}
+		namespaces[head.Metadata.Name] = lv
+		return nil, nil
 	}
-	return nil, nil
+	template, ok := templates[head.Kind]
+	if !ok {
+		return nil, nil
+	}
+	t, err := template(doc)
+	if err != nil {
+		return nil, err
+	}
+	name := fmt.Sprintf("%s %s/%s", head.Kind, head.Metadata.Namespace, head.Metadata.Name)
+	return []workload{{name: name, namespace: head.Metadata.Namespace, meta: t.ObjectMeta, spec: t.Spec}}, nil
 }
