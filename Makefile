@@ -40,6 +40,12 @@ test-integration: install ## Integration tests (start an embedded Kafka broker)
 test: install lint typecheck ## Lint, type-check, unit and integration tests
 	$(BIN)/pytest tests/unit tests/integration
 
+.PHONY: test-deploy
+test-deploy: install ## Kubernetes manifests: kubeconform (strict, local schemas) and Pod Security checks on them and their kustomize build, policy tests, the container on a read-only root
+	PYTHON=$(BIN)/python tests/harness/k8s-tools.sh install
+	tests/harness/k8s-tools.sh validate
+	$(BIN)/pytest tests/deploy
+
 e2e-tools: install ## Install what test-kafka and test-e2e need: softflowd, pmacct (apt), goflow2 (go), Apache Kafka (Maven)
 	PYTHON=$(BIN)/python tests/harness/install-e2e-tools.sh
 
