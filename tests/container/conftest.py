@@ -5,6 +5,7 @@ user, its default command, configured from the environment."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.error
 import urllib.request
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from beaconwatch.embedded.tansu import EmbeddedBroker, free_port
+from beaconwatch.embedded.tansu import EmbeddedBroker, create_topics, free_port
 from tests.harness.container import BuiltImage, build_image, podman
 
 READY_LIMIT_S = 10.0  # the issue's bound from container start to /readyz 200
+INPUT_TOPIC, INPUT_PARTITIONS = "flows", 3  # the image config's input topic
 GIVE_UP_S = 120.0  # how long a slow start is still waited for, to report how slow it was
 # Tansu answers a JoinGroup after half the session timeout: a short one keeps starts fast.
 FAST_GROUP = {
@@ -81,6 +83,8 @@ def _wait_ready(name: str, url: str, started_s: float) -> float:
 def service(image: BuiltImage, broker: EmbeddedBroker) -> Iterator[ServiceContainer]:
     """The image's default command against the broker; ready. Removed (logs shown) after."""
     name = f"beaconwatch-test-{uuid.uuid4().hex[:8]}"
+    # The collectors' topic exists before the service starts, as in production.
+    asyncio.run(create_topics(broker.bootstrap_servers, {INPUT_TOPIC: INPUT_PARTITIONS}))
     port = free_port()
     env = {
         "BEACONWATCH_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,

@@ -15,9 +15,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from beaconwatch.cli.report import beacon_pair
 from beaconwatch.cli.simulate import produce
-from beaconwatch.embedded.tansu import EmbeddedBroker, create_topics, free_port
+from beaconwatch.embedded.tansu import EmbeddedBroker, free_port
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
-from tests.container.conftest import READY_LIMIT_S, ServiceContainer
+from tests.container.conftest import INPUT_TOPIC, READY_LIMIT_S, ServiceContainer
 from tests.harness.container import BuiltImage, podman
 from tests.harness.image_layers import dead_bytes, read_layers
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(900)
 
 # The traffic of tests/integration/test_cli_simulate_service.py: two hours, four beacons.
 SPEC = SimulationSpec(seed=9, start_ms=1_700_000_000_000, duration_s=7200.0, hosts=150, beacons=4)
-INPUT_TOPIC, ALERTS_TOPIC = "flows", "beaconwatch.alerts"  # the image config's defaults
+ALERTS_TOPIC = "beaconwatch.alerts"  # the image config's
 KERNEL_CACHE = "/tmp/numba-cache"  # NUMBA_CACHE_DIR in the image
 IMAGE_KERNELS = "/opt/beaconwatch/numba-cache"  # compiled at build time
 DEAD_BYTES_ALLOWED = 64 * 1024  # useradd rewrites /etc/passwd, group, shadow... of the base
@@ -76,7 +76,6 @@ async def test_planted_beacons_are_alerted_from_the_container(
     service: ServiceContainer, broker: EmbeddedBroker
 ) -> None:
     bootstrap = broker.bootstrap_servers
-    await create_topics(bootstrap, {INPUT_TOPIC: 3})
     sim = TrafficSimulator(SPEC)
     produced = await produce(sim, bootstrap, INPUT_TOPIC)
     planted = {beacon_pair(b) for b in sim.planted}
