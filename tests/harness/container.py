@@ -108,6 +108,9 @@ def ensure_base_image() -> str:
         [
             "mmdebstrap", "--variant=minbase", "--include=" + ",".join(BASE_PACKAGES),
             "--aptopt=Acquire::Languages \"none\"",
+            "--aptopt=APT::Install-Recommends \"false\"",
+            # /usr merged by mmdebstrap's hook, not by the usrmerge package (50 MB of perl).
+            "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
             "--dpkgopt=path-exclude=/usr/share/man/*",
             "--dpkgopt=path-exclude=/usr/share/locale/*",
             "--dpkgopt=path-exclude=/usr/share/doc/*",
