@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-unit test-integration test-kafka test-e2e e2e-tools lint typecheck bench eval null-tables clean-jit clean
 .PHONY: monitoring-tools test-monitoring
+.PHONY: container-tools test-container
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,6 +62,12 @@ monitoring-tools: ## Install what test-monitoring needs: prometheus, promtool an
 
 test-monitoring: install ## Alerting rules (promtool), dashboard queries on a real Prometheus, podman-compose config
 	$(BIN)/pytest tests/monitoring
+container-tools: ## Install what test-container needs: podman, runc, mmdebstrap (Debian packages)
+	tests/harness/install-container-tools.sh
+
+test-container: install container-tools ## Build the service image (Debian base by mmdebstrap) and test it with podman
+	$(BIN)/python tests/harness/container.py build
+	$(BIN)/pytest tests/container -s
 
 bench: install ## Run the benchmarks in bench/ (decode, core, storms, end to end, stages, restore, eviction)
 	$(BIN)/python bench/decode.py
