@@ -19,12 +19,16 @@ import sys
 import time
 from collections.abc import Sequence
 
+import numpy as np
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
 from beaconwatch.config import Config
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.core.repartition import Repartitioner
 from beaconwatch.decode.registry import get_decoder
 from beaconwatch.simulate.encoders import FORMATS, encode_flows
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
+from beaconwatch.sources.record_batches import index_fetch
 
 # Small but long enough for the planted beacons to be scored and alerted: every kernel runs.
 _SPEC = SimulationSpec(seed=1, start_ms=1_700_000_000_000, duration_s=4 * 3600.0, hosts=20)
@@ -46,11 +50,34 @@ def compile_kernels(spec: SimulationSpec = _SPEC) -> dict[str, int]:
     # The service's two stages: collectors' records -> internal topic -> detector. One
     # internal partition keeps the flows in time order for the one detector here.
     repartitioner = Repartitioner(config, partitions=1, max_record_bytes=512 * 1024)
-    scoped = repartitioner.scope_records(encode_flows(config.kafka.input_format, flows), "flows")
+    # As the service reads them: Kafka record batches indexed in place (sources/raw_fetch.py).
+    fetched = record_batches(encode_flows(config.kafka.input_format, flows))
+    index = index_fetch(np.frombuffer(fetched, dtype=np.uint8), 0)
+    scoped = repartitioner.scope_buffer(fetched, index.value_starts, index.value_lengths, "flows")
     internal = [r for records in repartitioner.group([scoped.flows]).values() for r in records]
     pipeline = Pipeline(config, decoder=get_decoder("beaconwatch-flows"))
     alerts["repartitioned"] = len(pipeline.process_records(internal).alerts)
     return alerts
+
+
+def record_batches(values: Sequence[bytes]) -> bytes:
+    """``values`` as a broker sends them in a fetch: record batches (format v2) back to back."""
+    out, offset = bytearray(), 0
+    while offset < len(values):
+        builder = DefaultRecordBatchBuilder(
+            magic=2, compression_type=0, is_transactional=False, producer_id=-1,
+            producer_epoch=-1, base_sequence=-1, batch_size=1 << 20,
+        )  # fmt: skip
+        count = 0
+        while offset + count < len(values) and builder.append(
+            count, timestamp=None, key=None, value=values[offset + count], headers=[]
+        ):
+            count += 1
+        batch = bytearray(builder.build())
+        batch[0:8] = offset.to_bytes(8, "big")  # the batch's base offset
+        out += batch
+        offset += count
+    return bytes(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
