@@ -94,11 +94,12 @@ def run_service(args: argparse.Namespace, config: Config) -> int:
 
 async def broker_problem(config: Config) -> str | None:
     """Why the brokers of ``kafka.bootstrap_servers`` cannot be reached, or None: checked
-    once before any stage or worker starts, so a wrong address or a broker that is down is
-    one line, not a traceback per worker."""
+    once before any stage or worker starts, so a wrong address, a broker that is down, an
+    untrusted certificate or a refused login is one line, not a traceback per worker."""
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
+    from beaconwatch.runtime.connect_errors import connection_problem
     from beaconwatch.runtime.kafka_options import client_options
 
     kafka = config.kafka
@@ -110,7 +111,8 @@ async def broker_problem(config: Config) -> str | None:
         await admin.start()
     except (KafkaError, OSError) as exc:
         if isinstance(exc, KafkaConnectionError | OSError):
-            reason = "no broker answered"
+            # aiokafka only logged each broker's reason: dial once more to learn it.
+            reason = await connection_problem(kafka) or "no broker answered"
         else:
             reason = str(exc).removeprefix(f"{type(exc).__name__}: ")
         return (

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from beaconwatch.config import KafkaConfig
+from beaconwatch.config_security import TLS_PROTOCOLS, tls_context
 
 
 def client_options(kafka: KafkaConfig) -> dict[str, Any]:
@@ -15,15 +16,20 @@ def client_options(kafka: KafkaConfig) -> dict[str, Any]:
         "client_id": kafka.client_id,
         "security_protocol": kafka.security_protocol,
     }
-    if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        from aiokafka.helpers import create_ssl_context
-
-        options["ssl_context"] = create_ssl_context()  # system trust store
+    if kafka.security_protocol in TLS_PROTOCOLS:
+        options["ssl_context"] = tls_context(kafka)
     if kafka.security_protocol.startswith("SASL"):
-        options["sasl_mechanism"] = kafka.sasl_mechanism or "PLAIN"
-        options["sasl_plain_username"] = kafka.sasl_username
-        password = kafka.sasl_password
-        options["sasl_plain_password"] = password.get_secret_value() if password else None
+        mechanism = kafka.sasl_mechanism or "PLAIN"
+        options["sasl_mechanism"] = mechanism
+        if mechanism == "OAUTHBEARER":
+            from beaconwatch.runtime.oauth_token import FileTokenProvider
+
+            assert kafka.sasl_oauth_token_file is not None  # checked by the config
+            options["sasl_oauth_token_provider"] = FileTokenProvider(kafka.sasl_oauth_token_file)
+        else:
+            options["sasl_plain_username"] = kafka.sasl_username
+            password = kafka.sasl_password
+            options["sasl_plain_password"] = password.get_secret_value() if password else None
     return options
 
 
