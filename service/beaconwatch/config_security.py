@@ -46,6 +46,8 @@ class KafkaSecurity(BaseModel):
     def _readable_file(cls, value: str | None) -> str | None:
         if value is not None:
             path = Path(value)
+            if path.is_dir():
+                raise ValueError(f"a directory, not a file: {value}")
             if not path.is_file():
                 raise ValueError(f"file not found: {value}")
             if not os.access(path, os.R_OK):
@@ -81,18 +83,17 @@ class KafkaSecurity(BaseModel):
 
 
 def tls_context(security: KafkaSecurity) -> ssl.SSLContext:
-    """The client TLS context: verifies the broker (ssl_cafile or the system trust store, its
-    hostname unless ssl_check_hostname = false) and presents the client certificate, if any.
-    Raises ValueError naming the setting whose file does not load."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    """The client TLS context: verifies the broker (against ssl_cafile alone, else the system
+    trust store; its hostname unless ssl_check_hostname = false) and presents the client
+    certificate, if any. Raises ValueError naming the setting whose file does not load."""
+    try:
+        # With ssl_cafile only its CAs are trusted, as a Java client's trust store is.
+        context = ssl.create_default_context(cafile=security.ssl_cafile)
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(
+            f"ssl_cafile {security.ssl_cafile}: no usable PEM CA certificate ({_reason(exc)})"
+        ) from None
     context.check_hostname = security.ssl_check_hostname  # verify_mode stays CERT_REQUIRED
-    if security.ssl_cafile:
-        try:
-            context.load_verify_locations(cafile=security.ssl_cafile)
-        except (ssl.SSLError, OSError) as exc:
-            raise ValueError(
-                f"ssl_cafile {security.ssl_cafile}: no usable PEM CA certificate ({_reason(exc)})"
-            ) from None
     if security.ssl_certfile:
         secret = security.ssl_key_password
         # Never None: OpenSSL would ask for the password of an encrypted key on the terminal.

@@ -213,3 +213,23 @@ def test_beaconwatch_run_says_why_in_one_line(
         "Authentication failed during authentication due to invalid credentials with SASL "
         "mechanism SCRAM-SHA-512"
     ]
+
+
+async def test_a_certificate_for_another_host_is_refused_unless_hostname_checks_are_off(
+    tmp_path: Path, names: Names
+) -> None:
+    pki = make_pki(tmp_path, server_names=("kafka.example.internal",))  # not 127.0.0.1
+    with ApacheKafkaBroker(secure=SecureListeners(pki.broker_keystore, pki.ca_cert)) as broker:
+        settings = {
+            "bootstrap_servers": broker.address("SSL"),
+            "security_protocol": "SSL",
+            "ssl_cafile": str(pki.ca_cert),
+            "ssl_certfile": str(pki.client_cert),
+            "ssl_keyfile": str(pki.client_key),
+            "ssl_key_password": pki.client_key_password,
+        }
+        problem = one_line(await broker_problem(make_config(broker, names, **settings)))
+        assert "certificate does not name the host dialled" in problem, problem
+        assert "IP address mismatch" in problem and "ssl_check_hostname" in problem, problem
+        unchecked = make_config(broker, names, **settings, ssl_check_hostname=False)
+        assert await broker_problem(unchecked) is None  # the CA is still checked: it is ours
