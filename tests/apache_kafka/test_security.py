@@ -233,3 +233,22 @@ async def test_a_certificate_for_another_host_is_refused_unless_hostname_checks_
         assert "IP address mismatch" in problem and "ssl_check_hostname" in problem, problem
         unchecked = make_config(broker, names, **settings, ssl_check_hostname=False)
         assert await broker_problem(unchecked) is None  # the CA is still checked: it is ours
+
+
+async def test_an_oauthbearer_token_is_read_again_at_each_connection(
+    secure: SecureBroker, names: Names, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    settings = {**security(secure, "OAUTHBEARER"), "sasl_oauth_token_file": str(token)}
+    token.write_text(unsecured_jwt("beaconwatch", lifetime_s=-60))  # expired a minute ago
+    config = secured_config(secure, names, **settings)
+    problem = one_line(await broker_problem(config))
+    assert f"SASL OAUTHBEARER login with the token in {token} refused" in problem, problem
+    assert '"invalid_token"' in problem and "eyJ" not in problem, problem  # no token shown
+    token.write_text("")
+    problem = one_line(await broker_problem(config))
+    assert f"kafka.sasl_oauth_token_file {token} is empty" in problem, problem
+    rotated = tmp_path / "token.new"  # the platform's rotation: a new file moved in place
+    rotated.write_text(unsecured_jwt("beaconwatch"))
+    rotated.replace(token)
+    assert await broker_problem(config) is None  # the same config, the new token

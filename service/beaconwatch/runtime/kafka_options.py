@@ -22,8 +22,10 @@ def client_options(kafka: KafkaConfig) -> dict[str, Any]:
         mechanism = kafka.sasl_mechanism or "PLAIN"
         options["sasl_mechanism"] = mechanism
         if mechanism == "OAUTHBEARER":
+            from beaconwatch.runtime import oauth_sasl
             from beaconwatch.runtime.oauth_token import FileTokenProvider
 
+            oauth_sasl.install()  # aiokafka alone takes a refused token for a login
             assert kafka.sasl_oauth_token_file is not None  # checked by the config
             options["sasl_oauth_token_provider"] = FileTokenProvider(kafka.sasl_oauth_token_file)
         else:

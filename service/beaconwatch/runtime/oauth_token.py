@@ -10,8 +10,9 @@ from pathlib import Path
 from aiokafka.abc import AbstractTokenProvider
 
 
-class TokenFileError(RuntimeError):
-    pass
+class TokenFileError(OSError):
+    """The token file cannot be read: an OSError, so aiokafka treats it as a failed
+    connection (and retries) rather than a crash."""
 
 
 class FileTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka is untyped
