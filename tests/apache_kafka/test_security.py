@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from beaconwatch.cli import main
-from beaconwatch.cli.run import broker_problem
+from beaconwatch.cli.run import broker_problem, setup_logging
 from beaconwatch.config import Config
 from beaconwatch.runtime.kafka_options import client_options
 from beaconwatch.runtime.topics import create_topics
@@ -136,8 +137,10 @@ VARIANTS = ["mtls", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
 @pytest.mark.parametrize("variant", VARIANTS)
 async def test_beacons_are_alerted_through_a_secured_listener(
-    secure: SecureBroker, names: Names, variant: str
+    secure: SecureBroker, names: Names, variant: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    setup_logging("DEBUG")  # the service's logging at its most verbose
+    caplog.set_level(logging.DEBUG)
     config = secured_config(secure, names, **security(secure, variant))
     assert await broker_problem(config) is None
     # The input topic is made by the admin client of these settings, flows sent through them.
@@ -152,6 +155,9 @@ async def test_beacons_are_alerted_through_a_secured_listener(
     alerts = [orjson.loads(v) for v in await read_all(config, names.alerts, len(BEACONS))]
     alerted = {(a["source"]["ip"], a["destination"]["ip"]) for a in alerts}
     assert alerted == {(src, dst) for src, dst, _ in BEACONS}
+    assert "beaconwatch starting" in caplog.text  # its settings logged, the secrets not
+    for secret in (PASSWORD, secure.pki.client_key_password, secure.token_file.read_text()):
+        assert secret.strip() not in caplog.text
 
 
 def one_line(problem: str | None) -> str:
@@ -199,19 +205,41 @@ async def test_a_wrong_password_is_refused_without_showing_it(
     assert WRONG_PASSWORD not in problem and PASSWORD not in problem
 
 
+@pytest.mark.parametrize("case", ["another CA", "no client certificate", "wrong password"])
 def test_beaconwatch_run_says_why_in_one_line(
-    secure: SecureBroker, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    secure: SecureBroker,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
 ) -> None:
-    settings = security(secure, "SCRAM-SHA-512", password=WRONG_PASSWORD)
+    if case == "wrong password":
+        settings = security(secure, "SCRAM-SHA-512", password=WRONG_PASSWORD)
+        reason = (
+            f"SASL SCRAM-SHA-512 login as {USER} refused: Authentication failed during "
+            "authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512"
+        )
+    elif case == "another CA":
+        settings = {**security(secure, "mtls"), "ssl_cafile": str(secure.pki.other_ca_cert)}
+        reason = (
+            "TLS: the broker's certificate is not trusted (unable to get local issuer "
+            f"certificate); kafka.ssl_cafile ({secure.pki.other_ca_cert}) must hold the CA "
+            "that signed it"
+        )
+    else:
+        settings = security(secure, "mtls")
+        del settings["ssl_certfile"], settings["ssl_keyfile"], settings["ssl_key_password"]
+        reason = (
+            "the broker closed the connection (a listener with ssl.client.auth=required needs "
+            "a client certificate: kafka.ssl_certfile and kafka.ssl_keyfile)"
+        )
     for key, value in settings.items():
         monkeypatch.setenv(f"BEACONWATCH_KAFKA__{key.upper()}", str(value))
     assert main(["run", "--workers", "1"]) == 1
     err = capsys.readouterr().err
+    protocol = settings["security_protocol"]
     assert err.strip().splitlines() == [
-        f"beaconwatch: cannot reach Kafka at {secure.broker.address('SASL_SSL')} "
-        f"(kafka.bootstrap_servers, SASL_SSL): SASL SCRAM-SHA-512 login as {USER} refused: "
-        "Authentication failed during authentication due to invalid credentials with SASL "
-        "mechanism SCRAM-SHA-512"
+        f"beaconwatch: cannot reach Kafka at {settings['bootstrap_servers']} "
+        f"(kafka.bootstrap_servers, {protocol}): {reason}"
     ]
 
 

@@ -56,7 +56,8 @@ def setup_logging(level: str) -> None:
         level=getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # aiokafka logs every coordinator hiccup at INFO; keep our own messages readable.
+    # aiokafka logs every coordinator hiccup at INFO; keep our own messages readable. Its
+    # DEBUG lines also show each request, a SASL PLAIN password among them: never below WARNING.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, getattr(logging, level)))
 
 
