@@ -320,7 +320,7 @@ class Config(_Section):
 
 # Keys whose values are secrets: taken from the environment as they are (never parsed as TOML,
 # so "12345" stays text) and never shown in a config error.
-SECRET_KEYS = frozenset({"sasl_password", "ssl_key_password"})
+SECRET_KEYS = frozenset({"sasl_password", "ssl_key_password", "sasl_oauth_client_secret"})
 
 
 def _parse_env_value(raw: str) -> Any:

@@ -8,6 +8,7 @@ import os
 import ssl
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
 
@@ -32,8 +33,14 @@ class KafkaSecurity(BaseModel):
     # OAUTHBEARER: a file holding the token (a JWT), read at every connection, so a token the
     # platform rotates in place (a Kubernetes projected service account token) is picked up.
     sasl_oauth_token_file: str | None = None
+    # ...or tokens fetched from an OpenID Connect token endpoint with the client-credentials
+    # grant (client_secret_basic), again before each one expires. https (http on loopback).
+    sasl_oauth_token_endpoint: str | None = None
+    sasl_oauth_client_id: str | None = None
+    sasl_oauth_client_secret: SecretStr | None = None
+    sasl_oauth_scope: str | None = None  # space-separated; unset = the provider's default
 
-    @field_validator("sasl_password", "ssl_key_password", mode="before")
+    @field_validator("sasl_password", "ssl_key_password", "sasl_oauth_client_secret", mode="before")
     @classmethod
     def _secret_as_text(cls, value: object) -> object:
         # A secret is text whatever it looks like: 12345 in TOML is an integer.
@@ -76,10 +83,28 @@ class KafkaSecurity(BaseModel):
     def _check_sasl(self) -> None:
         mechanism = self.sasl_mechanism or "PLAIN"
         if mechanism == "OAUTHBEARER":
-            if not self.sasl_oauth_token_file:
-                raise ValueError("sasl_mechanism = OAUTHBEARER needs sasl_oauth_token_file")
+            self._check_oauth()
         elif not self.sasl_username or self.sasl_password is None:
             raise ValueError(f"sasl_mechanism = {mechanism} needs sasl_username and sasl_password")
+
+    def _check_oauth(self) -> None:
+        if bool(self.sasl_oauth_token_file) == bool(self.sasl_oauth_token_endpoint):
+            raise ValueError(
+                "sasl_mechanism = OAUTHBEARER needs sasl_oauth_token_file or "
+                "sasl_oauth_token_endpoint (one of them)"
+            )
+        if self.sasl_oauth_token_endpoint:
+            if not self.sasl_oauth_client_id or self.sasl_oauth_client_secret is None:
+                raise ValueError(
+                    "sasl_oauth_token_endpoint needs sasl_oauth_client_id and "
+                    "sasl_oauth_client_secret"
+                )
+            url = urlsplit(self.sasl_oauth_token_endpoint)
+            loopback = url.hostname in ("localhost", "127.0.0.1", "::1")
+            if not url.hostname or url.scheme not in ("https", *(("http",) if loopback else ())):
+                raise ValueError(
+                    "sasl_oauth_token_endpoint must be an https:// URL (http:// only on loopback)"
+                )
 
 
 def tls_context(security: KafkaSecurity) -> ssl.SSLContext:

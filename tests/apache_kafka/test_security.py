@@ -271,7 +271,7 @@ async def test_an_oauthbearer_token_is_read_again_at_each_connection(
     token.write_text(unsecured_jwt("beaconwatch", lifetime_s=-60))  # expired a minute ago
     config = secured_config(secure, names, **settings)
     problem = one_line(await broker_problem(config))
-    assert f"SASL OAUTHBEARER login with the token in {token} refused" in problem, problem
+    assert f"SASL OAUTHBEARER login with the token from {token} refused" in problem, problem
     assert '"invalid_token"' in problem and "eyJ" not in problem, problem  # no token shown
     token.write_text("")
     problem = one_line(await broker_problem(config))

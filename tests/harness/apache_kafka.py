@@ -92,6 +92,10 @@ class SecureListeners:
     keystore: Path  # broker key (PKCS#8, unencrypted) + certificate chain
     truststore: Path  # CA certificates that sign the clients' certificates
     users: Mapping[str, str] = field(default_factory=dict)  # SASL user -> password
+    # OAUTHBEARER tokens checked against an OpenID Connect provider's keys (signature, exp,
+    # issuer, audience: Kafka's OAuthBearerValidatorCallbackHandler), not the unsecured
+    # test validator: (jwks url, issuer, audience).
+    oidc: tuple[str, str, str] | None = None
 
     def config(self) -> dict[str, str]:
         plain_users = "".join(f' user_{u}="{p}"' for u, p in self.users.items())
@@ -112,11 +116,31 @@ class SecureListeners:
                 for m in SASL_MECHANISMS
                 if m.startswith("SCRAM")
             },
-            # Accepts unsigned JWTs ({"alg":"none"}): Kafka's default validator, test only.
+            # Without oidc: unsigned JWTs ({"alg":"none"}), Kafka's default validator, test only.
             "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config": (
                 "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
             ),
+            **self._oidc_config(),
         }
+
+    def _oidc_config(self) -> dict[str, str]:
+        if self.oidc is None:
+            return {}
+        jwks_url, issuer, audience = self.oidc
+        return {
+            "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class": (
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+            ),
+            "sasl.oauthbearer.jwks.endpoint.url": jwks_url,
+            "sasl.oauthbearer.expected.issuer": issuer,
+            "sasl.oauthbearer.expected.audience": audience,
+        }
+
+    def jvm_options(self) -> list[str]:
+        # Kafka >= 4.0 fetches only from URLs named in this system property.
+        if self.oidc is None:
+            return []
+        return [f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={self.oidc[0]}"]
 
     def scram_arguments(self) -> list[str]:
         """StorageTool ``format`` arguments that create the SCRAM users (KRaft has no
@@ -233,6 +257,7 @@ class ApacheKafkaBroker:
             java, f"-Xmx{self._heap_mb}m", f"-Xms{min(self._heap_mb, 256)}m",
             "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
+            *(self._secure.jvm_options() if self._secure else []),
         ]  # fmt: skip
         cluster_id = _cluster_id()
         formatted = subprocess.run(

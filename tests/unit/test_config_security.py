@@ -12,7 +12,11 @@ import pytest
 
 from beaconwatch.config import ConfigError, load_config
 from beaconwatch.runtime.kafka_options import client_options, redacted
-from beaconwatch.runtime.oauth_token import FileTokenProvider, TokenFileError
+from beaconwatch.runtime.oauth_token import (
+    ClientCredentialsTokenProvider,
+    FileTokenProvider,
+    TokenFileError,
+)
 from beaconwatch.runtime.topics import service_topic_configs
 from tests.harness.tls import TestPki, make_pki
 
@@ -167,3 +171,38 @@ def test_created_topics_get_their_retention_compaction_and_min_insync_replicas()
     assert service_topic_configs(load_config(env={}).kafka)[kafka.state_topic] == {
         "cleanup.policy": "compact"
     }
+
+
+def test_oauthbearer_from_a_token_endpoint_needs_a_client_and_https(tmp_path: Path) -> None:
+    base = {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "OAUTHBEARER",
+        "sasl_oauth_token_endpoint": "https://idp.example.com/oauth2/token",
+        "sasl_oauth_client_id": "beaconwatch",
+        "sasl_oauth_client_secret": "4711",  # a secret that looks like a number stays text
+    }
+
+    def env(**overrides: str) -> dict[str, str]:
+        return {f"BEACONWATCH_KAFKA__{k.upper()}": v for k, v in {**base, **overrides}.items()}
+
+    options = client_options(load_config(env=env()).kafka)
+    provider = options["sasl_oauth_token_provider"]
+    assert isinstance(provider, ClientCredentialsTokenProvider)
+    assert "4711" not in repr(provider) and "4711" not in repr(redacted(options))
+    token = tmp_path / "token"
+    token.write_text("t")
+    cases = {
+        "needs sasl_oauth_token_file or sasl_oauth_token_endpoint": env(
+            sasl_oauth_token_file=str(token)
+        ),
+        "must be an https:// URL": env(sasl_oauth_token_endpoint="http://idp.example.com/token"),
+        "needs sasl_oauth_client_id and sasl_oauth_client_secret": env(sasl_oauth_client_id=""),
+    }
+    for expected, settings in cases.items():
+        with pytest.raises(ConfigError, match=expected) as err:
+            load_config(env=settings)
+        assert "4711" not in str(err.value)
+    loopback = env(sasl_oauth_token_endpoint="http://127.0.0.1:8080/token")
+    assert load_config(env=loopback).kafka.sasl_oauth_token_endpoint == (
+        "http://127.0.0.1:8080/token"
+    )

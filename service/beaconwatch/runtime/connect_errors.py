@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, SaslAuthentication
 
 from beaconwatch.config import KafkaConfig
 from beaconwatch.runtime.kafka_options import client_options
-from beaconwatch.runtime.oauth_token import TokenFileError
+from beaconwatch.runtime.oauth_token import TokenError
 
 
 async def connection_problem(kafka: KafkaConfig, timeout_s: float = 15.0) -> str | None:
@@ -53,14 +53,13 @@ def explain(exc: BaseException, kafka: KafkaConfig) -> str:
     if isinstance(exc, ssl.SSLError):
         return f"TLS handshake failed: {exc.reason or exc}{_certificate_hint(kafka)}"
     if isinstance(exc, SaslAuthenticationFailed):
-        who = (
-            f"with the token in {kafka.sasl_oauth_token_file}"
-            if kafka.sasl_mechanism == "OAUTHBEARER"
-            else f"as {kafka.sasl_username}"
-        )
+        who = f"as {kafka.sasl_username}"
+        if kafka.sasl_mechanism == "OAUTHBEARER":
+            source = kafka.sasl_oauth_token_file or kafka.sasl_oauth_token_endpoint
+            who = f"with the token from {source}"
         message = str(exc.args[0]) if exc.args else exc.description  # the broker's words
         return f"SASL {kafka.sasl_mechanism or 'PLAIN'} login {who} refused: {message}"
-    if isinstance(exc, TokenFileError):
+    if isinstance(exc, TokenError):
         return str(exc)
     if isinstance(exc, KafkaConnectionError) and kafka.security_protocol == "SSL":
         # TLS 1.3: a broker that requires a client certificate closes the connection after

@@ -23,16 +23,30 @@ def client_options(kafka: KafkaConfig) -> dict[str, Any]:
         options["sasl_mechanism"] = mechanism
         if mechanism == "OAUTHBEARER":
             from beaconwatch.runtime import oauth_sasl
-            from beaconwatch.runtime.oauth_token import FileTokenProvider
 
             oauth_sasl.install()  # aiokafka alone takes a refused token for a login
-            assert kafka.sasl_oauth_token_file is not None  # checked by the config
-            options["sasl_oauth_token_provider"] = FileTokenProvider(kafka.sasl_oauth_token_file)
+            options["sasl_oauth_token_provider"] = _token_provider(kafka)
         else:
             options["sasl_plain_username"] = kafka.sasl_username
             password = kafka.sasl_password
             options["sasl_plain_password"] = password.get_secret_value() if password else None
     return options
+
+
+def _token_provider(kafka: KafkaConfig) -> object:
+    from beaconwatch.runtime.oauth_token import ClientCredentialsTokenProvider, FileTokenProvider
+
+    if kafka.sasl_oauth_token_file:
+        return FileTokenProvider(kafka.sasl_oauth_token_file)
+    # Both set, checked by the config.
+    assert kafka.sasl_oauth_token_endpoint and kafka.sasl_oauth_client_id
+    assert kafka.sasl_oauth_client_secret is not None
+    return ClientCredentialsTokenProvider(
+        kafka.sasl_oauth_token_endpoint,
+        kafka.sasl_oauth_client_id,
+        kafka.sasl_oauth_client_secret,
+        kafka.sasl_oauth_scope,
+    )
 
 
 def redacted(options: dict[str, Any]) -> dict[str, Any]:
