@@ -50,8 +50,9 @@ test-deploy: install ## Kubernetes manifests: kubeconform (strict, local schemas
 e2e-tools: install ## Install what test-kafka and test-e2e need: softflowd, pmacct (apt), goflow2 (go), Apache Kafka (Maven)
 	PYTHON=$(BIN)/python tests/harness/install-e2e-tools.sh
 
-test-kafka: install ## Integration suite plus Apache-only tests on Apache Kafka 4 (needs a JDK and Maven)
+test-kafka: install ## Integration suite plus Apache-only tests on Apache Kafka 4 (needs a JDK, Maven, Node.js)
 	$(BIN)/python tests/harness/apache_kafka.py resolve
+	$(BIN)/python tests/harness/oidc.py install  # the OAUTHBEARER tests' OIDC provider (npm)
 	TEST_BROKER=apache-kafka $(BIN)/pytest tests/integration tests/apache_kafka
 
 test-e2e: install ## pcap -> softflowd -> goflow2 / nfacctd -> Apache Kafka -> beaconwatch (run e2e-tools first)

@@ -21,11 +21,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
+
+from beaconwatch.config_security import KafkaSecurity
 
 ENV_PREFIX = "BEACONWATCH_"
 
@@ -38,7 +38,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class KafkaConfig(_Section):
+class KafkaConfig(KafkaSecurity):  # TLS and SASL settings: config_security.py
     bootstrap_servers: str = "127.0.0.1:9092"
     input_topics: list[str] = Field(default_factory=lambda: ["flows"], min_length=1)
     # Record format of every input topic, unless `topic_formats` names one for the topic.
@@ -95,23 +95,27 @@ class KafkaConfig(_Section):
     shutdown_timeout_s: float = Field(30.0, gt=0, le=3_600)
     # Longest a fetch waits for data on an idle topic: the floor of alert latency at idle.
     fetch_max_wait_ms: int = Field(500, ge=0, le=60_000)
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None  # never in logs, reprs or config errors
-
-    @field_validator("sasl_password", mode="before")
-    @classmethod
-    def _password_as_text(cls, value: object) -> object:
-        # A password is text whatever it looks like: 12345 in TOML is an integer.
-        return (
-            str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-        )
+    # Settings of the topics the service creates (production values: docs/operations.md).
+    # Retention in ms (-1 = forever; unset = the broker's log.retention.*): the alerts topic
+    # is the record of what was found, the dead letters are for inspection, the internal
+    # topic needs only the detector's lag plus a restart (checkpoints resume from it).
+    alerts_retention_ms: int | None = Field(None, ge=-1)
+    dead_letter_retention_ms: int | None = Field(None, ge=-1)
+    internal_retention_ms: int | None = Field(None, ge=-1)
+    # min.insync.replicas of every created topic (unset = the broker's default): with
+    # acks=all, a write fails rather than land on fewer replicas. At most the replication.
+    topic_min_insync_replicas: int | None = Field(None, ge=1, le=32)
 
     @model_validator(mode="after")
     def _heartbeat_below_session(self) -> KafkaConfig:
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be below session_timeout_ms")
+        return self
+
+    @model_validator(mode="after")
+    def _min_insync_within_replication(self) -> KafkaConfig:
+        if (self.topic_min_insync_replicas or 1) > self.topic_replication_factor:
+            raise ValueError("topic_min_insync_replicas must be at most topic_replication_factor")
         return self
 
     @model_validator(mode="after")
@@ -328,7 +332,7 @@ class Config(_Section):
 
 # Keys whose values are secrets: taken from the environment as they are (never parsed as TOML,
 # so "12345" stays text) and never shown in a config error.
-SECRET_KEYS = frozenset({"sasl_password"})
+SECRET_KEYS = frozenset({"sasl_password", "ssl_key_password", "sasl_oauth_client_secret"})
 
 
 def _parse_env_value(raw: str) -> Any:

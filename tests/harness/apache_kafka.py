@@ -8,7 +8,10 @@ machine's JDK (``$JAVA_HOME/bin/java``, else ``java`` on PATH).
     python tests/harness/apache_kafka.py resolve        # fetch the jars (install step)
     python tests/harness/apache_kafka.py start [--port N]  # a broker until Ctrl-C
 
-In tests: ``with ApacheKafkaBroker() as broker: ...broker.bootstrap_servers``.
+In tests: ``with ApacheKafkaBroker() as broker: ...broker.bootstrap_servers``. With
+``secure=SecureListeners(...)`` the broker also listens on SSL with client certificates
+required (mTLS) and on SASL_SSL with PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER (Kafka's
+unsecured JWT validator: test only); ``broker.address("SSL")`` says where.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -78,6 +82,77 @@ logger.cleaner.level = info
 """
 
 
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+
+
+@dataclass(frozen=True)
+class SecureListeners:
+    """The broker's side of TLS and SASL (PEM files, e.g. from tests/harness/tls.py)."""
+
+    keystore: Path  # broker key (PKCS#8, unencrypted) + certificate chain
+    truststore: Path  # CA certificates that sign the clients' certificates
+    users: Mapping[str, str] = field(default_factory=dict)  # SASL user -> password
+    # OAUTHBEARER tokens checked against an OpenID Connect provider's keys (signature, exp,
+    # issuer, audience: Kafka's OAuthBearerValidatorCallbackHandler), not the unsecured
+    # test validator: (jwks url, issuer, audience).
+    oidc: tuple[str, str, str] | None = None
+
+    def config(self) -> dict[str, str]:
+        plain_users = "".join(f' user_{u}="{p}"' for u, p in self.users.items())
+        return {
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.truststore),
+            "listener.name.ssl.ssl.client.auth": "required",
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required{plain_users};"
+            ),
+            **{
+                f"listener.name.sasl_ssl.{m.lower()}.sasl.jaas.config": (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                )
+                for m in SASL_MECHANISMS
+                if m.startswith("SCRAM")
+            },
+            # Without oidc: unsigned JWTs ({"alg":"none"}), Kafka's default validator, test only.
+            "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config": (
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
+            ),
+            **self._oidc_config(),
+        }
+
+    def _oidc_config(self) -> dict[str, str]:
+        if self.oidc is None:
+            return {}
+        jwks_url, issuer, audience = self.oidc
+        return {
+            "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class": (
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+            ),
+            "sasl.oauthbearer.jwks.endpoint.url": jwks_url,
+            "sasl.oauthbearer.expected.issuer": issuer,
+            "sasl.oauthbearer.expected.audience": audience,
+        }
+
+    def jvm_options(self) -> list[str]:
+        # Kafka >= 4.0 fetches only from URLs named in this system property.
+        if self.oidc is None:
+            return []
+        return [f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={self.oidc[0]}"]
+
+    def scram_arguments(self) -> list[str]:
+        """StorageTool ``format`` arguments that create the SCRAM users (KRaft has no
+        ZooKeeper to add them to later)."""
+        return [
+            f"--add-scram={m}=[name={u},password={p}]"
+            for m in SASL_MECHANISMS
+            if m.startswith("SCRAM")
+            for u, p in self.users.items()
+        ]
+
+
 def java_binary() -> str:
     home = os.environ.get("JAVA_HOME")
     if home and (Path(home) / "bin" / "java").exists():
@@ -126,6 +201,7 @@ class ApacheKafkaBroker:
         host: str = "127.0.0.1",
         version: str = KAFKA_VERSION,
         config: Mapping[str, str] | None = None,
+        secure: SecureListeners | None = None,
         heap_mb: int = 512,
         startup_timeout_s: float = 120.0,
         stop_grace_s: float = 15.0,
@@ -134,7 +210,9 @@ class ApacheKafkaBroker:
         self.version = version
         self._requested_port = port
         self.port: int | None = None
-        self._config = {**BASE_CONFIG, **(config or {})}
+        self._secure = secure
+        self._config = {**BASE_CONFIG, **(secure.config() if secure else {}), **(config or {})}
+        self._listener_ports: dict[str, int] = {}
         self._heap_mb = heap_mb
         self._startup_timeout_s = startup_timeout_s
         self._stop_grace_s = stop_grace_s
@@ -147,6 +225,14 @@ class ApacheKafkaBroker:
         if self.port is None:
             raise RuntimeError("broker not started")
         return f"{self.host}:{self.port}"
+
+    def address(self, listener: str) -> str:
+        """host:port of a listener: PLAINTEXT, or SSL / SASL_SSL with ``secure``."""
+        if listener == "PLAINTEXT":
+            return self.bootstrap_servers
+        if listener not in self._listener_ports:
+            raise RuntimeError(f"no {listener} listener (started with secure=...?)")
+        return f"{self.host}:{self._listener_ports[listener]}"
 
     @property
     def running(self) -> bool:
@@ -172,6 +258,7 @@ class ApacheKafkaBroker:
             java, f"-Xmx{self._heap_mb}m", f"-Xms{min(self._heap_mb, 256)}m",
             "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
+            *(self._secure.jvm_options() if self._secure else []),
         ]  # fmt: skip
         cluster_id = _cluster_id()
         formatted = subprocess.run(
@@ -181,6 +268,7 @@ class ApacheKafkaBroker:
                 "format",
                 f"--cluster-id={cluster_id}",
                 f"--config={properties}",
+                *(self._secure.scram_arguments() if self._secure else []),
             ],
             capture_output=True,
             text=True,
@@ -225,10 +313,17 @@ class ApacheKafkaBroker:
 
     def _write_config(self, port: int, controller_port: int) -> Path:
         assert self._workdir is not None
+        ports = {"PLAINTEXT": port}
+        if self._secure is not None:
+            self._listener_ports = {name: free_port(self.host) for name in ("SSL", "SASL_SSL")}
+            ports.update(self._listener_ports)
+        advertised = ",".join(f"{name}://{self.host}:{p}" for name, p in ports.items())
+        protocols = ",".join(f"{name}:{name}" for name in ports)
         config = {
             **self._config,
-            "listeners": f"PLAINTEXT://{self.host}:{port},CONTROLLER://{self.host}:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{port}",
+            "listener.security.protocol.map": f"{protocols},CONTROLLER:PLAINTEXT",
+            "listeners": f"{advertised},CONTROLLER://{self.host}:{controller_port}",
+            "advertised.listeners": advertised,
             "controller.quorum.voters": f"1@{self.host}:{controller_port}",
             "log.dirs": str(self._workdir / "data"),
         }

@@ -60,6 +60,7 @@ def setup_logging(level: str) -> None:
     )
     # aiokafka logs every coordinator hiccup at INFO; keep our own messages readable. Its
     # warnings and errors repeat every retry in an outage: one line per kind, then counts.
+    # DEBUG lines also show each request, a SASL PLAIN password among them: never below WARNING.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, getattr(logging, level)))
     throttle_client_log()
 
@@ -100,11 +101,12 @@ def run_service(args: argparse.Namespace, config: Config) -> int:
 
 async def broker_problem(config: Config) -> str | None:
     """Why the brokers of ``kafka.bootstrap_servers`` cannot be reached, or None: checked
-    once before any stage or worker starts, so a wrong address or a broker that is down is
-    one line, not a traceback per worker."""
+    once before any stage or worker starts, so a wrong address, a broker that is down, an
+    untrusted certificate or a refused login is one line, not a traceback per worker."""
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
+    from beaconwatch.runtime.connect_errors import connection_problem
     from beaconwatch.runtime.kafka_options import client_options
 
     kafka = config.kafka
@@ -116,7 +118,8 @@ async def broker_problem(config: Config) -> str | None:
         await admin.start()
     except (KafkaError, OSError) as exc:
         if isinstance(exc, KafkaConnectionError | OSError):
-            reason = "no broker answered"
+            # aiokafka only logged each broker's reason: dial once more to learn it.
+            reason = await connection_problem(kafka) or "no broker answered"
         else:
             reason = str(exc).removeprefix(f"{type(exc).__name__}: ")
         return (

@@ -33,6 +33,7 @@ from beaconwatch.runtime.clients import Clients, kafka_clients
 from beaconwatch.runtime.ledger import OffsetLedger
 from beaconwatch.runtime.rebalance import RebalanceListener
 from beaconwatch.runtime.resending_producer import ResendingProducer
+from beaconwatch.runtime.topics import service_topic_configs
 from beaconwatch.sinks.base import Producer
 from beaconwatch.sinks.dead_letter import DeadLetterSink
 from beaconwatch.sinks.kafka import AlertSink
@@ -132,7 +133,7 @@ class DetectStage:
                     await clients.create_topics(
                         kafka,
                         {kafka.state_topic: kafka.state_topic_partitions},
-                        {kafka.state_topic: {"cleanup.policy": "compact"}},
+                        service_topic_configs(kafka),
                     )
                 store = clients.checkpoint_store(producer, kafka)
                 self._checkpointer = Checkpointer(

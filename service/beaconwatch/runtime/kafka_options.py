@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from beaconwatch.config import KafkaConfig
+from beaconwatch.config_security import TLS_PROTOCOLS, tls_context
 
 
 def client_options(kafka: KafkaConfig) -> dict[str, Any]:
@@ -16,16 +17,37 @@ def client_options(kafka: KafkaConfig) -> dict[str, Any]:
         "security_protocol": kafka.security_protocol,
         "retry_backoff_ms": kafka.retry_backoff_ms,
     }
-    if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        from aiokafka.helpers import create_ssl_context
-
-        options["ssl_context"] = create_ssl_context()  # system trust store
+    if kafka.security_protocol in TLS_PROTOCOLS:
+        options["ssl_context"] = tls_context(kafka)
     if kafka.security_protocol.startswith("SASL"):
-        options["sasl_mechanism"] = kafka.sasl_mechanism or "PLAIN"
-        options["sasl_plain_username"] = kafka.sasl_username
-        password = kafka.sasl_password
-        options["sasl_plain_password"] = password.get_secret_value() if password else None
+        mechanism = kafka.sasl_mechanism or "PLAIN"
+        options["sasl_mechanism"] = mechanism
+        if mechanism == "OAUTHBEARER":
+            from beaconwatch.runtime import oauth_sasl
+
+            oauth_sasl.install()  # aiokafka alone takes a refused token for a login
+            options["sasl_oauth_token_provider"] = _token_provider(kafka)
+        else:
+            options["sasl_plain_username"] = kafka.sasl_username
+            password = kafka.sasl_password
+            options["sasl_plain_password"] = password.get_secret_value() if password else None
     return options
+
+
+def _token_provider(kafka: KafkaConfig) -> object:
+    from beaconwatch.runtime.oauth_token import ClientCredentialsTokenProvider, FileTokenProvider
+
+    if kafka.sasl_oauth_token_file:
+        return FileTokenProvider(kafka.sasl_oauth_token_file)
+    # Both set, checked by the config.
+    assert kafka.sasl_oauth_token_endpoint and kafka.sasl_oauth_client_id
+    assert kafka.sasl_oauth_client_secret is not None
+    return ClientCredentialsTokenProvider(
+        kafka.sasl_oauth_token_endpoint,
+        kafka.sasl_oauth_client_id,
+        kafka.sasl_oauth_client_secret,
+        kafka.sasl_oauth_scope,
+    )
 
 
 def redacted(options: dict[str, Any]) -> dict[str, Any]:

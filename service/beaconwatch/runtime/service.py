@@ -32,6 +32,7 @@ from beaconwatch.runtime.detect_stage import DetectStage, wall_clock_ms
 from beaconwatch.runtime.http import HttpServer, Readiness
 from beaconwatch.runtime.kafka_options import client_options, redacted
 from beaconwatch.runtime.repartition_stage import RepartitionStage
+from beaconwatch.runtime.topics import service_topic_configs
 from beaconwatch.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,9 @@ class BeaconService:
                 )
                 if not kafka.input_keyed_by_host:
                     topics[kafka.internal_topic] = kafka.internal_topic_partitions
-                created = await self._clients.create_topics(kafka, topics, {})
+                created = await self._clients.create_topics(
+                    kafka, topics, service_topic_configs(kafka)
+                )
                 if created:
                     log.info("created topics %s", created)
             self._broker_reachable = True

@@ -9,11 +9,33 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from beaconwatch.config import KafkaConfig
+
 _TOPIC_ALREADY_EXISTS = 36
 
 
 class TopicCreationError(RuntimeError):
     pass
+
+
+def service_topic_configs(kafka: KafkaConfig) -> dict[str, dict[str, str]]:
+    """Topic configs of each topic the service creates, from ``[kafka]``: retention of the
+    alerts, dead-letter and internal topics, compaction of the state topic (only each
+    partition's latest checkpoint matters), min.insync.replicas of all; unset keys are left
+    to the broker's defaults."""
+    retention = {
+        kafka.alerts_topic: kafka.alerts_retention_ms,
+        kafka.dead_letter_topic: kafka.dead_letter_retention_ms,
+        kafka.internal_topic: kafka.internal_retention_ms,
+    }
+    configs: dict[str, dict[str, str]] = {
+        topic: {} if ms is None else {"retention.ms": str(ms)} for topic, ms in retention.items()
+    }
+    configs[kafka.state_topic] = {"cleanup.policy": "compact"}
+    if kafka.topic_min_insync_replicas is not None:
+        for topic_configs in configs.values():
+            topic_configs["min.insync.replicas"] = str(kafka.topic_min_insync_replicas)
+    return configs
 
 
 async def create_topics(
