@@ -42,7 +42,8 @@ def to_ecs(alert: Alert) -> dict[str, Any]:
         "description": "A connection to a destination few internal hosts use stayed open for "
         "hours: C2 held in one session (a websocket, a reverse shell) rather than beacons.",
     }
-    doc["long_connection"] = {
+    # Under `beacon.*` like the beacon rule's fields: the one custom namespace a SIEM maps.
+    doc["beacon"] = {
         "duration_s": alert.duration_s,
         "score": s.score,
         "severity": alert.severity,
@@ -52,7 +53,6 @@ def to_ecs(alert: Alert) -> dict[str, Any]:
         "direction_inferred": s.direction_inferred,
         "first_seen": _iso(alert.first_seen_ms),
     }
-    del doc["beacon"]
     return doc
 
 
@@ -90,15 +90,16 @@ def _beacon_ecs(alert: Alert) -> dict[str, Any]:
         },
         "threat": {
             "framework": "MITRE ATT&CK",
+            # ECS normalises these to arrays (one alert may map to several techniques).
             "tactic": {
-                "id": "TA0011",
-                "name": "Command and Control",
-                "reference": "https://attack.mitre.org/tactics/TA0011/",
+                "id": ["TA0011"],
+                "name": ["Command and Control"],
+                "reference": ["https://attack.mitre.org/tactics/TA0011/"],
             },
             "technique": {
-                "id": "T1071",
-                "name": "Application Layer Protocol",
-                "reference": "https://attack.mitre.org/techniques/T1071/",
+                "id": ["T1071"],
+                "name": ["Application Layer Protocol"],
+                "reference": ["https://attack.mitre.org/techniques/T1071/"],
             },
         },
         "source": {"ip": alert.src_ip},
