@@ -21,6 +21,7 @@ from dataclasses import replace
 from aiokafka import ConsumerRecord, TopicPartition
 
 from beaconwatch.alerting.alert import Alert
+from beaconwatch.alerting.log_line import log_alerts
 from beaconwatch.config import Config
 from beaconwatch.core.host_owners import HostOwners
 from beaconwatch.core.pipeline import Pipeline
@@ -101,6 +102,12 @@ class DetectStage:
     def committed_offsets(self) -> dict[TopicPartition, int]:
         return dict(self._ledger.committed) if self._ledger is not None else {}
 
+    def _on_published(self, alerts: Sequence[Alert]) -> None:
+        """Alerts the broker acknowledged: one log line each, then the listener (tests)."""
+        log_alerts(alerts)
+        if self._alert_listener is not None:
+            self._alert_listener(alerts)
+
     def readiness_reasons(self) -> list[str]:
         reasons = []
         if not self.alive:
@@ -143,7 +150,7 @@ class DetectStage:
                 self.topics,
                 kafka.detect_group,
             )
-            self._ledger = ledger = OffsetLedger(source, alert_listener=self._alert_listener)
+            self._ledger = ledger = OffsetLedger(source, alert_listener=self._on_published)
             await source.start()
             self.alive = True
             reader = ReadAhead(source)
