@@ -3,7 +3,8 @@
 ECS 8.11.0's generated/csv/fields.csv and the allowed values of its categorization fields are
 vendored in tests/fixtures/ecs-schema/8.11.0 (Apache-2.0, see its README). No Elasticsearch
 runs here, so the structure is checked as Elasticsearch reads it: the component templates merged
-in `composed_of` order, every emitted value against the type its field is mapped to.
+in `composed_of` order, every emitted value against the type its field is mapped to; and each
+file is type-checked as a request of Elasticsearch's own API types (tests/harness/es_api_types.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from beaconwatch.alerting.ecs import ECS_VERSION
+from tests.harness.es_api_types import type_check
 from tests.unit.siem_alerts import emitted_documents, flatten
 
 ROOT = Path(__file__).parents[2]
@@ -296,3 +298,39 @@ def test_the_id_the_pipeline_sets_is_the_alerts_event_id(name: str) -> None:
     (id_set,) = [p for kind, p in processors() if kind == "set" and p["field"] == "_id"]
     (read,) = MUSTACHE.findall(id_set["value"])
     assert flatten(doc)[read] == doc["event"]["id"]
+
+
+# -- Elasticsearch's own API types ----------------------------------------------------------
+
+REQUEST_TYPES = {  # install.sh's API path prefix -> the client's request type
+    "_ingest/pipeline/": ("IngestPutPipelineRequest", "id"),
+    "_component_template/": ("ClusterPutComponentTemplateRequest", "name"),
+    "_index_template/": ("IndicesPutIndexTemplateRequest", "name"),
+}
+
+
+def requests() -> list[tuple[str, dict[str, Any]]]:
+    """Each file install.sh PUTs, as the request the client would send."""
+    out = []
+    for path, file in installed().items():
+        prefix, name = path.rsplit("/", 1)
+        request_type, key = REQUEST_TYPES[f"{prefix}/"]
+        out.append((request_type, {key: name, **load(file)}))
+    return out
+
+
+def test_the_files_are_valid_requests_of_elasticsearchs_api_types() -> None:
+    result = type_check(requests())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_api_type_check_rejects_a_typo_and_an_unknown_field_type() -> None:
+    bodies = requests()
+    pipeline = next(body for kind, body in bodies if kind == "IngestPutPipelineRequest")
+    pipeline["processors"][1]["set"]["feild"] = "event.ingested"
+    ecs = next(body for kind, body in bodies if body.get("name") == "beaconwatch-alerts@ecs")
+    ecs["template"]["mappings"]["properties"]["source"]["properties"]["ip"]["type"] = "ipv4"
+    result = type_check(bodies)
+    assert result.returncode != 0
+    assert "'\"feild\"' does not exist in type 'IngestSetProcessor'" in result.stdout
+    assert "'\"ipv4\"' is not assignable" in result.stdout
