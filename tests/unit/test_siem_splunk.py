@@ -119,7 +119,8 @@ def test_the_conf_files_use_only_keys_splunk_knows() -> None:
     for key, value in props["beaconwatch:log"].items():
         if key.startswith("REPORT-"):
             assert all(name.strip() in transforms for name in value.split(","))
-    assert conf("app.conf")["package"]["id"] == APP.parent.name
+    app = conf("app.conf")
+    assert app["package"]["id"] == app["id"]["name"] == APP.parent.name
 
 
 def test_splunk_reads_the_alert_time_from_the_published_bytes() -> None:
