@@ -39,7 +39,7 @@ test-integration: install ## Integration tests (start an embedded Kafka broker)
 test: install lint typecheck ## Lint, type-check, unit and integration tests
 	$(BIN)/pytest tests/unit tests/integration
 
-e2e-tools: install ## Install what test-kafka and test-e2e need: softflowd, pmacct (apt), goflow2 (go), Apache Kafka (Maven)
+e2e-tools: install ## Install what test-kafka and test-e2e need: softflowd, pmacct (apt), goflow2 (go), Apache Kafka, OpenSearch (Maven)
 	PYTHON=$(BIN)/python tests/harness/install-e2e-tools.sh
 
 test-kafka: install ## Integration suite plus Apache-only tests on Apache Kafka 4 (needs a JDK and Maven)
