@@ -47,6 +47,7 @@ def to_ecs(alert: Alert) -> dict[str, Any]:
         "duration_s": alert.duration_s,
         "score": s.score,
         "severity": alert.severity,
+        "lifecycle": alert.lifecycle,
         "series_id": alert.series_id,
         "prevalence": s.prevalence,
         "prevalence_sources": s.prevalence_sources,
