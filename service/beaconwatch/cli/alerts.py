@@ -14,6 +14,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
+from beaconwatch.cli.alerts_table import NotAnAlertError, format_row, header, parse_alert
+from beaconwatch.cli.scan_output import terminal_width
 from beaconwatch.config import Config, with_overrides
 
 if TYPE_CHECKING:
@@ -119,9 +121,6 @@ async def read_alerts(
 def show(
     value: bytes | None, partition: int, offset: int, as_json: bool, out: TextIO, counts: Counts
 ) -> None:
-    from beaconwatch.cli.alerts_table import NotAnAlertError, format_row, header, parse_alert
-    from beaconwatch.cli.scan_output import terminal_width
-
     try:
         row = parse_alert(value)
     except NotAnAlertError as exc:
