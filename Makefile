@@ -47,7 +47,7 @@ test-deploy: install ## Kubernetes manifests: kubeconform (strict, local schemas
 	tests/harness/k8s-tools.sh validate
 	$(BIN)/pytest tests/deploy
 
-e2e-tools: install ## Install what test-kafka and test-e2e need: softflowd, pmacct (apt), goflow2 (go), Apache Kafka (Maven)
+e2e-tools: install ## Install what test-kafka and test-e2e need: softflowd, pmacct (apt), goflow2 (go), Apache Kafka, OpenSearch (Maven)
 	PYTHON=$(BIN)/python tests/harness/install-e2e-tools.sh
 
 test-kafka: install ## Integration suite plus Apache-only tests on Apache Kafka 4 (needs a JDK, Maven, Node.js)

@@ -41,4 +41,7 @@ need java "a JDK >= 17 runs Apache Kafka 4"
 need mvn "Maven resolves Apache Kafka from Maven Central"
 "$PYTHON" tests/harness/apache_kafka.py resolve
 
-echo "install-e2e-tools: softflowd, nfacctd, goflow2 ${GOFLOW2_VERSION} and Apache Kafka are ready"
+# 4. OpenSearch and the modules of an ingest pipeline (tests/e2e/test_opensearch_alerts.py).
+"$PYTHON" tests/harness/opensearch.py resolve
+
+echo "install-e2e-tools: softflowd, nfacctd, goflow2 ${GOFLOW2_VERSION}, Apache Kafka and OpenSearch are ready"

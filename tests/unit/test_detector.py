@@ -184,8 +184,8 @@ def test_ecs_document_has_the_fields_siems_need() -> None:
     assert doc["event"]["kind"] == "alert"
     assert doc["event"]["category"] == ["network", "intrusion_detection"]
     assert doc["event"]["id"] == alert.event_id
-    assert doc["threat"]["tactic"]["id"] == "TA0011"
-    assert doc["threat"]["technique"]["id"] == "T1071"
+    assert doc["threat"]["tactic"]["id"] == ["TA0011"]
+    assert doc["threat"]["technique"]["id"] == ["T1071"]
     assert doc["source"]["ip"] == "10.0.0.7"
     assert doc["destination"] == {"ip": "203.0.113.50", "port": 443}
     assert doc["network"]["transport"] == "tcp"

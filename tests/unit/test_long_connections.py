@@ -61,7 +61,7 @@ def test_a_reverse_shell_reconnecting_three_times_a_day_is_alerted() -> None:
     doc = orjson.loads(encode_alert(first))
     assert doc["rule"]["id"] == LONG_CONNECTION_RULE_ID
     assert doc["event"]["action"] == "long-connection-detected"
-    assert "beacon" not in doc and doc["long_connection"]["duration_s"] == first.duration_s
+    assert doc["beacon"]["duration_s"] == first.duration_s and "period_s" not in doc["beacon"]
     assert doc["event"]["reason"].startswith("tcp/4444 one connection open for 2")
 
 

@@ -55,17 +55,18 @@ def to_ecs(alert: Alert) -> dict[str, Any]:
         "version": __version__,
         "description": LONG_CONNECTION_RULE_DESCRIPTION,
     }
-    doc["long_connection"] = {
+    # Under `beacon.*` like the beacon rule's fields: the one custom namespace a SIEM maps.
+    doc["beacon"] = {
         "duration_s": alert.duration_s,
         "score": s.score,
         "severity": alert.severity,
+        "lifecycle": alert.lifecycle,
         "series_id": alert.series_id,
         "prevalence": s.prevalence,
         "prevalence_sources": s.prevalence_sources,
         "direction_inferred": s.direction_inferred,
         "first_seen": _iso(alert.first_seen_ms),
     }
-    del doc["beacon"]
     return doc
 
 
@@ -102,15 +103,16 @@ def _beacon_ecs(alert: Alert) -> dict[str, Any]:
         },
         "threat": {
             "framework": "MITRE ATT&CK",
+            # ECS normalises these to arrays (one alert may map to several techniques).
             "tactic": {
-                "id": ATTACK_TACTIC[0],
-                "name": ATTACK_TACTIC[1],
-                "reference": f"https://attack.mitre.org/tactics/{ATTACK_TACTIC[0]}/",
+                "id": [ATTACK_TACTIC[0]],
+                "name": [ATTACK_TACTIC[1]],
+                "reference": [f"https://attack.mitre.org/tactics/{ATTACK_TACTIC[0]}/"],
             },
             "technique": {
-                "id": ATTACK_TECHNIQUE[0],
-                "name": ATTACK_TECHNIQUE[1],
-                "reference": f"https://attack.mitre.org/techniques/{ATTACK_TECHNIQUE[0]}/",
+                "id": [ATTACK_TECHNIQUE[0]],
+                "name": [ATTACK_TECHNIQUE[1]],
+                "reference": [f"https://attack.mitre.org/techniques/{ATTACK_TECHNIQUE[0]}/"],
             },
         },
         "source": {"ip": alert.src_ip},

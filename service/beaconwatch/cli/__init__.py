@@ -1,4 +1,4 @@
-"""The ``beaconwatch`` command: run | demo | simulate | scan | eval.
+"""The ``beaconwatch`` command: run | demo | simulate | scan | eval | alerts.
 
 Exit codes: 0 success, 1 runtime failure (unreadable input, broker error), 2 usage or
 configuration error.
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from beaconwatch import __version__
-from beaconwatch.cli import demo, run, scan, simulate
+from beaconwatch.cli import alerts, demo, run, scan, simulate
 from beaconwatch.cli import eval as eval_cmd
 from beaconwatch.config import ConfigError, load_config
 
@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
             "eval", help="labelled benchmark + RITA comparison -> docs/evaluation.md"
         )
     )
+    alerts.add_arguments(
+        commands.add_parser("alerts", help="follow the alerts topic as a readable table")
+    )
     return parser
 
 
@@ -54,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo.run_demo_command(args, config)
         if args.command == "eval":
             return eval_cmd.run_eval(args, config)
+        if args.command == "alerts":
+            return alerts.run_alerts(args, config)
         return scan.run_scan(args, config)
     except ConfigError as exc:
         print(f"beaconwatch: {exc}", file=sys.stderr)

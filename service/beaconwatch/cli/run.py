@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from beaconwatch.runtime.service import Role
 
 log = logging.getLogger("beaconwatch")
+# deploy/splunk's beaconwatch:log sourcetype reads the time at the start of the line.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +58,7 @@ def setup_logging(level: str) -> None:
 
     logging.basicConfig(
         level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
     )
     # aiokafka logs every coordinator hiccup at INFO; keep our own messages readable. Its
     # warnings and errors repeat every retry in an outage: one line per kind, then counts.

@@ -22,6 +22,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.alerting.formats import alert_encoder
+from beaconwatch.alerting.log_line import log_alerts
 from beaconwatch.config import Config
 from beaconwatch.core.host_owners import HostOwners
 from beaconwatch.core.pipeline import Pipeline
@@ -105,6 +106,12 @@ class DetectStage:
     def committed_offsets(self) -> dict[TopicPartition, int]:
         return dict(self._ledger.committed) if self._ledger is not None else {}
 
+    def _on_published(self, alerts: Sequence[Alert]) -> None:
+        """Alerts the broker acknowledged: one log line each, then the listener (tests)."""
+        log_alerts(alerts)
+        if self._alert_listener is not None:
+            self._alert_listener(alerts)
+
     def readiness_reasons(self) -> list[str]:
         reasons = []
         if not self.alive:
@@ -149,7 +156,7 @@ class DetectStage:
                 False,
             )
             self._ledger = ledger = OffsetLedger(
-                source, alert_listener=self._alert_listener, retry_backoff=Backoff.of(kafka)
+                source, alert_listener=self._on_published, retry_backoff=Backoff.of(kafka)
             )
             await source.start()
             self.alive = True
