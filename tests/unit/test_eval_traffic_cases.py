@@ -23,7 +23,7 @@ SAMPLED_10 = "packet sampling 1:10: HTTPS beacon every 300 s"
 
 def test_traffic_cases_with_the_detector_defaults() -> None:
     results = {c.name: c for c in evaluate_traffic_cases(Config(), runs=2)}
-    assert len(results) == 9
+    assert len(results) == 10
     for name, case in results.items():
         assert case.runs == 2 and 0 <= case.alerted <= 2, name
         assert case.host_days and case.host_days > 0 and case.false_alerts is not None, name

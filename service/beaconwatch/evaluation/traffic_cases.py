@@ -124,13 +124,16 @@ def dns_retries(rng: np.random.Generator, hours: float, same_socket: bool) -> li
     return out
 
 
-def beacon(rng: np.random.Generator, period_s: float, hours: float) -> list[Flow]:
-    """An HTTPS beacon: a 12-packet connection every ``period_s`` +/- 10 %."""
+def beacon(rng: np.random.Generator, period_s: float, hours: float, packets: int = 12
+           ) -> list[Flow]:  # fmt: skip
+    """An HTTPS beacon: a connection of ``packets`` packets every ``period_s`` +/- 10 % (12: a
+    TLS handshake and an empty answer; more when tasks or output are carried)."""
     out: list[Flow] = []
     t = T0_MS + rng.uniform(0, period_s * 1000)
     while t < T0_MS + hours * HOUR_MS:
-        out.append(_tcp(int(t), IMPLANT, PEER, int(rng.integers(32768, 61000)), 443,
-                        1_400 + int(rng.integers(0, 60)), 12))  # fmt: skip
+        nbytes = 1_400 + int(rng.integers(0, 60)) + (packets - 12) * 1_000
+        out.append(_tcp(int(t), IMPLANT, PEER, int(rng.integers(32768, 61000)), 443, nbytes,
+                        packets))  # fmt: skip
         t += period_s * 1000 * rng.uniform(0.9, 1.1)
     return out
 
@@ -259,6 +262,9 @@ def evaluate_traffic_cases(config: Config, runs: int) -> list[CaseResult]:
         case("packet sampling 1:100: HTTPS beacon every 300 s", True,
              "~11 % of 288 check-ins exported (~33), 24 h",
              lambda rng: beacon(rng, 300, 24), 24, sample_rate=100),
+        case("packet sampling 1:100: HTTPS beacon every 60 s, 40 packets a check-in", True,
+             "~33 % of 1,440 check-ins exported, 24 h",
+             lambda rng: beacon(rng, 60, 24, packets=40), 24, sample_rate=100),
         case("packet sampling 1:10: HTTPS beacon every 300 s", True,
              "~72 % of 288 check-ins exported, 24 h",
              lambda rng: beacon(rng, 300, 24), 24, sample_rate=10),
