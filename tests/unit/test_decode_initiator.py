@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from beaconwatch.config import NetworkConfig
+from beaconwatch.config import Config, NetworkConfig
 from beaconwatch.core.flows import INITIATOR_DST, INITIATOR_SRC, INITIATOR_UNKNOWN, FlowBatch
+from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.core.scope import FlowScope, IgnoreReason
 from beaconwatch.decode import ecs_json, goflow2_pb_record, goflow2_record, pmacct_json
 from beaconwatch.decode.base import RejectReason
@@ -178,3 +179,35 @@ def test_inbound_syn_only_scan_under_one_direction_export_is_inbound_initiated(
     blind = scope.apply(decoder.decode(_scan(make, 0)).flows)
     assert len(blind.flows) == 40 and not blind.ignored
     assert np.unique(blind.flows.dst_lo).size == 1  # all towards the scanner
+
+
+def _periodic_scan(make: Make, flags: int) -> list[bytes]:
+    """goflow2 records of a scanner re-probing one internal host's :50050 every 300 s for 8 h
+    from source port 40000: what an exporter with a short idle timeout and one direction
+    exported sees (each probe its own record)."""
+    start_ns = 1_764_547_200 * 10**9
+    records = []
+    for k in range(96):
+        t_ns = start_ns + k * 300 * 10**9 + (k * 7919 % 2000) * 10**6  # +/- 1 s, deterministic
+        records.append(make(flags, src_addr=SCANNER, dst_addr=INTERNAL, src_port=40_000,
+                            dst_port=50_050, time_flow_start_ns=t_ns, time_flow_end_ns=t_ns,
+                            time_received_ns=t_ns, bytes=44, packets=1))  # fmt: skip
+    return records
+
+
+@pytest.mark.parametrize("make", [goflow2_json, goflow2_pb], ids=["json", "pb"])
+def test_a_periodic_inbound_syn_scan_never_alerts_through_the_pipeline(make: Make) -> None:
+    decoder = GOFLOW2_JSON if make is goflow2_json else GOFLOW2_PB
+    for flags, alerts_expected in ((SYN, False), (0, True)):
+        pipeline = Pipeline(Config(), decoder=decoder)
+        records = _periodic_scan(make, flags)
+        alerts = [
+            a for i in range(0, 96, 8) for a in pipeline.process_records(records[i : i + 8]).alerts
+        ]
+        assert bool(alerts) is alerts_expected, flags
+        if alerts:  # without flags: the internal host's "beacon" to the scanner's port
+            assert {(a.src_ip, a.dst_ip, a.dst_port) for a in alerts} == {
+                (INTERNAL, SCANNER, 40_000)
+            }
+        else:
+            assert pipeline.stats.ignored_by_reason == {IgnoreReason.INBOUND_INITIATED: 96}
