@@ -25,9 +25,10 @@ $(STAMP): pyproject.toml
 demo: install ## Run the self-contained demo (embedded broker, simulated traffic, live alerts)
 	$(BIN)/beaconwatch demo
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, the layering contracts (pyproject [tool.importlinter])
 	$(BIN)/ruff check service tests bench
 	$(BIN)/ruff format --check service tests bench
+	$(BIN)/lint-imports --no-cache
 
 typecheck: install ## mypy --strict on the package
 	$(BIN)/mypy

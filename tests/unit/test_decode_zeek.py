@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.decode.base import Decoder, DecodeResult, RejectReason
 from beaconwatch.decode.registry import get_decoder
 from beaconwatch.decode.zeek_common import iso_to_ms
@@ -25,6 +24,7 @@ from beaconwatch.decode.zeek_tsv import (
     read_zeek_labels,
     read_zeek_log,
 )
+from beaconwatch.domain.addresses import ip_to_halves
 from beaconwatch.evaluation.data_dir import find_shared_data
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "zeek"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from beaconwatch.config import Config, with_overrides
-from beaconwatch.core.addresses import halves_to_ip
+from beaconwatch.domain.addresses import halves_to_ip
 from beaconwatch.evaluation.runner import run_detector
 
 
