@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from evaluation.data_dir import find_shared_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +26,6 @@ from beaconwatch.decode.zeek_tsv import (
     read_zeek_log,
 )
 from beaconwatch.domain.addresses import ip_to_halves
-from beaconwatch.evaluation.data_dir import find_shared_data
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "zeek"
 _FOUND = find_shared_data()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from evaluation.hard_cases import evaluate_hard_cases
+
 from beaconwatch.config import Config, with_overrides
-from beaconwatch.evaluation.hard_cases import evaluate_hard_cases
 
 
 def test_hard_cases_report_each_case_with_the_detector_defaults() -> None:

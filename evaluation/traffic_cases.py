@@ -22,7 +22,7 @@ from beaconwatch.core.detector import Detector
 from beaconwatch.decode.initiator import TCP_ACK, TCP_SYN, tcp_flags_initiator
 from beaconwatch.domain.addresses import ip_to_halves
 from beaconwatch.domain.flows import FlowBatch
-from beaconwatch.evaluation.hard_cases import HOUR_MS, IMPLANT, PEER, T0_MS, CaseResult
+from evaluation.hard_cases import HOUR_MS, IMPLANT, PEER, T0_MS, CaseResult
 
 TCP, UDP = 6, 17
 TCP_PSH_ACK = 0x18

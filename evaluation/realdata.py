@@ -17,7 +17,7 @@ import numpy as np
 
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.domain.addresses import halves_to_ip
-from beaconwatch.evaluation.runner import run_detector
+from evaluation.runner import run_detector
 
 
 @dataclass(frozen=True, slots=True)
