@@ -8,7 +8,8 @@ import pytest
 from beaconwatch.evaluation import background as bg
 from beaconwatch.evaluation.c2 import Schedule, checkin_times_ms, sleeps_s
 from beaconwatch.evaluation.scenarios import ScenarioSpec, build_scenario
-from beaconwatch.evaluation.truth import CATEGORIES, FlowColumns, Kind, Shape, assemble
+from beaconwatch.evaluation.truth import CATEGORIES, FlowColumns, Kind, assemble
+from beaconwatch.scoring.periodicity import Shape
 
 
 @pytest.fixture(scope="module")

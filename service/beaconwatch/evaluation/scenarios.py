@@ -21,7 +21,8 @@ from beaconwatch.evaluation.c2 import (
     checkin_bytes,
     checkin_times_ms,
 )
-from beaconwatch.evaluation.truth import BeaconTruth, FlowColumns, Kind, Scenario, Shape, assemble
+from beaconwatch.evaluation.truth import POLLING, BeaconTruth, FlowColumns, Kind, Scenario, assemble
+from beaconwatch.scoring.periodicity import Shape
 
 # Monday 2024-03-04 00:00 UTC: working hours and weekdays line up with the event time.
 DEFAULT_START_MS = 1_709_510_400_000
@@ -92,8 +93,7 @@ def _grid(spec: ScenarioSpec) -> list[_Plan]:
         for missed in spec.missed
     ]
     plans += [
-        _Plan(Schedule(Shape.POLLING, POLLING_PERIOD_S, 0.0, missed), "grid")
-        for missed in spec.missed
+        _Plan(Schedule(POLLING, POLLING_PERIOD_S, 0.0, missed), "grid") for missed in spec.missed
     ]
     if not spec.variants:
         return plans
