@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from beaconwatch.alerting.statistics import shape_of
+from beaconwatch.scoring.shape_names import shape_of
 from beaconwatch.scoring.sleep_range import described_range
 from tests.e2e.collectors import PATHS, FlowPath, publish_path
 from tests.e2e.pcap_traffic import Traffic, write_pcap

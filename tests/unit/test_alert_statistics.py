@@ -24,13 +24,12 @@ from beaconwatch.alerting.statistics import (
     Scored,
     Statistic,
     read_statistics,
-    shape_name,
-    shape_of,
 )
 from beaconwatch.cli.scan_output import AlertWriter
 from beaconwatch.evaluation import truth
 from beaconwatch.scoring import periodicity
 from beaconwatch.scoring.periodicity import Shape
+from beaconwatch.scoring.shape_names import shape_name, shape_of
 from beaconwatch.scoring.window_score import Stat
 from beaconwatch.state import ingest as k
 from beaconwatch.state.pair_table import PairTable

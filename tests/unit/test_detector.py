@@ -11,11 +11,11 @@ import orjson
 
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.alerting.ecs import encode_alert
-from beaconwatch.alerting.statistics import shape_of
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.clock import EventClock
 from beaconwatch.core.detector import Detector
 from beaconwatch.core.flows import FlowBatch
+from beaconwatch.scoring.shape_names import shape_of
 from beaconwatch.scoring.sleep_range import described_range
 from tests.unit.flowgen import T0_MS, WALL_MS, beacon_rows, make_flows, poisson_rows
 

@@ -15,10 +15,11 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.alerting.alert import RULE_BEACON, RULE_LONG_CONNECTION, Alert
-from beaconwatch.alerting.statistics import AlertRow, BeaconStats, read_statistics, shape_of
+from beaconwatch.alerting.statistics import AlertRow, BeaconStats, read_statistics
 from beaconwatch.config import AlertingConfig, AllowRule
 from beaconwatch.core.addresses import halves_to_ip, protocol_name
 from beaconwatch.core.networks import NetworkSet
+from beaconwatch.scoring.shape_names import shape_of
 from beaconwatch.scoring.sleep_range import described_range
 from beaconwatch.state import ingest as k
 from beaconwatch.state.pair_table import PairTable

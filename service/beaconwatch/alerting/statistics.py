@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.scoring.periodicity import Shape
+from beaconwatch.scoring.shape_names import shape_name
 from beaconwatch.scoring.window_score import Stat
 from beaconwatch.state import ingest as k
 from beaconwatch.state.pair_table import PairTable
@@ -91,18 +91,6 @@ class Group(Enum):
     SCORE = "score"
     MEASURE = "measure"
     SIGNIFICANCE = "significance"
-
-
-def shape_name(code: float) -> str:
-    """``"none"``, ``"subtractive"``, ``"symmetric"`` or ``"additive"`` for a `Shape` code;
-    ``"none"`` for a code no shape has."""
-    codes = {int(shape) for shape in Shape}
-    return Shape(int(code)).name.lower() if int(code) in codes else Shape.NONE.name.lower()
-
-
-def shape_of(name: str) -> Shape:
-    """The `Shape` a jitter-shape name (`shape_name`) stands for; NONE for another name."""
-    return Shape.__members__.get(name.upper(), Shape.NONE)
 
 
 @dataclass(frozen=True, slots=True)
