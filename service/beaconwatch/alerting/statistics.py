@@ -3,7 +3,8 @@ alert row, how it is rounded, its unit, and its key in every encoding.
 
 `make_alert` reads every statistic from where its row says; ECS (`beacon.*`), OCSF
 (`unmapped.beacon`) and the scan CSV lay them out from the table. A new statistic is a row
-here and an attribute of `BeaconStats` below, plus the kernel that measures it.
+here and an attribute of `BeaconStats` below, plus the kernel that measures it (and its
+mapping in deploy/elasticsearch, which tests hold to what the documents carry).
 
 Rows are in `BeaconStats` order, which is the order of the CSV columns and of OCSF's
 `unmapped.beacon`. ECS's `beacon` object lays out the rows group by group (`Group`), with
@@ -95,6 +96,8 @@ class Group(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Statistic:
+    """One row of the table."""
+
     name: str  # the `BeaconStats` attribute
     source: Source
     kind: Kind
