@@ -235,7 +235,9 @@ class PairTable:
             np.uint64(src[0]), np.uint64(src[1]), np.uint64(dst[0]), np.uint64(dst[1]),
             np.uint32(port_proto),
         )  # fmt: skip
-        slot = find_slot(self.index, self.keys, self.port_proto, key_hash(*args), *args)
+        # numba hands the uint64 hash back as a Python int, which it would read as int64.
+        h = np.uint64(key_hash(*args))
+        slot = find_slot(self.index, self.keys, self.port_proto, h, *args)
         row = int(self.index[slot])
         return row if row != EMPTY else -1
 
