@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.base import DecodeResult, RejectReason
-from beaconwatch.decode.batch_scan import ROW_COLUMNS
-from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
-from beaconwatch.decode.goflow2_record import (
+from beaconwatch.decode.common.protocols import name_table
+from beaconwatch.decode.registry import get_decoder
+from beaconwatch.decode.scan.batch_scan import ROW_COLUMNS
+from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
+from beaconwatch.decode.scan.goflow2_record import (
     _FIELD_RULES,
     INT_HIGHS,
     RULE_ORDER,
@@ -28,7 +30,7 @@ from beaconwatch.decode.goflow2_record import (
     decode_record,
     field_problem,
 )
-from beaconwatch.decode.json_scan import (
+from beaconwatch.decode.scan.json_scan import (
     BAD_FIELD,
     MISSING,
     NO_TIME,
@@ -37,9 +39,7 @@ from beaconwatch.decode.json_scan import (
     key_table,
     scan_batch,
 )
-from beaconwatch.decode.json_scan import KEYS as SCANNED_KEYS
-from beaconwatch.decode.protocols import name_table
-from beaconwatch.decode.registry import get_decoder
+from beaconwatch.decode.scan.json_scan import KEYS as SCANNED_KEYS
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "goflow2" / "flows.jsonl"
 RECORDS: list[bytes] = FIXTURE.read_bytes().splitlines()

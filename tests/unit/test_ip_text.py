@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from beaconwatch.core.addresses import ip_to_halves
-from beaconwatch.decode.ip_text import parse_ip_many, parse_ip_text
+from beaconwatch.decode.common.ip_text import parse_ip_many, parse_ip_text
 
 
 def reference(text: str) -> tuple[int, int] | None:

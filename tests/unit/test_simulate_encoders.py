@@ -15,8 +15,8 @@ import pytest
 
 from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.flows import FlowBatch
-from beaconwatch.decode.goflow2_pb_record import read_varint
 from beaconwatch.decode.registry import get_decoder
+from beaconwatch.decode.scan.goflow2_pb_record import read_varint
 from beaconwatch.simulate import encoders
 from beaconwatch.simulate.garbage import GARBAGE_FORMATS, GARBAGE_KINDS, garbage_records
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator

@@ -34,7 +34,7 @@ from beaconwatch.core.detector import Detector
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.decode.base import Decoder, DecodeResult
 from beaconwatch.decode.registry import DECODERS, get_decoder
-from beaconwatch.decode.zeek_tsv import ZeekHeader, ZeekTsvDecoder
+from beaconwatch.decode.zeek.zeek_tsv import ZeekHeader, ZeekTsvDecoder
 from beaconwatch.sources.files import LineBatch, ReadProgress, Segment, read_batches
 
 PROGRESS_EVERY_S = 0.2

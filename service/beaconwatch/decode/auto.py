@@ -79,7 +79,7 @@ def sniff_record(record: bytes) -> str:
 
 def sniff_file(first_line: bytes) -> str | None:
     """``"zeek-tsv"`` when a file's first line is a Zeek header; None: sniff per record."""
-    from beaconwatch.decode.zeek_tsv import ZeekHeader
+    from beaconwatch.decode.zeek.zeek_tsv import ZeekHeader
 
     return "zeek-tsv" if ZeekHeader.is_header_line(first_line) else None
 

@@ -12,25 +12,25 @@ if TYPE_CHECKING:
 
 
 def _goflow2_json() -> Decoder:
-    from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
+    from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
 
     return Goflow2JsonDecoder()
 
 
 def _goflow2_pb() -> Decoder:
-    from beaconwatch.decode.goflow2_pb import Goflow2PbDecoder
+    from beaconwatch.decode.scan.goflow2_pb import Goflow2PbDecoder
 
     return Goflow2PbDecoder()
 
 
 def _zeek_json() -> Decoder:
-    from beaconwatch.decode.zeek_json import ZeekJsonDecoder
+    from beaconwatch.decode.zeek.zeek_json import ZeekJsonDecoder
 
     return ZeekJsonDecoder()
 
 
 def _zeek_tsv() -> Decoder:
-    from beaconwatch.decode.zeek_tsv import ZeekTsvDecoder
+    from beaconwatch.decode.zeek.zeek_tsv import ZeekTsvDecoder
 
     return ZeekTsvDecoder()  # default conn.log columns; files give their header (scan)
 
@@ -42,13 +42,13 @@ def _auto() -> Decoder:
 
 
 def _pmacct_json() -> Decoder:
-    from beaconwatch.decode.pmacct_json import PmacctJsonDecoder
+    from beaconwatch.decode.parsed.pmacct_json import PmacctJsonDecoder
 
     return PmacctJsonDecoder()
 
 
 def _ecs_json() -> Decoder:
-    from beaconwatch.decode.ecs_json import EcsJsonDecoder
+    from beaconwatch.decode.parsed.ecs_json import EcsJsonDecoder
 
     return EcsJsonDecoder()
 

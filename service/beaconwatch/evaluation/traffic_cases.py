@@ -21,7 +21,7 @@ from beaconwatch.config import Config
 from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.detector import Detector
 from beaconwatch.core.flows import FlowBatch
-from beaconwatch.decode.initiator import TCP_ACK, TCP_SYN, tcp_flags_initiator
+from beaconwatch.decode.common.initiator import TCP_ACK, TCP_SYN, tcp_flags_initiator
 from beaconwatch.evaluation.hard_cases import HOUR_MS, IMPLANT, PEER, T0_MS, CaseResult
 
 TCP, UDP = 6, 17

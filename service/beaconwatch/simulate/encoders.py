@@ -33,10 +33,10 @@ from typing import Any
 
 import orjson
 
-from beaconwatch.decode.goflow2_pb import delimited
-from beaconwatch.decode.goflow2_pb_schema import ENUMS, FIELDS, flow_message_class
-from beaconwatch.decode.protocols import protocol_number
-from beaconwatch.decode.zeek_tsv import DEFAULT_CONN_FIELDS
+from beaconwatch.decode.common.protocols import protocol_number
+from beaconwatch.decode.scan.goflow2_pb import delimited
+from beaconwatch.decode.scan.goflow2_pb_schema import ENUMS, FIELDS, flow_message_class
+from beaconwatch.decode.zeek.zeek_tsv import DEFAULT_CONN_FIELDS
 from beaconwatch.simulate.goflow2 import goflow2_record
 from beaconwatch.simulate.model import SimFlow
 

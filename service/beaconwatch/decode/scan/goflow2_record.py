@@ -33,9 +33,9 @@ from typing import Any, NamedTuple, TypeVar
 import orjson
 
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.initiator import tcp_flags_initiator
-from beaconwatch.decode.ip_text import parse_ip_text
-from beaconwatch.decode.protocols import protocol_number
+from beaconwatch.decode.common.initiator import tcp_flags_initiator
+from beaconwatch.decode.common.ip_text import parse_ip_text
+from beaconwatch.decode.common.protocols import protocol_number
 
 INT64_MAX = (1 << 63) - 1
 UINT32_MAX = (1 << 32) - 1

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from beaconwatch.decode.base import DecodeResult, RejectReason
-from beaconwatch.decode.zeek_common import (
+from beaconwatch.decode.zeek.zeek_common import (
     DEFAULT_MAX_RECORD_BYTES,
     INT64_MAX,
     ZeekRows,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from beaconwatch.decode.base import DecodeResult, RejectReason
-from beaconwatch.decode.zeek_common import (
+from beaconwatch.decode.zeek.zeek_common import (
     DEFAULT_MAX_RECORD_BYTES,
     INT64_MAX,
     ZeekRows,

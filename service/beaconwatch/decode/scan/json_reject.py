@@ -18,8 +18,8 @@ import numpy.typing as npt
 import orjson
 
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.goflow2_record import Problem, field_problem, remember_problem
-from beaconwatch.decode.json_scan import BAD_FIELD, KEYS, MISSING, NO_TIME, SLOW, TRUNCATED
+from beaconwatch.decode.scan.goflow2_record import Problem, field_problem, remember_problem
+from beaconwatch.decode.scan.json_scan import BAD_FIELD, KEYS, MISSING, NO_TIME, SLOW, TRUNCATED
 
 I64 = npt.NDArray[np.int64]
 _DETAIL_MAX = 120

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.goflow2_record import Problem
+from beaconwatch.decode.scan.goflow2_record import Problem
 
 I64 = npt.NDArray[np.int64]
 Known = dict[int, tuple[str, str]]  # row -> (reason, detail)

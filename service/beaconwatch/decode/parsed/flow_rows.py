@@ -23,9 +23,9 @@ import numpy.typing as npt
 import orjson
 
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.goflow2_record import FlowRow, Problem, ended_early
-from beaconwatch.decode.ip_text import parse_ip_many, parse_ip_text
-from beaconwatch.decode.time_text import reference_ms, times_to_ms
+from beaconwatch.decode.common.ip_text import parse_ip_many, parse_ip_text
+from beaconwatch.decode.common.time_text import reference_ms, times_to_ms
+from beaconwatch.decode.scan.goflow2_record import FlowRow, Problem, ended_early
 
 INT64_MAX = (1 << 63) - 1
 UINT32_MAX = (1 << 32) - 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.goflow2_record import FlowRow, Problem, validate
+from beaconwatch.decode.scan.goflow2_record import FlowRow, Problem, validate
 
 _DETAIL_MAX = 120
 MAX_VARINT_BYTES = 10
