@@ -17,6 +17,7 @@ from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.base import DecodeResult, RejectReason
 from beaconwatch.decode.common.protocols import name_table
+from beaconwatch.decode.common.rows import FlowRow, InvalidError, Problem
 from beaconwatch.decode.registry import get_decoder
 from beaconwatch.decode.scan.batch_scan import ROW_COLUMNS
 from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
@@ -24,9 +25,6 @@ from beaconwatch.decode.scan.goflow2_record import (
     _FIELD_RULES,
     INT_HIGHS,
     RULE_ORDER,
-    FlowRow,
-    Problem,
-    _InvalidError,
     decode_record,
     field_problem,
 )
@@ -424,7 +422,7 @@ def test_values_the_field_rule_accepts_go_to_the_reference() -> None:
 def test_field_problem_int_shortcut_is_the_rule(key: str, value: int) -> None:
     try:
         _FIELD_RULES[key]({key: value}, None)
-    except _InvalidError as exc:
+    except InvalidError as exc:
         assert field_problem(key, value) == exc.problem
     else:
         assert field_problem(key, value) is None

@@ -12,6 +12,7 @@ import pytest
 from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.base import DecodeResult, RejectReason
+from beaconwatch.decode.common.rows import FlowRow
 from beaconwatch.decode.registry import get_decoder
 from beaconwatch.decode.scan.batch_scan import ROW_COLUMNS
 from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
@@ -19,7 +20,6 @@ from beaconwatch.decode.scan.goflow2_pb import Goflow2PbDecoder, delimited
 from beaconwatch.decode.scan.goflow2_pb_record import decode_record, read_varint
 from beaconwatch.decode.scan.goflow2_pb_record import encode_varint as _varint
 from beaconwatch.decode.scan.goflow2_pb_schema import ENUMS, FIELDS, flow_message_class
-from beaconwatch.decode.scan.goflow2_record import FlowRow
 from beaconwatch.decode.scan.pb_wire import BAD_FIELD, MISSING, NO_TIME, OK, field_kinds, scan_batch
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "goflow2"

@@ -9,10 +9,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from beaconwatch.decode.common.rows import FlowRow
 from beaconwatch.decode.scan.goflow2_pb import delimited
 from beaconwatch.decode.scan.goflow2_pb_record import decode_record, encode_varint, read_varint
 from beaconwatch.decode.scan.goflow2_pb_schema import FIELDS
-from beaconwatch.decode.scan.goflow2_record import FlowRow
 from beaconwatch.decode.scan.pb_wire import OK
 from beaconwatch.decode.scan.pb_wire import read_varint as fast_read_varint
 

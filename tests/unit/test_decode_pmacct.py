@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.base import DecodeResult, RejectReason
+from beaconwatch.decode.common.rows import FlowRow, Problem
 from beaconwatch.decode.parsed.pmacct_json import PmacctJsonDecoder, decode_record
 from beaconwatch.decode.registry import get_decoder
 from beaconwatch.decode.scan.batch_scan import ROW_COLUMNS
 from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
-from beaconwatch.decode.scan.goflow2_record import FlowRow, Problem
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SAME = (FIXTURES / "pmacct" / "same_flows.jsonl").read_bytes().splitlines()

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from beaconwatch.core.flows import FLOW_COLUMNS, FlowBatch
 from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
-from beaconwatch.decode.scan.goflow2_record import FlowRow, Problem
+from beaconwatch.decode.common.rows import FlowRow, Problem
 
 _new_tuple = tuple.__new__
 # FlowRow order (the initiator last: what the record says, `decode.initiator`).
