@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.auto import UNKNOWN_FORMAT, AutoDecoder, sniff_file, sniff_record
 from beaconwatch.decode.base import Decoder, DecodeResult, RejectReason
-from beaconwatch.decode.registry import DECODERS, get_decoder
+from beaconwatch.decode.registry import FORMAT_NAMES, get_decoder
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -51,7 +51,7 @@ SAMPLES: dict[str, list[bytes]] = {
 
 
 def test_every_format_is_registered_and_samples_are_sniffed_right() -> None:
-    assert set(SAMPLES) | {"auto"} <= set(DECODERS)
+    assert set(SAMPLES) | {"auto"} <= set(FORMAT_NAMES)
     for name, records in SAMPLES.items():
         assert records, name
         assert {sniff_record(r) for r in records} == {name}, name

@@ -20,7 +20,7 @@ from beaconwatch.core.detector import Detector, warm_up
 from beaconwatch.core.flows import FlowBatch
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.decode.base import Decoder, Rejection, RejectReason
-from beaconwatch.decode.registry import TopicDecoders
+from beaconwatch.decode.topic_decoders import TopicDecoders
 
 
 @dataclass(frozen=True, slots=True)

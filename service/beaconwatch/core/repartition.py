@@ -25,10 +25,10 @@ from beaconwatch.core.scope import FlowScope
 from beaconwatch.core.stats import DetectorStats
 from beaconwatch.decode.base import Decoder, DecodeResult, Rejection
 from beaconwatch.decode.flow_columns import BYTES_PER_FLOW, HEADER_BYTES, encode_flows
-from beaconwatch.decode.registry import TopicDecoders
 from beaconwatch.decode.scan.batch_scan import join_columns
 from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
 from beaconwatch.decode.scan.goflow2_pb import Goflow2PbDecoder
+from beaconwatch.decode.topic_decoders import TopicDecoders
 
 I64 = npt.NDArray[np.int64]
 

@@ -10,6 +10,9 @@ Per record (a Kafka value or a line of a file):
 * Binary: a varint length prefix covering the rest of the record followed by a protobuf tag
   -> ``goflow2-pb`` (goflow2 ``-format=bin`` writes length-delimited FlowMessages).
 
+Each format's keys or byte test is part of its spec in ``registry`` (``sniff`` has the tests),
+tried in the registry's order.
+
 Records of each format go as one group to that format's decoder (built lazily from the
 registry, so it works with whatever decoders are registered) and the results are merged back
 in input order. A record whose format is unknown, or whose format has no decoder here, is
@@ -22,7 +25,6 @@ CSV/TSV row of Zeek field names means the whole file is ``zeek-tsv`` with that h
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
@@ -30,50 +32,29 @@ import orjson
 
 from beaconwatch.core.flows import FlowBatch
 from beaconwatch.decode.base import Decoder, DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.registry import FORMAT_NAMES, FORMATS, get_decoder
+from beaconwatch.decode.sniff import looks_like_json
 
 UNKNOWN_FORMAT = RejectReason.UNKNOWN_FORMAT
 
-# (format, quoted keys that identify it), most specific first.
-_JSON_KEYS: tuple[tuple[str, tuple[bytes, ...]], ...] = (
-    ("goflow2-json", (b'"time_flow_start_ns"', b'"src_addr"', b'"time_received_ns"')),
-    ("zeek-json", (b'"id.orig_h"', b'"orig_h"')),
-    ("pmacct-json", (b'"ip_src"',)),
-    ("ecs-json", (b'"source.ip"', b'"source"', b'"@timestamp"')),
-)
-_TSV_LINE_RE = re.compile(rb"\d{1,15}(?:\.\d{1,9})?\t")
-_WIRE_TYPES = (0, 1, 2, 5)
+# The registered sniffs, in the registry's order (most specific first).
+_JSON_KEYS = tuple((spec.name, spec.json_keys) for spec in FORMATS if spec.json_keys)
+_SNIFFS = tuple((spec.name, spec.sniff) for spec in FORMATS if spec.sniff is not None)
 _JSON = "json"  # looks like JSON but matches no format: parsed only to name the problem
 _UNKNOWN = "unknown"
-
-
-def _protobuf_length_prefixed(record: bytes) -> bool:
-    """A varint length prefix that fits the record, then a plausible protobuf field tag."""
-    length = 0
-    for i in range(min(len(record), 5)):
-        byte = record[i]
-        length |= (byte & 0x7F) << (7 * i)
-        if byte < 0x80:
-            body = i + 1
-            if length == 0 or body + length != len(record):
-                return False
-            tag = record[body]
-            return tag >> 3 >= 1 and (tag & 7) in _WIRE_TYPES
-    return False
 
 
 def sniff_record(record: bytes) -> str:
     """The format name of one record, ``"json"`` for unrecognised JSON-like text, or
     ``"unknown"``."""
-    head = record[:1]
-    if head in (b"{", b"[") or record[:8].lstrip()[:1] in (b"{", b"["):
+    if looks_like_json(record):
         for name, keys in _JSON_KEYS:
             if any(key in record for key in keys):
                 return name
         return _JSON
-    if head.isdigit() and _TSV_LINE_RE.match(record):
-        return "zeek-tsv"
-    if _protobuf_length_prefixed(record):
-        return "goflow2-pb"
+    for name, sniff in _SNIFFS:
+        if sniff(record):
+            return name
     return _UNKNOWN
 
 
@@ -111,13 +92,10 @@ class AutoDecoder:
     ) -> None:
         """``build``: format name -> decoder (default: the registry); ``available``: the
         formats that may be built (default: every registered one but ``auto``)."""
-        if build is None or available is None:
-            from beaconwatch.decode.registry import DECODERS, get_decoder
-
-            build = build if build is not None else get_decoder
-            available = available if available is not None else list(DECODERS)
-        self._build = build
-        self._available = frozenset(available) - {self.name}
+        self._build = build if build is not None else get_decoder
+        self._available = frozenset(available if available is not None else FORMAT_NAMES) - {
+            self.name
+        }
         self._decoders: dict[str, Decoder] = {}
 
     def decoder_for(self, name: str) -> Decoder | None:

@@ -1,14 +1,41 @@
-"""Decoders by the name used in config (`kafka.input_format`) and on the `scan` command line."""
+"""Every input format, registered once: its name (in config, `kafka.input_format`, and on the
+`scan` command line), how to build its decoder, how ``auto`` sniffs its records, and the encoder
+``simulate`` writes it with.
+
+This module imports no decoder, encoder or configuration when it loads: the builders import
+their decoder when called, so `config` can check format names here and `scan --help` lists
+them without starting a numba kernel. Order matters: ``auto`` tries the sniffs of ``FORMATS``
+from the top, so a format whose keys are more specific comes first.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from beaconwatch.decode.base import Decoder
+from beaconwatch.decode.sniff import length_delimited_protobuf, zeek_tsv_line
 
 if TYPE_CHECKING:
-    from beaconwatch.config import KafkaConfig
+    from beaconwatch.decode.base import Decoder
+
+# ``encoder(flows, first_sequence_num=1)`` -> record values (see `beaconwatch.simulate.encoders`).
+Encoder = Callable[..., list[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class FormatSpec:
+    name: str
+    build: Callable[[], Decoder]  # a decoder with the format's default options
+    # ``auto``: a JSON record holding one of these quoted keys is of this format ...
+    json_keys: tuple[bytes, ...] = ()
+    # ... and a record that is not JSON is when this says so.
+    sniff: Callable[[bytes], bool] | None = None
+    # ``simulate``: the encoder of simulated flows into this format (imported when called).
+    encoder: Callable[[], Encoder] | None = None
+
+
+# -- goflow2 ------------------------------------------------------------------------------------
 
 
 def _goflow2_json() -> Decoder:
@@ -17,10 +44,25 @@ def _goflow2_json() -> Decoder:
     return Goflow2JsonDecoder()
 
 
+def _goflow2_json_encoder() -> Encoder:
+    from beaconwatch.simulate.encoders import goflow2_json
+
+    return goflow2_json
+
+
 def _goflow2_pb() -> Decoder:
     from beaconwatch.decode.scan.goflow2_pb import Goflow2PbDecoder
 
     return Goflow2PbDecoder()
+
+
+def _goflow2_pb_encoder() -> Encoder:
+    from beaconwatch.simulate.encoders import Goflow2PbEncoder
+
+    return Goflow2PbEncoder().encode
+
+
+# -- Zeek ---------------------------------------------------------------------------------------
 
 
 def _zeek_json() -> Decoder:
@@ -29,16 +71,25 @@ def _zeek_json() -> Decoder:
     return ZeekJsonDecoder()
 
 
+def _zeek_json_encoder() -> Encoder:
+    from beaconwatch.simulate.encoders import zeek_json
+
+    return zeek_json
+
+
 def _zeek_tsv() -> Decoder:
     from beaconwatch.decode.zeek.zeek_tsv import ZeekTsvDecoder
 
     return ZeekTsvDecoder()  # default conn.log columns; files give their header (scan)
 
 
-def _auto() -> Decoder:
-    from beaconwatch.decode.auto import AutoDecoder
+def _zeek_tsv_encoder() -> Encoder:
+    from beaconwatch.simulate.encoders import zeek_tsv
 
-    return AutoDecoder()
+    return zeek_tsv
+
+
+# -- pmacct, ECS --------------------------------------------------------------------------------
 
 
 def _pmacct_json() -> Decoder:
@@ -47,10 +98,31 @@ def _pmacct_json() -> Decoder:
     return PmacctJsonDecoder()
 
 
+def _pmacct_json_encoder() -> Encoder:
+    from beaconwatch.simulate.encoders import pmacct_json
+
+    return pmacct_json
+
+
 def _ecs_json() -> Decoder:
     from beaconwatch.decode.parsed.ecs_json import EcsJsonDecoder
 
     return EcsJsonDecoder()
+
+
+def _ecs_json_encoder() -> Encoder:
+    from beaconwatch.simulate.encoders import ecs_json
+
+    return ecs_json
+
+
+# -- ours ---------------------------------------------------------------------------------------
+
+
+def _auto() -> Decoder:
+    from beaconwatch.decode.auto import AutoDecoder
+
+    return AutoDecoder()
 
 
 def _flow_columns() -> Decoder:
@@ -59,50 +131,43 @@ def _flow_columns() -> Decoder:
     return FlowColumnsDecoder()
 
 
-DECODERS: dict[str, Callable[[], Decoder]] = {
-    "pmacct-json": _pmacct_json,
-    "ecs-json": _ecs_json,
-    "goflow2-json": _goflow2_json,
-    "goflow2-pb": _goflow2_pb,
-    "zeek-json": _zeek_json,
-    "zeek-tsv": _zeek_tsv,
-    "auto": _auto,
+FORMATS: tuple[FormatSpec, ...] = (
+    FormatSpec(
+        "goflow2-json",
+        _goflow2_json,
+        json_keys=(b'"time_flow_start_ns"', b'"src_addr"', b'"time_received_ns"'),
+        encoder=_goflow2_json_encoder,
+    ),
+    FormatSpec(
+        "zeek-json", _zeek_json, json_keys=(b'"id.orig_h"', b'"orig_h"'), encoder=_zeek_json_encoder
+    ),
+    FormatSpec("pmacct-json", _pmacct_json, json_keys=(b'"ip_src"',), encoder=_pmacct_json_encoder),
+    FormatSpec(
+        "ecs-json",
+        _ecs_json,
+        json_keys=(b'"source.ip"', b'"source"', b'"@timestamp"'),
+        encoder=_ecs_json_encoder,
+    ),
+    # A TSV line is tried before the protobuf frame: a short line can pass for both.
+    FormatSpec("zeek-tsv", _zeek_tsv, sniff=zeek_tsv_line, encoder=_zeek_tsv_encoder),
+    FormatSpec(
+        "goflow2-pb", _goflow2_pb, sniff=length_delimited_protobuf, encoder=_goflow2_pb_encoder
+    ),
+    FormatSpec("auto", _auto),
     # The internal topic's format (written by the repartition stage), not a collector's.
-    "beaconwatch-flows": _flow_columns,
-}
+    FormatSpec("beaconwatch-flows", _flow_columns),
+)
 
-# Every format name config may use (the decoders themselves are imported only when built).
-FORMAT_NAMES: tuple[str, ...] = tuple(DECODERS)
+SPECS: dict[str, FormatSpec] = {spec.name: spec for spec in FORMATS}
+FORMAT_NAMES: tuple[str, ...] = tuple(SPECS)
+
+
+def format_spec(name: str) -> FormatSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise ValueError(f"unknown input format {name!r}; known: {', '.join(SPECS)}") from None
 
 
 def get_decoder(name: str) -> Decoder:
-    try:
-        factory = DECODERS[name]
-    except KeyError:
-        raise ValueError(f"unknown input format {name!r}; known: {', '.join(DECODERS)}") from None
-    return factory()
-
-
-class TopicDecoders:
-    """The decoder of each input topic's format (`kafka.topic_formats`, else
-    `kafka.input_format`), each built once; or one ``fixed`` decoder for every input."""
-
-    def __init__(self, kafka: KafkaConfig, fixed: Decoder | None = None) -> None:
-        self._kafka = kafka
-        self._fixed = fixed
-        self._built: dict[str, Decoder] = {}
-
-    def for_topic(self, topic: str | None) -> Decoder:
-        """Without a topic (files): the decoder of `kafka.input_format`."""
-        if self._fixed is not None:
-            return self._fixed
-        kafka = self._kafka
-        name = kafka.input_format if topic is None else kafka.format_for(topic)
-        if name not in self._built:
-            self._built[name] = get_decoder(name)
-        return self._built[name]
-
-    def build_all(self) -> None:
-        """Build every configured topic's decoder now (decoders warm their own kernels)."""
-        for topic in {*self._kafka.input_topics, *self._kafka.topic_formats}:
-            self.for_topic(topic)
+    return format_spec(name).build()

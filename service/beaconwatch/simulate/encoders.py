@@ -27,13 +27,15 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from beaconwatch.decode.common.protocols import protocol_number
+from beaconwatch.decode.registry import FORMATS as REGISTERED
+from beaconwatch.decode.registry import SPECS, Encoder
 from beaconwatch.decode.scan.goflow2_pb import delimited
 from beaconwatch.decode.scan.goflow2_pb_schema import ENUMS, FIELDS, flow_message_class
 from beaconwatch.decode.zeek.zeek_tsv import DEFAULT_CONN_FIELDS
@@ -42,9 +44,8 @@ from beaconwatch.simulate.model import SimFlow
 
 SAMPLER_IP = "10.0.255.1"  # the exporter (router) address written into every format
 EXPORTER_PORT = 2055
-FORMATS: tuple[str, ...] = (
-    "goflow2-json", "goflow2-pb", "pmacct-json", "ecs-json", "zeek-json", "zeek-tsv",
-)  # fmt: skip
+# The formats with an encoder, in the registry's order.
+FORMATS: tuple[str, ...] = tuple(spec.name for spec in REGISTERED if spec.encoder is not None)
 
 _PB_FLOW_TYPES = dict(ENUMS["FlowType"])
 _PB_LAYERS = dict(ENUMS["LayerStack"])
@@ -356,29 +357,13 @@ def _tsv_line(conn: dict[str, Any]) -> bytes:
 # -- by name ------------------------------------------------------------------------------------
 
 
-def encoder(name: str, *, pmacct_objects_per_record: int = 1) -> Callable[..., list[bytes]]:
-    """``encoder(name)(flows, first_sequence_num=1)`` -> record values in format ``name``."""
-    if name == "goflow2-json":
-        return goflow2_json
-    if name == "goflow2-pb":
-        return Goflow2PbEncoder().encode
-    if name == "pmacct-json":
-
-        def pmacct(flows: Sequence[SimFlow], *, first_sequence_num: int = 1) -> list[bytes]:
-            return pmacct_json(
-                flows,
-                objects_per_record=pmacct_objects_per_record,
-                first_sequence_num=first_sequence_num,
-            )
-
-        return pmacct
-    if name == "ecs-json":
-        return ecs_json
-    if name == "zeek-json":
-        return zeek_json
-    if name == "zeek-tsv":
-        return zeek_tsv
-    raise ValueError(f"no encoder for format {name!r}; known: {', '.join(FORMATS)}")
+def encoder(name: str) -> Encoder:
+    """``encoder(name)(flows, first_sequence_num=1)`` -> record values in format ``name``: the
+    encoder its spec in the decoder registry names."""
+    spec = SPECS.get(name)
+    if spec is None or spec.encoder is None:
+        raise ValueError(f"no encoder for format {name!r}; known: {', '.join(FORMATS)}")
+    return spec.encoder()
 
 
 def encode_flows(
