@@ -6,10 +6,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.auto import UNKNOWN_FORMAT, AutoDecoder, sniff_file, sniff_record
@@ -145,29 +142,3 @@ def test_formats_without_a_decoder_are_rejected_as_unknown() -> None:
     ]  # fmt: skip
     assert "goflow2-json" in result.rejections[0].detail
     assert AutoDecoder().decode([]).flows.record_index.size == 0
-
-
-_ALL = [r for rs in SAMPLES.values() for r in rs]
-
-
-@st.composite
-def hostile(draw: st.DrawFn) -> bytes:
-    kind = draw(st.integers(0, 2))
-    if kind == 0:
-        return draw(st.binary(max_size=120))
-    record = draw(st.sampled_from(_ALL))
-    if kind == 1:
-        return record[: draw(st.integers(0, len(record)))]
-    pos = draw(st.integers(0, max(len(record) - 1, 0)))
-    return record[:pos] + draw(st.binary(min_size=1, max_size=4)) + record[pos + 1 :]
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(hostile(), min_size=1, max_size=10))
-def test_hostile_mixes_never_raise_and_account_for_every_record(records: list[bytes]) -> None:
-    result = AUTO.decode(records)
-    decoded = set(np.unique(result.flows.record_index).tolist())
-    rejected = {r.record_index for r in result.rejections}
-    assert not decoded & rejected
-    assert decoded | rejected == set(range(len(records)))
-    assert (np.diff(result.flows.record_index) >= 0).all()

@@ -323,12 +323,6 @@ def test_fast_path_agrees_with_reference_on_mutations(records: list[bytes]) -> N
     check_against_reference(records)
 
 
-@settings(max_examples=500, deadline=None)
-@given(st.lists(st.binary(max_size=80), max_size=5))
-def test_random_bytes_never_raise(records: list[bytes]) -> None:
-    check_against_reference(records)
-
-
 @settings(max_examples=300, deadline=None)
 @given(
     st.recursive(
