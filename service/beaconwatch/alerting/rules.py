@@ -24,6 +24,7 @@ from beaconwatch.alerting.alert import (
 from beaconwatch.config import AlertingConfig, AllowRule
 from beaconwatch.core.addresses import halves_to_ip, protocol_name
 from beaconwatch.core.networks import NetworkSet
+from beaconwatch.dtypes import F64
 from beaconwatch.scoring.periodicity import SHAPE_ADDITIVE, SHAPE_SUBTRACTIVE, SHAPE_SYMMETRIC
 from beaconwatch.scoring.sleep_range import described_range
 from beaconwatch.scoring.window_score import Stat
@@ -32,7 +33,6 @@ from beaconwatch.state.pair_table import PairTable
 
 SEVERITY_LEVELS = ("low", "medium", "high", "critical")
 ALLOWLIST = "allowlist"
-F64 = npt.NDArray[np.float64]
 
 
 def _stat(stats: F64, name: str) -> float:

@@ -29,8 +29,7 @@ from beaconwatch.decode.scan.batch_scan import join_columns
 from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
 from beaconwatch.decode.scan.goflow2_pb import Goflow2PbDecoder
 from beaconwatch.decode.topic_decoders import TopicDecoders
-
-I64 = npt.NDArray[np.int64]
+from beaconwatch.dtypes import I64
 
 
 def host_partitions(

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.config import Config
+from beaconwatch.dtypes import F64
 from beaconwatch.evaluation import metrics as m
 from beaconwatch.evaluation.hard_cases import CaseResult, evaluate_hard_cases
 from beaconwatch.evaluation.realdata import DATASETS, DatasetResult, evaluate_dataset
@@ -20,7 +21,6 @@ from beaconwatch.evaluation.scenarios import ScenarioSpec, build_scenario
 from beaconwatch.evaluation.traffic_cases import evaluate_traffic_cases
 from beaconwatch.evaluation.truth import Kind, Scenario
 
-F64 = npt.NDArray[np.float64]
 SWEEP_FLOOR = 0.3  # the sweep run records every scoring at or above this
 
 

@@ -18,11 +18,11 @@ import numpy.typing as npt
 from beaconwatch.core.flows import FLOW_COLUMNS, FlowBatch
 from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
 from beaconwatch.decode.common.rows import FlowRow, Problem
+from beaconwatch.dtypes import I64
 
 _new_tuple = tuple.__new__
 # FlowRow order (the initiator last: what the record says, `decode.initiator`).
 ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]
-I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,10 +20,9 @@ from numba import njit
 
 from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.common.rows import DETAIL_MAX, Problem
+from beaconwatch.dtypes import I64, U8
 
-I64 = npt.NDArray[np.int64]
 Known = dict[int, tuple[str, str]]  # row -> (reason, detail)
-U8 = npt.NDArray[np.uint8]
 
 FRAME_OK, FRAME_EMPTY, FRAME_BAD_VARINT, FRAME_LENGTH = 0, 1, 2, 3
 _MAX_VARINT_BYTES = 10

@@ -21,8 +21,8 @@ from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.common.rows import DETAIL_MAX, Problem
 from beaconwatch.decode.scan.goflow2_record import field_problem, remember_problem
 from beaconwatch.decode.scan.json_scan import BAD_FIELD, KEYS, MISSING, NO_TIME, SLOW, TRUNCATED
+from beaconwatch.dtypes import I64
 
-I64 = npt.NDArray[np.int64]
 MEMO_VALUE_BYTES = 64  # longer values are answered afresh: the memo stays < 1 MiB
 _MISSING = tuple(Problem(RejectReason.MISSING_FIELD, f"missing {key}") for key in KEYS)
 _NO_TIME = Problem(RejectReason.MISSING_FIELD, "missing time_flow_start_ns/time_received_ns")
