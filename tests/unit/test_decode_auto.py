@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from beaconwatch.core.flows import FLOW_COLUMNS
-from beaconwatch.decode.auto import UNKNOWN_FORMAT, AutoDecoder, sniff_file, sniff_record
+from beaconwatch.decode.auto import UNKNOWN_FORMAT, AutoDecoder, sniff_file
 from beaconwatch.decode.base import Decoder, DecodeResult, RejectReason
-from beaconwatch.decode.registry import FORMAT_NAMES, get_decoder
+from beaconwatch.decode.registry import FORMAT_NAMES, get_decoder, sniff_record
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -92,7 +92,7 @@ def _rows(result: DecodeResult) -> dict[int, tuple[int, ...]]:
     }
 
 
-AUTO = AutoDecoder()
+AUTO = get_decoder("auto")
 DIRECT: dict[str, Decoder] = {name: get_decoder(name) for name in SAMPLES}
 
 
@@ -133,7 +133,7 @@ def test_mixed_batch_equals_each_decoder_on_its_own_records() -> None:
 
 
 def test_formats_without_a_decoder_are_rejected_as_unknown() -> None:
-    only_zeek = AutoDecoder(available=["zeek-json"])
+    only_zeek = AutoDecoder(sniff_record, get_decoder, ["zeek-json"])
     records = [SAMPLES["goflow2-json"][0], SAMPLES["zeek-json"][0], b"[1]", b"\xff\xfe"]
     result = only_zeek.decode(records)
     assert list(result.flows.record_index) == [1]
@@ -141,4 +141,4 @@ def test_formats_without_a_decoder_are_rejected_as_unknown() -> None:
         (0, UNKNOWN_FORMAT), (2, RejectReason.NOT_AN_OBJECT), (3, UNKNOWN_FORMAT),
     ]  # fmt: skip
     assert "goflow2-json" in result.rejections[0].detail
-    assert AutoDecoder().decode([]).flows.record_index.size == 0
+    assert AUTO.decode([]).flows.record_index.size == 0

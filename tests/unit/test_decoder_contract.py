@@ -28,7 +28,7 @@ from beaconwatch.core.flows import FlowBatch
 from beaconwatch.decode.base import DecodeResult, RejectReason
 from beaconwatch.decode.common.rows import DETAIL_MAX
 from beaconwatch.decode.flow_columns import encode_flows
-from beaconwatch.decode.registry import FORMATS, FormatSpec, get_decoder
+from beaconwatch.decode.registry import FORMATS, FormatSpec, encoder, get_decoder
 from beaconwatch.simulate.model import SimFlow
 from tests.unit.test_simulate_encoders import VARIED, assert_same_flows, simulated_flows
 
@@ -40,19 +40,13 @@ GOOD_FLOWS = [f for f in VARIED if f.proto in ("TCP", "UDP", "ICMP")]
 
 def _column_records(flows: Sequence[SimFlow]) -> list[bytes]:
     """``beaconwatch-flows`` has no simulator encoder: its records are columns of decoded flows."""
-    decoded = get_decoder("goflow2-json").decode(_encode("goflow2-json", flows)).flows
+    decoded = get_decoder("goflow2-json").decode(encoder("goflow2-json")(flows)).flows
     return [encode_flows(decoded.take(np.arange(i, i + 1))) for i in range(len(decoded))]
 
 
 def _mixed_records(flows: Sequence[SimFlow]) -> list[bytes]:
     """``auto`` reads any collector format: a flow in each, in turn."""
-    return [_encode(ENCODED[i % len(ENCODED)].name, [flow])[0] for i, flow in enumerate(flows)]
-
-
-def _encode(name: str, flows: Sequence[SimFlow]) -> list[bytes]:
-    spec = next(spec for spec in FORMATS if spec.name == name)
-    assert spec.encoder is not None
-    return spec.encoder()(flows)
+    return [encoder(ENCODED[i % len(ENCODED)].name)([flow])[0] for i, flow in enumerate(flows)]
 
 
 GOOD: dict[str, Callable[[Sequence[SimFlow]], list[bytes]]] = {

@@ -15,7 +15,7 @@ import pytest
 
 from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.flows import FlowBatch
-from beaconwatch.decode.registry import get_decoder
+from beaconwatch.decode.registry import encoder, get_decoder
 from beaconwatch.decode.scan.goflow2_pb_record import read_varint
 from beaconwatch.simulate import encoders
 from beaconwatch.simulate.garbage import GARBAGE_FORMATS, GARBAGE_KINDS, garbage_records
@@ -77,7 +77,7 @@ JSON_AND_PB = ("goflow2-json", "goflow2-pb", "pmacct-json", "ecs-json", "zeek-js
 
 @pytest.mark.parametrize("name", JSON_AND_PB)
 def test_varied_flows_round_trip(name: str) -> None:
-    records = encoders.encode_flows(name, VARIED)
+    records = encoder(name)(VARIED)
     result = get_decoder(name).decode(records)
     assert result.rejections == []
     assert_same_flows(result.flows, VARIED)
@@ -170,7 +170,7 @@ def test_time_text_at_each_formats_precision() -> None:
 
 def test_unknown_names_are_refused() -> None:
     with pytest.raises(ValueError, match="no encoder"):
-        encoders.encoder("netflow-v5")
+        encoder("netflow-v5")
     with pytest.raises(ValueError, match="unknown protocol"):
         encoders.ecs_json([VARIED[0]._replace(proto="NOPE")])
 
@@ -198,7 +198,7 @@ EXPECTED_REASONS: dict[str, dict[str, set[str]]] = {
 
 @pytest.mark.parametrize("name", GARBAGE_FORMATS)
 def test_garbage_is_rejected_for_the_expected_reasons(name: str) -> None:
-    good = encoders.encode_flows(name, VARIED[:2] + simulated_flows()[:100])
+    good = encoder(name)(VARIED[:2] + simulated_flows()[:100])
     garbage = garbage_records(name, good, 240, seed=3)
     kinds = [kind for kind, _ in garbage]
     assert {kinds.count(kind) for kind in GARBAGE_KINDS} == {40}

@@ -10,8 +10,8 @@ Per record (a Kafka value or a line of a file):
 * Binary: a varint length prefix covering the rest of the record followed by a protobuf tag
   -> ``goflow2-pb`` (goflow2 ``-format=bin`` writes length-delimited FlowMessages).
 
-Each format's keys or byte test is part of its spec in ``registry`` (``sniff`` has the tests),
-tried in the registry's order.
+Each format's keys or byte test is part of its spec in ``registry``, tried in the registry's
+order (``registry.sniff_record``); the registry builds this decoder with it.
 
 Records of each format go as one group to that format's decoder (built lazily from the
 registry, so it works with whatever decoders are registered) and the results are merged back
@@ -32,30 +32,9 @@ import orjson
 
 from beaconwatch.core.flows import FlowBatch
 from beaconwatch.decode.base import Decoder, DecodeResult, Rejection, RejectReason
-from beaconwatch.decode.registry import FORMAT_NAMES, FORMATS, get_decoder
-from beaconwatch.decode.sniff import looks_like_json
+from beaconwatch.decode.sniff import JSON, UNKNOWN
 
 UNKNOWN_FORMAT = RejectReason.UNKNOWN_FORMAT
-
-# The registered sniffs, in the registry's order (most specific first).
-_JSON_KEYS = tuple((spec.name, spec.json_keys) for spec in FORMATS if spec.json_keys)
-_SNIFFS = tuple((spec.name, spec.sniff) for spec in FORMATS if spec.sniff is not None)
-_JSON = "json"  # looks like JSON but matches no format: parsed only to name the problem
-_UNKNOWN = "unknown"
-
-
-def sniff_record(record: bytes) -> str:
-    """The format name of one record, ``"json"`` for unrecognised JSON-like text, or
-    ``"unknown"``."""
-    if looks_like_json(record):
-        for name, keys in _JSON_KEYS:
-            if any(key in record for key in keys):
-                return name
-        return _JSON
-    for name, sniff in _SNIFFS:
-        if sniff(record):
-            return name
-    return _UNKNOWN
 
 
 def sniff_file(first_line: bytes) -> str | None:
@@ -87,15 +66,15 @@ class AutoDecoder:
 
     def __init__(
         self,
-        build: Callable[[str], Decoder] | None = None,
-        available: Collection[str] | None = None,
+        sniff: Callable[[bytes], str],
+        build: Callable[[str], Decoder],
+        available: Collection[str],
     ) -> None:
-        """``build``: format name -> decoder (default: the registry); ``available``: the
-        formats that may be built (default: every registered one but ``auto``)."""
-        self._build = build if build is not None else get_decoder
-        self._available = frozenset(available if available is not None else FORMAT_NAMES) - {
-            self.name
-        }
+        """``sniff``: record -> format name (the registry's ``sniff_record``); ``build``:
+        format name -> decoder; ``available``: the formats that may be built (``auto`` never)."""
+        self._sniff = sniff
+        self._build = build
+        self._available = frozenset(available) - {self.name}
         self._decoders: dict[str, Decoder] = {}
 
     def decoder_for(self, name: str) -> Decoder | None:
@@ -109,16 +88,16 @@ class AutoDecoder:
     def decode(self, records: Sequence[bytes]) -> DecodeResult:
         groups: dict[str, list[int]] = {}
         for index, record in enumerate(records):
-            groups.setdefault(sniff_record(bytes(record)), []).append(index)
+            groups.setdefault(self._sniff(bytes(record)), []).append(index)
         batches: list[FlowBatch] = []
         rejections: list[Rejection] = []
         for name, indexes in groups.items():
             decoder = self.decoder_for(name)
             if decoder is None:
                 for i in indexes:
-                    if name == _JSON:
+                    if name == JSON:
                         reason, detail = _explain_json(records[i])
-                    elif name == _UNKNOWN:
+                    elif name == UNKNOWN:
                         reason, detail = UNKNOWN_FORMAT, "not a record of any known flow format"
                     else:
                         reason, detail = UNKNOWN_FORMAT, f"looks like {name}, not available"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from beaconwatch.decode.sniff import length_delimited_protobuf, zeek_tsv_line
+from beaconwatch.decode.sniff import Sniffer, length_delimited_protobuf, zeek_tsv_line
 
 if TYPE_CHECKING:
     from beaconwatch.decode.base import Decoder
@@ -122,7 +122,7 @@ def _ecs_json_encoder() -> Encoder:
 def _auto() -> Decoder:
     from beaconwatch.decode.auto import AutoDecoder
 
-    return AutoDecoder()
+    return AutoDecoder(sniff_record, get_decoder, FORMAT_NAMES)
 
 
 def _flow_columns() -> Decoder:
@@ -160,6 +160,13 @@ FORMATS: tuple[FormatSpec, ...] = (
 
 SPECS: dict[str, FormatSpec] = {spec.name: spec for spec in FORMATS}
 FORMAT_NAMES: tuple[str, ...] = tuple(SPECS)
+ENCODED_FORMATS: tuple[str, ...] = tuple(spec.name for spec in FORMATS if spec.encoder is not None)
+
+# ``auto``'s sniff: record -> format name, ``"json"`` or ``"unknown"``.
+sniff_record = Sniffer(
+    [(spec.name, spec.json_keys) for spec in FORMATS if spec.json_keys],
+    [(spec.name, spec.sniff) for spec in FORMATS if spec.sniff is not None],
+)
 
 
 def format_spec(name: str) -> FormatSpec:
@@ -171,3 +178,12 @@ def format_spec(name: str) -> FormatSpec:
 
 def get_decoder(name: str) -> Decoder:
     return format_spec(name).build()
+
+
+def encoder(name: str) -> Encoder:
+    """``encoder(name)(flows, first_sequence_num=1)`` -> simulated flows as record values of
+    format ``name``."""
+    spec = SPECS.get(name)
+    if spec is None or spec.encoder is None:
+        raise ValueError(f"no encoder for format {name!r}; known: {', '.join(ENCODED_FORMATS)}")
+    return spec.encoder()

@@ -1,5 +1,7 @@
 """Simulated flows as Kafka record values in every input format the service decodes.
 
+The decoder registry names each format's encoder here (``decode.registry.encoder(name)``).
+
 One encoder per format, each writing the shape the real collector writes (see the decoders'
 docstrings and ``tests/fixtures/<format>/SOURCE.md``), from the same `SimFlow`s:
 
@@ -34,8 +36,6 @@ from typing import Any
 import orjson
 
 from beaconwatch.decode.common.protocols import protocol_number
-from beaconwatch.decode.registry import FORMATS as REGISTERED
-from beaconwatch.decode.registry import SPECS, Encoder
 from beaconwatch.decode.scan.goflow2_pb import delimited
 from beaconwatch.decode.scan.goflow2_pb_schema import ENUMS, FIELDS, flow_message_class
 from beaconwatch.decode.zeek.zeek_tsv import DEFAULT_CONN_FIELDS
@@ -44,8 +44,6 @@ from beaconwatch.simulate.model import SimFlow
 
 SAMPLER_IP = "10.0.255.1"  # the exporter (router) address written into every format
 EXPORTER_PORT = 2055
-# The formats with an encoder, in the registry's order.
-FORMATS: tuple[str, ...] = tuple(spec.name for spec in REGISTERED if spec.encoder is not None)
 
 _PB_FLOW_TYPES = dict(ENUMS["FlowType"])
 _PB_LAYERS = dict(ENUMS["LayerStack"])
@@ -352,22 +350,3 @@ def _tsv_line(conn: dict[str, Any]) -> bytes:
     cells = [_tsv_value(key, conn[key]) if key in conn else "-" for key in DEFAULT_CONN_FIELDS]
     cells[DEFAULT_CONN_FIELDS.index("tunnel_parents")] = "(empty)"
     return "\t".join(cells).encode()
-
-
-# -- by name ------------------------------------------------------------------------------------
-
-
-def encoder(name: str) -> Encoder:
-    """``encoder(name)(flows, first_sequence_num=1)`` -> record values in format ``name``: the
-    encoder its spec in the decoder registry names."""
-    spec = SPECS.get(name)
-    if spec is None or spec.encoder is None:
-        raise ValueError(f"no encoder for format {name!r}; known: {', '.join(FORMATS)}")
-    return spec.encoder()
-
-
-def encode_flows(
-    name: str, flows: Sequence[SimFlow], *, first_sequence_num: int = 1
-) -> list[bytes]:
-    """The flows as record values in format ``name`` (one flow per record)."""
-    return encoder(name)(flows, first_sequence_num=first_sequence_num)

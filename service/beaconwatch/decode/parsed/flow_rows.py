@@ -29,11 +29,11 @@ from beaconwatch.decode.common.rows import (
     FlowRow,
     InvalidError,
     Problem,
+    ended_early,
     json_constant,
     show,
 )
 from beaconwatch.decode.common.time_text import reference_ms, times_to_ms
-from beaconwatch.decode.scan.goflow2_record import ended_early
 
 
 def uint(value: Any, key: str, high: int) -> int:

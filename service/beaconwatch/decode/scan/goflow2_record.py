@@ -43,6 +43,7 @@ from beaconwatch.decode.common.rows import (
     FlowRow,
     InvalidError,
     Problem,
+    ended_early,
     json_constant,
     show,
 )
@@ -207,14 +208,6 @@ def decode_record(
         return validate(obj, unknown_proto)
     except Exception as exc:  # the decoder contract: bad input never raises
         return Problem(RejectReason.INVALID_JSON, f"undecodable: {type(exc).__name__}")
-
-
-def ended_early(exc: orjson.JSONDecodeError) -> bool:
-    """orjson ran out of input inside the document (a truncated record). JSON with NaN,
-    Infinity or other extensions cannot complete a document either, so the lenient re-parse
-    of `_explain_invalid_json` would fail too: skipping it saves its cost in a storm of
-    truncated records. (The message of orjson 3.13; a unit test notices if it changes.)"""
-    return exc.msg == "unexpected end of data"
 
 
 def _explain_invalid_json(text: str, message: str, unknown_proto: int | None) -> Problem:
