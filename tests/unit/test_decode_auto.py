@@ -69,6 +69,9 @@ def test_every_format_is_registered_and_samples_are_sniffed_right() -> None:
         (b"\x07\x08\x01\x10\x02\x18", "unknown"),  # length 7 but only 5 bytes follow
         (b"\x05\x07\x01\x10\x02\x18", "unknown"),  # wire type 7 does not exist
         (b"1540469303.5\tCx\t10.0.0.1", "zeek-tsv"),
+        # 50 bytes that are also a protobuf frame ("1" = length 49, "5" = a fixed32 tag):
+        # the registry's order puts zeek-tsv first.
+        (b"1500000000.000000\t".ljust(50, b"x"), "zeek-tsv"),
         (b"#separator \\x09", "unknown"),
     ],
 )
