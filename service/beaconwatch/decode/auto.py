@@ -32,6 +32,7 @@ import orjson
 
 from beaconwatch.core.flows import FlowBatch
 from beaconwatch.decode.base import Decoder, DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.common.rows import DETAIL_MAX
 from beaconwatch.decode.sniff import JSON, UNKNOWN
 
 UNKNOWN_FORMAT = RejectReason.UNKNOWN_FORMAT
@@ -53,7 +54,7 @@ def _explain_json(record: bytes) -> tuple[str, str]:
             bytes(record).decode("utf-8")
         except UnicodeDecodeError as bad:
             return RejectReason.INVALID_UTF8, f"invalid UTF-8 at byte {bad.start}"
-        return RejectReason.INVALID_JSON, str(exc)[:120]
+        return RejectReason.INVALID_JSON, str(exc)[:DETAIL_MAX]
     if not isinstance(obj, dict):
         return RejectReason.NOT_AN_OBJECT, f"JSON {type(obj).__name__}, not an object"
     return UNKNOWN_FORMAT, "JSON object with no field of a known flow format"
