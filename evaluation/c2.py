@@ -12,11 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from beaconwatch.domain.dtypes import F64, I64
 from beaconwatch.scoring.periodicity import Shape
 from evaluation.truth import POLLING
-
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
 
 POLLING_PERIOD_S = 10  # Meterpreter-like transports poll about every 10 s when idle
 RTT_MEAN_S = 0.04  # time a check-in takes before the implant sleeps again

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from beaconwatch.domain.dtypes import I32, I64, U8, U32, AnyArray
 from beaconwatch.domain.flows import IPV4_MAPPED_PREFIX, FlowBatch
 from beaconwatch.scoring.periodicity import Shape
-
-I64 = npt.NDArray[np.int64]
-I32 = npt.NDArray[np.int32]
-U32 = npt.NDArray[np.uint32]
-U8 = npt.NDArray[np.uint8]
-AnyArray = npt.NDArray[Any]
 
 
 class Kind(IntEnum):

@@ -18,6 +18,7 @@ from beaconwatch.alerting.alert import RULE_BEACON, RULE_LONG_CONNECTION, Alert
 from beaconwatch.alerting.statistics import AlertRow, BeaconStats, read_statistics
 from beaconwatch.config import AlertingConfig, AllowRule
 from beaconwatch.domain.addresses import halves_to_ip, protocol_name
+from beaconwatch.domain.dtypes import F64
 from beaconwatch.domain.networks import NetworkSet
 from beaconwatch.scoring.shape_names import shape_of
 from beaconwatch.scoring.sleep_range import described_range
@@ -26,7 +27,6 @@ from beaconwatch.state.pair_table import PairTable
 
 SEVERITY_LEVELS = ("low", "medium", "high", "critical")
 ALLOWLIST = "allowlist"
-F64 = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
