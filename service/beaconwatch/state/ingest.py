@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.core.flows import INITIATOR_SRC, INITIATOR_TURNED
 from beaconwatch.scoring.bursts import burst_gap_s, merge_bursts
 from beaconwatch.scoring.sleep_range import described_range
 from beaconwatch.scoring.window_score import (
@@ -51,6 +52,7 @@ from beaconwatch.state.connections import (
     DUPLICATE,
     END,
     NEW_CONNECTION,
+    NO_CONNECTION,
     SEQ,
     START,
     match_connection,
@@ -63,6 +65,8 @@ from beaconwatch.state.pair_table import (
     ALERTED_MEAN_S,
     ALERTED_REFINE_AT,
     ALERTED_SCORE,
+    INFERRED,
+    SERVER_SIDE,
     evict_least_recent,
 )
 from beaconwatch.state.prevalence import (
@@ -150,6 +154,7 @@ CNT_EVICTED_ESTABLISHED = 7  # of CNT_EVICTED_CAPACITY, pairs with two connectio
 CNT_SIZE = 8
 
 U32_MAX = np.uint64(0xFFFF_FFFF)
+TCP = 6
 NEVER_MS = np.iinfo(np.int64).min // 2
 
 I32 = npt.NDArray[np.int32]
@@ -419,6 +424,25 @@ def _in_ring(ring_t: U32, row: int, count: int, start: np.uint32) -> bool:
 
 
 @njit(cache=True, nogil=True)
+def _note_server_side(
+    direction_inferred: U8, conn_port: U16, conn_times: U32, row: int, port: int
+) -> None:
+    """A new TCP connection from a turned-round record (`INITIATOR_TURNED`): the pair is
+    the internal host's server side (`SERVER_SIDE`) when its internal port is that of one of
+    the pair's last connections, and no longer when it is not. A TCP client takes a fresh
+    ephemeral port per connection (two in a row share one by chance about once in 28,000);
+    a server keeps its port, and so does a scanner's target (`core.scope`)."""
+    kept = False
+    for s in range(conn_port.shape[1]):
+        if conn_times[row, s, START] != NO_CONNECTION and conn_port[row, s] == port:
+            kept = True
+    if kept:
+        direction_inferred[row] = np.uint8(direction_inferred[row] | SERVER_SIDE)
+    else:
+        direction_inferred[row] = np.uint8(direction_inferred[row] & ~SERVER_SIDE)
+
+
+@njit(cache=True, nogil=True)
 def _described_range(stats: F64) -> tuple[float, float]:
     return described_range(
         stats[Stat.PERIOD_S], stats[Stat.JITTER_RATIO], int(stats[Stat.JITTER_SHAPE])
@@ -532,8 +556,8 @@ def ingest(
             add_pair(sketch, nonzero, keys, pp, row, 1)
             counters[CNT_NEW_PAIRS] += 1
 
-        if initiator[i] == 0:  # the record did not say who started it (`core.scope`)
-            direction_inferred[row] = 1
+        if initiator[i] != INITIATOR_SRC:  # the record did not say who started it (`core.scope`)
+            direction_inferred[row] = np.uint8(direction_inferred[row] | INFERRED)
         rate = min(sampling_rate[i], np.uint32(0xFFFF))
         if rate > sampling[row]:
             sampling[row] = rate
@@ -570,6 +594,8 @@ def ingest(
         if t < last_seen_ms[row] and _in_ring(ring_t, row, int(count[row]), ring_start):
             counters[CNT_DUPLICATES] += 1
             continue
+        if proto[i] == TCP and initiator[i] == INITIATOR_TURNED:
+            _note_server_side(direction_inferred, conn_port, conn_times, row, int(src_port[i]))
         remember_connection(conn_port, conn_times, row, c, int(src_port[i]), int(rel),
                             int(rel_end), int(count[row]))  # fmt: skip
         if _newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
@@ -587,6 +613,8 @@ def ingest(
 
         n = np.int64(count[row])
         if n < limits[LIM_MIN_EVENTS] and not _slow_and_enough(n, t - first_seen_ms[row], limits):
+            continue
+        if direction_inferred[row] & SERVER_SIDE:  # inbound-initiated: never the host's beacon
             continue
         # An alert from a part-filled ring (as few as min_events connections) reads the
         # sleep from few intervals. Its period is checked again each time the pair's
