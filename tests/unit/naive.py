@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,14 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.config import ScoringConfig
-from beaconwatch.scoring.bursts import MIN_JUMP, MIN_SHARE
+from beaconwatch.scoring.bursts import (
+    MIN_JUMP,
+    MIN_SHARE,
+    TIMER_MAX_RUN,
+    TIMER_MIN_S,
+    TIMER_TOL_FRACTION,
+    TIMER_TOL_MIN_S,
+)
 from tests.unit import naive_scoring
 
 F64 = npt.NDArray[np.float64]
@@ -259,7 +267,40 @@ def reference_gap(times: np.ndarray, max_gap_s: float) -> float:
         both_sides = i >= MIN_SHARE * n and n - i >= MIN_SHARE * n
         if short <= max_gap_s and both_sides and jump >= MIN_JUMP:
             candidates.append((jump, -i, short))
-    return max(candidates)[2] if candidates else 0.0
+    return max(candidates)[2] if candidates else reference_timer(times, max_gap_s)
+
+
+def reference_timer(times: np.ndarray, max_gap_s: float) -> float:
+    """The retry timer of `bursts.retry_timer_s`, each condition written out."""
+    d = np.diff(times).tolist()
+    n = len(d)
+    if sum(x <= max_gap_s for x in d) < MIN_SHARE * n:  # too few short gaps for any burst
+        return 0.0
+
+    def tol(g: float) -> float:
+        return max(TIMER_TOL_FRACTION * g, TIMER_TOL_MIN_S)
+
+    def on(x: float, g: float) -> bool:
+        return abs(x - g) <= tol(g)
+
+    values = sorted(g for g in d if TIMER_MIN_S <= g <= max_gap_s)
+    if not values:
+        return 0.0
+    # Most gaps on it; ties: the smallest value.
+    g = max(values, key=lambda v: (sum(on(x, v) for x in d), -v))
+    count = sum(on(x, g) for x in d)
+    if count < MIN_SHARE * n or n - count < MIN_SHARE * n:
+        return 0.0
+    runs = "".join("g" if on(x, g) else "." for x in d).split(".")
+    if max(len(r) for r in runs) > TIMER_MAX_RUN:
+        return 0.0
+    others = [x for x in d if not on(x, g)]
+    multiples = [
+        x for x in others
+        if math.floor(x / g + 0.5) >= 2
+        and abs(x - math.floor(x / g + 0.5) * g) <= math.floor(x / g + 0.5) * tol(g)
+    ]  # fmt: skip
+    return 0.0 if 2 * len(multiples) >= len(others) else g + tol(g)
 
 
 def reference_merge(
