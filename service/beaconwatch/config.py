@@ -237,6 +237,10 @@ class ScoringConfig(_Section):
     full_confidence: float = Field(0.9999, gt=0, lt=1)
     # Share of missed check-ins that costs nothing; above it the score falls to 0 at 100 %.
     missed_allowance: float = Field(0.3, ge=0, lt=1)
+    # Bulk transfer: a pair whose median connection carries more than this many bytes per
+    # second of the median interval (segment streaming, backups) is down-ranked, linearly to
+    # 0 at 4 times the rate (scoring/window_score.py). 0 turns it off.
+    bulk_rate_bytes_s: float = Field(16_384.0, ge=0)
 
     @model_validator(mode="after")
     def _weights_sum_positive(self) -> ScoringConfig:

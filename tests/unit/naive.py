@@ -87,6 +87,7 @@ def window_score(
         missed_allowance=(
             defaults.missed_allowance if missed_allowance is None else missed_allowance
         ),
+        bulk_rate_bytes_s=defaults.bulk_rate_bytes_s,
     )
 
 

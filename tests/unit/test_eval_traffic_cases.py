@@ -18,6 +18,7 @@ from beaconwatch.evaluation.traffic_cases import (
 SCAN_FLAGS = "inbound SYN scan of :50050 every 5 min, one-direction export, TCP flags"
 SCAN_BLIND = "inbound SYN scan of :50050 every 5 min, one-direction export, no flags"
 MAIL = "mail polling: 20 hosts' IMAP/POP clients, one server, every 5 min"
+VIDEO = "video segments: HLS/DASH, one every 2-10 s for 5-60 min"
 DNS_FRESH_PORT = "DNS retries, a fresh source port per try: one flow per try"
 SAMPLED_10 = "packet sampling 1:10: HTTPS beacon every 300 s"
 
@@ -34,6 +35,8 @@ def test_traffic_cases_with_the_detector_defaults() -> None:
     # records, so they are the servers (`core.scope`, the fixed-port heuristic).
     assert results[SCAN_BLIND].alerted == 0 and results[SCAN_BLIND].false_alerts == 0
     assert results[MAIL].alerted == 0
+    # Periodic segment fetching, but a bulk transfer (`scoring.window_score`).
+    assert results[VIDEO].alerted == 0 and results[VIDEO].false_alerts == 0
     # Seed 1 alerted on the retries' 5 s timer before they were grouped (`scoring.bursts`).
     assert results[DNS_FRESH_PORT].alerted == 0 and results[DNS_FRESH_PORT].false_alerts == 0
     assert results[SAMPLED_10].alerted == 2 and results[SAMPLED_10].false_alerts == 0

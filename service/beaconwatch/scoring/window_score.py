@@ -16,7 +16,9 @@ the size regularity from `sizes`.
                       / (log10(1 / p_full) - log10(1 / (1 - min_confidence))))
                  p_full = max(1 - full_confidence, smallest p the null table resolves)
     missed     = clip((missed ratio - missed_allowance) / (1 - missed_allowance))
-    score      = gate * base * (1 - missed)
+    bulk       = clip(1 - (rate - bulk_rate) / (3 bulk_rate)), rate = median bytes / median
+                 interval (1 when bulk_rate_bytes_s is 0)
+    score      = gate * base * (1 - missed) * bulk
 
 spread = (b - a) / mean single-beat interval: 0 for a perfect beacon, 0.67 at 50 % subtractive
 jitter, 1.0 at +/-50 % symmetric jitter, 1.2 at 75 % subtractive, about 2 for Poisson arrivals.
@@ -31,6 +33,19 @@ with little jitter reaches the full gate within a dozen check-ins; one with 75 %
 more of them, which the ring holds for all but the slowest.
 Missed check-ins up to `missed_allowance` (30 %) cost nothing: C2 traffic loses beats when
 laptops sleep. A median interval below `min_period_s` scores 0 (bursts are not beacons).
+
+Bulk transfer: HLS/DASH playback fetches a segment every 2-10 s, each its own connection to
+one CDN edge, for the minutes a video lasts: as periodic as any beacon (20 of 20 runs of the
+hard case alerted). What sets it apart is the data: hundreds of kB to megabytes per
+connection, 190-750 kB per second of the interval at 1.5-6 Mbit/s, where a check-in moves a
+few kB per sleep. A pair whose median connection carries more than `bulk_rate_bytes_s`
+(16 kB, 128 kbit/s) per second of its median interval is down-ranked linearly, to 0 at four
+times that. Bytes are what the records hold: both directions where one record carries the
+connection (Zeek, IPFIX biflows); with each direction exported apart, the connection's first
+record (the reply is a duplicate), so a client's small requests can hide the download.
+Under packet sampling bytes are those of the sampled packets, so the rule hardly applies.
+The price: a C2 that moves that much at every check-in (a 5 s sleep with 80 kB or more each
+time) is down-ranked; that is streaming exfiltration rather than beaconing.
 """
 
 from __future__ import annotations
@@ -137,7 +152,8 @@ class Param(IntEnum):
     SPREAD_FREE = 8
     FULL_CONFIDENCE = 9
     BURST_GAP_S = 10  # longest gap inside a check-in made of bursts (`scoring.bursts`)
-    SIZE = 11
+    BULK_RATE_BYTES_S = 11  # bulk transfer: down-ranked above this rate (0: off)
+    SIZE = 12
 
 
 FULL_COUNT_EVENTS = 12.0  # connections at which the count part is full (if the ring holds them)
@@ -156,6 +172,7 @@ def scoring_params(config: ScoringConfig, history_events: int) -> F64:
     params[Param.SPREAD_FREE] = config.spread_free
     params[Param.FULL_CONFIDENCE] = config.full_confidence
     params[Param.BURST_GAP_S] = config.burst_gap_s
+    params[Param.BULK_RATE_BYTES_S] = config.bulk_rate_bytes_s
     return params
 
 
@@ -283,7 +300,16 @@ def score_window(
     missed = 0.0
     if allowance < 1.0:
         missed = _clip01((fit[Fit.MISSED_RATIO] - allowance) / (1.0 - allowance))
-    out[Stat.SCORE] = gate * base * (1.0 - missed)
+    bulk = bulk_factor(bytes_median / median, params[Param.BULK_RATE_BYTES_S])
+    out[Stat.SCORE] = gate * base * (1.0 - missed) * bulk
+
+
+@njit(cache=True, nogil=True)
+def bulk_factor(rate_bytes_s: float, bulk_rate_bytes_s: float) -> float:
+    """1 up to ``bulk_rate_bytes_s`` (0: always 1), then linearly down to 0 at 4 times it."""
+    if bulk_rate_bytes_s <= 0.0 or rate_bytes_s <= bulk_rate_bytes_s:
+        return 1.0
+    return _clip01(1.0 - (rate_bytes_s - bulk_rate_bytes_s) / (3.0 * bulk_rate_bytes_s))
 
 
 @njit(cache=True, nogil=True)
