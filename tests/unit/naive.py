@@ -13,8 +13,10 @@ from beaconwatch.config import ScoringConfig
 from beaconwatch.scoring.bursts import (
     MIN_JUMP,
     MIN_SHARE,
+    TIMER_BETWEEN,
     TIMER_MAX_RUN,
     TIMER_MIN_S,
+    TIMER_MULTIPLE_TOL,
     TIMER_TOL_FRACTION,
     TIMER_TOL_MIN_S,
 )
@@ -290,18 +292,19 @@ def reference_timer(times: np.ndarray, max_gap_s: float) -> float:
     # Most gaps on it; ties: the smallest value.
     g = max(values, key=lambda v: (sum(on(x, v) for x in d), -v))
     count = sum(on(x, g) for x in d)
-    if count < MIN_SHARE * n or n - count < MIN_SHARE * n:
+    if count < MIN_SHARE * n:
         return 0.0
     runs = "".join("g" if on(x, g) else "." for x in d).split(".")
     if max(len(r) for r in runs) > TIMER_MAX_RUN:
         return 0.0
-    others = [x for x in d if not on(x, g)]
+    between = [x for x in d if not on(x, g) and x >= TIMER_BETWEEN * g]
     multiples = [
-        x for x in others
-        if math.floor(x / g + 0.5) >= 2
-        and abs(x - math.floor(x / g + 0.5) * g) <= math.floor(x / g + 0.5) * tol(g)
+        x for x in between
+        if abs(x - math.floor(x / g + 0.5) * g) <= TIMER_MULTIPLE_TOL * g
     ]  # fmt: skip
-    return 0.0 if 2 * len(multiples) >= len(others) else g + tol(g)
+    if len(between) < MIN_SHARE * n or 2 * len(multiples) >= len(between):
+        return 0.0
+    return g + tol(g)
 
 
 def reference_merge(

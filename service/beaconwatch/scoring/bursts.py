@@ -27,11 +27,14 @@ are exactly 5 s and the fit found a 5 s "beacon" (2 of 20 runs of the hard case 
 The window is grouped at the timer g (gaps within g +/- max(1 %, 50 ms), g from
 `TIMER_MIN_S` to ``max_gap_s``) when
 
-* at least `MIN_SHARE` of the gaps are g, and at least `MIN_SHARE` are not,
+* at least `MIN_SHARE` of the gaps are g, and at least `MIN_SHARE` are gaps between events,
+  `TIMER_BETWEEN` g or longer (gaps of about one g, off by more than the tolerance, are a
+  noisy timer's and count as neither),
 * g-gaps come in runs of at most `TIMER_MAX_RUN` in a row (a few retries per event; a g-second
   beacon chains them), and
-* fewer than half of the other gaps are whole multiples of g (a beacon with missed beats has
-  2g, 3g, ...).
+* fewer than half of the gaps between events are whole multiples of g, within
+  `TIMER_MULTIPLE_TOL` g (a beacon with missed beats has 2g, 3g, ...; Poisson gaps are
+  multiples by chance 20 % of the time).
 
 The price: a C2 that checks in with bursts of up to `TIMER_MAX_RUN` + 1 connections on an
 exact timer at irregular times is scored on the bursts' starts (irregular: no alert); with
@@ -53,6 +56,10 @@ TIMER_MIN_S = 1.0  # retry timers: TCP's initial RTO 1 s, resolvers 1-5 s
 TIMER_MAX_RUN = 3  # g-gaps in a row at most: up to 4 tries of one event
 TIMER_TOL_FRACTION = 0.01  # a timer gap is g within this fraction...
 TIMER_TOL_MIN_S = 0.05  # ...or this (as `periodicity`'s re-fold)
+TIMER_BETWEEN = 1.5  # gaps from this many g on are gaps between events (or missed beats)
+# ...and whole multiples of g when within this fraction of g of one: a beacon's missed beats
+# are (its noise grows only as sqrt(k)); of Poisson gaps, 20 % by chance.
+TIMER_MULTIPLE_TOL = 0.1
 
 
 @njit(cache=True, nogil=True)
@@ -117,12 +124,11 @@ def retry_timer_s(times_s: F64, m: int, max_gap_s: float, gaps: F64) -> float:
                 count += 1
         if count > best_count:
             best_g, best_count = g, count
-    others = n - best_count
-    if best_count == 0 or best_count < MIN_SHARE * n or others < MIN_SHARE * n:
+    if best_count == 0 or best_count < MIN_SHARE * n:
         return 0.0
     g = best_g
     tol = _timer_tol(g)
-    run = longest = multiples = 0
+    run = longest = between = multiples = 0
     for j in range(n):
         d = times_s[j + 1] - times_s[j]
         if abs(d - g) <= tol:
@@ -130,10 +136,13 @@ def retry_timer_s(times_s: F64, m: int, max_gap_s: float, gaps: F64) -> float:
             longest = max(longest, run)
             continue
         run = 0
+        if d < TIMER_BETWEEN * g:  # about one beat, off by noise: neither timer nor event gap
+            continue
+        between += 1
         k = np.floor(d / g + 0.5)
-        if k >= 2.0 and abs(d - k * g) <= k * tol:
+        if abs(d - k * g) <= TIMER_MULTIPLE_TOL * g:
             multiples += 1
-    if longest > TIMER_MAX_RUN or 2 * multiples >= others:
+    if between < MIN_SHARE * n or longest > TIMER_MAX_RUN or 2 * multiples >= between:
         return 0.0
     return g + tol
 
