@@ -20,12 +20,15 @@ SCAN_BLIND = "inbound SYN scan of :50050 every 5 min, one-direction export, no f
 MAIL = "mail polling: 20 hosts' IMAP/POP clients, one server, every 5 min"
 VIDEO = "video segments: HLS/DASH, one every 2-10 s for 5-60 min"
 DNS_FRESH_PORT = "DNS retries, a fresh source port per try: one flow per try"
+SAMPLED_100 = "packet sampling 1:100: HTTPS beacon every 60 s"
+SAMPLED_MAIL = "packet sampling 1:100: mail polling, 20 hosts, one server, every 5 min"
+SAMPLED_DNS = "packet sampling 1:10: DNS retries, a fresh source port per try"
 SAMPLED_10 = "packet sampling 1:10: HTTPS beacon every 300 s"
 
 
 def test_traffic_cases_with_the_detector_defaults() -> None:
     results = {c.name: c for c in evaluate_traffic_cases(Config(), runs=2)}
-    assert len(results) == 10
+    assert len(results) == 12
     for name, case in results.items():
         assert case.runs == 2 and 0 <= case.alerted <= 2, name
         assert case.host_days and case.host_days > 0 and case.false_alerts is not None, name
@@ -40,6 +43,10 @@ def test_traffic_cases_with_the_detector_defaults() -> None:
     # Seed 1 alerted on the retries' 5 s timer before they were grouped (`scoring.bursts`).
     assert results[DNS_FRESH_PORT].alerted == 0 and results[DNS_FRESH_PORT].false_alerts == 0
     assert results[SAMPLED_10].alerted == 2 and results[SAMPLED_10].false_alerts == 0
+    # 1:100 leaves ~11 % of the check-ins: found on their lattice (`scoring.lattice`).
+    assert results[SAMPLED_100].alerted == 2 and results[SAMPLED_100].false_alerts == 0
+    for name in (SAMPLED_MAIL, SAMPLED_DNS):
+        assert results[name].alerted == 0 and results[name].false_alerts == 0, name
 
 
 def test_prevalence_is_what_holds_mail_polling_down() -> None:

@@ -65,6 +65,7 @@ from beaconwatch.scoring.interval_significance import (
     raw_statistics,
 )
 from beaconwatch.scoring.kernels import mad_about, median_sorted
+from beaconwatch.scoring.lattice import lattice_test
 from beaconwatch.scoring.periodicity import N_FIT, Fit, fit_window
 from beaconwatch.scoring.significance import (
     best_p_value,
@@ -153,7 +154,8 @@ class Param(IntEnum):
     FULL_CONFIDENCE = 9
     BURST_GAP_S = 10  # longest gap inside a check-in made of bursts (`scoring.bursts`)
     BULK_RATE_BYTES_S = 11  # bulk transfer: down-ranked above this rate (0: off)
-    SIZE = 12
+    LATTICE = 12  # 1: the lattice test too (packet-sampled pairs, `scoring.lattice`)
+    SIZE = 13
 
 
 FULL_COUNT_EVENTS = 12.0  # connections at which the count part is full (if the ring holds them)
@@ -182,11 +184,15 @@ def sampled_scoring_params(params: F64) -> F64:
     1:N sampling sees a short connection only with probability ~ packets / N, so check-ins go
     missing at random and the byte counts are those of the sampled packets: neither says
     anything about the pair. The missed-check-in penalty is waived and the size part dropped
-    (its weight goes to timing and count); folding still needs the check-ins that were seen
-    to fall on the period, and the confidence gate is unchanged.
+    (its weight goes to timing and count). At 1:100 most beats are missing and the fold finds
+    no period; the lattice test (`scoring.lattice`) reads the thinned lattice of whole
+    multiples of one period instead: a fourth test of the confidence (p = min(1, 4 min(p_fit,
+    p_cv, p_floor, p_lattice))), and where it is the strongest, the share of the intervals on
+    the lattice stands for the timing part and its period for the fitted one.
     """
     sampled = params.copy()
     sampled[Param.MISSED_ALLOWANCE] = 1.0
+    sampled[Param.LATTICE] = 1.0
     if sampled[Param.WEIGHT_TIMING] + sampled[Param.WEIGHT_COUNT] > 0.0:
         sampled[Param.WEIGHT_SIZES] = 0.0
     return sampled
@@ -255,7 +261,24 @@ def score_window(
     p_fit = p_value(tables[NullTable.FIT], m, fit_statistic(fit))
     p_cv = p_value(tables[NullTable.CV], m, raw[RawTest.CV]) if m >= 1 else 1.0
     p_floor = p_value(tables[NullTable.FLOOR], m, raw[RawTest.FLOOR]) if m >= 1 else 1.0
-    confidence = 1.0 - combined_p_value(p_fit, p_cv, p_floor)
+    p_all = combined_p_value(p_fit, p_cv, p_floor)
+    p_lattice, lattice_period, lattice_share = 1.0, 0.0, 0.0
+    if params[Param.LATTICE] > 0.0 and m >= 1:  # work[1] holds the intervals sorted
+        p_lattice, lattice_period, lattice_share = lattice_test(
+            work[1, :m], params[Param.MIN_PERIOD_S]
+        )
+        p_all = min(1.0, 4.0 * min(p_fit, p_cv, p_floor, p_lattice))
+    on_lattice = p_lattice < min(p_fit, p_cv, p_floor)
+    if on_lattice:  # the period and missed beats the lattice says, not the fold's
+        span = times_s[n - 1] - times_s[0]
+        out[Stat.PERIOD_S] = lattice_period
+        out[Stat.MEAN_INTERVAL_S] = lattice_period
+        out[Stat.LOW_S] = lattice_period
+        out[Stat.HIGH_S] = lattice_period
+        out[Stat.JITTER_RATIO] = 0.0
+        out[Stat.JITTER_SHAPE] = 0.0
+        out[Stat.MISSED_RATIO] = _clip01(1.0 - m * lattice_period / span) if span > 0 else 0.0
+    confidence = 1.0 - p_all
     out[Stat.CONFIDENCE] = confidence
     scored = n >= 4 and median >= params[Param.MIN_PERIOD_S] and median > 0.0
     gate = 0.0
@@ -289,6 +312,8 @@ def score_window(
     free = params[Param.SPREAD_FREE]
     fade = (fit[Fit.SPREAD] - free) / (params[Param.SPREAD_TOLERANCE] - free)
     timing = (1.0 - _clip01(fade)) * (1.0 - fit[Fit.OUTLIER_RATIO])
+    if on_lattice:
+        timing = max(timing, lattice_share)
     count = min(1.0, n / params[Param.FULL_COUNT])
     out[Stat.TIMING_SCORE] = timing
     out[Stat.COUNT_SCORE] = count
