@@ -22,13 +22,14 @@ VIDEO = "video segments: HLS/DASH, one every 2-10 s for 5-60 min"
 DNS_FRESH_PORT = "DNS retries, a fresh source port per try: one flow per try"
 SAMPLED_100 = "packet sampling 1:100: HTTPS beacon every 60 s"
 SAMPLED_MAIL = "packet sampling 1:100: mail polling, 20 hosts, one server, every 5 min"
+SAMPLED_VIDEO = "packet sampling 1:100: video segments, one every 2-10 s for 5-60 min"
 SAMPLED_DNS = "packet sampling 1:10: DNS retries, a fresh source port per try"
 SAMPLED_10 = "packet sampling 1:10: HTTPS beacon every 300 s"
 
 
 def test_traffic_cases_with_the_detector_defaults() -> None:
     results = {c.name: c for c in evaluate_traffic_cases(Config(), runs=2)}
-    assert len(results) == 12
+    assert len(results) == 13
     for name, case in results.items():
         assert case.runs == 2 and 0 <= case.alerted <= 2, name
         assert case.host_days and case.host_days > 0 and case.false_alerts is not None, name
@@ -45,7 +46,7 @@ def test_traffic_cases_with_the_detector_defaults() -> None:
     assert results[SAMPLED_10].alerted == 2 and results[SAMPLED_10].false_alerts == 0
     # 1:100 leaves ~11 % of the check-ins: found on their lattice (`scoring.lattice`).
     assert results[SAMPLED_100].alerted == 2 and results[SAMPLED_100].false_alerts == 0
-    for name in (SAMPLED_MAIL, SAMPLED_DNS):
+    for name in (SAMPLED_MAIL, SAMPLED_DNS, SAMPLED_VIDEO):
         assert results[name].alerted == 0 and results[name].false_alerts == 0, name
 
 

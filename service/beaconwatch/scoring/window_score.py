@@ -43,7 +43,7 @@ few kB per sleep. A pair whose median connection carries more than `bulk_rate_by
 times that. Bytes are what the records hold: both directions where one record carries the
 connection (Zeek, IPFIX biflows); with each direction exported apart, the connection's first
 record (the reply is a duplicate), so a client's small requests can hide the download.
-Under packet sampling bytes are those of the sampled packets, so the rule hardly applies.
+Under packet sampling `state.ingest` multiplies the sampled bytes by the rate first.
 The price: a C2 that moves that much at every check-in (a 5 s sleep with 80 kB or more each
 time) is down-ranked; that is streaming exfiltration rather than beaconing.
 """

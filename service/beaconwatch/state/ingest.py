@@ -217,7 +217,7 @@ def _gather_window(
 def _score_row(
     ring_t: U32, ring_b: U16, count: U32, row: int, cutoff_rel: int, long_cutoff_rel: int,
     score_params: F64, null_tables: F64, stats: F64, window_t: F64, window_b: F64, work: F64,
-    scratch: F64, lean: bool,
+    scratch: F64, lean: bool, sampling_rate: int = 1,
 ) -> tuple[int, int, float]:  # fmt: skip
     """Score the row's window (see `_gather_window`) into ``stats`` (``lean``: see
     `score_window`), its connections grouped into check-ins when they come in bursts
@@ -233,6 +233,8 @@ def _score_row(
     m, first_rel, last_rel = _gather_window(
         ring_t, ring_b, row, valid, oldest, cutoff_rel, long_cutoff_rel, window_t, window_b
     )
+    if sampling_rate > 1:  # a sampled record's bytes times the rate estimate the connection's
+        window_b[:m] *= sampling_rate
     per_check_in = 1.0
     gap_s = burst_gap_s(window_t, m, score_params[Param.BURST_GAP_S], scratch)
     if gap_s > 0.0:
@@ -635,7 +637,7 @@ def ingest(
         first_rel, last_rel, per_check_in = _score_row(
             ring_t, ring_b, count, row, rel - limits[LIM_WINDOW_MS],
             rel - limits[LIM_LONG_WINDOW_MS], score_params[1 if sampling[row] > 1 else 0],
-            null_tables, stats, window_t, window_b, work, scratch, lean,
+            null_tables, stats, window_t, window_b, work, scratch, lean, int(sampling[row]),
         )  # fmt: skip
         _apply_prevalence(stats, extra, sketch, nonzero, keys, port_proto, row, policy)
         extra[EXTRA_PER_CHECK_IN] = per_check_in
@@ -704,6 +706,7 @@ def score_rows(
         _, _, per_check_in = _score_row(
             ring_t, ring_b, count, row, last_rel - window_ms, last_rel - long_window_ms, params,
             null_tables, stats_out[k], window_t, window_b, work, scratch, False,
+            int(sampling[row]),
         )  # fmt: skip
         extra_out[k, EXTRA_PER_CHECK_IN] = per_check_in
         _apply_prevalence(stats_out[k], extra_out[k], sketch, nonzero, keys, port_proto, row,
