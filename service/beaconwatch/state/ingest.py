@@ -441,7 +441,7 @@ def _note_server_side(
     if kept:
         direction_inferred[row] = np.uint8(direction_inferred[row] | SERVER_SIDE)
     else:
-        direction_inferred[row] = np.uint8(direction_inferred[row] & ~SERVER_SIDE)
+        direction_inferred[row] = np.uint8(direction_inferred[row] & (0xFF ^ SERVER_SIDE))
 
 
 @njit(cache=True, nogil=True)
