@@ -268,4 +268,13 @@ def evaluate_traffic_cases(config: Config, runs: int) -> list[CaseResult]:
         case("packet sampling 1:10: HTTPS beacon every 300 s", True,
              "~72 % of 288 check-ins exported, 24 h",
              lambda rng: beacon(rng, 300, 24), 24, sample_rate=10),
+        case("packet sampling 1:100: mail polling, 20 hosts, one server, every 5 min", False,
+             "benign, 8 h: the lattice test finds the polls' period; prevalence holds them",
+             lambda rng: mail_polling(rng, 20, 300, 8), 8, sample_rate=100),
+        case("packet sampling 1:100: video segments, one every 2-10 s for 5-60 min", False,
+             "benign, 8 h: sampled bytes times the rate still show a bulk transfer",
+             lambda rng: video_segments(rng, 3, 8), 8, sample_rate=100),
+        case("packet sampling 1:10: DNS retries, a fresh source port per try", False,
+             "benign, 8 h: Poisson lookups thinned to 10 %: no lattice",
+             lambda rng: dns_retries(rng, 8, same_socket=False), 8, sample_rate=10),
     ]  # fmt: skip

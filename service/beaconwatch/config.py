@@ -247,6 +247,10 @@ class ScoringConfig(_Section):
     # capture), and there a size test alerts on scheduled tasks.
     sparse_size_density: float = Field(0.0, ge=0)
     sparse_min_bytes: float = Field(200.0, ge=0)  # smaller connections say nothing by size
+    # Bulk transfer: a pair whose median connection carries more than this many bytes per
+    # second of the median interval (segment streaming, backups) is down-ranked, linearly to
+    # 0 at 4 times the rate (scoring/window_score.py). 0 turns it off.
+    bulk_rate_bytes_s: float = Field(16_384.0, ge=0)
 
     @model_validator(mode="after")
     def _weights_sum_positive(self) -> ScoringConfig:

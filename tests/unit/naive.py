@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,16 @@ import numpy as np
 
 from beaconwatch.config import ScoringConfig
 from beaconwatch.domain.dtypes import F64
-from beaconwatch.scoring.bursts import MIN_JUMP, MIN_SHARE
+from beaconwatch.scoring.bursts import (
+    MIN_JUMP,
+    MIN_SHARE,
+    TIMER_BETWEEN,
+    TIMER_MAX_RUN,
+    TIMER_MIN_S,
+    TIMER_MULTIPLE_TOL,
+    TIMER_TOL_FRACTION,
+    TIMER_TOL_MIN_S,
+)
 from tests.unit import naive_scoring
 
 
@@ -77,6 +87,7 @@ def window_score(
         missed_allowance=(
             defaults.missed_allowance if missed_allowance is None else missed_allowance
         ),
+        bulk_rate_bytes_s=defaults.bulk_rate_bytes_s,
     )
 
 
@@ -257,7 +268,41 @@ def reference_gap(times: np.ndarray, max_gap_s: float) -> float:
         both_sides = i >= MIN_SHARE * n and n - i >= MIN_SHARE * n
         if short <= max_gap_s and both_sides and jump >= MIN_JUMP:
             candidates.append((jump, -i, short))
-    return max(candidates)[2] if candidates else 0.0
+    return max(candidates)[2] if candidates else reference_timer(times, max_gap_s)
+
+
+def reference_timer(times: np.ndarray, max_gap_s: float) -> float:
+    """The retry timer of `bursts.retry_timer_s`, each condition written out."""
+    d = np.diff(times).tolist()
+    n = len(d)
+    if sum(x <= max_gap_s for x in d) < MIN_SHARE * n:  # too few short gaps for any burst
+        return 0.0
+
+    def tol(g: float) -> float:
+        return max(TIMER_TOL_FRACTION * g, TIMER_TOL_MIN_S)
+
+    def on(x: float, g: float) -> bool:
+        return abs(x - g) <= tol(g)
+
+    values = sorted(g for g in d if TIMER_MIN_S <= g <= max_gap_s)
+    if not values:
+        return 0.0
+    # Most gaps on it; ties: the smallest value.
+    g = max(values, key=lambda v: (sum(on(x, v) for x in d), -v))
+    count = sum(on(x, g) for x in d)
+    if count < MIN_SHARE * n:
+        return 0.0
+    runs = "".join("g" if on(x, g) else "." for x in d).split(".")
+    if max(len(r) for r in runs) > TIMER_MAX_RUN:
+        return 0.0
+    between = [x for x in d if not on(x, g) and x >= TIMER_BETWEEN * g]
+    multiples = [
+        x for x in between
+        if abs(x - math.floor(x / g + 0.5) * g) <= TIMER_MULTIPLE_TOL * g
+    ]  # fmt: skip
+    if len(between) < MIN_SHARE * n or 2 * len(multiples) >= len(between):
+        return 0.0
+    return g + tol(g)
 
 
 def reference_merge(

@@ -334,6 +334,7 @@ def window_score(
     full_confidence: float,
     missed_allowance: float,
     sparse: tuple[float, float, float] = SPARSE_DEFAULTS,
+    bulk_rate_bytes_s: float = 16_384.0,
 ) -> float:
     """The combined score of `score_window`, written out from the documented formula."""
     if len(times_s) < 4:
@@ -362,4 +363,10 @@ def window_score(
     else:
         gate = clip01(math.log10(p_start / max(p, 1e-300)) / math.log10(p_start / p_full))
     missed = clip01((st["missed_ratio"] - missed_allowance) / (1 - missed_allowance))
-    return gate * base * (1 - missed)
+    # Bulk transfer: median bytes per second of the median interval, above the rate, fading
+    # to 0 at four times it.
+    rate = st["bytes_median"] / st["median_interval_s"]
+    bulk = 1.0
+    if bulk_rate_bytes_s > 0 and rate > bulk_rate_bytes_s:
+        bulk = clip01(1 - (rate - bulk_rate_bytes_s) / (3 * bulk_rate_bytes_s))
+    return gate * base * (1 - missed) * bulk

@@ -23,8 +23,10 @@ def test_kernels_match_the_references(seed: int) -> None:
                                         for s in starts]))  # fmt: skip
     elif kind == 1:  # plain jittered beacon, some beats missed
         times = np.cumsum(rng.choice([1, 1, 1, 2, 3], 30) * rng.uniform(50, 70, 30))
-    else:  # heavy-tailed human traffic
+    elif seed % 2:  # heavy-tailed human traffic
         times = np.cumsum(rng.pareto(1.2, 40) * 5)
+    else:  # retries on a fixed timer after Poisson events, or a fixed-timer beacon
+        times = retries(rng, 5.0) if seed % 4 else np.cumsum(rng.choice([1, 1, 2, 3], 30) * 5.0)
     times = np.round(times, 3)
     max_gap = float(rng.choice([0.0, 5.0, 30.0]))
     got = burst_gap_s(times.copy(), len(times), max_gap, np.empty(len(times)))
@@ -34,6 +36,40 @@ def test_kernels_match_the_references(seed: int) -> None:
     k = merge_bursts(t, b, len(times), got)
     want_t, want_b = reference_merge(times, sizes, got)
     assert t[:k].tolist() == want_t and b[:k].tolist() == want_b
+
+
+def retries(rng: np.random.Generator, timer_s: float, events: int = 14) -> np.ndarray:
+    """Events at Poisson times (mean 40 s), each tried 1-3 times ``timer_s`` apart."""
+    starts = np.cumsum(rng.exponential(40.0, events))
+    tries = [s + timer_s * np.arange(rng.integers(1, 4)) for s in starts]
+    return np.round(np.sort(np.concatenate(tries)), 3)
+
+
+def test_retries_on_a_fixed_timer_after_irregular_events_are_grouped() -> None:
+    rng = np.random.default_rng(5)
+    gaps = [burst_gap_s(t, len(t), 30.0, np.empty(len(t))) for t in
+            (retries(rng, 5.0) for _ in range(50))]  # fmt: skip
+    assert sum(abs(g - 5.05) < 0.01 for g in gaps) >= 40  # the 5 s timer (+ 50 ms tolerance)
+    # A 5 s beacon chains the timer gaps, and its other gaps are multiples: not grouped.
+    for missed in (0.1, 0.3, 0.5):
+        k = np.where(rng.random(31) < missed, 2, 1) + (rng.random(31) < missed / 3)
+        beacon = np.cumsum(np.concatenate([[0.0], 5.0 * k + rng.uniform(-0.02, 0.02, 31)]))
+        assert burst_gap_s(beacon, len(beacon), 30.0, np.empty(len(beacon))) == 0.0
+    # Exact-timer beacons (no jitter; request time and handler noise as the evaluation's
+    # Meterpreter-like polling) with missed beats: their gaps between check-ins are multiples.
+    grouped = windows = 0
+    for period, noise in ((10.0, 0.15), (5.0, 0.0), (30.0, 0.0)):
+        for missed in (0.0, 0.1, 0.3):
+            for _ in range(100):
+                t = np.cumsum(period + rng.normal(0, noise, 200) + rng.exponential(0.04, 200))
+                t = np.round(t[rng.random(200) >= missed], 3)
+                for n in (8, 12, 32):
+                    windows += 1
+                    grouped += burst_gap_s(t[:n], n, 30.0, np.empty(n)) > 0
+    assert grouped <= 0.01 * windows  # (the first rule grouped them: Meterpreter's delay 4x)
+    # Below a second it is no retry timer (parallel connections have their own rule).
+    fast = retries(rng, 0.5)
+    assert abs(burst_gap_s(fast, len(fast), 30.0, np.empty(len(fast))) - 0.55) > 0.01
 
 
 def test_what_is_not_made_of_bursts_stays_as_it_is() -> None:

@@ -199,16 +199,14 @@ def _periodic_scan(make: Make, flags: int) -> list[bytes]:
 @pytest.mark.parametrize("make", [goflow2_json, goflow2_pb], ids=["json", "pb"])
 def test_a_periodic_inbound_syn_scan_never_alerts_through_the_pipeline(make: Make) -> None:
     decoder = GOFLOW2_JSON if make is goflow2_json else GOFLOW2_PB
-    for flags, alerts_expected in ((SYN, False), (0, True)):
+    for flags in (SYN, 0):
         pipeline = Pipeline(Config(), decoder=decoder)
         records = _periodic_scan(make, flags)
         alerts = [
             a for i in range(0, 96, 8) for a in pipeline.process_records(records[i : i + 8]).alerts
         ]
-        assert bool(alerts) is alerts_expected, flags
-        if alerts:  # without flags: the internal host's "beacon" to the scanner's port
-            assert {(a.src_ip, a.dst_ip, a.dst_port) for a in alerts} == {
-                (INTERNAL, SCANNER, 40_000)
-            }
-        else:
+        assert not alerts, flags
+        if flags:  # the flags name the scanner: ignored record by record
             assert pipeline.stats.ignored_by_reason == {IgnoreReason.INBOUND_INITIATED: 96}
+        else:  # without them the internal host's fixed port :50050 says it is the server
+            assert not pipeline.stats.ignored_by_reason  # (decided per pair, `state.ingest`)

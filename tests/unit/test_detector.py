@@ -328,6 +328,17 @@ def test_packet_sampled_pairs_are_not_penalised_for_missed_check_ins() -> None:
     assert "sampled 1:100" in document["event"]["reason"]
 
 
+def test_sampled_bytes_times_the_rate_show_a_bulk_transfer() -> None:
+    # A segment every 4 s of which 1:100 sampling kept 3.75 kB: 375 kB a connection, 94 kB a
+    # second, a bulk transfer (`scoring.bulk_rate_bytes_s`); read unsampled, 0.9 kB a second.
+    rows = beacon_rows("10.0.0.7", "203.0.113.62", period_s=4, count=60, jitter=0.05,
+                       size=3_750, seed=4)  # fmt: skip
+    assert detector().process(make_flows(rows)).alerts
+    flows = make_flows(rows)
+    flows.sampling_rate[:] = 100
+    assert not detector().process(flows).alerts
+
+
 def test_unsampled_alerts_say_sampling_rate_1() -> None:
     flows = make_flows(beacon_rows("10.0.0.9", "203.0.113.61", period_s=60, count=30))
     flows.sampling_rate[:] = 0  # goflow2 writes 0 when the exporter did not say

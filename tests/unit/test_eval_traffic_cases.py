@@ -18,22 +18,36 @@ from beaconwatch.config import Config, with_overrides
 SCAN_FLAGS = "inbound SYN scan of :50050 every 5 min, one-direction export, TCP flags"
 SCAN_BLIND = "inbound SYN scan of :50050 every 5 min, one-direction export, no flags"
 MAIL = "mail polling: 20 hosts' IMAP/POP clients, one server, every 5 min"
+VIDEO = "video segments: HLS/DASH, one every 2-10 s for 5-60 min"
+DNS_FRESH_PORT = "DNS retries, a fresh source port per try: one flow per try"
+SAMPLED_100 = "packet sampling 1:100: HTTPS beacon every 60 s"
+SAMPLED_MAIL = "packet sampling 1:100: mail polling, 20 hosts, one server, every 5 min"
+SAMPLED_VIDEO = "packet sampling 1:100: video segments, one every 2-10 s for 5-60 min"
+SAMPLED_DNS = "packet sampling 1:10: DNS retries, a fresh source port per try"
 SAMPLED_10 = "packet sampling 1:10: HTTPS beacon every 300 s"
 
 
 def test_traffic_cases_with_the_detector_defaults() -> None:
     results = {c.name: c for c in evaluate_traffic_cases(Config(), runs=2)}
-    assert len(results) == 10
+    assert len(results) == 13
     for name, case in results.items():
         assert case.runs == 2 and 0 <= case.alerted <= 2, name
         assert case.host_days and case.host_days > 0 and case.false_alerts is not None, name
     # The SYN scan's flows name the scanner as the initiator: never the internal host's pair.
     assert results[SCAN_FLAGS].alerted == 0 and results[SCAN_FLAGS].false_alerts == 0
-    # The same scan without flags is taken for the internal hosts' connections and alerts:
-    # what the flags buy (and proof that the case can fail).
-    assert results[SCAN_BLIND].alerted == 2 and results[SCAN_BLIND].false_alerts
+    # The same scan without flags: the internal hosts' port stays fixed on turned-round
+    # records, so they are the servers (`core.scope`, the fixed-port heuristic).
+    assert results[SCAN_BLIND].alerted == 0 and results[SCAN_BLIND].false_alerts == 0
     assert results[MAIL].alerted == 0
+    # Periodic segment fetching, but a bulk transfer (`scoring.window_score`).
+    assert results[VIDEO].alerted == 0 and results[VIDEO].false_alerts == 0
+    # Seed 1 alerted on the retries' 5 s timer before they were grouped (`scoring.bursts`).
+    assert results[DNS_FRESH_PORT].alerted == 0 and results[DNS_FRESH_PORT].false_alerts == 0
     assert results[SAMPLED_10].alerted == 2 and results[SAMPLED_10].false_alerts == 0
+    # 1:100 leaves ~11 % of the check-ins: found on their lattice (`scoring.lattice`).
+    assert results[SAMPLED_100].alerted == 2 and results[SAMPLED_100].false_alerts == 0
+    for name in (SAMPLED_MAIL, SAMPLED_DNS, SAMPLED_VIDEO):
+        assert results[name].alerted == 0 and results[name].false_alerts == 0, name
 
 
 def test_prevalence_is_what_holds_mail_polling_down() -> None:

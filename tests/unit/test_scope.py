@@ -15,6 +15,7 @@ from beaconwatch.domain.flows import (
     FLOW_COLUMNS,
     INITIATOR_DST,
     INITIATOR_SRC,
+    INITIATOR_TURNED,
     INITIATOR_UNKNOWN,
     FlowBatch,
 )
@@ -160,7 +161,8 @@ def test_inbound_connections_are_never_the_internal_hosts_pair() -> None:
         + [("10.0.0.5", "203.0.113.9", 1500, 1177)] * 2
     )
     assert scoped.ignored == {IgnoreReason.INBOUND_INITIATED: 3}
-    assert scoped.flows.initiator.tolist() == [INITIATOR_UNKNOWN] * 4  # all inferred
+    # all inferred; the reply records were turned round
+    assert scoped.flows.initiator.tolist() == [INITIATOR_UNKNOWN, INITIATOR_TURNED] * 2
 
 
 def test_a_record_that_names_its_initiator_is_believed_over_the_ports() -> None:

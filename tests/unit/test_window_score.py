@@ -10,6 +10,7 @@ from beaconwatch.scoring import sizes as size_kernels
 from beaconwatch.scoring.window_score import (
     N_STATS,
     Stat,
+    bulk_factor,
     new_workspace,
     null_tables,
     score_window,
@@ -94,6 +95,24 @@ def test_poisson_and_bursty_browsing_score_low() -> None:
                      rng.lognormal(8, 2, 32).round())[Stat.SCORE] for _ in range(200)]  # fmt: skip
     assert np.median(poisson) < 0.1
     assert np.quantile(poisson, 0.95) < 0.5
+
+
+def test_bulk_transfer_is_down_ranked_above_its_rate() -> None:
+    assert bulk_factor(16_384.0, 16_384.0) == 1.0 and bulk_factor(1e9, 0.0) == 1.0
+    assert bulk_factor(2 * 16_384.0, 16_384.0) == pytest.approx(2 / 3)
+    assert bulk_factor(4 * 16_384.0, 16_384.0) == 0.0
+    rng = np.random.default_rng(11)
+    # HLS segments every 4 s +/- 5 %, 3 Mbit/s +/- 30 %: periodic, but 375 kB a second.
+    times = np.cumsum(4.0 * rng.uniform(0.95, 1.05, 32))
+    segments = 3e6 / 8 * 4.0 * rng.uniform(0.7, 1.3, 32)
+    assert score(times, segments)[Stat.SCORE] == 0.0
+    params = scoring_params(ScoringConfig(bulk_rate_bytes_s=0.0), HISTORY)
+    out = np.empty(N_STATS)
+    score_window(times, segments, params, out, new_workspace(HISTORY), tables())
+    assert out[Stat.SCORE] >= 0.8  # what the rule holds down
+    # A beacon's check-ins of a few kB every 5 s (under 1 kB a second): untouched.
+    beacon_out = score(times * 1.25, np.full(32, 4_000.0))
+    assert beacon_out[Stat.SCORE] >= 0.8
 
 
 def test_perfect_beacon_scores_high_even_with_six_events() -> None:

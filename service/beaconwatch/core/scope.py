@@ -39,7 +39,22 @@ ephemeral port against a lower one is not evidence enough, because C2 servers li
 ports too and NATs and BSDs hand out client ports below the Linux/Windows ephemeral ranges.
 A connection from outside to a non-service port of an internal host therefore still counts as
 the internal host's when its records do not name the initiator (each such connection has its
-own external port, so it rarely forms a pair that scores).
+own external port, so it rarely forms a pair that scores), with one exception, decided per
+pair in `state.ingest` from the records marked `INITIATOR_TURNED` (inferred and turned round):
+
+    internal port fixed     a TCP client takes a fresh ephemeral source port for each
+                            connection; when a pair's new TCP connection is a turned-round
+                            record whose internal port is that of one of the pair's last two
+                            connections, the internal host is the server: the pair is taken
+                            as inbound-initiated (a scanner or brute-forcer re-probing one
+                            port from a fixed source port, `masscan --source-port`) and not
+                            scored, until a turned-round connection comes from another port.
+
+Only TCP: UDP peers keep both ports fixed either way (NTP 123<->123, IKE 500<->500, WireGuard
+51820<->51820), so a fixed internal port says nothing there. The price: a TCP C2 client that
+binds one fixed source port for every connection, seen only in reply-direction records between
+two non-service ports, is not scored (with both directions exported its own records, not
+turned round, usually make the connections and the replies are duplicates).
 """
 
 from __future__ import annotations
@@ -54,6 +69,7 @@ from beaconwatch.domain.flows import (
     FLOW_COLUMNS,
     INITIATOR_DST,
     INITIATOR_SRC,
+    INITIATOR_TURNED,
     INITIATOR_UNKNOWN,
     FlowBatch,
 )
@@ -104,16 +120,20 @@ class FlowScope:
         dst_in = self.internal.contains(flows.dst_hi, flows.dst_lo)
         evidence = port_evidence(flows.src_port, flows.dst_port, flows.proto)
         initiator = flows.initiator
+        inferred = initiator == INITIATOR_UNKNOWN
         src_client = np.where(
-            initiator == INITIATOR_UNKNOWN,
+            inferred,
             np.where(evidence == 0, src_in | ~dst_in, evidence > 0),
-            initiator != INITIATOR_DST,
+            initiator != INITIATOR_DST,  # INITIATOR_TURNED: oriented already (scoped twice)
         )
         client_in = np.where(src_client, src_in, dst_in)
         server_in = np.where(src_client, dst_in, src_in)
         swap = ~src_client
-        # Oriented client first; the initiator column now says whether the record knew it.
-        known = np.where(initiator == INITIATOR_UNKNOWN, INITIATOR_UNKNOWN, INITIATOR_SRC)
+        # Oriented client first; the initiator column now says whether the record knew it,
+        # and whether an inferred record was turned round (`INITIATOR_TURNED`).
+        known = np.where(inferred, INITIATOR_UNKNOWN, INITIATOR_SRC)
+        turned = (inferred & swap) | (initiator == INITIATOR_TURNED)
+        known = np.where(turned, INITIATOR_TURNED, known)
         flows = _swap_ends(flows, swap, known.astype(np.uint8))
         ignored: Counter[str] = Counter()
         keep = np.ones(len(flows), dtype=np.bool_)

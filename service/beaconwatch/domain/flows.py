@@ -34,12 +34,16 @@ FLOW_COLUMNS: dict[str, npt.DTypeLike] = {
     # originator, IPFIX biflowDirection, a TCP SYN without ACK (`decode.initiator`). After
     # scoping (`core.scope`) the pair's internal host is the source, and this is
     # INITIATOR_SRC when the record said so, else INITIATOR_UNKNOWN (the direction was
-    # inferred from the ports).
+    # inferred from the ports), or INITIATOR_TURNED when it was inferred and the record
+    # turned round (the internal end was its destination).
     "initiator": np.uint8,
 }
 INITIATOR_UNKNOWN = 0
 INITIATOR_SRC = 1  # the record's source started the connection
 INITIATOR_DST = 2  # its destination did: the record is the reply direction
+# After scoping only: inferred, and the record turned round (`state.ingest` reads from it
+# whether the internal host keeps one port across connections, i.e. is the server).
+INITIATOR_TURNED = 3
 
 IPV4_MAPPED_PREFIX = np.uint64(0x0000_FFFF_0000_0000)
 

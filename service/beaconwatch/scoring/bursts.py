@@ -18,10 +18,32 @@ than the others. The window is grouped when
 Connections starting within the short gaps of the previous one are then one check-in: its
 start is the first connection's, its bytes the sum. A window that does not qualify is scored
 connection by connection, as before.
+
+Retries on a fixed timer after irregular events (`retry_timer_s`): a resolver that gets no
+answer tries again exactly 5 s later, each try a flow of its own (systemd-resolved), after
+lookups that come as applications need them (Poisson). There is no jump: the gaps between
+lookups fill the whole range down to the timer. Read connection by connection, half the gaps
+are exactly 5 s and the fit found a 5 s "beacon" (2 of 20 runs of the hard case alerted).
+The window is grouped at the timer g (gaps within g +/- max(1 %, 50 ms), g from
+`TIMER_MIN_S` to ``max_gap_s``) when
+
+* at least `MIN_SHARE` of the gaps are g, and at least `MIN_SHARE` are gaps between events,
+  `TIMER_BETWEEN` g or longer (gaps of about one g, off by more than the tolerance, are a
+  noisy timer's and count as neither),
+* g-gaps come in runs of at most `TIMER_MAX_RUN` in a row (a few retries per event; a g-second
+  beacon chains them), and
+* fewer than half of the gaps between events are whole multiples of g, within
+  `TIMER_MULTIPLE_TOL` g (a beacon with missed beats has 2g, 3g, ...; Poisson gaps are
+  multiples by chance 20 % of the time).
+
+The price: a C2 that checks in with bursts of up to `TIMER_MAX_RUN` + 1 connections on an
+exact timer at irregular times is scored on the bursts' starts (irregular: no alert); with
+regular bursts it still alerts at the burst cycle.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from beaconwatch.domain.dtypes import F64
@@ -29,6 +51,14 @@ from beaconwatch.domain.dtypes import F64
 MIN_JUMP = 4.0
 MIN_SHARE = 0.2
 _TINY_GAP_S = 0.001  # connections in the same millisecond
+TIMER_MIN_S = 1.0  # retry timers: TCP's initial RTO 1 s, resolvers 1-5 s
+TIMER_MAX_RUN = 3  # g-gaps in a row at most: up to 4 tries of one event
+TIMER_TOL_FRACTION = 0.01  # a timer gap is g within this fraction...
+TIMER_TOL_MIN_S = 0.05  # ...or this (as `periodicity`'s re-fold)
+TIMER_BETWEEN = 1.5  # gaps from this many g on are gaps between events (or missed beats)
+# ...and whole multiples of g when within this fraction of g of one: a beacon's missed beats
+# are (its noise grows only as sqrt(k)); of Poisson gaps, 20 % by chance.
+TIMER_MULTIPLE_TOL = 0.1
 
 
 @njit(cache=True, nogil=True)
@@ -63,7 +93,57 @@ def burst_gap_s(times_s: F64, m: int, max_gap_s: float, scratch: F64) -> float:
         jump = gaps[i] / max(short, _TINY_GAP_S)
         if jump >= MIN_JUMP and jump > best_jump:
             best_jump, best_gap = jump, short
-    return best_gap
+    if best_gap > 0.0:
+        return best_gap
+    return retry_timer_s(times_s, m, max_gap_s, gaps)
+
+
+@njit(cache=True, nogil=True)
+def _timer_tol(g: float) -> float:
+    return max(TIMER_TOL_FRACTION * g, TIMER_TOL_MIN_S)
+
+
+@njit(cache=True, nogil=True)
+def retry_timer_s(times_s: F64, m: int, max_gap_s: float, gaps: F64) -> float:
+    """g + its tolerance when the first ``m`` (sorted) start times are retries on a fixed
+    timer g after irregular events (module doc), else 0.0. ``gaps`` holds their ``m - 1``
+    gaps sorted."""
+    n = m - 1
+    best_g, best_count = 0.0, 0
+    for i in range(n):  # the likeliest timer: the gap value most gaps repeat (n <= the ring)
+        g = gaps[i]
+        if g < TIMER_MIN_S:
+            continue
+        if g > max_gap_s:
+            break
+        tol = _timer_tol(g)
+        count = 0
+        for j in range(n):
+            if abs(gaps[j] - g) <= tol:
+                count += 1
+        if count > best_count:
+            best_g, best_count = g, count
+    if best_count == 0 or best_count < MIN_SHARE * n:
+        return 0.0
+    g = best_g
+    tol = _timer_tol(g)
+    run = longest = between = multiples = 0
+    for j in range(n):
+        d = times_s[j + 1] - times_s[j]
+        if abs(d - g) <= tol:
+            run += 1
+            longest = max(longest, run)
+            continue
+        run = 0
+        if d < TIMER_BETWEEN * g:  # about one beat, off by noise: neither timer nor event gap
+            continue
+        between += 1
+        k = np.floor(d / g + 0.5)
+        if abs(d - k * g) <= TIMER_MULTIPLE_TOL * g:
+            multiples += 1
+    if between < MIN_SHARE * n or longest > TIMER_MAX_RUN or 2 * multiples >= between:
+        return 0.0
+    return g + tol
 
 
 @njit(cache=True, nogil=True)

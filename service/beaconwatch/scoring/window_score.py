@@ -17,7 +17,9 @@ the size regularity from `sizes`.
                       / (log10(1 / p_full) - log10(1 / (1 - min_confidence))))
                  p_full = max(1 - full_confidence, smallest p the null table resolves)
     missed     = clip((missed ratio - missed_allowance) / (1 - missed_allowance))
-    score      = gate * base * (1 - missed)
+    bulk       = clip(1 - (rate - bulk_rate) / (3 bulk_rate)), rate = median bytes / median
+                 interval (1 when bulk_rate_bytes_s is 0)
+    score      = gate * base * (1 - missed) * bulk
 
 spread = (b - a) / mean single-beat interval: 0 for a perfect beacon, 0.67 at 50 % subtractive
 jitter, 1.0 at +/-50 % symmetric jitter, 1.2 at 75 % subtractive, about 2 for Poisson arrivals.
@@ -32,6 +34,19 @@ with little jitter reaches the full gate within a dozen check-ins; one with 75 %
 more of them, which the ring holds for all but the slowest.
 Missed check-ins up to `missed_allowance` (30 %) cost nothing: C2 traffic loses beats when
 laptops sleep. A median interval below `min_period_s` scores 0 (bursts are not beacons).
+
+Bulk transfer: HLS/DASH playback fetches a segment every 2-10 s, each its own connection to
+one CDN edge, for the minutes a video lasts: as periodic as any beacon (20 of 20 runs of the
+hard case alerted). What sets it apart is the data: hundreds of kB to megabytes per
+connection, 190-750 kB per second of the interval at 1.5-6 Mbit/s, where a check-in moves a
+few kB per sleep. A pair whose median connection carries more than `bulk_rate_bytes_s`
+(16 kB, 128 kbit/s) per second of its median interval is down-ranked linearly, to 0 at four
+times that. Bytes are what the records hold: both directions where one record carries the
+connection (Zeek, IPFIX biflows); with each direction exported apart, the connection's first
+record (the reply is a duplicate), so a client's small requests can hide the download.
+Under packet sampling `state.ingest` multiplies the sampled bytes by the rate first.
+The price: a C2 that moves that much at every check-in (a 5 s sleep with 80 kB or more each
+time) is down-ranked; that is streaming exfiltration rather than beaconing.
 """
 
 from __future__ import annotations
@@ -51,6 +66,7 @@ from beaconwatch.scoring.interval_significance import (
     raw_statistics,
 )
 from beaconwatch.scoring.kernels import mad_about, median_sorted
+from beaconwatch.scoring.lattice import lattice_test
 from beaconwatch.scoring.periodicity import N_FIT, Fit, fit_window
 from beaconwatch.scoring.significance import (
     best_p_value,
@@ -140,7 +156,9 @@ class Param(IntEnum):
     SPARSE_MAX_CONNECTIONS = 11  # windows of 4 up to this many also get `scoring.sparse`
     SPARSE_SIZE_DENSITY = 12  # f of `sparse.size_p_value`, per unit of ln(bytes); 0: no sizes
     SPARSE_MIN_BYTES = 13  # connections below this carry no size evidence
-    SIZE = 14
+    BULK_RATE_BYTES_S = 14  # bulk transfer: down-ranked above this rate (0: off)
+    LATTICE = 15  # 1: the lattice test too (packet-sampled pairs, `scoring.lattice`)
+    SIZE = 16
 
 
 FULL_COUNT_EVENTS = 12.0  # connections at which the count part is full (if the ring holds them)
@@ -162,6 +180,7 @@ def scoring_params(config: ScoringConfig, history_events: int) -> F64:
     params[Param.SPARSE_MAX_CONNECTIONS] = config.sparse_max_connections
     params[Param.SPARSE_SIZE_DENSITY] = config.sparse_size_density
     params[Param.SPARSE_MIN_BYTES] = config.sparse_min_bytes
+    params[Param.BULK_RATE_BYTES_S] = config.bulk_rate_bytes_s
     return params
 
 
@@ -171,12 +190,16 @@ def sampled_scoring_params(params: F64) -> F64:
     1:N sampling sees a short connection only with probability ~ packets / N, so check-ins go
     missing at random and the byte counts are those of the sampled packets: neither says
     anything about the pair. The missed-check-in penalty is waived and the size part dropped
-    (its weight goes to timing and count); folding still needs the check-ins that were seen
-    to fall on the period, and the confidence gate is unchanged.
+    (its weight goes to timing and count). At 1:100 most beats are missing and the fold finds
+    no period; the lattice test (`scoring.lattice`) reads the thinned lattice of whole
+    multiples of one period instead: a fourth test of the confidence (p = min(1, 4 min(p_fit,
+    p_cv, p_floor, p_lattice))), and where it is the strongest, the share of the intervals on
+    the lattice stands for the timing part and its period for the fitted one.
     """
     sampled = params.copy()
     sampled[Param.MISSED_ALLOWANCE] = 1.0
     sampled[Param.SPARSE_SIZE_DENSITY] = 0.0  # sampled byte counts say nothing
+    sampled[Param.LATTICE] = 1.0
     if sampled[Param.WEIGHT_TIMING] + sampled[Param.WEIGHT_COUNT] > 0.0:
         sampled[Param.WEIGHT_SIZES] = 0.0
     return sampled
@@ -245,20 +268,38 @@ def score_window(
     p_fit = p_value(tables[NullTable.FIT], m, fit_statistic(fit))
     p_cv = p_value(tables[NullTable.CV], m, raw[RawTest.CV]) if m >= 1 else 1.0
     p_floor = p_value(tables[NullTable.FLOOR], m, raw[RawTest.FLOOR]) if m >= 1 else 1.0
-    p = combined_p_value(p_fit, p_cv, p_floor)
     best_p = combined_p_value(
         best_p_value(tables[NullTable.FIT]),
         best_p_value(tables[NullTable.CV]),
         best_p_value(tables[NullTable.FLOOR]),
     )
+    # Up to two more tests, each a Bonferroni term: the exact spacing of a few check-ins
+    # (`scoring.sparse`; its closed form resolves any p, so full weight is at 1 -
+    # full_confidence) and the lattice of a packet-sampled pair (`scoring.lattice`).
+    tests, p_min = 3.0, min(p_fit, p_cv, p_floor)
     if SPARSE_MIN_CONNECTIONS <= n <= params[Param.SPARSE_MAX_CONNECTIONS]:
-        # A fourth test (`scoring.sparse`), Bonferroni over four; its closed form resolves
-        # any p, so full weight is at 1 - full_confidence.
         p_sparse = sparse_p_value(
             intervals, sizes, params[Param.SPARSE_SIZE_DENSITY], params[Param.SPARSE_MIN_BYTES]
         )
-        p, best_p = min(1.0, 4.0 * min(p_fit, p_cv, p_floor, p_sparse)), 0.0
-    confidence = 1.0 - p
+        tests, p_min, best_p = tests + 1.0, min(p_min, p_sparse), 0.0
+    p_lattice, lattice_period, lattice_share = 1.0, 0.0, 0.0
+    if params[Param.LATTICE] > 0.0 and m >= 1:  # work[1] holds the intervals sorted
+        p_lattice, lattice_period, lattice_share = lattice_test(
+            work[1, :m], params[Param.MIN_PERIOD_S]
+        )
+        tests, p_min = tests + 1.0, min(p_min, p_lattice)
+    p_all = combined_p_value(p_fit, p_cv, p_floor) if tests == 3.0 else min(1.0, tests * p_min)
+    on_lattice = p_lattice < min(p_fit, p_cv, p_floor)
+    if on_lattice:  # the period and missed beats the lattice says, not the fold's
+        span = times_s[n - 1] - times_s[0]
+        out[Stat.PERIOD_S] = lattice_period
+        out[Stat.MEAN_INTERVAL_S] = lattice_period
+        out[Stat.LOW_S] = lattice_period
+        out[Stat.HIGH_S] = lattice_period
+        out[Stat.JITTER_RATIO] = 0.0
+        out[Stat.JITTER_SHAPE] = 0.0
+        out[Stat.MISSED_RATIO] = _clip01(1.0 - m * lattice_period / span) if span > 0 else 0.0
+    confidence = 1.0 - p_all
     out[Stat.CONFIDENCE] = confidence
     scored = n >= 4 and median >= params[Param.MIN_PERIOD_S] and median > 0.0
     gate = 0.0
@@ -285,6 +326,8 @@ def score_window(
     free = params[Param.SPREAD_FREE]
     fade = (fit[Fit.SPREAD] - free) / (params[Param.SPREAD_TOLERANCE] - free)
     timing = (1.0 - _clip01(fade)) * (1.0 - fit[Fit.OUTLIER_RATIO])
+    if on_lattice:
+        timing = max(timing, lattice_share)
     count = min(1.0, n / params[Param.FULL_COUNT])
     out[Stat.TIMING_SCORE] = timing
     out[Stat.COUNT_SCORE] = count
@@ -296,7 +339,16 @@ def score_window(
     missed = 0.0
     if allowance < 1.0:
         missed = _clip01((fit[Fit.MISSED_RATIO] - allowance) / (1.0 - allowance))
-    out[Stat.SCORE] = gate * base * (1.0 - missed)
+    bulk = bulk_factor(bytes_median / median, params[Param.BULK_RATE_BYTES_S])
+    out[Stat.SCORE] = gate * base * (1.0 - missed) * bulk
+
+
+@njit(cache=True, nogil=True)
+def bulk_factor(rate_bytes_s: float, bulk_rate_bytes_s: float) -> float:
+    """1 up to ``bulk_rate_bytes_s`` (0: always 1), then linearly down to 0 at 4 times it."""
+    if bulk_rate_bytes_s <= 0.0 or rate_bytes_s <= bulk_rate_bytes_s:
+        return 1.0
+    return _clip01(1.0 - (rate_bytes_s - bulk_rate_bytes_s) / (3.0 * bulk_rate_bytes_s))
 
 
 @njit(cache=True, nogil=True)

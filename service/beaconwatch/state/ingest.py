@@ -37,6 +37,7 @@ import numpy as np
 from numba import njit
 
 from beaconwatch.domain.dtypes import BOOL, F32, F64, I32, I64, U8, U16, U32, U64
+from beaconwatch.domain.flows import INITIATOR_SRC, INITIATOR_TURNED
 from beaconwatch.scoring.bursts import burst_gap_s, merge_bursts
 from beaconwatch.scoring.sleep_range import described_range
 from beaconwatch.scoring.window_score import (
@@ -51,6 +52,7 @@ from beaconwatch.state.connections import (
     DUPLICATE,
     END,
     NEW_CONNECTION,
+    NO_CONNECTION,
     SEQ,
     START,
     match_connection,
@@ -63,6 +65,8 @@ from beaconwatch.state.pair_table import (
     ALERTED_MEAN_S,
     ALERTED_REFINE_AT,
     ALERTED_SCORE,
+    INFERRED,
+    SERVER_SIDE,
     evict_least_recent,
 )
 from beaconwatch.state.prevalence import (
@@ -150,6 +154,7 @@ CNT_EVICTED_ESTABLISHED = 7  # of CNT_EVICTED_CAPACITY, pairs with two connectio
 CNT_SIZE = 8
 
 U32_MAX = np.uint64(0xFFFF_FFFF)
+TCP = 6
 NEVER_MS = np.iinfo(np.int64).min // 2
 
 
@@ -202,7 +207,7 @@ def _gather_window(
 def _score_row(
     ring_t: U32, ring_b: U16, count: U32, row: int, cutoff_rel: int, long_cutoff_rel: int,
     score_params: F64, null_tables: F64, stats: F64, window_t: F64, window_b: F64, work: F64,
-    scratch: F64, lean: bool,
+    scratch: F64, lean: bool, sampling_rate: int = 1,
 ) -> tuple[int, int, float]:  # fmt: skip
     """Score the row's window (see `_gather_window`) into ``stats`` (``lean``: see
     `score_window`), its connections grouped into check-ins when they come in bursts
@@ -218,6 +223,8 @@ def _score_row(
     m, first_rel, last_rel = _gather_window(
         ring_t, ring_b, row, valid, oldest, cutoff_rel, long_cutoff_rel, window_t, window_b
     )
+    if sampling_rate > 1:  # a sampled record's bytes times the rate estimate the connection's
+        window_b[:m] *= sampling_rate
     per_check_in = 1.0
     gap_s = burst_gap_s(window_t, m, score_params[Param.BURST_GAP_S], scratch)
     if gap_s > 0.0:
@@ -409,6 +416,25 @@ def _in_ring(ring_t: U32, row: int, count: int, start: np.uint32) -> bool:
 
 
 @njit(cache=True, nogil=True)
+def _note_server_side(
+    direction_inferred: U8, conn_port: U16, conn_times: U32, row: int, port: int
+) -> None:
+    """A new TCP connection from a turned-round record (`INITIATOR_TURNED`): the pair is
+    the internal host's server side (`SERVER_SIDE`) when its internal port is that of one of
+    the pair's last connections, and no longer when it is not. A TCP client takes a fresh
+    ephemeral port per connection (two in a row share one by chance about once in 28,000);
+    a server keeps its port, and so does a scanner's target (`core.scope`)."""
+    kept = False
+    for s in range(conn_port.shape[1]):
+        if conn_times[row, s, START] != NO_CONNECTION and conn_port[row, s] == port:
+            kept = True
+    if kept:
+        direction_inferred[row] = np.uint8(direction_inferred[row] | SERVER_SIDE)
+    else:
+        direction_inferred[row] = np.uint8(direction_inferred[row] & (0xFF ^ SERVER_SIDE))
+
+
+@njit(cache=True, nogil=True)
 def _described_range(stats: F64) -> tuple[float, float]:
     return described_range(
         stats[Stat.PERIOD_S], stats[Stat.JITTER_RATIO], int(stats[Stat.JITTER_SHAPE])
@@ -522,8 +548,8 @@ def ingest(
             add_pair(sketch, nonzero, keys, pp, row, 1)
             counters[CNT_NEW_PAIRS] += 1
 
-        if initiator[i] == 0:  # the record did not say who started it (`core.scope`)
-            direction_inferred[row] = 1
+        if initiator[i] != INITIATOR_SRC:  # the record did not say who started it (`core.scope`)
+            direction_inferred[row] = np.uint8(direction_inferred[row] | INFERRED)
         rate = min(sampling_rate[i], np.uint32(0xFFFF))
         if rate > sampling[row]:
             sampling[row] = rate
@@ -560,6 +586,8 @@ def ingest(
         if t < last_seen_ms[row] and _in_ring(ring_t, row, int(count[row]), ring_start):
             counters[CNT_DUPLICATES] += 1
             continue
+        if proto[i] == TCP and initiator[i] == INITIATOR_TURNED:
+            _note_server_side(direction_inferred, conn_port, conn_times, row, int(src_port[i]))
         remember_connection(conn_port, conn_times, row, c, int(src_port[i]), int(rel),
                             int(rel_end), int(count[row]))  # fmt: skip
         if _newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
@@ -577,6 +605,8 @@ def ingest(
 
         n = np.int64(count[row])
         if n < limits[LIM_MIN_EVENTS] and not _slow_and_enough(n, t - first_seen_ms[row], limits):
+            continue
+        if direction_inferred[row] & SERVER_SIDE:  # inbound-initiated: never the host's beacon
             continue
         # An alert from a part-filled ring (as few as min_events connections) reads the
         # sleep from few intervals. Its period is checked again each time the pair's
@@ -597,7 +627,7 @@ def ingest(
         first_rel, last_rel, per_check_in = _score_row(
             ring_t, ring_b, count, row, rel - limits[LIM_WINDOW_MS],
             rel - limits[LIM_LONG_WINDOW_MS], score_params[1 if sampling[row] > 1 else 0],
-            null_tables, stats, window_t, window_b, work, scratch, lean,
+            null_tables, stats, window_t, window_b, work, scratch, lean, int(sampling[row]),
         )  # fmt: skip
         _apply_prevalence(stats, extra, sketch, nonzero, keys, port_proto, row, policy)
         extra[EXTRA_PER_CHECK_IN] = per_check_in
@@ -666,6 +696,7 @@ def score_rows(
         _, _, per_check_in = _score_row(
             ring_t, ring_b, count, row, last_rel - window_ms, last_rel - long_window_ms, params,
             null_tables, stats_out[k], window_t, window_b, work, scratch, False,
+            int(sampling[row]),
         )  # fmt: skip
         extra_out[k, EXTRA_PER_CHECK_IN] = per_check_in
         _apply_prevalence(stats_out[k], extra_out[k], sketch, nonzero, keys, port_proto, row,

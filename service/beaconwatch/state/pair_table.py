@@ -10,7 +10,8 @@ last ``history_events`` connection start times and sizes. Layout per row (histor
     alerted     5 x f32   20 B   mean interval, score, sleep range of the last alert;
                                  the next period check (alert updates)
     sampling    u16        2 B   highest sampling rate of the pair's flows (1 = unsampled)
-    direction_inferred u8  1 B   1 once a flow's direction was inferred (`core.scope`)
+    direction_inferred u8  1 B   bit 1 once a flow's direction was inferred (`core.scope`);
+                                 bit 2 while the internal port is fixed (`SERVER_SIDE`)
     long_alert_ms i64      8 B   start of the pair's last long connection
     long_sessions u16      2 B   its long connections, each within the window of the last
     ring_t      H x u32  128 B   connection start, ms after `epoch_ms` (49 days of range)
@@ -62,6 +63,12 @@ ALERTED_REFINE_AT = 4  # connection count of the next period check, 0 = none (se
 ALERTED_SIZE = 5
 
 NEVER_MS = np.iinfo(np.int64).min // 2  # "no alert yet": any cooldown has passed since then
+
+# Bits of `direction_inferred`.
+INFERRED = 1  # a flow's direction was inferred from the ports (`core.scope`)
+# The pair's last new TCP connection was a turned-round record on the internal port of an
+# earlier one: the internal host is the server, the pair inbound-initiated (`state.ingest`).
+SERVER_SIDE = 2
 REBASE_AFTER_MS = 1 << 31  # re-base ring times once they pass half of the u32 range
 
 
@@ -129,7 +136,8 @@ class PairTable:
         self.scored_count: U32 = np.zeros(rows, dtype=np.uint32)
         self.alerted: F32 = np.zeros((rows, ALERTED_SIZE), dtype=np.float32)
         self.sampling: U16 = np.ones(rows, dtype=np.uint16)  # capped at 65535
-        # 1 once a flow of the pair had its direction inferred, not read from the record.
+        # INFERRED once a flow of the pair had its direction inferred, not read from the
+        # record; SERVER_SIDE while its internal port stays fixed (inbound-initiated).
         self.direction_inferred: U8 = np.zeros(rows, dtype=np.uint8)
         # Start of the pair's connection last reported as a long connection (NEVER_MS: none).
         self.long_alert_ms: I64 = np.full(rows, NEVER_MS, dtype=np.int64)
