@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
@@ -96,6 +97,7 @@ def detector_alerts(
     score_fn: Callable[[F64, F64], tuple[float, float, tuple[float, float]]], dup_tol_ms: int,
     gap_ms: int,
     prevalence: tuple[int, float, float], sketch_width: int, update: tuple[float, float],
+    state: dict[str, dict[str, Any]] | None = None, sources_of: dict[str, set[str]] | None = None,
 ) -> list[tuple[str, int, float, str]]:  # fmt: skip
     """A dict-of-lists detector with the documented rules: (pair, detected_ms, score, lifecycle).
 
@@ -114,11 +116,13 @@ def detector_alerts(
     rose by update_score_change. Within the cooldown after an alert a pair is not scored at
     all; after a score of 0, or a scoring of an alerted pair that emits nothing, the next
     scoring needs twice as many new connections or twice the interval.
+    ``state`` and ``sources_of`` (per pair, per destination): pass the same dicts to carry on
+    from an earlier call.
     """
     min_sources, low, high = prevalence
     period_change, score_change = update
-    state: dict[str, dict[str, Any]] = {}
-    sources_of: dict[str, set[str]] = {}
+    state = {} if state is None else state
+    sources_of = {} if sources_of is None else sources_of
     alerts = []
     for t, end, src, pair, port, nbytes in rows:
         s = state.get(pair)
@@ -210,6 +214,73 @@ def detector_alerts(
                       next_check)  # fmt: skip
         alerts.append((pair, t, score, lifecycle))
     return alerts
+
+
+def prefix_of(dst: str) -> str:
+    """A destination IP -> its prefix: 198.51.100.7 -> 198.51.100.0/24; IPv6 -> its /48."""
+    bits = 24 if ipaddress.ip_address(dst).version == 4 else 48
+    return str(ipaddress.ip_network(f"{dst}/{bits}", strict=False))
+
+
+def split_pair(pair: str) -> tuple[str, str, str]:
+    """A key src>dst:port/proto -> (src, dst, "port/proto"); dst may be a prefix, or IPv6."""
+    src, rest = pair.split(">")
+    dst, service = rest.rsplit(":", 1)
+    return src, dst, service
+
+
+def channel_alerts(
+    rows: list[tuple[int, int, str, str, int, int]], *, batch: int, window_ms: int,
+    **detector: Any,
+) -> list[tuple[str, int, float, str, int]]:  # fmt: skip
+    """`detector_alerts` over every pair and every prefix channel ("src>prefix:port/proto",
+    fed the same rows), then one alert per channel, decided per ``batch`` rows in time order:
+    a prefix alert "new" is dropped when fewer than two of its pairs (first seen by it, seen
+    within the window before it) exist or one of them has alerted; a pair alert when its
+    prefix has alerted; an update when its "new" was dropped in the batch. A dropped alert is
+    forgotten (the pair or prefix counts as never alerted). Returns (key, detected_ms, score,
+    lifecycle, destination IPs).
+    """
+    state: dict[str, dict[str, Any]] = {}
+    sources_of: dict[str, set[str]] = {}
+    out = []
+    for lo in range(0, len(rows), batch):
+        chunk = rows[lo : lo + batch]
+        prefixed = []
+        for t, end, src, pair, port, nbytes in chunk:
+            _, dst, service = split_pair(pair)
+            prefixed.append((t, end, src, f"{src}>{prefix_of(dst)}:{service}", port, nbytes))
+        shared = {"state": state, "sources_of": sources_of, "window_ms": window_ms, **detector}
+        raised = [(a, False) for a in detector_alerts(chunk, **shared)]
+        raised += [(a, True) for a in detector_alerts(prefixed, **shared)]
+        raised.sort(key=lambda r: r[0][1])
+        undecided = {a[0] for a, _ in raised if a[3] == "new"}
+        gone: set[str] = set()
+
+        def alerted(key: str, undecided: set[str] = undecided) -> bool:
+            return key in state and state[key]["alert"] is not None and key not in undecided
+
+        for (key, t, score, lifecycle), is_prefix in raised:
+            undecided.discard(key)
+            src, dst, service = split_pair(key)
+            ips = 1
+            if is_prefix:
+                members = [
+                    k for k, s in state.items()
+                    if "/" not in split_pair(k)[1] and split_pair(k)[0] == src
+                    and split_pair(k)[2] == service and prefix_of(split_pair(k)[1]) == dst
+                    and s["first"] <= t and s["newest"] >= t - window_ms
+                ]  # fmt: skip
+                ips = len(members)
+                drop = lifecycle == "new" and (ips < 2 or any(alerted(m) for m in members))
+            else:
+                drop = alerted(f"{src}>{prefix_of(dst)}:{service}")
+            if key in gone or drop:
+                gone.add(key)
+                state[key]["alert"] = None
+                continue
+            out.append((key, t, score, lifecycle, ips))
+    return out
 
 
 def window_score_period(

@@ -98,7 +98,10 @@ LIM_MIN_EVENTS_SLOW = 12  # a slow pair is scored from this many connections...
 LIM_SLOW_INTERVAL_MS = 13  # ...when they came at most one per this, on average
 LIM_LONG_CONNECTION_MS = 14  # a connection this long to a rare destination alerts (0: never)
 LIM_LONG_SESSIONS = 15  # ...once the pair has had this many, each within the window of the last
-LIM_SIZE = 16
+# Or-ed into every flow's port_proto key: 0 for exact pairs, `levels.PREFIX_LEVEL` for the
+# prefix pass over destination-masked flows (`core.channels`).
+LIM_LEVEL = 16
+LIM_SIZE = 17
 
 # Slots of the `policy` float64 vector (prevalence and alert lifecycle).
 POL_THRESHOLD = 0
@@ -465,6 +468,7 @@ def ingest(
     history = ring_t.shape[1]
     oldest_export = limits[LIM_WATERMARK_MS] - limits[LIM_LATENESS_MS]
     epoch = meta[1]
+    level = np.uint32(limits[LIM_LEVEL])
     stats = np.empty(N_STATS, dtype=np.float64)
     extra = np.zeros(EXTRA_SIZE, dtype=np.float64)
     window_t = np.empty(history, dtype=np.float64)
@@ -491,6 +495,7 @@ def ingest(
         counters[CNT_ACCEPTED] += 1
 
         pp = np.uint32((np.uint32(dst_port[i]) << np.uint32(8)) | np.uint32(proto[i]))
+        pp = np.uint32(pp | level)
         h = key_hash(src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pp)
         slot = find_slot(index, keys, port_proto, h, src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pp)
         row = index[slot]

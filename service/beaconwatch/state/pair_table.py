@@ -235,8 +235,7 @@ class PairTable:
             np.uint64(src[0]), np.uint64(src[1]), np.uint64(dst[0]), np.uint64(dst[1]),
             np.uint32(port_proto),
         )  # fmt: skip
-        slot = find_slot(self.index, self.keys, self.port_proto, key_hash(*args), *args)
-        row = int(self.index[slot])
+        row = int(_find_row(self.index, self.keys, self.port_proto, *args))
         return row if row != EMPTY else -1
 
     def evict_idle(self, cutoff_ms: int) -> int:
@@ -272,6 +271,17 @@ class PairTable:
             _evict_where(self.index, self.keys, self.port_proto, self.free, self.used, self.meta,
                          p.sketch, p.nonzero, mask)
         )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _find_row(
+    index: I32, keys: U64, port_proto: U32, src_hi: np.uint64, src_lo: np.uint64,
+    dst_hi: np.uint64, dst_lo: np.uint64, pp: np.uint32,
+) -> int:  # fmt: skip
+    # Hashed in here: a hash passed from Python could be typed as a signed int64 by an
+    # earlier compilation of `find_slot` and overflow.
+    h = key_hash(src_hi, src_lo, dst_hi, dst_lo, pp)
+    return int(index[find_slot(index, keys, port_proto, h, src_hi, src_lo, dst_hi, dst_lo, pp)])
 
 
 @njit(cache=True, nogil=True)

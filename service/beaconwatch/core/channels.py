@@ -1,0 +1,206 @@
+"""Prefix channels: C2 whose destination IP rotates within a CDN or DNS round-robin.
+
+Such an implant checks in to a different IP of one /24 (IPv6 /48) each time, so each exact
+pair sees a check-in or two and none is periodic. The detector therefore feeds every flow a
+second time with its destination masked to the prefix (`mask_prefix`), keyed with the level
+bit (`state.levels`), and the same kernels score those prefix rows; prevalence counts a
+prefix's sources too, so a CDN-fronted service much of the fleet polls is down-ranked.
+
+One alert per channel, decided per batch in event-time order (`ChannelGate`):
+
+    prefix alert "new"   kept only when the prefix saw >= 2 destination IPs (tracked exact
+                         pairs first seen by the alert and seen within the window before it),
+                         and none of those pairs has itself alerted: else the exact pair
+                         already says it all
+    exact-pair alert     dropped when its prefix channel has alerted (reported) before it
+    updates              follow their own "new" (dropped with it within a batch; after it,
+                         a dropped row has forgotten its alert and cannot update)
+
+A dropped alert's row forgets it (alert time, cooldown, last alerted figures), as if it never
+crossed the threshold, so whether a row "has alerted" is always what was reported, and a row
+kept quiet can still alert later, when the exact pair or the prefix becomes the only voice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_BEACON, Alert
+from beaconwatch.core.addresses import PREFIX_V4_BITS, PREFIX_V6_BITS, halves_to_ip
+from beaconwatch.core.flows import IPV4_MAPPED_PREFIX, FlowBatch
+from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
+from beaconwatch.state.levels import PORT_PROTO_MASK, PREFIX_LEVEL
+from beaconwatch.state.pair_table import ALERTED_SIZE, NEVER_MS, PairTable
+
+U64 = npt.NDArray[np.uint64]
+_V4_MASK = np.uint64(~((1 << (32 - PREFIX_V4_BITS)) - 1) & 0xFFFF_FFFF_FFFF_FFFF)
+_V6_MASK = np.uint64(~((1 << (64 - PREFIX_V6_BITS)) - 1) & 0xFFFF_FFFF_FFFF_FFFF)
+_HIGH32 = np.uint64(0xFFFF_FFFF_0000_0000)
+
+SINGLE_DESTINATION = "prefix_single_destination"  # a prefix alert of one IP: the pair's
+PAIR_REPORTED = "prefix_pair_reported"  # a prefix alert whose member pair alerted already
+PREFIX_REPORTED = "pair_prefix_reported"  # a pair alert whose prefix channel alerted already
+
+
+def mask_prefix(hi: U64, lo: U64) -> tuple[U64, U64]:
+    """Destinations masked to their /24 (IPv4-mapped) or /48 (IPv6), as (hi, lo) halves."""
+    v4 = (hi == 0) & ((lo & _HIGH32) == IPV4_MAPPED_PREFIX)
+    masked_hi = np.where(v4, hi, hi & _V6_MASK)
+    masked_lo = np.where(v4, lo & _V4_MASK, np.uint64(0))
+    return masked_hi.astype(np.uint64), masked_lo.astype(np.uint64)
+
+
+def prefix_flows(flows: FlowBatch) -> FlowBatch:
+    """``flows`` with their destinations masked to the prefix, for the prefix pass."""
+    dst_hi, dst_lo = mask_prefix(flows.dst_hi, flows.dst_lo)
+    return dataclasses.replace(flows, dst_hi=dst_hi, dst_lo=dst_lo)
+
+
+@njit(cache=True, nogil=True)
+def _members_v4(
+    index: npt.NDArray[np.int32], keys: U64, port_proto: npt.NDArray[np.uint32],
+    first_seen_ms: npt.NDArray[np.int64], last_seen_ms: npt.NDArray[np.int64],
+    src_hi: np.uint64, src_lo: np.uint64, net_lo: np.uint64, pp: np.uint32, since_ms: int,
+    until_ms: int, out: npt.NDArray[np.int32],
+) -> int:  # fmt: skip
+    """`_members` of an IPv4 /24: its 256 possible pairs looked up in the hash index, some
+    microseconds whatever the table's size."""
+    n = 0
+    for host in range(256):
+        dst_lo = net_lo | np.uint64(host)
+        h = key_hash(src_hi, src_lo, np.uint64(0), dst_lo, pp)
+        row = index[find_slot(index, keys, port_proto, h, src_hi, src_lo, np.uint64(0), dst_lo,
+                              pp)]  # fmt: skip
+        if row != EMPTY and first_seen_ms[row] <= until_ms and last_seen_ms[row] >= since_ms:
+            out[n] = row
+            n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _members(
+    keys: U64, port_proto: npt.NDArray[np.uint32], used: npt.NDArray[np.bool_],
+    first_seen_ms: npt.NDArray[np.int64], last_seen_ms: npt.NDArray[np.int64],
+    src_hi: np.uint64, src_lo: np.uint64, net_hi: np.uint64, net_lo: np.uint64,
+    mask_hi: np.uint64, mask_lo: np.uint64, pp: np.uint32, since_ms: int, until_ms: int,
+    out: npt.NDArray[np.int32],
+) -> int:  # fmt: skip
+    """Rows of the exact pairs of a prefix channel (first seen by ``until_ms``, last seen from
+    ``since_ms`` on): into ``out``, returns how many. For an IPv6 /48, one pass over the
+    table (2^80 addresses cannot be looked up one by one): some ms per million rows."""
+    n = 0
+    for row in range(used.shape[0]):
+        if (
+            used[row]
+            and port_proto[row] == pp
+            and keys[row, 0] == src_hi
+            and keys[row, 1] == src_lo
+            and (keys[row, 2] & mask_hi) == net_hi
+            and (keys[row, 3] & mask_lo) == net_lo
+            and first_seen_ms[row] <= until_ms
+            and last_seen_ms[row] >= since_ms
+        ):
+            out[n] = row
+            n += 1
+    return n
+
+
+class ChannelGate:
+    """One alert per channel, over the alerts one batch of one table raised (module doc)."""
+
+    def __init__(self, window_ms: int) -> None:
+        self.window_ms = window_ms
+
+    def members(self, table: PairTable, prefix_row: int, at_ms: int) -> np.ndarray:
+        keys = table.keys[prefix_row]
+        pp = np.uint32(int(table.port_proto[prefix_row]) & PORT_PROTO_MASK)
+        since_ms, until_ms = at_ms - self.window_ms, at_ms
+        if keys[2] == 0 and (int(keys[3]) >> 32) == 0xFFFF:
+            out = np.empty(256, dtype=np.int32)
+            n = _members_v4(
+                table.index, table.keys, table.port_proto, table.first_seen_ms,
+                table.last_seen_ms, keys[0], keys[1], keys[3], pp, since_ms, until_ms, out,
+            )  # fmt: skip
+            return out[:n]
+        out = np.empty(table.capacity, dtype=np.int32)
+        n = _members(
+            table.keys, table.port_proto, table.used, table.first_seen_ms, table.last_seen_ms,
+            keys[0], keys[1], keys[2], keys[3], _V6_MASK, np.uint64(0), pp, since_ms, until_ms,
+            out,
+        )  # fmt: skip
+        return out[:n]
+
+    def decide(
+        self, table: PairTable, alerts: Sequence[tuple[Alert, int]]
+    ) -> tuple[list[Alert], list[str]]:
+        """(kept alerts, the reasons of the dropped ones) of one batch's (alert, row)s."""
+        order = sorted(range(len(alerts)), key=lambda i: alerts[i][0].detected_ms)
+        # Rows whose "new" alert of this batch is not decided yet have not alerted yet.
+        pending = {row for alert, row in alerts if alert.lifecycle == "new"}
+        kept: list[Alert] = []
+        dropped: list[str] = []
+
+        def reported(row: int) -> bool:
+            return bool(table.first_alert_ms[row] != NEVER_MS) and row not in pending
+
+        # Rows whose "new" of this batch was dropped: the kernel, not knowing, may have
+        # updated it later in the batch; those go with it.
+        gone: dict[int, str] = {}
+        for i in order:
+            alert, row = alerts[i]
+            pending.discard(row)
+            if alert.rule != RULE_BEACON:
+                kept.append(alert)
+                continue
+            reason = gone.get(row)
+            if reason is None:
+                reason, alert = self._judge(table, alert, row, reported)
+            if reason is None:
+                kept.append(alert)
+            else:
+                dropped.append(reason)
+                gone[row] = reason
+                forget_alert(table, row)
+        return kept, dropped
+
+    def _judge(
+        self, table: PairTable, alert: Alert, row: int, reported: Callable[[int], bool]
+    ) -> tuple[str | None, Alert]:
+        if alert.channel != CHANNEL_PREFIX:
+            prefix = self._prefix_row(table, row)
+            if prefix >= 0 and reported(prefix):
+                return PREFIX_REPORTED, alert
+            return None, alert
+        members = self.members(table, row, alert.detected_ms)
+        if alert.lifecycle == "new":
+            if members.size < 2:
+                return SINGLE_DESTINATION, alert
+            if any(reported(int(m)) for m in members):
+                return PAIR_REPORTED, alert
+        if members.size == 0:  # an update after every member pair was evicted
+            return None, alert
+        latest = int(members[np.argmax(table.last_seen_ms[members])])
+        keys = table.keys[latest]
+        named = dataclasses.replace(
+            alert, dst_ip=halves_to_ip(keys[2], keys[3]), dst_ips=int(members.size)
+        )
+        return None, named
+
+    @staticmethod
+    def _prefix_row(table: PairTable, row: int) -> int:
+        keys = table.keys[row]
+        net_hi, net_lo = mask_prefix(keys[2:3], keys[3:4])
+        pp = int(table.port_proto[row]) | PREFIX_LEVEL
+        return table.find((int(keys[0]), int(keys[1])), (int(net_hi[0]), int(net_lo[0])), pp)
+
+
+def forget_alert(table: PairTable, row: int) -> None:
+    """The row has not alerted: no cooldown, no last alerted figures (a dropped alert)."""
+    table.alert_ms[row] = NEVER_MS
+    table.first_alert_ms[row] = NEVER_MS
+    table.alerted[row, :ALERTED_SIZE] = 0.0
