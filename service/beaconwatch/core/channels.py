@@ -18,7 +18,8 @@ One alert per channel, decided per batch in event-time order (`ChannelGate`):
 
 A dropped alert's row forgets it (alert time, cooldown, last alerted figures), as if it never
 crossed the threshold, so whether a row "has alerted" is always what was reported, and a row
-kept quiet can still alert later, when the exact pair or the prefix becomes the only voice.
+kept quiet can still alert later, when the exact pair or the prefix becomes the only voice;
+its next scoring waits as after a scoring with nothing to report.
 """
 
 from __future__ import annotations
@@ -113,8 +114,10 @@ def _members(
 class ChannelGate:
     """One alert per channel, over the alerts one batch of one table raised (module doc)."""
 
-    def __init__(self, window_ms: int) -> None:
+    def __init__(self, window_ms: int, rescore_every: int, rescore_interval_ms: int) -> None:
         self.window_ms = window_ms
+        self.rescore_every = rescore_every
+        self.rescore_interval_ms = rescore_interval_ms
 
     def members(self, table: PairTable, prefix_row: int, at_ms: int) -> np.ndarray:
         keys = table.keys[prefix_row]
@@ -165,7 +168,7 @@ class ChannelGate:
             else:
                 dropped.append(reason)
                 gone[row] = reason
-                forget_alert(table, row)
+                self.forget(table, row, alert)
         return kept, dropped
 
     def _judge(
@@ -198,9 +201,16 @@ class ChannelGate:
         pp = int(table.port_proto[row]) | PREFIX_LEVEL
         return table.find((int(keys[0]), int(keys[1])), (int(net_hi[0]), int(net_lo[0])), pp)
 
-
-def forget_alert(table: PairTable, row: int) -> None:
-    """The row has not alerted: no cooldown, no last alerted figures (a dropped alert)."""
-    table.alert_ms[row] = NEVER_MS
-    table.first_alert_ms[row] = NEVER_MS
-    table.alerted[row, :ALERTED_SIZE] = 0.0
+    def forget(self, table: PairTable, row: int, alert: Alert) -> None:
+        """The row has not alerted (no cooldown, no last alerted figures), and backs off as
+        after a scoring with nothing to report (`state.ingest`): a beacon's prefix row would
+        otherwise raise its dropped alert again every few check-ins."""
+        table.alert_ms[row] = NEVER_MS
+        table.first_alert_ms[row] = NEVER_MS
+        table.alerted[row, :ALERTED_SIZE] = 0.0
+        n = alert.stats.check_ins  # the row's connections at the alert
+        backoff = min(max(self.rescore_every, n // 4), table.history_events)
+        table.scored_count[row] = max(int(table.scored_count[row]), n + backoff)
+        table.scored_ms[row] = max(
+            int(table.scored_ms[row]), alert.detected_ms + self.rescore_interval_ms
+        )

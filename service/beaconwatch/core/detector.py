@@ -111,7 +111,9 @@ class Detector:
         self._limits[k.LIM_SLOW_INTERVAL_MS] = int(scoring.slow_interval_s * 1000)
         self._long_connection_ms = int(config.alerting.long_connection_s * 1000)
         self._prefix_channels = state.prefix_channels
-        self._channels = ChannelGate(self._window_ms)
+        self._channels = ChannelGate(
+            self._window_ms, scoring.rescore_every_events, int(scoring.rescore_interval_s * 1000)
+        )
         self._limits[k.LIM_LONG_SESSIONS] = config.alerting.long_connection_sessions
         self._limits[k.LIM_RESCORE_EVERY] = scoring.rescore_every_events
         self._limits[k.LIM_RESCORE_INTERVAL_MS] = int(scoring.rescore_interval_s * 1000)
