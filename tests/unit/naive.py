@@ -98,9 +98,8 @@ def detector_alerts(
     gap_ms: int,
     prevalence: tuple[int, float, float], sketch_width: int, update: tuple[float, float],
     state: dict[str, dict[str, Any]] | None = None, sources_of: dict[str, set[str]] | None = None,
-) -> list[tuple[str, int, float, str, int]]:  # fmt: skip
-    """A dict-of-lists detector with the documented rules: (pair, detected_ms, score, lifecycle,
-    connections of the pair at the alert).
+) -> list[tuple[str, int, float, str]]:  # fmt: skip
+    """A dict-of-lists detector with the documented rules: (pair, detected_ms, score, lifecycle).
 
     rows: (start_ms, end_ms, src, pair, src_port, bytes) in arrival order. Records on the
     same source port that start within `dup_tol_ms` of a remembered connection's start, or
@@ -213,7 +212,7 @@ def detector_alerts(
         f32_range = tuple(float(np.float32(x)) for x in sleep_range)
         s["alert"] = (t, float(np.float32(period)), float(np.float32(score)), f32_range,
                       next_check)  # fmt: skip
-        alerts.append((pair, t, score, lifecycle, s["count"]))
+        alerts.append((pair, t, score, lifecycle))
     return alerts
 
 
@@ -232,7 +231,7 @@ def split_pair(pair: str) -> tuple[str, str, str]:
 
 def channel_alerts(
     rows: list[tuple[int, int, str, str, int, int]], *, batch: int, window_ms: int,
-    every: int, interval_ms: int, history: int, dropped: list[str] | None = None,
+    cooldown_ms: int, interval_ms: int, dropped: list[str] | None = None,
     **detector: Any,
 ) -> list[tuple[str, int, float, str, int]]:  # fmt: skip
     """`detector_alerts` over every pair and every prefix channel ("src>prefix:port/proto",
@@ -240,8 +239,8 @@ def channel_alerts(
     a prefix alert "new" is dropped when fewer than two of its pairs (first seen by it, seen
     within the window before it) exist or one of them has alerted; a pair alert when its
     prefix has alerted; an update when its "new" was dropped in the batch. A dropped alert is
-    forgotten (the pair or prefix counts as never alerted) and backs its next scoring off as a
-    scoring with nothing to report would; ``dropped`` gets why (single, pair, prefix).
+    forgotten (the pair or prefix counts as never alerted), its next scoring a cooldown later
+    (as an alerted row's); ``dropped`` gets why (single, pair, prefix).
     Returns (key, detected_ms, score, lifecycle, destination IPs).
     """
     state: dict[str, dict[str, Any]] = {}
@@ -254,8 +253,8 @@ def channel_alerts(
             _, dst, service = split_pair(pair)
             prefixed.append((t, end, src, f"{src}>{prefix_of(dst)}:{service}", port, nbytes))
         shared = {
-            "state": state, "sources_of": sources_of, "window_ms": window_ms, "every": every,
-            "interval_ms": interval_ms, "history": history, **detector,
+            "state": state, "sources_of": sources_of, "window_ms": window_ms,
+            "cooldown_ms": cooldown_ms, "interval_ms": interval_ms, **detector,
         }  # fmt: skip
         raised = [(a, False) for a in detector_alerts(chunk, **shared)]
         raised += [(a, True) for a in detector_alerts(prefixed, **shared)]
@@ -266,7 +265,7 @@ def channel_alerts(
         def alerted(key: str, undecided: set[str] = undecided) -> bool:
             return key in state and state[key]["alert"] is not None and key not in undecided
 
-        for (key, t, score, lifecycle, count), is_prefix in raised:
+        for (key, t, score, lifecycle), is_prefix in raised:
             undecided.discard(key)
             src, dst, service = split_pair(key)
             ips = 1
@@ -289,9 +288,8 @@ def channel_alerts(
                     dropped.append(drop)
                 s = state[key]
                 s["alert"] = None
-                backoff = min(max(every, count // 4), history)
-                s["scored_count"] = max(s["scored_count"], count + backoff)
-                s["scored_t"] = max(s["scored_t"], t + interval_ms)
+                s["scored_count"] = 2**32 - 1  # not due by count: only a cooldown later
+                s["scored_t"] = max(s["scored_t"], t + max(cooldown_ms, interval_ms) - interval_ms)
                 continue
             out.append((key, t, score, lifecycle, ips))
     return out

@@ -19,7 +19,7 @@ One alert per channel, decided per batch in event-time order (`ChannelGate`):
 A dropped alert's row forgets it (alert time, cooldown, last alerted figures), as if it never
 crossed the threshold, so whether a row "has alerted" is always what was reported, and a row
 kept quiet can still alert later, when the exact pair or the prefix becomes the only voice;
-its next scoring waits as after a scoring with nothing to report.
+like an alerted row, it is not scored again for a cooldown.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ _HIGH32 = np.uint64(0xFFFF_FFFF_0000_0000)
 SINGLE_DESTINATION = "prefix_single_destination"  # a prefix alert of one IP: the pair's
 PAIR_REPORTED = "prefix_pair_reported"  # a prefix alert whose member pair alerted already
 PREFIX_REPORTED = "pair_prefix_reported"  # a pair alert whose prefix channel alerted already
+DUE_BY_TIME_ONLY = 0xFFFF_FFFF  # a row's scored_count that no connection count reaches
 
 
 def mask_prefix(hi: U64, lo: U64) -> tuple[U64, U64]:
@@ -114,9 +115,9 @@ def _members(
 class ChannelGate:
     """One alert per channel, over the alerts one batch of one table raised (module doc)."""
 
-    def __init__(self, window_ms: int, rescore_every: int, rescore_interval_ms: int) -> None:
+    def __init__(self, window_ms: int, cooldown_ms: int, rescore_interval_ms: int) -> None:
         self.window_ms = window_ms
-        self.rescore_every = rescore_every
+        self.cooldown_ms = cooldown_ms
         self.rescore_interval_ms = rescore_interval_ms
 
     def members(self, table: PairTable, prefix_row: int, at_ms: int) -> np.ndarray:
@@ -202,15 +203,15 @@ class ChannelGate:
         return table.find((int(keys[0]), int(keys[1])), (int(net_hi[0]), int(net_lo[0])), pp)
 
     def forget(self, table: PairTable, row: int, alert: Alert) -> None:
-        """The row has not alerted (no cooldown, no last alerted figures), and backs off as
-        after a scoring with nothing to report (`state.ingest`): a beacon's prefix row would
-        otherwise raise its dropped alert again every few check-ins."""
+        """The row has not alerted (no cooldown, no last alerted figures), and is not scored
+        again for a cooldown, as if it had: a beacon's prefix row would otherwise raise its
+        dropped alert again every few check-ins."""
         table.alert_ms[row] = NEVER_MS
         table.first_alert_ms[row] = NEVER_MS
         table.alerted[row, :ALERTED_SIZE] = 0.0
-        n = alert.stats.check_ins  # the row's connections at the alert
-        backoff = min(max(self.rescore_every, n // 4), table.history_events)
-        table.scored_count[row] = max(int(table.scored_count[row]), n + backoff)
+        # Due again by time only (`state.ingest`: after rescore_interval past scored_ms).
+        table.scored_count[row] = DUE_BY_TIME_ONLY
+        wait_ms = max(self.cooldown_ms, self.rescore_interval_ms)
         table.scored_ms[row] = max(
-            int(table.scored_ms[row]), alert.detected_ms + self.rescore_interval_ms
+            int(table.scored_ms[row]), alert.detected_ms + wait_ms - self.rescore_interval_ms
         )

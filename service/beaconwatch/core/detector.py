@@ -112,7 +112,9 @@ class Detector:
         self._long_connection_ms = int(config.alerting.long_connection_s * 1000)
         self._prefix_channels = state.prefix_channels
         self._channels = ChannelGate(
-            self._window_ms, scoring.rescore_every_events, int(scoring.rescore_interval_s * 1000)
+            self._window_ms,
+            int(config.alerting.cooldown_s * 1000),
+            int(scoring.rescore_interval_s * 1000),
         )
         self._limits[k.LIM_LONG_SESSIONS] = config.alerting.long_connection_sessions
         self._limits[k.LIM_RESCORE_EVERY] = scoring.rescore_every_events
