@@ -11,7 +11,7 @@ from beaconwatch.evaluation.hard_cases import _browsing, _fleet_poll, _replay, e
 
 def test_hard_cases_report_each_case_with_the_detector_defaults() -> None:
     results = {c.name: c for c in evaluate_hard_cases(Config(), runs=2)}
-    assert len(results) == 17
+    assert len(results) == 18
     for name, case in results.items():
         assert case.runs == 2 and 0 <= case.alerted <= 2, name
         assert case.rejected_too_late == 0, name

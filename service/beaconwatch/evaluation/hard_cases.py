@@ -182,15 +182,16 @@ def _p2p(rng: np.random.Generator, peers: int, hours: float) -> list[Row]:
 
 def _rotating(
     rng: np.random.Generator, period_s: float, hours: float, ips: int, src: str = IMPLANT,
-    jitter: float = 0.1,
+    jitter: float = 0.1, check_ins: int | None = None,
 ) -> list[Row]:  # fmt: skip
     """A beacon whose destination changes each check-in among ``ips`` IPs of 203.0.113.0/24
-    (a CDN edge, or a DNS round-robin of a few); 254 = any IP of the /24."""
+    (a CDN edge, or a DNS round-robin of a few); 254 = any IP of the /24. At most
+    ``check_ins`` check-ins, if given."""
     rows: list[Row] = []
     pool = rng.choice(np.arange(1, 255), size=ips, replace=False)
     t = T0_MS + rng.uniform(0, period_s * 1000)
     n = 0
-    while t < T0_MS + hours * HOUR_MS:
+    while t < T0_MS + hours * HOUR_MS and (check_ins is None or n < check_ins):
         dst = f"203.0.113.{int(rng.choice(pool))}"
         rows.append((int(t), int(t) + 300, src, dst, 40_000 + n % 20_000, 443, 6,
                      1_200 + int(rng.integers(0, 60))))  # fmt: skip
@@ -265,6 +266,10 @@ def evaluate_hard_cases(config: Config, runs: int = RUNS) -> list[CaseResult]:
          peer_prefix="203.0.113.")  # fmt: skip
     case("CDN rotation: a new IP of one /24 each check-in, 1 h sleep", True,
          "10 % jitter, 12 h (12 check-ins)", lambda rng: _rotating(rng, 3600, 12, 254), 12,
+         peer_prefix="203.0.113.")  # fmt: skip
+    case("CDN rotation: a new IP of one /24 each check-in, 8 check-ins only", True,
+         "10 min sleep, 10 % jitter: min_events, as few as the detector scores",
+         lambda rng: _rotating(rng, 600, 2, 254, check_ins=8), 2,
          peer_prefix="203.0.113.")  # fmt: skip
     case("DNS round-robin: 4 IPs of one /24, 60 s sleep", True,
          "10 % jitter, 3 h; each IP gets a random quarter of the check-ins",
