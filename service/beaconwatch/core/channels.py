@@ -32,7 +32,7 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_BEACON, Alert
-from beaconwatch.core.addresses import PREFIX_V4_BITS, PREFIX_V6_BITS, halves_to_ip
+from beaconwatch.core.addresses import PREFIX_V4_BITS, PREFIX_V6_BITS, halves_to_ip, prefix_text
 from beaconwatch.core.flows import IPV4_MAPPED_PREFIX, FlowBatch
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
 from beaconwatch.state.levels import PORT_PROTO_MASK, PREFIX_LEVEL
@@ -161,6 +161,11 @@ class ChannelGate:
             if alert.rule != RULE_BEACON:
                 kept.append(alert)
                 continue
+            if not _holds(table, row, alert):
+                # Evicted since (a full table the prefix pass made room in): nothing to judge
+                # it by, nor to forget; reported as raised.
+                kept.append(alert)
+                continue
             reason = gone.get(row)
             if reason is None:
                 reason, alert = self._judge(table, alert, row, reported)
@@ -215,3 +220,15 @@ class ChannelGate:
         table.scored_ms[row] = max(
             int(table.scored_ms[row]), alert.detected_ms + wait_ms - self.rescore_interval_ms
         )
+
+
+def _holds(table: PairTable, row: int, alert: Alert) -> bool:
+    """Whether ``row`` is still the pair (or prefix) that raised ``alert``."""
+    if not table.used[row]:
+        return False
+    keys = table.keys[row]
+    pp = int(table.port_proto[row])
+    dst = prefix_text(keys[2], keys[3]) if pp & PREFIX_LEVEL else halves_to_ip(keys[2], keys[3])
+    pp &= PORT_PROTO_MASK
+    key = f"{halves_to_ip(keys[0], keys[1])}>{dst}:{pp >> 8}/{pp & 0xFF}".encode()
+    return key == alert.pair_key
