@@ -18,6 +18,7 @@ from beaconwatch.core.channels import (
     mask_prefix,
 )
 from beaconwatch.core.detector import Detector
+from beaconwatch.state.levels import PREFIX_LEVEL
 from tests.unit.flowgen import WALL_MS, beacon_rows, make_flows, poisson_rows
 from tests.unit.test_pair_table import assert_index_consistent
 
@@ -168,3 +169,28 @@ def test_a_checkpoint_without_prefix_rows_restores_and_its_channels_start_fresh(
     assert new.table.tracked_pairs == old.table.tracked_pairs
     alerts = run(new, rows[200:])
     assert [(a.channel, a.lifecycle) for a in alerts][:1] == [(CHANNEL_PREFIX, "new")]
+
+
+def test_alerts_whose_rows_the_prefix_pass_evicted_are_judged_by_their_own_key() -> None:
+    # A full table (64 rows, a 60 s window): a beacon alerts, then 50 one-off pairs later in
+    # the same batch fill the table; the prefix pass evicts the beacon's pair row for theirs.
+    # The alert was read off its row before that pass, and is judged by its own key.
+    config = with_overrides(
+        Config(), state={"max_pairs": 64, "window_s": 60, "long_window_s": 60}
+    )  # fmt: skip
+    beacon = beacon_rows("10.0.0.5", "203.0.113.50", period_s=10, count=20)
+    later = beacon[-1][0] + 300_000
+    one_offs: list[Row] = [
+        (later + i, f"10.1.0.{i}", f"198.18.{i}.1", 443, 6, 500) for i in range(50)
+    ]
+    det = detector(config)
+    alerts = det.process(make_flows(beacon + one_offs)).alerts
+    src, dst = ip_to_halves("10.0.0.5"), ip_to_halves("203.0.113.50")
+    net = ip_to_halves("203.0.113.0")
+    assert det.table.find(src, dst, 443 << 8 | 6) == -1  # the beacon's rows went
+    assert det.table.find(src, net, 443 << 8 | 6 | PREFIX_LEVEL) == -1
+    # One pair alert; its prefix row's single-destination alert was dropped, not reported.
+    assert [(a.channel, a.dst_ip, a.lifecycle) for a in alerts] == [
+        (CHANNEL_PAIR, "203.0.113.50", "new")
+    ]
+    assert det.stats.alerts_suppressed_by_reason[SINGLE_DESTINATION] == 1

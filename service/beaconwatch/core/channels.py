@@ -32,7 +32,13 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_BEACON, Alert
-from beaconwatch.core.addresses import PREFIX_V4_BITS, PREFIX_V6_BITS, halves_to_ip, prefix_text
+from beaconwatch.core.addresses import (
+    PREFIX_V4_BITS,
+    PREFIX_V6_BITS,
+    halves_to_ip,
+    ip_to_halves,
+    prefix_text,
+)
 from beaconwatch.core.flows import IPV4_MAPPED_PREFIX, FlowBatch
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
 from beaconwatch.state.levels import PORT_PROTO_MASK, PREFIX_LEVEL
@@ -120,22 +126,28 @@ class ChannelGate:
         self.cooldown_ms = cooldown_ms
         self.rescore_interval_ms = rescore_interval_ms
 
-    def members(self, table: PairTable, prefix_row: int, at_ms: int) -> np.ndarray:
-        keys = table.keys[prefix_row]
-        pp = np.uint32(int(table.port_proto[prefix_row]) & PORT_PROTO_MASK)
+    def members(
+        self, table: PairTable, src: tuple[int, int], net: tuple[int, int], pp: int, at_ms: int
+    ) -> np.ndarray:
+        """Rows of the pairs (source ``src``, destination in prefix ``net``, port_proto
+        ``pp`` without the level bit) first seen by ``at_ms`` and seen within the window
+        before it."""
+        src_hi, src_lo = np.uint64(src[0]), np.uint64(src[1])
+        net_hi, net_lo = np.uint64(net[0]), np.uint64(net[1])
         since_ms, until_ms = at_ms - self.window_ms, at_ms
-        if keys[2] == 0 and (int(keys[3]) >> 32) == 0xFFFF:
+        if net[0] == 0 and (net[1] >> 32) == 0xFFFF:
             out = np.empty(256, dtype=np.int32)
             n = _members_v4(
                 table.index, table.keys, table.port_proto, table.first_seen_ms,
-                table.last_seen_ms, keys[0], keys[1], keys[3], pp, since_ms, until_ms, out,
+                table.last_seen_ms, src_hi, src_lo, net_lo, np.uint32(pp), since_ms, until_ms,
+                out,
             )  # fmt: skip
             return out[:n]
         out = np.empty(table.capacity, dtype=np.int32)
         n = _members(
             table.keys, table.port_proto, table.used, table.first_seen_ms, table.last_seen_ms,
-            keys[0], keys[1], keys[2], keys[3], _V6_MASK, np.uint64(0), pp, since_ms, until_ms,
-            out,
+            src_hi, src_lo, net_hi, net_lo, _V6_MASK, np.uint64(0), np.uint32(pp), since_ms,
+            until_ms, out,
         )  # fmt: skip
         return out[:n]
 
@@ -161,31 +173,34 @@ class ChannelGate:
             if alert.rule != RULE_BEACON:
                 kept.append(alert)
                 continue
-            if not _holds(table, row, alert):
-                # Evicted since (a full table the prefix pass made room in): nothing to judge
-                # it by, nor to forget; reported as raised.
-                kept.append(alert)
-                continue
-            reason = gone.get(row)
+            # The row may hold another pair by now (a full table the prefix pass made room
+            # in): the alert is judged by its own key, and only its own row forgets it.
+            held = _holds(table, row, alert)
+            reason = gone.get(row) if held else None
             if reason is None:
-                reason, alert = self._judge(table, alert, row, reported)
+                reason, alert = self._judge(table, alert, reported)
             if reason is None:
                 kept.append(alert)
             else:
                 dropped.append(reason)
-                gone[row] = reason
-                self.forget(table, row, alert)
+                if held:
+                    gone[row] = reason
+                    self.forget(table, row, alert)
         return kept, dropped
 
     def _judge(
-        self, table: PairTable, alert: Alert, row: int, reported: Callable[[int], bool]
+        self, table: PairTable, alert: Alert, reported: Callable[[int], bool]
     ) -> tuple[str | None, Alert]:
+        src = ip_to_halves(alert.src_ip)
+        pp = alert.dst_port << 8 | alert.proto
         if alert.channel != CHANNEL_PREFIX:
-            prefix = self._prefix_row(table, row)
+            net = _network(ip_to_halves(alert.dst_ip))
+            prefix = table.find(src, net, pp | PREFIX_LEVEL)
             if prefix >= 0 and reported(prefix):
                 return PREFIX_REPORTED, alert
             return None, alert
-        members = self.members(table, row, alert.detected_ms)
+        net = ip_to_halves(alert.dst_prefix.split("/")[0])
+        members = self.members(table, src, net, pp, alert.detected_ms)
         if alert.lifecycle == "new":
             if members.size < 2:
                 return SINGLE_DESTINATION, alert
@@ -200,13 +215,6 @@ class ChannelGate:
         )
         return None, named
 
-    @staticmethod
-    def _prefix_row(table: PairTable, row: int) -> int:
-        keys = table.keys[row]
-        net_hi, net_lo = mask_prefix(keys[2:3], keys[3:4])
-        pp = int(table.port_proto[row]) | PREFIX_LEVEL
-        return table.find((int(keys[0]), int(keys[1])), (int(net_hi[0]), int(net_lo[0])), pp)
-
     def forget(self, table: PairTable, row: int, alert: Alert) -> None:
         """The row has not alerted (no cooldown, no last alerted figures), and is not scored
         again for a cooldown, as if it had: a beacon's prefix row would otherwise raise its
@@ -220,6 +228,11 @@ class ChannelGate:
         table.scored_ms[row] = max(
             int(table.scored_ms[row]), alert.detected_ms + wait_ms - self.rescore_interval_ms
         )
+
+
+def _network(dst: tuple[int, int]) -> tuple[int, int]:
+    hi, lo = mask_prefix(np.array([dst[0]], dtype=np.uint64), np.array([dst[1]], dtype=np.uint64))
+    return int(hi[0]), int(lo[0])
 
 
 def _holds(table: PairTable, row: int, alert: Alert) -> bool:

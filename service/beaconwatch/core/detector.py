@@ -463,13 +463,7 @@ def warm_up(config: Config) -> None:
         dst_lo=[0xFFFF_CB00_7101], src_port=[50_000], dst_port=[443], proto=[6], bytes=[100],
     )  # fmt: skip
     detector.process(one_flow)
-    # The prefix channels' member look-ups (IPv4 and IPv6), run at a prefix row's first alert.
-    for row in np.flatnonzero(detector.table.used):
-        detector._channels.members(detector.table, int(row), start_ms)
-    v6 = FlowBatch.from_columns(
-        start_ms=[start_ms], src_hi=[0], src_lo=[0xFFFF_0A00_0001], dst_hi=[0x2001_0DB8 << 32],
-        dst_lo=[1], src_port=[50_000], dst_port=[443], proto=[6], bytes=[100],
-    )  # fmt: skip
-    detector.process(v6)
-    detector._channels.members(detector.table, int(np.flatnonzero(detector.table.used)[-1]),
-                               start_ms)  # fmt: skip
+    # The prefix channels' member look-ups (IPv4 and IPv6), run at a prefix alert.
+    for net in ((0, 0xFFFF_CB00_7100), (0x2001_0DB8 << 32, 0)):
+        detector._channels.members(detector.table, (0, 0xFFFF_0A00_0001), net, 443 << 8 | 6,
+                                   start_ms)  # fmt: skip
