@@ -136,6 +136,17 @@ async def test_the_pod_runs_on_a_read_only_root_and_stops_in_its_grace_period(
         **policy.container_env(m, container),
         **{f"BEACONWATCH_{key}": value for key, value in cluster.items()},
     }
+    # As in the image: kernels compiled before the pod starts (the image's build runs
+    # warm_kernels), copied into the pod's NUMBA_CACHE_DIR on its /tmp emptyDir at start.
+    seed = REPO / ".cache" / "numba-seed"
+    warmed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "beaconwatch.warm_kernels"],
+        env={**os.environ, "NUMBA_CACHE_DIR": str(seed)},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert warmed.returncode == 0, warmed.stderr
+    env["READONLY_ROOT_SEED"] = f"{seed}:{env['NUMBA_CACHE_DIR']}"
     log = (run_dir / "service.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
         str(READONLY_ROOT), sys.executable, "-m", "beaconwatch", *args,

@@ -269,7 +269,8 @@ RAW_VALUES = st.sampled_from(
 )  # fmt: skip
 KEYS = [
     "time_flow_start_ns", "time_flow_end_ns", "time_received_ns", "src_addr", "dst_addr",
-    "proto", "src_port", "dst_port", "bytes", "packets", "sampling_rate", "ip_ttl", "as_path",
+    "proto", "src_port", "dst_port", "bytes", "packets", "sampling_rate", "tcp_flags", "ip_ttl",
+    "as_path",
 ]  # fmt: skip
 
 

@@ -45,6 +45,10 @@ def _value_strategy(kind: str, name: str) -> st.SearchStrategy[Any]:
         return TIMES_NS
     if name in ("src_addr", "dst_addr"):
         return ADDRESS
+    if name == "proto":  # TCP often, so that tcp_flags decide the initiator
+        return st.one_of(st.sampled_from([6, 17]), U32)
+    if name == "tcp_flags":
+        return st.one_of(st.integers(0, 0x3F), U32)
     if kind == "bytes":
         return st.binary(max_size=20)
     if kind == "uint64":
@@ -88,8 +92,9 @@ def expected_row(values: dict[str, Any]) -> FlowRow | None:
 
     start_ms = (start or received) // 10**6
     end_ms = max(end // 10**6, start_ms) if end else start_ms
+    syn_only = proto == 6 and get("tcp_flags", 0) & 0x12 == 0x02  # SYN (0x02) without ACK (0x10)
     return FlowRow(start_ms, end_ms, *halves(src), *halves(dst), src_port, dst_port, proto,
-                   nbytes, packets, rate)  # fmt: skip
+                   nbytes, packets, rate, 1 if syn_only else 0)  # fmt: skip
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])

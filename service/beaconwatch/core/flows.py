@@ -31,9 +31,10 @@ FLOW_COLUMNS: dict[str, npt.DTypeLike] = {
     "sampling_rate": np.uint32,  # 0 or 1 = unsampled
     "record_index": np.int64,  # index of the source record in the decoded input (for DLQ/offsets)
     # Which end started the connection, where the format says (`INITIATOR_*`): Zeek's
-    # originator, a TCP SYN without ACK. After scoping (`core.scope`) the pair's internal host
-    # is the source, and this is INITIATOR_SRC when the record said so, else INITIATOR_UNKNOWN
-    # (the direction was inferred from the ports).
+    # originator, IPFIX biflowDirection, a TCP SYN without ACK (`decode.initiator`). After
+    # scoping (`core.scope`) the pair's internal host is the source, and this is
+    # INITIATOR_SRC when the record said so, else INITIATOR_UNKNOWN (the direction was
+    # inferred from the ports).
     "initiator": np.uint8,
 }
 INITIATOR_UNKNOWN = 0

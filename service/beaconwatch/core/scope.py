@@ -4,7 +4,8 @@ from the host that started the connection to the one that answered.
 Before any state is touched, every flow is oriented and filtered (vectorised, per batch).
 First, who started the connection (the *client*):
 
-    the record says so      Zeek's id.orig_h (`FlowBatch.initiator`); the direction is known
+    the record says so      Zeek's id.orig_h, IPFIX biflowDirection, a TCP SYN without ACK
+                            (`FlowBatch.initiator`, `decode.initiator`); the direction is known
     else the ports say so   (`port_evidence`) a service port (< 1024, or one of
                             `SERVICE_PORTS`) against a non-service one: the service side is
                             the server

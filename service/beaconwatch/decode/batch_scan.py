@@ -20,8 +20,8 @@ from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
 from beaconwatch.decode.goflow2_record import FlowRow, Problem
 
 _new_tuple = tuple.__new__
-# FlowRow order: the decoders of these formats do not know the initiator.
-ROW_COLUMNS = [name for name in FLOW_COLUMNS if name not in ("record_index", "initiator")]
+# FlowRow order (the initiator last: what the record says, `decode.initiator`).
+ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]
 I64 = npt.NDArray[np.int64]
 
 
@@ -123,17 +123,7 @@ def finish_batch(
     if ok.all():
         picked = dict(zip(ROW_COLUMNS, columns, strict=True))
         n = len(ok)
-        return DecodeResult(
-            FlowBatch(**picked, record_index=np.arange(n), initiator=np.zeros(n, np.uint8)),
-            rejections,
-        )
+        return DecodeResult(FlowBatch(**picked, record_index=np.arange(n)), rejections)
     keep = np.flatnonzero(ok)
     picked = {name: col[keep] for name, col in zip(ROW_COLUMNS, columns, strict=True)}
-    return DecodeResult(
-        FlowBatch(
-            **picked,
-            record_index=keep.astype(np.int64),
-            initiator=np.zeros(keep.size, np.uint8),
-        ),
-        rejections,
-    )
+    return DecodeResult(FlowBatch(**picked, record_index=keep.astype(np.int64)), rejections)

@@ -28,6 +28,11 @@ Field rules:
   ``netflow.flow_end_*`` else the start; clamped to >= start. Values are RFC 3339 text (up to 9
   fraction digits, ``Z`` or an offset; without a zone: UTC) or integers of epoch milliseconds
   (Elasticsearch's ``epoch_millis``).
+* Initiator (``decode.initiator``): ``netflow.biflow_direction`` (IPFIX IE 239, 0..255) 1 or
+  2 says which end started the flow; else ``netflow.tcp_control_bits`` (IE 6, 0..2**32-1) of
+  a TCP flow with SYN and not ACK names the source. Both optional (0: not stated).
+  ``network.direction`` is not used: Filebeat derives it from its own internal-networks
+  setting (inbound/outbound/...), which says where the ends are, not who started.
 * JSON ``null`` counts as absent (Elastic's convention).
 """
 
@@ -55,6 +60,7 @@ from beaconwatch.decode.flow_rows import (
     uint,
 )  # fmt: skip
 from beaconwatch.decode.goflow2_record import FlowRow, Problem
+from beaconwatch.decode.initiator import biflow_initiator, tcp_flags_initiator
 from beaconwatch.decode.protocols import PROTOCOL_NUMBERS, protocol_number
 from beaconwatch.decode.time_text import MAX_EPOCH_S
 
@@ -170,10 +176,16 @@ def flow_of(obj: dict[str, Any]) -> Pending | Problem:
         start = _time(start_value, start_key)
         end_key, end_value = _first(obj, _END)
         end = None if end_value is _ABSENT else _time(end_value, end_key)
+        flags = _uint_at(obj, ("netflow.tcp_control_bits",), UINT32_MAX, 0)
+        biflow = _uint_at(obj, ("netflow.biflow_direction",), 255, 0)
     except InvalidError as exc:
         return exc.problem
     keys = ("source.ip", "destination.ip", start_key, end_key)
-    return Pending(src, dst, start, end, src_port, dst_port, proto, nbytes, packets, rate, keys)
+    # The exporter's biflowDirection, when it states one, else the TCP flags.
+    initiator = biflow_initiator(biflow) or tcp_flags_initiator(proto, flags)
+    return Pending(
+        src, dst, start, end, src_port, dst_port, proto, nbytes, packets, rate, keys, initiator
+    )
 
 
 def _document(record: bytes, max_record_bytes: int) -> Pending | Problem:
@@ -212,13 +224,10 @@ class EcsJsonDecoder:
         picked = {
             name: columns[name][keep].astype(FLOW_COLUMNS[name], copy=False)
             for name in FLOW_COLUMNS
-            if name not in ("record_index", "initiator")
+            if name != "record_index"
         }
         record_index = np.flatnonzero(keep).astype(np.int64)
-        initiator = np.zeros(record_index.size, np.uint8)  # not known from these records
-        return DecodeResult(
-            FlowBatch(**picked, record_index=record_index, initiator=initiator), rejections
-        )
+        return DecodeResult(FlowBatch(**picked, record_index=record_index), rejections)
 
 
 def decode_record(

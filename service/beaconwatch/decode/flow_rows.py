@@ -81,6 +81,7 @@ class Pending(NamedTuple):
     packets: int
     sampling_rate: int
     keys: tuple[str, str, str, str]  # field names of src, dst, start, end (for details)
+    initiator: int = 0  # `FlowBatch.initiator`, as the record says (`decode.initiator`)
 
 
 def _address_problem(key: str, raw: bytes) -> Problem:
@@ -123,7 +124,7 @@ def resolve_one(row: Pending, *, allow_epoch: bool, naive_offset_min: int) -> Fl
     start_ms, end_ms = times[0], max(times[1], times[0])
     return FlowRow(
         start_ms, end_ms, src[0], src[1], dst[0], dst[1], row.src_port, row.dst_port, row.proto,
-        row.bytes, row.packets, row.sampling_rate,
+        row.bytes, row.packets, row.sampling_rate, row.initiator,
     )  # fmt: skip
 
 
@@ -161,6 +162,7 @@ def resolve_many(
     }  # fmt: skip
     for k, name in enumerate(_NUMERIC, start=4):
         columns[name] = np.fromiter((p[k] for p in good), dtype=np.uint64, count=m)
+    columns["initiator"] = np.fromiter((p.initiator for p in good), dtype=np.uint8, count=m)
     bad = ~(ip_ok[0::2] & ip_ok[1::2] & t_ok[0::2] & t_ok[1::2])
     problems: list[Problem | None] = [r if isinstance(r, Problem) else None for r in rows]
     where = np.flatnonzero([p is not None for p in pending])  # row index of each good row

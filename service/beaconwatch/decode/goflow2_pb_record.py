@@ -26,7 +26,7 @@ MAX_VARINT_BYTES = 10
 # The message fields that take part in the goflow2 field rules (all scalars: 0 when absent).
 _NUMERIC_FIELDS = (
     "time_flow_start_ns", "time_flow_end_ns", "time_received_ns", "proto", "src_port",
-    "dst_port", "bytes", "packets", "sampling_rate",
+    "dst_port", "bytes", "packets", "sampling_rate", "tcp_flags",
 )  # fmt: skip
 
 

@@ -18,6 +18,8 @@ Field rules:
 * ``bytes`` required, ``packets`` optional (1): integers ``0..2**63-1``.
 * ``sampling_rate`` optional (1): integer ``0..2**32-1``, kept as given; goflow2 writes 0 when
   the exporter did not say, which the detector treats like 1 (unsampled).
+* ``tcp_flags`` optional (0): integer ``0..2**32-1`` (goflow2's uint32); a TCP record with
+  SYN and not ACK names its source as the initiator (``decode.initiator``).
 
 Booleans, floats (even integral ones), strings and null are wrong types for numeric fields.
 """
@@ -31,6 +33,7 @@ from typing import Any, NamedTuple, TypeVar
 import orjson
 
 from beaconwatch.decode.base import RejectReason
+from beaconwatch.decode.initiator import tcp_flags_initiator
 from beaconwatch.decode.ip_text import parse_ip_text
 from beaconwatch.decode.protocols import protocol_number
 
@@ -54,6 +57,7 @@ class FlowRow(NamedTuple):
     bytes: int
     packets: int
     sampling_rate: int
+    initiator: int = 0  # `FlowBatch.initiator`; 0 = the record does not say
 
 
 class Problem(NamedTuple):
@@ -131,6 +135,7 @@ _FIELD_RULES: dict[str, Any] = {
     "bytes": lambda obj, _: _int(obj, "bytes", INT64_MAX, None),
     "packets": lambda obj, _: _int(obj, "packets", INT64_MAX, 1),
     "sampling_rate": lambda obj, _: _int(obj, "sampling_rate", UINT32_MAX, 1),
+    "tcp_flags": lambda obj, _: _int(obj, "tcp_flags", UINT32_MAX, 0),
 }
 
 RULE_ORDER: tuple[str, ...] = tuple(_FIELD_RULES)  # the needed fields, in validate's order
@@ -140,7 +145,7 @@ RULE_ORDER: tuple[str, ...] = tuple(_FIELD_RULES)  # the needed fields, in valid
 INT_HIGHS: dict[str, int] = {
     "time_flow_start_ns": INT64_MAX, "time_flow_end_ns": INT64_MAX,
     "time_received_ns": INT64_MAX, "src_port": 65535, "dst_port": 65535, "bytes": INT64_MAX,
-    "packets": INT64_MAX, "sampling_rate": UINT32_MAX,
+    "packets": INT64_MAX, "sampling_rate": UINT32_MAX, "tcp_flags": UINT32_MAX,
 }  # fmt: skip
 
 
@@ -189,6 +194,7 @@ def validate(obj: dict[str, Any], unknown_proto: int | None = None) -> FlowRow |
         nbytes = _int(obj, "bytes", INT64_MAX, None) or 0
         packets = _int(obj, "packets", INT64_MAX, 1)
         rate = _int(obj, "sampling_rate", UINT32_MAX, 1)
+        flags = _int(obj, "tcp_flags", UINT32_MAX, 0) or 0
     except _InvalidError as exc:
         return exc.problem
     # sFlow carries no flow times: fall back to the collector's receive time.
@@ -200,7 +206,7 @@ def validate(obj: dict[str, Any], unknown_proto: int | None = None) -> FlowRow |
     assert packets is not None and rate is not None  # defaults given
     return FlowRow(
         start_ms, end_ms, src_hi, src_lo, dst_hi, dst_lo, src_port, dst_port, proto, nbytes,
-        packets, rate,
+        packets, rate, tcp_flags_initiator(proto, flags),
     )  # fmt: skip
 
 

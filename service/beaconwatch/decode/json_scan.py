@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.decode.initiator import tcp_flags_initiator
 from beaconwatch.decode.ip_text import parse_ip
 from beaconwatch.decode.json_tokens import (
     ENDED,
@@ -53,9 +54,10 @@ KEYS: tuple[str, ...] = (
     "bytes",  # 8
     "packets",  # 9
     "sampling_rate",  # 10
+    "tcp_flags",  # 11: only for the initiator (`decode.initiator`)
 )
 _K_START, _K_END, _K_RECV, _K_SRC, _K_DST, _K_PROTO = 0, 1, 2, 3, 4, 5
-_K_SPORT, _K_DPORT, _K_BYTES, _K_PACKETS, _K_RATE = 6, 7, 8, 9, 10
+_K_SPORT, _K_DPORT, _K_BYTES, _K_PACKETS, _K_RATE, _K_FLAGS = 6, 7, 8, 9, 10, 11
 
 _KEY_LENGTHS = sum(1 << n for n in {len(k) for k in KEYS})  # bit n: some needed key has length n
 INT64_MAX = (1 << 63) - 1
@@ -343,9 +345,9 @@ def scan_batch(
     """Scan every record; rows whose status is not OK hold zeros.
 
     Returns (status, field, value_start, value_end, start_ms, end_ms, src_hi, src_lo, dst_hi,
-    dst_lo, src_port, dst_port, proto, bytes, packets, sampling_rate). ``field`` is the KEYS
-    index for BAD_FIELD and MISSING, ``value_start:value_end`` the offsets in ``buf`` of a
-    BAD_FIELD value. The field rules mirror ``goflow2_record``, in the order it applies them:
+    dst_lo, src_port, dst_port, proto, bytes, packets, sampling_rate, initiator). ``field`` is
+    the KEYS index for BAD_FIELD and MISSING, ``value_start:value_end`` the offsets in ``buf``
+    of a BAD_FIELD value. The field rules mirror ``goflow2_record``, in the order it applies them:
     the first needed field that is missing or that the fast path cannot accept is reported.
     """
     n = starts.shape[0]
@@ -365,6 +367,7 @@ def scan_batch(
     nbytes = np.zeros(n, dtype=np.uint64)
     packets = np.zeros(n, dtype=np.uint64)
     rate = np.zeros(n, dtype=np.uint32)
+    initiator = np.zeros(n, dtype=np.uint8)
     vals_mem = np.zeros(len(KEYS) + 2, dtype=np.uint64)
     spans_mem = np.zeros(2 * len(KEYS), dtype=np.int64)
     stack_mem = np.zeros(MAX_DEPTH, dtype=np.uint8)
@@ -373,7 +376,7 @@ def scan_batch(
     highs = np.full(len(KEYS), INT64_MAX, dtype=np.uint64)
     highs[_K_SRC] = highs[_K_DST] = np.uint64(UINT64_MAX)  # the high halves of addresses
     highs[_K_SPORT] = highs[_K_DPORT] = 65535
-    highs[_K_RATE] = UINT32_MAX
+    highs[_K_RATE] = highs[_K_FLAGS] = UINT32_MAX
     # Raw pointers for the helpers (see raw_pointer); the arrays above own the memory.
     p_buf = u8_pointer(buf.ctypes.data)
     p_keys = u8_pointer(keys.ctypes.data)
@@ -440,7 +443,9 @@ def scan_batch(
         nbytes[r] = vals[_K_BYTES]
         packets[r] = vals[_K_PACKETS] if (seen >> _K_PACKETS) & 1 else np.uint64(1)
         rate[r] = vals[_K_RATE] if (seen >> _K_RATE) & 1 else np.uint64(1)
+        if (seen >> _K_FLAGS) & 1:
+            initiator[r] = tcp_flags_initiator(int(vals[_K_PROTO]), int(vals[_K_FLAGS]))
     return (
         status, field, value_start, value_end, start_ms, end_ms, src_hi, src_lo, dst_hi, dst_lo,
-        src_port, dst_port, proto, nbytes, packets, rate,
+        src_port, dst_port, proto, nbytes, packets, rate, initiator,
     )  # fmt: skip

@@ -29,6 +29,7 @@ from beaconwatch.decode.goflow2_pb_schema import (
     F_SAMPLING_RATE,
     F_SRC_ADDR,
     F_SRC_PORT,
+    F_TCP_FLAGS,
     F_TIME_FLOW_END_NS,
     F_TIME_FLOW_START_NS,
     F_TIME_RECEIVED_NS,
@@ -39,6 +40,7 @@ from beaconwatch.decode.goflow2_pb_schema import (
     packed_varint_numbers,
 )
 from beaconwatch.decode.goflow2_record import RULE_ORDER
+from beaconwatch.decode.initiator import tcp_flags_initiator
 
 # Per-record status. Only OK rows hold a flow; SLOW rows go to the reference path; the others
 # are well-formed messages that break a goflow2 field rule, rejected from the status alone
@@ -61,7 +63,7 @@ _V4_MAPPED = np.uint64(0x0000_FFFF_0000_0000)
 # Upper bound of each field in RULE_ORDER (the order ``goflow2_record.validate`` checks them,
 # which ``field`` indexes); addresses (3, 4) are checked by length instead.
 _HIGHS = np.array(
-    [2**63 - 1, 2**63 - 1, 2**63 - 1, 0, 0, 255, 65535, 65535, 2**63 - 1, 2**63 - 1, 2**32 - 1],
+    [2**63 - 1] * 3 + [0, 0, 255, 65535, 65535, 2**63 - 1, 2**63 - 1, 2**32 - 1, 2**32 - 1],
     dtype=np.uint64,
 )
 assert len(_HIGHS) == len(RULE_ORDER)
@@ -70,7 +72,7 @@ assert len(_HIGHS) == len(RULE_ORDER)
 def field_kinds() -> npt.NDArray[np.int8]:
     """The field-kind table the scanner takes (kept out of the kernel to stay data-driven)."""
     kinds = np.zeros(TABLE_SIZE, dtype=np.int8)
-    read = [F_SAMPLING_RATE, F_BYTES, F_PACKETS, F_PROTO, F_SRC_PORT, F_DST_PORT]
+    read = [F_SAMPLING_RATE, F_BYTES, F_PACKETS, F_PROTO, F_SRC_PORT, F_DST_PORT, F_TCP_FLAGS]
     read += [F_TIME_RECEIVED_NS, F_TIME_FLOW_START_NS, F_TIME_FLOW_END_NS]
     kinds[read] = KIND_READ_VARINT
     kinds[[F_SRC_ADDR, F_DST_ADDR]] = KIND_ADDRESS
@@ -180,7 +182,7 @@ def scan_batch(
     ends: npt.NDArray[np.int64],
     kinds: npt.NDArray[np.int8],
 ) -> tuple[npt.NDArray[Any], ...]:
-    """Status, field, value and the 12 flow columns (FlowRow order) for every record.
+    """Status, field, value and the 13 flow columns (FlowRow order) for every record.
 
     For BAD_FIELD and MISSING, ``field`` is the index of the first failing field in the order
     ``goflow2_record.validate`` checks them (`RULE_ORDER`) and ``value`` what the reference
@@ -201,6 +203,7 @@ def scan_batch(
     nbytes = np.zeros(n, dtype=np.uint64)
     packets = np.zeros(n, dtype=np.uint64)
     rate = np.zeros(n, dtype=np.uint32)
+    initiator = np.zeros(n, dtype=np.uint8)
     v = np.zeros(TABLE_SIZE, dtype=np.uint64)
     # What the reference path sees in each field, in RULE_ORDER (addresses: their length).
     seen = np.zeros(_HIGHS.shape[0], dtype=np.uint64)
@@ -220,6 +223,7 @@ def scan_batch(
         seen[8] = v[F_BYTES]
         seen[9] = v[F_PACKETS]
         seen[10] = v[F_SAMPLING_RATE]
+        seen[11] = v[F_TCP_FLAGS] & _UINT32_MAX
         bad = -1
         for k in range(seen.shape[0]):
             if k == 3 or k == 4:
@@ -262,8 +266,9 @@ def scan_batch(
         nbytes[i] = seen[8]
         packets[i] = seen[9]
         rate[i] = seen[10]
+        initiator[i] = tcp_flags_initiator(int(seen[5]), int(seen[11]))
         status[i] = OK
     return (
         status, field, value, start_ms, end_ms, src_hi, src_lo, dst_hi, dst_lo, src_port,
-        dst_port, proto, nbytes, packets, rate,
+        dst_port, proto, nbytes, packets, rate, initiator,
     )  # fmt: skip

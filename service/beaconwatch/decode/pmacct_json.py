@@ -18,6 +18,8 @@ Field rules (per object):
   configuration error worth seeing in the dead-letter topic, not a silent port 0.
 * ``bytes`` required, ``packets`` optional (1): integers 0..2**63-1; ``sampling_rate``
   optional (1), 0..2**32-1, kept as given.
+* ``tcp_flags`` optional (0): the decimal string pmacct writes (or an integer), 0..2**32-1;
+  a TCP flow with SYN and not ACK names its source as the initiator (``decode.initiator``).
 * Times: ``timestamp_start``, falling back to ``timestamp_arrival`` (pmacctd/sfacctd have no
   flow start) when missing or zero (pmacct writes ``0000-00-00 00:00:00`` / ``0.000000`` for an
   unset time); with neither the object is rejected. ``timestamp_end`` optional (the start),
@@ -59,6 +61,7 @@ from beaconwatch.decode.flow_rows import (
     uint,
 )  # fmt: skip
 from beaconwatch.decode.goflow2_record import FlowRow, Problem
+from beaconwatch.decode.initiator import tcp_flags_initiator
 from beaconwatch.decode.protocols import PROTOCOL_NUMBERS, protocol_number
 from beaconwatch.decode.time_text import MAX_EPOCH_S
 
@@ -99,6 +102,16 @@ def _time(value: Any, key: str) -> bytes | int | None:
     return uint(value, key, MAX_EPOCH_S) * 1000 or None
 
 
+def _tcp_flags(value: Any) -> int:
+    """pmacct writes the flags as a decimal string (``"24"``)."""
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit() and len(value) <= 10):
+            detail = f"tcp_flags: not a number: {show(value)}"
+            raise InvalidError(RejectReason.INVALID_FIELD, detail)
+        value = int(value)
+    return uint(value, "tcp_flags", UINT32_MAX)
+
+
 def flow_of(obj: dict[str, Any]) -> Pending | Problem | None:
     """The field rules for one pmacct object; None for a marker (not a flow)."""
     if obj.get("event_type") in _MARKERS:
@@ -115,6 +128,7 @@ def flow_of(obj: dict[str, Any]) -> Pending | Problem | None:
         nbytes = uint(obj["bytes"], "bytes", INT64_MAX)
         packets = uint(obj.get("packets", 1), "packets", INT64_MAX)
         rate = uint(obj.get("sampling_rate", 1), "sampling_rate", UINT32_MAX)
+        flags = _tcp_flags(obj.get("tcp_flags", 0))
         start: bytes | int | None = None
         start_key = _TIME_KEYS[0]
         for start_key in _TIME_KEYS:
@@ -126,7 +140,10 @@ def flow_of(obj: dict[str, Any]) -> Pending | Problem | None:
     except InvalidError as exc:
         return exc.problem
     keys = ("ip_src", "ip_dst", start_key, "timestamp_end")
-    return Pending(src, dst, start, end, src_port, dst_port, proto, nbytes, packets, rate, keys)
+    initiator = tcp_flags_initiator(proto, flags)
+    return Pending(
+        src, dst, start, end, src_port, dst_port, proto, nbytes, packets, rate, keys, initiator
+    )
 
 
 def _objects(record: bytes, max_record_bytes: int) -> list[Pending | Problem | None] | Problem:
@@ -221,13 +238,10 @@ class PmacctJsonDecoder:
         picked = {
             name: columns[name][keep].astype(FLOW_COLUMNS[name], copy=False)
             for name in FLOW_COLUMNS
-            if name not in ("record_index", "initiator")
+            if name != "record_index"
         }
         record_index = np.array(row_record, dtype=np.int64)[keep]
-        initiator = np.zeros(record_index.size, np.uint8)  # not known from these records
-        return DecodeResult(
-            FlowBatch(**picked, record_index=record_index, initiator=initiator), rejections
-        )
+        return DecodeResult(FlowBatch(**picked, record_index=record_index), rejections)
 
 
 def decode_record(

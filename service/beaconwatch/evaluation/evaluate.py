@@ -17,6 +17,7 @@ from beaconwatch.evaluation.realdata import DATASETS, DatasetResult, evaluate_da
 from beaconwatch.evaluation.rita_batch import scenario_scores
 from beaconwatch.evaluation.runner import RunResult, run_detector, sweep_config
 from beaconwatch.evaluation.scenarios import ScenarioSpec, build_scenario
+from beaconwatch.evaluation.traffic_cases import evaluate_traffic_cases
 from beaconwatch.evaluation.truth import Kind, Scenario
 
 F64 = npt.NDArray[np.float64]
@@ -90,6 +91,7 @@ def evaluate(
 
     t0 = time.perf_counter()
     hard = evaluate_hard_cases(config, runs=spec.hard_case_runs)
+    hard += evaluate_traffic_cases(config, runs=spec.hard_case_runs)
     timed("hard cases", t0)
 
     real: list[DatasetResult] = []

@@ -38,6 +38,9 @@ class CaseResult:
     alerted: int  # runs with an alert on the planted pair (of the case's rule, if any)
     rejected_too_late: int  # good flows rejected as too late, over all runs
     what: str
+    # Alerts on any pair but the planted C2 one, and the host-days replayed (`traffic_cases`).
+    false_alerts: int | None = None
+    host_days: float | None = None
 
     @property
     def share(self) -> float:

@@ -10,6 +10,7 @@ import numpy as np
 from beaconwatch.evaluation import metrics as m
 from beaconwatch.evaluation import plots
 from beaconwatch.evaluation.evaluate import SWEEP_FLOOR, EvalResults
+from beaconwatch.evaluation.hard_cases import CaseResult
 from beaconwatch.evaluation.realdata import PairReport
 from beaconwatch.evaluation.truth import CATEGORIES, SHAPE_NAMES, Kind, Shape
 
@@ -337,7 +338,8 @@ def _rita_by_period(res: EvalResults, threshold: float) -> dict[int, str]:
 def _hard_cases_section(res: EvalResults, write: Callable[[str], None]) -> None:
     write(
         "Behaviours seen on real captures that the synthetic office above lacks "
-        "(`beaconwatch/evaluation/hard_cases.py`): each case plants one implant, or one benign "
+        "(`beaconwatch/evaluation/hard_cases.py`, `traffic_cases.py`): each case plants one "
+        "implant, or one benign "
         "look-alike, among Poisson browsing and is replayed through the detector with the "
         "default configuration, once per seed. C2 cases should alert, benign ones should not.\n"
     )
@@ -348,12 +350,38 @@ def _hard_cases_section(res: EvalResults, write: Callable[[str], None]) -> None:
             f"{c.alerted}/{c.runs}",
             f"{c.share:.2f}",
             str(c.rejected_too_late),
+            _false_alerts(c),
             c.what,
         ]
         for c in res.hard_cases
     ]
-    header = ["case", "expected", "runs alerted", "share", "good flows too late", "what"]
+    header = ["case", "expected", "runs alerted", "share", "good flows too late",
+              "false alerts (per 1,000 host-days)", "what"]  # fmt: skip
     write(_table(header, rows) + "\n")
+    _false_alert_note(res, write)
+
+
+def _false_alerts(c: CaseResult) -> str:
+    if c.false_alerts is None or not c.host_days:
+        return "-"
+    return f"{c.false_alerts} in {c.host_days:.0f} ({1000 * c.false_alerts / c.host_days:.1f})"
+
+
+def _false_alert_note(res: EvalResults, write: Callable[[str], None]) -> None:
+    """The benign cases' false alerts together, against the issue's target."""
+    benign = [c for c in res.hard_cases if not c.malicious and c.host_days]
+    if not benign:
+        return
+    alerts = sum(c.false_alerts or 0 for c in benign)
+    days = sum(c.host_days or 0.0 for c in benign)
+    write(
+        f"False alerts are new alert series on any pair of a case's runs (updates not counted; "
+        f"for C2 cases, any pair but the planted one), per host-day replayed (internal hosts x "
+        f"hours). Over the benign cases that count them: {alerts} in {days:.0f} host-days "
+        f"({1000 * alerts / days:.1f} per 1,000; target <= 1). These cases are look-alikes "
+        f"chosen to be hard, so this is a worst case, not a fleet's rate; a case's "
+        f"host-days are too few to show a rate of 1 per 1,000 by themselves.\n"
+    )
 
 
 def _real_section(res: EvalResults, write: Callable[[str], None]) -> None:

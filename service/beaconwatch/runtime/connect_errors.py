@@ -24,6 +24,7 @@ async def connection_problem(kafka: KafkaConfig, timeout_s: float = 15.0) -> str
     """The reason one connection to the first bootstrap server fails, or None if it works."""
     options = client_options(kafka)
     options.pop("bootstrap_servers")
+    options.pop("retry_backoff_ms")  # a client option, not a connection's
     host, port, _ = collect_hosts(kafka.bootstrap_servers, randomize=False)[0]
     try:
         conn = await asyncio.wait_for(

@@ -42,6 +42,7 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.scoring import kernels
+from beaconwatch.scoring.kernels import kernel_source
 from beaconwatch.scoring.significance import (
     MIN_INTERVALS,
     NULL_MAX_INTERVALS,
@@ -135,14 +136,14 @@ def raw_null_tables(
 def interval_fingerprint() -> str:
     """Everything the null depends on: a shipped table with another fingerprint is stale."""
     parts = [
-        inspect.getsource(raw_statistics.py_func),
-        inspect.getsource(_raw_null_stats.py_func),
+        kernel_source(raw_statistics),
+        kernel_source(_raw_null_stats),
         inspect.getsource(raw_null_rows),
-        inspect.getsource(kernels.coefficient_of_variation.py_func),
-        inspect.getsource(kernels.gap_floor_sorted.py_func),
-        inspect.getsource(kernels.median_sorted.py_func),
-        inspect.getsource(kernels.quantile_sorted.py_func),
-        inspect.getsource(kernels.sort_small.py_func),
+        kernel_source(kernels.coefficient_of_variation),
+        kernel_source(kernels.gap_floor_sorted),
+        kernel_source(kernels.median_sorted),
+        kernel_source(kernels.quantile_sorted),
+        kernel_source(kernels.sort_small),
         inspect.getsource(null_gaps),
         inspect.getsource(simulate_null),
         inspect.getsource(quantile_row),

@@ -9,6 +9,10 @@ reuse the sorted copy for every statistic, with `sort_small`.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from numba import njit
@@ -19,6 +23,12 @@ F64 = npt.NDArray[np.float64]
 # Up to this many values an insertion sort beats numba's quicksort, which allocates its
 # partition stack on every call: a window's 8-32 values sort 2-3x faster.
 INSERTION_SORT_MAX = 64
+
+
+def kernel_source(kernel: Callable[..., Any]) -> str:
+    """A kernel's Python source, compiled or not (NUMBA_DISABLE_JIT=1 leaves plain functions):
+    the null tables' fingerprints hash it."""
+    return inspect.getsource(getattr(kernel, "py_func", kernel))
 
 
 @njit(cache=True, nogil=True)

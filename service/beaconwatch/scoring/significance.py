@@ -61,6 +61,7 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.scoring import kernels, periodicity
+from beaconwatch.scoring.kernels import kernel_source
 from beaconwatch.scoring.periodicity import N_FIT, Fit, fit_window
 
 F64 = npt.NDArray[np.float64]
@@ -249,7 +250,7 @@ def null_fingerprint() -> str:
     h.update(inspect.getsource(periodicity).encode())
     kernels_used = (kernels.quantile_sorted, kernels.median_sorted, kernels.sort_small)
     for kernel in (*kernels_used, fit_statistic, _null_stats):
-        h.update(inspect.getsource(kernel.py_func).encode())
+        h.update(kernel_source(kernel).encode())
     for fn in (null_gaps, simulate_null, null_statistics, quantile_row):
         h.update(inspect.getsource(fn).encode())
     constants = (MIN_INTERVALS, NULL_MEAN_INTERVAL_S, NULL_TICKS_PER_S, levels_fingerprint())
