@@ -15,13 +15,13 @@ exec unshare --mount --propagation private -- bash -c '
     # The tmpfs hides what was under /tmp, but not from our working directory: a checkout
     # there is bound back in its place through "." (not canonicalized: the old directory).
     mount -t tmpfs -o size=1g,mode=1777 tmpfs /tmp
+    if [[ "$PWD" == /tmp/* ]]; then
+        mkdir -p "$PWD" && mount --no-canonicalize --bind . "$PWD" && mount -o remount,bind,ro "$PWD" && cd "$PWD"
+    fi
     # The image seeds numba'"'"'s cache on the tmpfs from the kernels it compiled at build time
     # (deploy/container/entrypoint.sh); READONLY_ROOT_SEED="from:to" does the same here.
     if [[ -n "${READONLY_ROOT_SEED:-}" ]]; then
         mkdir -p "${READONLY_ROOT_SEED#*:}" && cp -R "${READONLY_ROOT_SEED%%:*}/." "${READONLY_ROOT_SEED#*:}/"
-    fi
-    if [[ "$PWD" == /tmp/* ]]; then
-        mkdir -p "$PWD" && mount --no-canonicalize --bind . "$PWD" && mount -o remount,bind,ro "$PWD" && cd "$PWD"
     fi
     # Proof the sandbox holds before anything runs in it.
     if touch "$PWD/.readonly-root-probe" 2>/dev/null; then

@@ -25,7 +25,7 @@ from aiokafka.consumer import fetcher as _fetcher
 from aiokafka.errors import CorruptRecordException
 from aiokafka.record.memory_records import MemoryRecords
 
-from beaconwatch.sources.record_batches import OK, FetchIndex, index_fetch
+from beaconwatch.sources.record_batches import OK, FetchIndex, index_fetch, varint
 
 _READ_UNCOMMITTED = 0
 
@@ -63,25 +63,22 @@ class RawFetch:
         )  # fmt: skip
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    raw = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        raw |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return (raw >> 1) ^ -(raw & 1), pos
-        shift += 7
-
-
 def _headers(data: bytes, pos: int, end: int) -> tuple[tuple[str, bytes], ...]:
-    count, pos = _varint(data, pos)
+    buf = np.frombuffer(data, dtype=np.uint8)
+
+    def next_varint(at: int) -> tuple[int, int]:
+        value, after = varint(buf, at, end)  # the indexer's own reader
+        if after < 0:
+            raise CorruptRecordException("a malformed varint in the record headers")
+        return value, after
+
+    count, pos = next_varint(pos)
     headers = []
     for _ in range(count):
-        key_len, pos = _varint(data, pos)
+        key_len, pos = next_varint(pos)
         key = data[pos : pos + key_len].decode("utf-8", "replace")
         pos += key_len
-        value_len, pos = _varint(data, pos)
+        value_len, pos = next_varint(pos)
         value = b"" if value_len < 0 else data[pos : pos + value_len]
         pos += max(value_len, 0)
         headers.append((key, value))

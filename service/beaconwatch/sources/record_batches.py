@@ -63,7 +63,7 @@ def _i64(buf: npt.NDArray[np.uint8], pos: int, width: int) -> int:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _varint(buf: npt.NDArray[np.uint8], pos: int, end: int) -> tuple[int, int]:
+def varint(buf: npt.NDArray[np.uint8], pos: int, end: int) -> tuple[int, int]:
     """(zigzag-decoded value, position after it); position -1 if malformed."""
     raw = np.uint64(0)
     shift = 0
@@ -113,19 +113,19 @@ def _index(
         if not attributes & _CONTROL_BIT:
             rec = pos + _BATCH_HEADER
             for _ in range(count):
-                length, p = _varint(buf, rec, batch_end)
+                length, p = varint(buf, rec, batch_end)
                 rec_end = p + length
                 if p < 0 or length < 6 or rec_end > batch_end:
                     return CORRUPT, 0, next_offset, out[0], out[1], out[2], out[3], out[4], \
                         out[5], out[6], out[7]  # fmt: skip
                 p += 1  # attributes
-                ts_delta, p = _varint(buf, p, rec_end)
-                off_delta, p = _varint(buf, p, rec_end) if p >= 0 else (0, -1)
-                key_len, p = _varint(buf, p, rec_end) if p >= 0 else (0, -1)
+                ts_delta, p = varint(buf, p, rec_end)
+                off_delta, p = varint(buf, p, rec_end) if p >= 0 else (0, -1)
+                key_len, p = varint(buf, p, rec_end) if p >= 0 else (0, -1)
                 key_start = p
                 if p >= 0:
                     p += max(key_len, 0)
-                value_len, p = _varint(buf, p, rec_end) if 0 <= p <= rec_end else (0, -1)
+                value_len, p = varint(buf, p, rec_end) if 0 <= p <= rec_end else (0, -1)
                 value_start = p
                 if p >= 0:
                     p += max(value_len, 0)
