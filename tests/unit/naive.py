@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 from collections.abc import Callable
 from typing import Any
@@ -234,8 +235,12 @@ def channel_alerts(
     cooldown_ms: int, interval_ms: int, dropped: list[str] | None = None,
     **detector: Any,
 ) -> list[tuple[str, int, float, str, int]]:  # fmt: skip
-    """`detector_alerts` over every pair and every prefix channel ("src>prefix:port/proto",
-    fed the same rows), then one alert per channel, decided per ``batch`` rows in time order:
+    """`detector_alerts` over every pair and every promoted prefix channel
+    ("src>prefix:port/proto"), then one alert per channel, decided per ``batch`` rows in time
+    order. A channel is promoted at its first row to a second destination IP: its state
+    starts as a copy of its first pair's (history, scoring schedule; no alert), and it is fed
+    that row and every later row of the channel (after the batch's pairs, as the detector's
+    prefix pass). Alerts:
     a prefix alert "new" is dropped when fewer than two of its pairs (first seen by it, seen
     within the window before it) exist or one of them has alerted; a pair alert when its
     prefix has alerted; an update when its "new" was dropped in the batch. A dropped alert is
@@ -245,18 +250,30 @@ def channel_alerts(
     """
     state: dict[str, dict[str, Any]] = {}
     sources_of: dict[str, set[str]] = {}
+    first_pair: dict[str, str] = {}  # channel -> its first pair, until promoted
+    promoted: set[str] = set()
     out = []
+    shared = {
+        "state": state, "sources_of": sources_of, "window_ms": window_ms,
+        "cooldown_ms": cooldown_ms, "interval_ms": interval_ms, **detector,
+    }  # fmt: skip
     for lo in range(0, len(rows), batch):
-        chunk = rows[lo : lo + batch]
+        raised = []
         prefixed = []
-        for t, end, src, pair, port, nbytes in chunk:
+        for t, end, src, pair, port, nbytes in rows[lo : lo + batch]:
+            raised += [(a, False) for a in detector_alerts([(t, end, src, pair, port, nbytes)],
+                                                           **shared)]  # fmt: skip
             _, dst, service = split_pair(pair)
-            prefixed.append((t, end, src, f"{src}>{prefix_of(dst)}:{service}", port, nbytes))
-        shared = {
-            "state": state, "sources_of": sources_of, "window_ms": window_ms,
-            "cooldown_ms": cooldown_ms, "interval_ms": interval_ms, **detector,
-        }  # fmt: skip
-        raised = [(a, False) for a in detector_alerts(chunk, **shared)]
+            channel = f"{src}>{prefix_of(dst)}:{service}"
+            first = first_pair.setdefault(channel, pair)
+            if channel not in promoted and first != pair:
+                promoted.add(channel)
+                seed = copy.deepcopy(state[first])
+                seed["alert"] = None
+                state[channel] = seed
+                sources_of.setdefault(channel.split(">")[1], set()).add(src)
+            if channel in promoted:
+                prefixed.append((t, end, src, channel, port, nbytes))
         raised += [(a, True) for a in detector_alerts(prefixed, **shared)]
         raised.sort(key=lambda r: r[0][1])
         undecided = {a[0] for a, _ in raised if a[3] == "new"}

@@ -14,7 +14,6 @@ from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.channels import (
     PAIR_REPORTED,
     PREFIX_REPORTED,
-    SINGLE_DESTINATION,
     mask_prefix,
 )
 from beaconwatch.core.detector import Detector
@@ -95,13 +94,34 @@ def test_a_round_robin_of_three_ips_is_one_alert_not_four() -> None:
     assert det.stats.alerts_suppressed_by_reason[PREFIX_REPORTED] >= 3
 
 
-def test_a_beacon_on_one_ip_is_a_pair_alert_only() -> None:
+def test_a_beacon_on_one_ip_is_a_pair_alert_only_and_costs_no_prefix_row() -> None:
     det = detector()
     alerts = run(det, beacon_rows("10.0.0.7", "203.0.113.50", period_s=60, count=60))
     assert [(a.channel, a.dst_ip, a.dst_prefix, a.dst_ips) for a in alerts] == [
         (CHANNEL_PAIR, "203.0.113.50", "", 1)
     ]
-    assert det.stats.alerts_suppressed_by_reason[SINGLE_DESTINATION] >= 1
+    # One IP per prefix: the channel is never promoted, no prefix row, nothing to drop.
+    src, net = ip_to_halves("10.0.0.7"), ip_to_halves("203.0.113.0")
+    assert det.table.find(src, net, 443 << 8 | 6 | PREFIX_LEVEL) == -1
+    assert det.table.tracked_pairs == 1
+    assert sum(det.stats.alerts_suppressed_by_reason.values()) == 0
+
+
+def test_a_channel_is_promoted_at_its_second_ip_with_the_first_ips_history() -> None:
+    # 10 check-ins to one IP, then one to a second IP of the /24: the prefix row starts
+    # as a copy of the first IP's row and takes the second IP's check-in.
+    rows = beacon_rows("10.0.0.7", "203.0.113.50", period_s=60, count=11)
+    rows[-1] = (rows[-1][0], rows[-1][1], "203.0.113.51", *rows[-1][3:])
+    det = detector()
+    run(det, rows, batch=4)
+    src, net = ip_to_halves("10.0.0.7"), ip_to_halves("203.0.113.0")
+    first = det.table.find(src, ip_to_halves("203.0.113.50"), 443 << 8 | 6)
+    prefix = det.table.find(src, net, 443 << 8 | 6 | PREFIX_LEVEL)
+    assert prefix >= 0 and det.table.tracked_pairs == 3
+    assert int(det.table.count[first]) == 10 and int(det.table.count[prefix]) == 11
+    assert np.array_equal(det.table.ring_t[prefix, :10], det.table.ring_t[first, :10])
+    assert int(det.table.first_seen_ms[prefix]) == rows[0][0]
+    assert int(det.table.last_seen_ms[prefix]) == rows[-1][0]
 
 
 def test_a_pair_that_alerted_keeps_its_channel_when_a_second_ip_joins() -> None:
@@ -172,25 +192,50 @@ def test_a_checkpoint_without_prefix_rows_restores_and_its_channels_start_fresh(
 
 
 def test_alerts_whose_rows_the_prefix_pass_evicted_are_judged_by_their_own_key() -> None:
-    # A full table (64 rows, a 60 s window): a beacon alerts, then 50 one-off pairs later in
-    # the same batch fill the table; the prefix pass evicts the beacon's pair row for theirs.
-    # The alert was read off its row before that pass, and is judged by its own key.
+    # A full table (64 rows, a 60 s window): a beacon alerts, then later in the same batch
+    # one-off pairs fill the table, the last of them a second IP of its /24: no row is free
+    # to promote that channel in the exact pass, so the prefix pass makes its row, evicting
+    # the least recent, the beacon's pair row. The alert was read off its row before that
+    # pass, and is judged by its own key.
     config = with_overrides(
         Config(), state={"max_pairs": 64, "window_s": 60, "long_window_s": 60}
     )  # fmt: skip
     beacon = beacon_rows("10.0.0.5", "203.0.113.50", period_s=10, count=20)
     later = beacon[-1][0] + 300_000
-    one_offs: list[Row] = [
-        (later + i, f"10.1.0.{i}", f"198.18.{i}.1", 443, 6, 500) for i in range(50)
-    ]
+    one_offs: list[Row] = [(later, "10.1.1.1", "198.19.1.1", 443, 6, 500)]
+    for i in range(21):  # 20 channels promoted in the exact pass (3 rows each), then one not
+        one_offs += [(later + 2 * i + j, f"10.1.0.{i}", f"198.18.{i}.{j}", 443, 6, 500)
+                     for j in (1, 2)]  # fmt: skip
     det = detector(config)
     alerts = det.process(make_flows(beacon + one_offs)).alerts
     src, dst = ip_to_halves("10.0.0.5"), ip_to_halves("203.0.113.50")
-    net = ip_to_halves("203.0.113.0")
-    assert det.table.find(src, dst, 443 << 8 | 6) == -1  # the beacon's rows went
-    assert det.table.find(src, net, 443 << 8 | 6 | PREFIX_LEVEL) == -1
-    # One pair alert; its prefix row's single-destination alert was dropped, not reported.
+    assert det.table.find(src, dst, 443 << 8 | 6) == -1  # the beacon's row went
+    last = det.table.find(ip_to_halves("10.1.0.20"), ip_to_halves("198.18.20.0"),
+                          443 << 8 | 6 | PREFIX_LEVEL)  # fmt: skip
+    assert last >= 0 and int(det.table.count[last]) == 1  # made by the prefix pass, unseeded
+    assert_index_consistent(det.table)
     assert [(a.channel, a.dst_ip, a.lifecycle) for a in alerts] == [
         (CHANNEL_PAIR, "203.0.113.50", "new")
     ]
-    assert det.stats.alerts_suppressed_by_reason[SINGLE_DESTINATION] == 1
+    assert sum(det.stats.alerts_suppressed_by_reason.values()) == 0
+
+
+def test_a_table_that_grows_keeps_its_promoted_channels() -> None:
+    # 3,000 one-off pairs amid a rotating beacon: the table grows past its first 1,024 rows
+    # (the promotion index is rebuilt) and one-offs crowd the beacon's bucket, yet every
+    # check-in still reaches the prefix row.
+    ips = [f"203.0.113.{i}" for i in range(1, 200)]
+    beacon = rotating("10.0.0.5", ips, count=60)
+    middle = beacon[30][0]
+    one_offs: list[Row] = [
+        (middle + i, f"10.2.{i // 250}.{i % 250}", f"198.18.{i % 200}.1", 443, 6, 500)
+        for i in range(3000)
+    ]
+    det = detector()
+    alerts = run(det, beacon + one_offs, batch=500)
+    assert det.table.capacity > 1024
+    assert_index_consistent(det.table)
+    src, net = ip_to_halves("10.0.0.5"), ip_to_halves("203.0.113.0")
+    prefix = det.table.find(src, net, 443 << 8 | 6 | PREFIX_LEVEL)
+    assert int(det.table.count[prefix]) == 60
+    assert [(a.channel, a.lifecycle) for a in alerts][:1] == [(CHANNEL_PREFIX, "new")]

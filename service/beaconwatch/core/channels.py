@@ -1,10 +1,13 @@
 """Prefix channels: C2 whose destination IP rotates within a CDN or DNS round-robin.
 
 Such an implant checks in to a different IP of one /24 (IPv6 /48) each time, so each exact
-pair sees a check-in or two and none is periodic. The detector therefore feeds every flow a
-second time with its destination masked to the prefix (`mask_prefix`), keyed with the level
-bit (`state.levels`), and the same kernels score those prefix rows; prevalence counts a
-prefix's sources too, so a CDN-fronted service much of the fleet polls is down-ranked.
+pair sees a check-in or two and none is periodic. Once a source has reached a second IP of a
+(prefix, port, protocol) channel, the channel is promoted (`state.channel_index`: until then a
+flow costs a hash and a look at one bucket, no row) and the detector feeds its flows a second
+time with the destination masked to the prefix (`mask_prefix`), keyed with the level bit
+(`state.levels`), to a prefix row that started as a copy of the first IP's pair; the same
+kernels score it; prevalence counts a prefix's (promoted) sources too, so a CDN-fronted
+service much of the fleet polls is down-ranked.
 
 One alert per channel, decided per batch in event-time order (`ChannelGate`):
 
@@ -32,21 +35,13 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_BEACON, Alert
-from beaconwatch.core.addresses import (
-    PREFIX_V4_BITS,
-    PREFIX_V6_BITS,
-    halves_to_ip,
-    ip_to_halves,
-    prefix_text,
-)
+from beaconwatch.core.addresses import halves_to_ip, ip_to_halves, prefix_text
 from beaconwatch.core.flows import IPV4_MAPPED_PREFIX, FlowBatch
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
-from beaconwatch.state.levels import PORT_PROTO_MASK, PREFIX_LEVEL
+from beaconwatch.state.levels import PORT_PROTO_MASK, PREFIX_LEVEL, V4_MASK, V6_MASK
 from beaconwatch.state.pair_table import ALERTED_SIZE, NEVER_MS, PairTable
 
 U64 = npt.NDArray[np.uint64]
-_V4_MASK = np.uint64(~((1 << (32 - PREFIX_V4_BITS)) - 1) & 0xFFFF_FFFF_FFFF_FFFF)
-_V6_MASK = np.uint64(~((1 << (64 - PREFIX_V6_BITS)) - 1) & 0xFFFF_FFFF_FFFF_FFFF)
 _HIGH32 = np.uint64(0xFFFF_FFFF_0000_0000)
 
 SINGLE_DESTINATION = "prefix_single_destination"  # a prefix alert of one IP: the pair's
@@ -58,8 +53,8 @@ DUE_BY_TIME_ONLY = 0xFFFF_FFFF  # a row's scored_count that no connection count 
 def mask_prefix(hi: U64, lo: U64) -> tuple[U64, U64]:
     """Destinations masked to their /24 (IPv4-mapped) or /48 (IPv6), as (hi, lo) halves."""
     v4 = (hi == 0) & ((lo & _HIGH32) == IPV4_MAPPED_PREFIX)
-    masked_hi = np.where(v4, hi, hi & _V6_MASK)
-    masked_lo = np.where(v4, lo & _V4_MASK, np.uint64(0))
+    masked_hi = np.where(v4, hi, hi & V6_MASK)
+    masked_lo = np.where(v4, lo & V4_MASK, np.uint64(0))
     return masked_hi.astype(np.uint64), masked_lo.astype(np.uint64)
 
 
@@ -146,7 +141,7 @@ class ChannelGate:
         out = np.empty(table.capacity, dtype=np.int32)
         n = _members(
             table.keys, table.port_proto, table.used, table.first_seen_ms, table.last_seen_ms,
-            src_hi, src_lo, net_hi, net_lo, _V6_MASK, np.uint64(0), np.uint32(pp), since_ms,
+            src_hi, src_lo, net_hi, net_lo, V6_MASK, np.uint64(0), np.uint32(pp), since_ms,
             until_ms, out,
         )  # fmt: skip
         return out[:n]

@@ -135,6 +135,8 @@ class Detector:
             left = min(MIN_CAPACITY, self.budget.available)
             capacity = min(self.budget.max_pairs, max(MIN_STARVED_CAPACITY, left))
             table = PairTable(capacity, self._history_events, self.prevalence, self.budget)
+            if self._prefix_channels:
+                table.enable_channels()
             found = self._partitions[key] = PartitionState(
                 table, self._lateness_ms, self._tolerance_ms
             )
@@ -182,6 +184,8 @@ class Detector:
             data, history_events=self._history_events, prevalence=self.prevalence,
             budget=self.budget, min_capacity=min(MIN_CAPACITY, self.budget.max_pairs),
         )  # fmt: skip
+        if self._prefix_channels:
+            restored.table.enable_channels()
         old = self._partitions.pop(key, None)
         if old is not None:
             old.table.release()
@@ -255,14 +259,18 @@ class Detector:
         self._limits[k.LIM_EVICT_BATCH] = table.evict_batch
         status = np.empty(n, dtype=np.uint8)
         counters = np.zeros(k.CNT_SIZE, dtype=np.int64)
-        raised = self._ingest(table, flows, status, counters, level=0)
-        if self._prefix_channels:
-            # The prefix pass: same flows, destinations masked; no long connections (its
-            # exact pairs report those). Its status and per-flow counters repeat the first's.
+        feed = np.zeros(n, dtype=np.uint8)
+        raised = self._ingest(table, flows, status, feed, counters, level=0)
+        fed = np.flatnonzero(feed)
+        if fed.size:
+            # The prefix pass: the flows of promoted channels (`state.channel_index`),
+            # destinations masked; no long connections (their exact pairs report those).
+            # Its status and per-flow counters repeat the first's.
             more = np.zeros(k.CNT_SIZE, dtype=np.int64)
             raised += self._ingest(
-                table, prefix_flows(flows), np.empty(n, dtype=np.uint8), more, PREFIX_LEVEL
-            )
+                table, prefix_flows(flows.take(fed)), np.empty(fed.size, dtype=np.uint8), feed,
+                more, PREFIX_LEVEL,
+            )  # fmt: skip
             for slot in (k.CNT_EVICTED_CAPACITY, k.CNT_EVICTED_ESTABLISHED, k.CNT_SCORED):
                 counters[slot] += more[slot]
         rejections, rejected_flows = self._rejections(flows, status, watermark_ms or 0)
@@ -297,11 +305,12 @@ class Detector:
         return DetectorResult(alerts, rejections, accepted, rejected_flows, hosts)
 
     def _ingest(
-        self, table: PairTable, flows: FlowBatch, status: np.ndarray, counters: np.ndarray,
-        level: int,
+        self, table: PairTable, flows: FlowBatch, status: np.ndarray, feed: np.ndarray,
+        counters: np.ndarray, level: int,
     ) -> list[tuple[Alert, int]]:  # fmt: skip
         """One pass of the ingest kernel over ``flows`` at ``level`` (`state.levels`); the
-        alerts it raised, with their rows."""
+        alerts it raised, with their rows. The exact pass marks in ``feed`` the flows of
+        promoted prefix channels."""
         n = len(flows)
         self._limits[k.LIM_LEVEL] = level
         self._limits[k.LIM_LONG_CONNECTION_MS] = 0 if level else self._long_connection_ms
@@ -316,12 +325,12 @@ class Detector:
             t.scored_ms, t.alert_ms, t.first_alert_ms, t.count, t.scored_count, t.alerted,
             t.sampling, t.direction_inferred, t.long_alert_ms, t.long_sessions, t.ring_t,
             t.ring_b, t.conn_port, t.conn_times,
-            t.free, t.used, t.meta, self.prevalence.sketch, self.prevalence.nonzero,
+            t.free, t.used, t.meta, t.channels, self.prevalence.sketch, self.prevalence.nonzero,
             flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi,
             flows.dst_lo, flows.src_port, flows.dst_port, flows.proto, flows.bytes,
             flows.sampling_rate, flows.initiator,
             self._limits, self._score_params, self._null_tables, self._policy,
-            status, counters, alert_rows, alert_stats, alert_times, alert_extra,
+            status, feed, counters, alert_rows, alert_stats, alert_times, alert_extra,
         )  # fmt: skip
         return [
             (
