@@ -25,9 +25,10 @@ $(STAMP): pyproject.toml
 demo: install ## Run the self-contained demo (embedded broker, simulated traffic, live alerts)
 	$(BIN)/beaconwatch demo
 
-lint: install ## ruff lint and format check
-	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service tests bench
+lint: install ## ruff lint and format check, the layering contracts (pyproject [tool.importlinter])
+	$(BIN)/ruff check service evaluation tests bench
+	$(BIN)/ruff format --check service evaluation tests bench
+	$(BIN)/lint-imports --no-cache
 
 typecheck: install ## mypy --strict on the package
 	$(BIN)/mypy
@@ -98,7 +99,7 @@ bench: install ## Run the benchmarks in bench/ (decode, core, storms, end to end
 	$(BIN)/python bench/eviction.py
 
 eval: install ## Rerun the evaluation: labelled benchmark + RITA v5 comparison -> docs/evaluation.md
-	$(BIN)/beaconwatch eval
+	$(BIN)/python -m evaluation
 
 null-tables: install ## Rebuild the shipped Poisson null quantiles after editing scoring/periodicity.py or interval_significance.py
 	$(BIN)/python bench/build_null_tables.py

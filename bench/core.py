@@ -24,9 +24,9 @@ import numpy as np
 
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.detector import Detector
-from beaconwatch.core.flows import FlowBatch
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.decode.registry import get_decoder
+from beaconwatch.domain.flows import FlowBatch
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
 
 BATCH = 10_000

@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from evaluation.scenarios import ScenarioSpec, build_scenario
 
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.detector import Detector, warm_up
-from beaconwatch.core.flows import FlowBatch
-from beaconwatch.evaluation.scenarios import ScenarioSpec, build_scenario
+from beaconwatch.domain.flows import FlowBatch
 from beaconwatch.state.levels import PREFIX_LEVEL
 
 BATCH = 10_000

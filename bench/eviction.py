@@ -18,9 +18,9 @@ import time
 import numpy as np
 
 from beaconwatch.config import Config, with_overrides
-from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.detector import Detector
-from beaconwatch.core.flows import FlowBatch
+from beaconwatch.domain.addresses import ip_to_halves
+from beaconwatch.domain.flows import FlowBatch
 
 T0_MS = 1_750_000_000_000
 HOUR_MS = 3_600_000

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.detector import Detector
-from beaconwatch.core.flows import FlowBatch
+from beaconwatch.domain.flows import FlowBatch
 from beaconwatch.embedded.tansu import EmbeddedBroker
 from beaconwatch.runtime.checkpoints import Checkpoint, KafkaCheckpointStore
 from beaconwatch.runtime.topics import create_topics

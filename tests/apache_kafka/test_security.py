@@ -24,9 +24,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from beaconwatch.cli import main
-from beaconwatch.cli.run import broker_problem, setup_logging
+from beaconwatch.cli.run import broker_problem
 from beaconwatch.config import Config
 from beaconwatch.runtime.kafka_options import client_options
+from beaconwatch.runtime.log_setup import setup_logging
 from beaconwatch.runtime.topics import create_topics
 from tests.harness.apache_kafka import ApacheKafkaBroker, SecureListeners
 from tests.harness.tls import TestPki, make_pki

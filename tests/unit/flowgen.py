@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from beaconwatch.core.addresses import ip_to_halves
-from beaconwatch.core.flows import FlowBatch
+from beaconwatch.domain.addresses import ip_to_halves
+from beaconwatch.domain.flows import FlowBatch
 
 T0_MS = 1_750_000_000_000  # 2025-06-15, a fixed event-time origin
 WALL_MS = T0_MS + 365 * 86_400_000  # a "now" far after the test data, for the future check

@@ -10,13 +10,13 @@ from beaconwatch.alerting.ecs import encode_alert
 from beaconwatch.alerting.ocsf import OcsfEncoder
 from beaconwatch.alerting.rules import reason_sentence
 from beaconwatch.config import Config, with_overrides
-from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.channels import (
     PAIR_REPORTED,
     PREFIX_REPORTED,
     mask_prefix,
 )
 from beaconwatch.core.detector import Detector
+from beaconwatch.domain.addresses import ip_to_halves
 from beaconwatch.state.levels import PREFIX_LEVEL
 from tests.unit.flowgen import WALL_MS, beacon_rows, make_flows, poisson_rows
 from tests.unit.test_pair_table import assert_index_consistent

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from evaluation.data_dir import find_shared_data
 
 from beaconwatch.cli import build_parser, main
 from beaconwatch.cli import scan as scan_cli
 from beaconwatch.cli.scan import run_scan, with_internal_networks
 from beaconwatch.config import Config
-from beaconwatch.evaluation.data_dir import find_shared_data
 from beaconwatch.sources.files import ReadProgress, read_batches
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "zeek"

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from beaconwatch.core.addresses import ip_to_halves
-from beaconwatch.core.flows import FLOW_COLUMNS, FlowBatch
 from beaconwatch.decode.registry import get_decoder
+from beaconwatch.domain.addresses import ip_to_halves
+from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "softflowd"
 PCAP_START_MS = 1_764_547_200_000  # tests/e2e/pcap_traffic.py DEFAULT_START_EPOCH, seed 1

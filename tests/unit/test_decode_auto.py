@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.auto import UNKNOWN_FORMAT, AutoDecoder, sniff_file, sniff_record
 from beaconwatch.decode.base import Decoder, DecodeResult, RejectReason
 from beaconwatch.decode.registry import DECODERS, get_decoder
+from beaconwatch.domain.flows import FLOW_COLUMNS
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.base import DecodeResult, RejectReason
 from beaconwatch.decode.batch_scan import ROW_COLUMNS
 from beaconwatch.decode.ecs_json import EcsJsonDecoder, decode_record
 from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
 from beaconwatch.decode.goflow2_record import FlowRow, Problem
 from beaconwatch.decode.registry import get_decoder
+from beaconwatch.domain.flows import FLOW_COLUMNS
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SAME = (FIXTURES / "ecs" / "same_flows.jsonl").read_bytes().splitlines()

@@ -13,8 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beaconwatch.core.addresses import ip_to_halves
-from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.base import DecodeResult, RejectReason
 from beaconwatch.decode.batch_scan import ROW_COLUMNS
 from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
@@ -40,6 +38,8 @@ from beaconwatch.decode.json_scan import (
 from beaconwatch.decode.json_scan import KEYS as SCANNED_KEYS
 from beaconwatch.decode.protocols import name_table
 from beaconwatch.decode.registry import get_decoder
+from beaconwatch.domain.addresses import ip_to_halves
+from beaconwatch.domain.flows import FLOW_COLUMNS
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "goflow2" / "flows.jsonl"
 RECORDS: list[bytes] = FIXTURE.read_bytes().splitlines()

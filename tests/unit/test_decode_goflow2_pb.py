@@ -9,8 +9,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from beaconwatch.core.addresses import ip_to_halves
-from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.base import DecodeResult, RejectReason
 from beaconwatch.decode.batch_scan import ROW_COLUMNS
 from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
@@ -21,6 +19,8 @@ from beaconwatch.decode.goflow2_pb_schema import ENUMS, FIELDS, flow_message_cla
 from beaconwatch.decode.goflow2_record import FlowRow
 from beaconwatch.decode.pb_wire import BAD_FIELD, MISSING, NO_TIME, OK, field_kinds, scan_batch
 from beaconwatch.decode.registry import get_decoder
+from beaconwatch.domain.addresses import ip_to_halves
+from beaconwatch.domain.flows import FLOW_COLUMNS
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "goflow2"
 PROTO_FILE = (

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from beaconwatch.config import Config, NetworkConfig
-from beaconwatch.core.flows import INITIATOR_DST, INITIATOR_SRC, INITIATOR_UNKNOWN, FlowBatch
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.core.scope import FlowScope, IgnoreReason
 from beaconwatch.decode import ecs_json, goflow2_pb_record, goflow2_record, pmacct_json
@@ -23,6 +22,7 @@ from beaconwatch.decode.goflow2_pb import Goflow2PbDecoder, delimited
 from beaconwatch.decode.goflow2_record import FlowRow
 from beaconwatch.decode.initiator import biflow_initiator, tcp_flags_initiator
 from beaconwatch.decode.pmacct_json import PmacctJsonDecoder
+from beaconwatch.domain.flows import INITIATOR_DST, INITIATOR_SRC, INITIATOR_UNKNOWN, FlowBatch
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 SCANNER, INTERNAL = "203.0.113.9", "10.20.1.12"

@@ -14,14 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beaconwatch.core.addresses import ip_to_halves
-from beaconwatch.core.flows import FLOW_COLUMNS
 from beaconwatch.decode.base import DecodeResult, RejectReason
 from beaconwatch.decode.batch_scan import ROW_COLUMNS
 from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
 from beaconwatch.decode.goflow2_record import FlowRow, Problem
 from beaconwatch.decode.pmacct_json import PmacctJsonDecoder, decode_record
 from beaconwatch.decode.registry import get_decoder
+from beaconwatch.domain.addresses import ip_to_halves
+from beaconwatch.domain.flows import FLOW_COLUMNS
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SAME = (FIXTURES / "pmacct" / "same_flows.jsonl").read_bytes().splitlines()

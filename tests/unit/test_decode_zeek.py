@@ -10,10 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
+from evaluation.data_dir import find_shared_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.decode.base import Decoder, DecodeResult, RejectReason
 from beaconwatch.decode.registry import get_decoder
 from beaconwatch.decode.zeek_common import iso_to_ms
@@ -25,7 +25,7 @@ from beaconwatch.decode.zeek_tsv import (
     read_zeek_labels,
     read_zeek_log,
 )
-from beaconwatch.evaluation.data_dir import find_shared_data
+from beaconwatch.domain.addresses import ip_to_halves
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "zeek"
 _FOUND = find_shared_data()

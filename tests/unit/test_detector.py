@@ -12,9 +12,9 @@ import orjson
 from beaconwatch.alerting.alert import JITTER_SHAPES, Alert
 from beaconwatch.alerting.ecs import encode_alert
 from beaconwatch.config import Config, with_overrides
-from beaconwatch.core.clock import EventClock
 from beaconwatch.core.detector import Detector
-from beaconwatch.core.flows import FlowBatch
+from beaconwatch.domain.clock import EventClock
+from beaconwatch.domain.flows import FlowBatch
 from beaconwatch.scoring.sleep_range import described_range
 from beaconwatch.state.levels import PREFIX_LEVEL
 from tests.unit.flowgen import T0_MS, WALL_MS, beacon_rows, make_flows, poisson_rows

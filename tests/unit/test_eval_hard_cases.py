@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from evaluation.hard_cases import _browsing, _fleet_poll, _replay, evaluate_hard_cases
 
 from beaconwatch.alerting.alert import CHANNEL_PREFIX
 from beaconwatch.config import Config, with_overrides
-from beaconwatch.evaluation.hard_cases import _browsing, _fleet_poll, _replay, evaluate_hard_cases
 
 
 def test_hard_cases_report_each_case_with_the_detector_defaults() -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from beaconwatch.evaluation import background as bg
-from beaconwatch.evaluation.c2 import Schedule, checkin_times_ms, sleeps_s
-from beaconwatch.evaluation.scenarios import ScenarioSpec, build_scenario
-from beaconwatch.evaluation.truth import CATEGORIES, FlowColumns, Kind, Shape, assemble
+from evaluation import background as bg
+from evaluation.c2 import Schedule, checkin_times_ms, sleeps_s
+from evaluation.scenarios import ScenarioSpec, build_scenario
+from evaluation.truth import CATEGORIES, FlowColumns, Kind, Shape, assemble
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from beaconwatch.config import Config, with_overrides
-from beaconwatch.evaluation.hard_cases import IMPLANT, PEER
-from beaconwatch.evaluation.traffic_cases import (
+from evaluation.hard_cases import IMPLANT, PEER
+from evaluation.traffic_cases import (
     Flow,
     beacon,
     evaluate_traffic_cases,
@@ -14,6 +12,8 @@ from beaconwatch.evaluation.traffic_cases import (
     syn_scan,
     to_batch,
 )
+
+from beaconwatch.config import Config, with_overrides
 
 SCAN_FLAGS = "inbound SYN scan of :50050 every 5 min, one-direction export, TCP flags"
 SCAN_BLIND = "inbound SYN scan of :50050 every 5 min, one-direction export, no flags"

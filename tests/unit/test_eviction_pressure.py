@@ -8,7 +8,7 @@ import numpy as np
 
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.detector import Detector
-from beaconwatch.core.flows import FlowBatch
+from beaconwatch.domain.flows import FlowBatch
 from tests.unit.flowgen import T0_MS, WALL_MS, beacon_rows, make_flows
 
 HOUR_MS = 3_600_000

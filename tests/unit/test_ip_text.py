@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.decode.ip_text import parse_ip_many, parse_ip_text
+from beaconwatch.domain.addresses import ip_to_halves
 
 
 def reference(text: str) -> tuple[int, int] | None:

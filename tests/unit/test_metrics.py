@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from beaconwatch.core.stats import DetectorStats
+from beaconwatch.domain.stats import DetectorStats
 from beaconwatch.metrics.prometheus import ServiceMetrics
 
 

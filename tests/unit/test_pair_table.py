@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from beaconwatch.config import Config, with_overrides
-from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.detector import Detector
+from beaconwatch.domain.addresses import ip_to_halves
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
 from beaconwatch.state.pair_table import PairTable
 from beaconwatch.state.prevalence import Prevalence

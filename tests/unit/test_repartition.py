@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from beaconwatch.config import load_config, with_overrides
-from beaconwatch.core.flows import FlowBatch
 from beaconwatch.core.host_owners import host_hash
 from beaconwatch.core.repartition import Repartitioner, host_partitions
 from beaconwatch.decode.flow_columns import BYTES_PER_FLOW, HEADER_BYTES, FlowColumnsDecoder
+from beaconwatch.domain.flows import FlowBatch
 from beaconwatch.simulate import encoders
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
 from tests.unit.flowgen import T0_MS, make_flows

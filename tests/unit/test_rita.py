@@ -1,11 +1,10 @@
-"""RITA v5 beacon score, re-implemented from its formulas (beaconwatch.evaluation.rita)."""
+"""RITA v5 beacon score, re-implemented from its formulas (evaluation.rita)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from beaconwatch.evaluation import rita
+from evaluation import rita
 
 DAY_S = 86_400
 

@@ -9,16 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from beaconwatch.config import NetworkConfig
-from beaconwatch.core.addresses import halves_to_ip, ip_to_halves
-from beaconwatch.core.flows import (
+from beaconwatch.core.scope import FlowScope, IgnoreReason, port_evidence
+from beaconwatch.domain.addresses import halves_to_ip, ip_to_halves
+from beaconwatch.domain.flows import (
     FLOW_COLUMNS,
     INITIATOR_DST,
     INITIATOR_SRC,
     INITIATOR_UNKNOWN,
     FlowBatch,
 )
-from beaconwatch.core.networks import NetworkSet
-from beaconwatch.core.scope import FlowScope, IgnoreReason, port_evidence
+from beaconwatch.domain.networks import NetworkSet
 from tests.unit.flowgen import FullRow, make_flows
 
 T = 1_700_000_000_000

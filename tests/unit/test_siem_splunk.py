@@ -20,7 +20,7 @@ from addonfactory_splunk_conf_parser_lib import TABConfigParser
 
 from beaconwatch.alerting.ecs import encode_alert
 from beaconwatch.alerting.log_line import alert_log_line
-from beaconwatch.cli.run import LOG_FORMAT
+from beaconwatch.runtime.log_setup import LOG_FORMAT
 from tests.harness.splunk_cim import data_model, datasets
 from tests.unit.siem_alerts import emitted_alerts
 

@@ -13,10 +13,10 @@ import numpy as np
 import orjson
 import pytest
 
-from beaconwatch.core.addresses import ip_to_halves
-from beaconwatch.core.flows import FlowBatch
 from beaconwatch.decode.goflow2_pb_record import read_varint
 from beaconwatch.decode.registry import get_decoder
+from beaconwatch.domain.addresses import ip_to_halves
+from beaconwatch.domain.flows import FlowBatch
 from beaconwatch.simulate import encoders
 from beaconwatch.simulate.garbage import GARBAGE_FORMATS, GARBAGE_KINDS, garbage_records
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator

@@ -11,7 +11,7 @@ import pytest
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.detector import Detector
-from beaconwatch.core.flows import FlowBatch
+from beaconwatch.domain.flows import FlowBatch
 from beaconwatch.state import snapshot
 from beaconwatch.state.snapshot import SnapshotError
 from tests.unit.flowgen import T0_MS, WALL_MS, beacon_rows, make_flows, poisson_rows

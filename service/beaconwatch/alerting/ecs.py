@@ -13,7 +13,7 @@ import orjson
 from beaconwatch import __version__
 from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_LONG_CONNECTION, Alert
 from beaconwatch.alerting.rules import SEVERITY_LEVELS, reason_sentence
-from beaconwatch.core.addresses import protocol_name
+from beaconwatch.domain.addresses import protocol_name
 
 RULE_ID = "beaconwatch-beacon-interval-v1"
 LONG_CONNECTION_RULE_ID = "beaconwatch-long-connection-v1"

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from beaconwatch.alerting.alert import RULE_LONG_CONNECTION, Alert
 from beaconwatch.alerting.rules import reason_sentence
-from beaconwatch.core.addresses import protocol_name
+from beaconwatch.domain.addresses import protocol_name
 
 # Its own logger, so a log pipeline can route or silence alert lines by name.
 log = logging.getLogger("beaconwatch.alerts")

@@ -31,7 +31,7 @@ from beaconwatch.alerting.ecs import (
     RULE_NAME,
 )
 from beaconwatch.alerting.rules import SEVERITY_LEVELS, reason_sentence
-from beaconwatch.core.addresses import protocol_name
+from beaconwatch.domain.addresses import protocol_name
 
 OCSF_VERSION = "1.8.0"  # the schema version the documents are validated against
 CLASS_UID, CLASS_NAME = 2004, "Detection Finding"

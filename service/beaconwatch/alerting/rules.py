@@ -24,8 +24,8 @@ from beaconwatch.alerting.alert import (
     BeaconStats,
 )
 from beaconwatch.config import AlertingConfig, AllowRule
-from beaconwatch.core.addresses import halves_to_ip, prefix_text, protocol_name
-from beaconwatch.core.networks import NetworkSet
+from beaconwatch.domain.addresses import halves_to_ip, prefix_text, protocol_name
+from beaconwatch.domain.networks import NetworkSet
 from beaconwatch.scoring.periodicity import SHAPE_ADDITIVE, SHAPE_SUBTRACTIVE, SHAPE_SYMMETRIC
 from beaconwatch.scoring.sleep_range import described_range
 from beaconwatch.scoring.window_score import Stat

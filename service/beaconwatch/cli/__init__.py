@@ -1,4 +1,6 @@
-"""The ``beaconwatch`` command: run | demo | simulate | scan | eval | alerts.
+"""The ``beaconwatch`` command: run | demo | simulate | scan | alerts.
+
+(The evaluation is repository tooling: ``python -m evaluation`` from a checkout.)
 
 Exit codes: 0 success, 1 runtime failure (unreadable input, broker error), 2 usage or
 configuration error.
@@ -12,7 +14,6 @@ from collections.abc import Sequence
 
 from beaconwatch import __version__
 from beaconwatch.cli import alerts, demo, run, scan, simulate
-from beaconwatch.cli import eval as eval_cmd
 from beaconwatch.config import ConfigError, load_config
 
 EXIT_OK = 0
@@ -34,11 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser("simulate", help="synthetic goflow2 JSON with planted beacons")
     )
     scan.add_arguments(commands.add_parser("scan", help="offline: files of flow records -> alerts"))
-    eval_cmd.add_arguments(
-        commands.add_parser(
-            "eval", help="labelled benchmark + RITA comparison -> docs/evaluation.md"
-        )
-    )
     alerts.add_arguments(
         commands.add_parser("alerts", help="follow the alerts topic as a readable table")
     )
@@ -55,8 +51,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run.run_service(args, config)
         if args.command == "demo":
             return demo.run_demo_command(args, config)
-        if args.command == "eval":
-            return eval_cmd.run_eval(args, config)
         if args.command == "alerts":
             return alerts.run_alerts(args, config)
         return scan.run_scan(args, config)

@@ -76,10 +76,6 @@ class Summary:
     missed: list[PlantedBeacon]
     unexpected: list[PairKey]  # alerted pairs that were not planted
 
-    @property
-    def perfect(self) -> bool:
-        return not self.missed and not self.unexpected
-
 
 def summarise(alerts: Sequence[Alert], planted: Sequence[PlantedBeacon]) -> Summary:
     alerted = {alert_pair(a) for a in alerts}

@@ -11,13 +11,13 @@ import sys
 from typing import TYPE_CHECKING
 
 from beaconwatch.config import Config
+from beaconwatch.runtime.log_setup import setup_logging
 
 if TYPE_CHECKING:
     from beaconwatch.runtime.service import Role
 
 log = logging.getLogger("beaconwatch")
 # deploy/splunk's beaconwatch:log sourcetype reads the time at the start of the line.
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,20 +51,6 @@ def _workers(text: str) -> int | str:
     if value < 1:
         raise argparse.ArgumentTypeError("--workers must be at least 1")
     return value
-
-
-def setup_logging(level: str) -> None:
-    from beaconwatch.runtime.client_log import throttle_client_log
-
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format=LOG_FORMAT,
-    )
-    # aiokafka logs every coordinator hiccup at INFO; keep our own messages readable. Its
-    # warnings and errors repeat every retry in an outage: one line per kind, then counts.
-    # DEBUG lines also show each request, a SASL PLAIN password among them: never below WARNING.
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, getattr(logging, level)))
-    throttle_client_log()
 
 
 async def serve(config: Config, role: Role = "all") -> None:

@@ -29,12 +29,12 @@ from beaconwatch.cli.scan_output import (
     terminal_width,
 )
 from beaconwatch.config import Config, NetworkConfig
-from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.detector import Detector
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.decode.base import Decoder, DecodeResult
 from beaconwatch.decode.registry import DECODERS, get_decoder
 from beaconwatch.decode.zeek_tsv import ZeekHeader, ZeekTsvDecoder
+from beaconwatch.domain.addresses import ip_to_halves
 from beaconwatch.sources.files import LineBatch, ReadProgress, Segment, read_batches
 from beaconwatch.state.levels import PREFIX_LEVEL
 

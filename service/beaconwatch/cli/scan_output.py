@@ -21,7 +21,7 @@ from typing import IO, Any, BinaryIO, TextIO
 from beaconwatch.alerting.alert import RULE_LONG_CONNECTION, Alert, BeaconStats
 from beaconwatch.alerting.ecs import encode_alert
 from beaconwatch.alerting.rules import SEVERITY_LEVELS, reason_sentence
-from beaconwatch.core.addresses import protocol_name
+from beaconwatch.domain.addresses import protocol_name
 
 OUTPUT_FORMATS = ("table", "jsonl", "csv")
 _SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITY_LEVELS)}

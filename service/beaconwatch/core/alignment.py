@@ -26,7 +26,7 @@ from typing import Generic, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.core.flows import FlowBatch
+from beaconwatch.domain.flows import FlowBatch
 
 _NO_TIME = int(np.iinfo(np.int64).min)
 K = TypeVar("K", bound=Hashable)  # a partition

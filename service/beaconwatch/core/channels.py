@@ -35,8 +35,8 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_BEACON, Alert
-from beaconwatch.core.addresses import halves_to_ip, ip_to_halves, prefix_text
-from beaconwatch.core.flows import IPV4_MAPPED_PREFIX, FlowBatch
+from beaconwatch.domain.addresses import halves_to_ip, ip_to_halves, prefix_text
+from beaconwatch.domain.flows import IPV4_MAPPED_PREFIX, FlowBatch
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
 from beaconwatch.state.levels import PORT_PROTO_MASK, PREFIX_LEVEL, V4_MASK, V6_MASK
 from beaconwatch.state.pair_table import ALERTED_SIZE, NEVER_MS, PairTable

@@ -21,17 +21,17 @@ import numpy as np
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.alerting.rules import AlertRules
 from beaconwatch.config import Config, with_overrides
-from beaconwatch.core.addresses import halves_to_ip
 from beaconwatch.core.channels import ChannelGate, prefix_flows
-from beaconwatch.core.clock import EventClock
-from beaconwatch.core.flows import FlowBatch
 from beaconwatch.core.host_owners import host_hash
 from beaconwatch.core.pair_scores import PairScore, pair_scores
 from beaconwatch.core.partition_state import PartitionKey, PartitionState
 from beaconwatch.core.scope import FlowScope
-from beaconwatch.core.stats import AheadExample, DetectorStats
 from beaconwatch.core.watermark import Observation
 from beaconwatch.decode.base import Rejection, RejectReason
+from beaconwatch.domain.addresses import halves_to_ip
+from beaconwatch.domain.clock import EventClock
+from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.domain.stats import AheadExample, DetectorStats
 from beaconwatch.scoring.window_score import (
     Stat,
     null_tables,

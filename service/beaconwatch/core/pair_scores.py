@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from beaconwatch.core.addresses import halves_to_ip
+from beaconwatch.domain.addresses import halves_to_ip
 from beaconwatch.scoring.window_score import Stat
 from beaconwatch.state.ingest import (
     EXTRA_CHECK_INS,

@@ -15,12 +15,12 @@ import numpy as np
 
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config
-from beaconwatch.core.clock import EventClock
 from beaconwatch.core.detector import Detector, warm_up
-from beaconwatch.core.flows import FlowBatch
-from beaconwatch.core.stats import DetectorStats
 from beaconwatch.decode.base import Decoder, Rejection, RejectReason
 from beaconwatch.decode.registry import TopicDecoders
+from beaconwatch.domain.clock import EventClock
+from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.domain.stats import DetectorStats
 
 
 @dataclass(frozen=True, slots=True)

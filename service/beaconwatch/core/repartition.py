@@ -18,17 +18,17 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.config import Config
-from beaconwatch.core.flows import FlowBatch
 from beaconwatch.core.host_owners import host_hash
 from beaconwatch.core.pipeline import split_tombstones
 from beaconwatch.core.scope import FlowScope
-from beaconwatch.core.stats import DetectorStats
 from beaconwatch.decode.base import Decoder, DecodeResult, Rejection
 from beaconwatch.decode.batch_scan import join_columns
 from beaconwatch.decode.flow_columns import BYTES_PER_FLOW, HEADER_BYTES, encode_flows
 from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
 from beaconwatch.decode.goflow2_pb import Goflow2PbDecoder
 from beaconwatch.decode.registry import TopicDecoders
+from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.domain.stats import DetectorStats
 
 I64 = npt.NDArray[np.int64]
 

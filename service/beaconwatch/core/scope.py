@@ -50,14 +50,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from beaconwatch.config import NetworkConfig
-from beaconwatch.core.flows import (
+from beaconwatch.domain.flows import (
     FLOW_COLUMNS,
     INITIATOR_DST,
     INITIATOR_SRC,
     INITIATOR_UNKNOWN,
     FlowBatch,
 )
-from beaconwatch.core.networks import SPECIAL_CIDRS, NetworkSet
+from beaconwatch.domain.networks import SPECIAL_CIDRS, NetworkSet
 
 NTP_PORT = 123
 TCP, UDP, SCTP = 6, 17, 132

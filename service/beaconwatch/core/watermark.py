@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.core.clock import EventClock
+from beaconwatch.domain.clock import EventClock
 
 # The median is taken over at most this many flows, spread over the batch.
 SAMPLE_FLOWS = 256

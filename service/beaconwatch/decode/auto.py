@@ -28,8 +28,8 @@ from collections.abc import Callable, Collection, Sequence
 import numpy as np
 import orjson
 
-from beaconwatch.core.flows import FlowBatch
 from beaconwatch.decode.base import Decoder, DecodeResult, Rejection, RejectReason
+from beaconwatch.domain.flows import FlowBatch
 
 UNKNOWN_FORMAT = RejectReason.UNKNOWN_FORMAT
 

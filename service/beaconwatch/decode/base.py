@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from beaconwatch.core.flows import FlowBatch
+from beaconwatch.domain.flows import FlowBatch
 
 
 class RejectReason:

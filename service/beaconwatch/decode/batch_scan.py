@@ -15,9 +15,9 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.core.flows import FLOW_COLUMNS, FlowBatch
 from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
 from beaconwatch.decode.goflow2_record import FlowRow, Problem
+from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
 
 _new_tuple = tuple.__new__
 # FlowRow order (the initiator last: what the record says, `decode.initiator`).

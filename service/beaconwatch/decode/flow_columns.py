@@ -27,8 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from beaconwatch.core.flows import FLOW_COLUMNS, FlowBatch
 from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
+from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
 
 FORMAT_NAME = "beaconwatch-flows"
 MAGIC = b"BWF1"

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.core.flows import FlowBatch
 from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.batch_scan import JoinedBatch, finish_batch, join_records, not_accepted
 from beaconwatch.decode.fast_reject import utf8_problems
@@ -23,6 +22,7 @@ from beaconwatch.decode.goflow2_record import decode_record
 from beaconwatch.decode.json_reject import judged_problems
 from beaconwatch.decode.json_scan import OK, SLOW, key_table, scan_batch
 from beaconwatch.decode.protocols import name_table
+from beaconwatch.domain.flows import FlowBatch
 
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from beaconwatch.core.flows import INITIATOR_DST, INITIATOR_SRC, INITIATOR_UNKNOWN
+from beaconwatch.domain.flows import INITIATOR_DST, INITIATOR_SRC, INITIATOR_UNKNOWN
 
 TCP = 6
 TCP_SYN = 0x02

@@ -3,7 +3,7 @@
 Parsing happens in place on a byte buffer (``buf[start:end]``), so the JSON scanner can parse
 address strings without creating Python objects. IPv4 becomes the IPv4-mapped IPv6 address
 ``::ffff:a.b.c.d`` (``hi == 0``, ``lo == 0xFFFF_xxxx_xxxx``), exactly like
-``beaconwatch.core.addresses.ip_to_halves``.
+``beaconwatch.domain.addresses.ip_to_halves``.
 
 Accepted syntax (the same as Python's ``ipaddress`` module, except for zone ids):
 

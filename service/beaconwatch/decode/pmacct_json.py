@@ -45,7 +45,6 @@ from typing import Any
 
 import numpy as np
 
-from beaconwatch.core.flows import FLOW_COLUMNS, FlowBatch
 from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
 from beaconwatch.decode.flow_rows import (
     DETAIL_MAX,
@@ -64,6 +63,7 @@ from beaconwatch.decode.goflow2_record import FlowRow, Problem
 from beaconwatch.decode.initiator import tcp_flags_initiator
 from beaconwatch.decode.protocols import PROTOCOL_NUMBERS, protocol_number
 from beaconwatch.decode.time_text import MAX_EPOCH_S
+from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
 
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024  # kafka_multi_values buffers can hold many objects
 

@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from beaconwatch.core.flows import INITIATOR_SRC, FlowBatch
 from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
 from beaconwatch.decode.ip_text import MAX_IP_TEXT_LEN, parse_ip_many
+from beaconwatch.domain.flows import INITIATOR_SRC, FlowBatch
 
 INT64_MAX = (1 << 63) - 1
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024

@@ -16,7 +16,7 @@ from prometheus_client import Counter as PromCounter
 from beaconwatch.alerting.rules import ALLOWLIST, SEVERITY_LEVELS
 from beaconwatch.core.channels import PAIR_REPORTED, PREFIX_REPORTED, SINGLE_DESTINATION
 from beaconwatch.core.scope import IgnoreReason
-from beaconwatch.core.stats import DetectorStats
+from beaconwatch.domain.stats import DetectorStats
 
 # Batches take from well under a millisecond (a few records) to seconds (100k records).
 _BATCH_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -119,9 +119,6 @@ class Checkpointer:
             del self._replay_until[tp]
         return msgs[:cut], msgs[cut:]
 
-    def replaying(self, tp: TopicPartition) -> bool:
-        return tp in self._replay_until
-
     def forget(self, tps: Collection[TopicPartition]) -> None:
         for tp in tps:
             self._state_offset.pop(tp, None)

@@ -57,7 +57,12 @@ def kafka_clients() -> Clients:
         raw_fetches: bool,
     ) -> Source:
         return KafkaFlowSource(
-            kafka, listener, topics=topics, group_id=group, raw_fetches=raw_fetches
+            kafka,
+            listener,
+            topics=topics,
+            group_id=group,
+            raw_fetches=raw_fetches,
+            connection=client_options(kafka),
         )
 
     async def producer(kafka: KafkaConfig) -> Producer:

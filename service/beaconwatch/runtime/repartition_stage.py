@@ -20,7 +20,7 @@ from aiokafka import TopicPartition
 from beaconwatch.config import Config
 from beaconwatch.core.alignment import EventTimeAligner
 from beaconwatch.core.repartition import Repartitioner, Scoped
-from beaconwatch.core.stats import DetectorStats
+from beaconwatch.domain.stats import DetectorStats
 from beaconwatch.metrics.prometheus import ServiceMetrics
 from beaconwatch.runtime.backoff import Backoff
 from beaconwatch.runtime.clients import Clients, kafka_clients

@@ -38,7 +38,6 @@ from beaconwatch.sources.base import Source
 log = logging.getLogger(__name__)
 
 Role = Literal["all", "repartition", "detect"]
-ROLES: tuple[Role, ...] = ("all", "repartition", "detect")
 
 _PROBE_INTERVAL_S = 5.0
 

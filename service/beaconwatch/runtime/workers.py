@@ -225,7 +225,7 @@ def _worker_main(config: Config, role: str, index: int, report: Connection) -> N
     _die_with_parent()
     faulthandler.enable()  # a native crash prints the worker's Python stacks
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
-    from beaconwatch.cli.run import setup_logging
+    from beaconwatch.runtime.log_setup import setup_logging
 
     setup_logging(config.logging.level)
     logging.getLogger("beaconwatch").info("worker %d starting (pid %d)", index, os.getpid())

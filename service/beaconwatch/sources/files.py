@@ -99,19 +99,6 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> BinaryIO:
     return _open(path, stdin)[0]
 
 
-def iter_lines(path: str, stdin: BinaryIO | None = None) -> Iterator[tuple[int, bytes]]:
-    """``(line_number, record)`` for every non-blank line (blank lines carry no record)."""
-    stream = open_input(path, stdin)
-    try:
-        for number, line in enumerate(stream, start=1):
-            record = line.rstrip(b"\r\n")
-            if record.strip():
-                yield number, record
-    finally:
-        if path != "-":
-            stream.close()
-
-
 class _FileSegments:
     """Splits one file's lines into header lines and records of segments."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -17,7 +18,6 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from beaconwatch.config import KafkaConfig
-from beaconwatch.runtime.kafka_options import client_options
 from beaconwatch.sources.base import Records
 from beaconwatch.sources.raw_fetch import install as install_raw_fetches
 from beaconwatch.sources.raw_fetch import raw_values
@@ -31,12 +31,15 @@ class KafkaFlowSource:
         kafka: KafkaConfig,
         listener: ConsumerRebalanceListener,
         *,
+        connection: Mapping[str, Any],
         topics: list[str] | None = None,
         group_id: str | None = None,
         raw_fetches: bool = False,
     ) -> None:
         """Read ``topics`` (default: kafka.input_topics) in consumer group ``group_id``
-        (default: kafka.group_id). ``raw_fetches``: polls give each partition's fetched bytes
+        (default: kafka.group_id). ``connection``: aiokafka's connection and security keyword
+        arguments, built by the caller (`runtime/kafka_options.py`) so every client of the
+        service shares them. ``raw_fetches``: polls give each partition's fetched bytes
         as a `RawFetch` where aiokafka can be spared making a record object each."""
         if raw_fetches:
             install_raw_fetches()
@@ -52,7 +55,7 @@ class KafkaFlowSource:
             session_timeout_ms=kafka.session_timeout_ms,
             heartbeat_interval_ms=kafka.heartbeat_interval_ms,
             value_deserializer=raw_values if raw_fetches else None,
-            **client_options(kafka),
+            **connection,
         )
 
     async def start(self) -> None:

@@ -20,7 +20,6 @@ from aiokafka import ConsumerRecord
 from beaconwatch.sources.raw_fetch import RawFetch
 
 I64 = npt.NDArray[np.int64]
-Polled = ConsumerRecord[bytes, bytes] | RawFetch
 
 
 @dataclass(frozen=True, slots=True)

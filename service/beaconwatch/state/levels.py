@@ -10,13 +10,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# A CDN or round-robin keeps a service's IPs in one /24; IPv6 sites get a /48.
-PREFIX_V4_BITS = 24
-PREFIX_V6_BITS = 48
+from beaconwatch.domain.addresses import PREFIX_V4_BITS, PREFIX_V6_BITS
+from beaconwatch.domain.flows import IPV4_MAPPED_PREFIX
+
 V4_MASK = np.uint64(~((1 << (32 - PREFIX_V4_BITS)) - 1) & 0xFFFF_FFFF_FFFF_FFFF)
 V6_MASK = np.uint64(~((1 << (64 - PREFIX_V6_BITS)) - 1) & 0xFFFF_FFFF_FFFF_FFFF)
 _HIGH32 = np.uint64(0xFFFF_FFFF_0000_0000)
-_V4_MAPPED = np.uint64(0x0000_FFFF_0000_0000)  # ::ffff:0:0/96, as `core.flows` stores IPv4
 
 PREFIX_LEVEL = 1 << 31
 PORT_PROTO_MASK = 0x00FF_FFFF  # port << 8 | protocol, without the level bit
@@ -27,6 +26,6 @@ PORT_PROTO_MASK_U32 = np.uint32(PORT_PROTO_MASK)
 @njit(cache=True, nogil=True, inline="always")
 def mask_destination(hi: np.uint64, lo: np.uint64) -> tuple[np.uint64, np.uint64]:
     """A destination's (hi, lo) halves masked to its /24 (IPv4-mapped) or /48 (IPv6)."""
-    if hi == 0 and (lo & _HIGH32) == _V4_MAPPED:
+    if hi == 0 and (lo & _HIGH32) == IPV4_MAPPED_PREFIX:
         return hi, lo & V4_MASK
     return hi & V6_MASK, np.uint64(0)

@@ -18,9 +18,9 @@ import numpy as np
 
 from beaconwatch.alerting.alert import RULE_LONG_CONNECTION, Alert
 from beaconwatch.config import Config
-from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.detector import Detector
-from beaconwatch.core.flows import INITIATOR_UNKNOWN, FlowBatch
+from beaconwatch.domain.addresses import ip_to_halves
+from beaconwatch.domain.flows import INITIATOR_UNKNOWN, FlowBatch
 
 T0_MS = 1_709_510_400_000  # Monday 2024-03-04 00:00 UTC
 HOUR_MS = 3_600_000

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from beaconwatch.evaluation import metrics as m
-from beaconwatch.evaluation import plots
-from beaconwatch.evaluation.evaluate import SWEEP_FLOOR, EvalResults
-from beaconwatch.evaluation.hard_cases import CaseResult
-from beaconwatch.evaluation.realdata import PairReport
-from beaconwatch.evaluation.truth import CATEGORIES, SHAPE_NAMES, Kind, Shape
+from evaluation import metrics as m
+from evaluation import plots
+from evaluation.evaluate import SWEEP_FLOOR, EvalResults
+from evaluation.hard_cases import CaseResult
+from evaluation.realdata import PairReport
+from evaluation.truth import CATEGORIES, SHAPE_NAMES, Kind, Shape
 
 RITA_THRESHOLDS = (0.7, 0.9)  # RITA's default beacon bands: low >= 70, medium >= 90
 
@@ -257,7 +257,7 @@ def write_report(res: EvalResults, out_md: Path, plot_dir: Path, command: str) -
     w("## beaconwatch vs RITA v5\n")
     w(
         "Both scorers see the same flows. RITA's beacon score is re-implemented from its "
-        "published formulas (`beaconwatch/evaluation/rita.py` cites the files): per host pair "
+        "published formulas (`evaluation/rita.py` cites the files): per host pair "
         "over the last 24 h of the data, outbound connections only, whole-second timestamps. "
         "Each labelled pair gets its host pair's score. beaconwatch's curve uses the highest "
         f"score each pair reached during the run (a second run that records every scoring >= "
@@ -338,7 +338,7 @@ def _rita_by_period(res: EvalResults, threshold: float) -> dict[int, str]:
 def _hard_cases_section(res: EvalResults, write: Callable[[str], None]) -> None:
     write(
         "Behaviours seen on real captures that the synthetic office above lacks "
-        "(`beaconwatch/evaluation/hard_cases.py`, `traffic_cases.py`): each case plants one "
+        "(`evaluation/hard_cases.py`, `traffic_cases.py`): each case plants one "
         "implant, or one benign "
         "look-alike, among Poisson browsing and is replayed through the detector with the "
         "default configuration, once per seed. C2 cases should alert, benign ones should not.\n"
@@ -516,7 +516,7 @@ _VARIANT_TEXT = {
 }
 
 _METHOD = """\
-**Synthetic benchmark** (`beaconwatch/evaluation/scenarios.py`, NumPy, seeded). An office of
+**Synthetic benchmark** (`evaluation/scenarios.py`, NumPy, seeded). An office of
 {hosts} hosts over {days:.2f} days. Benign background: browsing sessions (Poisson, busy 08:00-18:00
 on weekdays, ~15 connections per session to 1-4 Zipf-popular sites, a DNS lookup per site),
 background DNS to two internal resolvers, fleet polling (90 % of hosts to one update server
@@ -543,7 +543,7 @@ is a beacon if any of its flows is C2, benign_periodic if any is from an IoT dev
 False-alert rates count benign pairs and their alerts per 1,000 host-days (hosts x days of the
 benign background).
 
-**RITA v5** (`beaconwatch/evaluation/rita.py`): timestamp score ((1 - |Bowley skewness|) and
+**RITA v5** (`evaluation/rita.py`): timestamp score ((1 - |Bowley skewness|) and
 (median - MAD) / median of the non-zero intervals, averaged), data-size score (same on bytes),
 histogram score (24 bins over the last 24 h: max of 1 - CV and the bimodal fit), duration score
 (max of coverage and longest run of hours / 12), weights 0.25 each, >= 4 unique timestamps.
@@ -560,7 +560,7 @@ _SOURCES = """\
   IoT-23: A labeled dataset with malicious and benign IoT network traffic (Version 1.0.0).
   Zenodo. doi:10.5281/zenodo.4743746.
 - RITA v5 beacon scoring: repository activecm/rita (Active Countermeasures), files cited in
-  `service/beaconwatch/evaluation/rita.py`; formulas only, no code reused.
+  `evaluation/rita.py`; formulas only, no code reused.
 - The data files are read from `../shared/data` relative to the repository root and are not
   part of this repository.
 """

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.evaluation.truth import Shape
+from evaluation.truth import Shape
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.detector import Detector
-from beaconwatch.core.flows import FlowBatch
 from beaconwatch.core.pair_scores import PairScore
+from beaconwatch.domain.flows import FlowBatch
 
 BATCH_FLOWS = 50_000
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.evaluation.truth import FlowColumns, Kind
+from evaluation.truth import FlowColumns, Kind
 
 I64 = npt.NDArray[np.int64]
 U32 = npt.NDArray[np.uint32]

@@ -18,11 +18,11 @@ import numpy as np
 
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config
-from beaconwatch.core.addresses import ip_to_halves
 from beaconwatch.core.detector import Detector
-from beaconwatch.core.flows import FlowBatch
 from beaconwatch.decode.initiator import TCP_ACK, TCP_SYN, tcp_flags_initiator
-from beaconwatch.evaluation.hard_cases import HOUR_MS, IMPLANT, PEER, T0_MS, CaseResult
+from beaconwatch.domain.addresses import ip_to_halves
+from beaconwatch.domain.flows import FlowBatch
+from evaluation.hard_cases import HOUR_MS, IMPLANT, PEER, T0_MS, CaseResult
 
 TCP, UDP = 6, 17
 TCP_PSH_ACK = 0x18

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 
-from beaconwatch.state.levels import PREFIX_V4_BITS, PREFIX_V6_BITS
-
 _MAPPED = 0xFFFF_0000_0000
 
 
@@ -26,6 +24,12 @@ def halves_to_ip(hi: int, lo: int) -> str:
     if hi == 0 and (lo >> 32) == 0xFFFF:
         return str(ipaddress.IPv4Address(lo & 0xFFFF_FFFF))
     return str(ipaddress.IPv6Address((hi << 64) | lo))
+
+
+# Destination prefixes of channels (`core.channels`): a CDN or round-robin keeps a service's
+# IPs in one /24; IPv6 sites get a /48.
+PREFIX_V4_BITS = 24
+PREFIX_V6_BITS = 48
 
 
 def prefix_text(hi: int, lo: int) -> str:

@@ -17,8 +17,8 @@ import numpy as np
 
 from beaconwatch.alerting.alert import CHANNEL_PREFIX
 from beaconwatch.config import Config, with_overrides
-from beaconwatch.core.addresses import halves_to_ip
-from beaconwatch.evaluation.runner import run_detector
+from beaconwatch.domain.addresses import halves_to_ip
+from evaluation.runner import run_detector
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 A handful of prefixes is matched with one vectorised mask-and-compare per prefix, which costs a
 few nanoseconds per flow; IPv4 prefixes are stored as IPv4-mapped IPv6 prefixes, like the
-addresses themselves (see `beaconwatch.core.flows`). So an IPv6 prefix that covers
+addresses themselves (see `beaconwatch.domain.flows`). So an IPv6 prefix that covers
 ``::ffff:0:0/96`` (``::/0`` does) matches IPv4 addresses too.
 """
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.core.flows import IPV4_MAPPED_PREFIX, FlowBatch
+from beaconwatch.domain.flows import IPV4_MAPPED_PREFIX, FlowBatch
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]

@@ -11,14 +11,14 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.config import Config
-from beaconwatch.evaluation import metrics as m
-from beaconwatch.evaluation.hard_cases import CaseResult, evaluate_hard_cases
-from beaconwatch.evaluation.realdata import DATASETS, DatasetResult, evaluate_dataset
-from beaconwatch.evaluation.rita_batch import scenario_scores
-from beaconwatch.evaluation.runner import RunResult, run_detector, sweep_config
-from beaconwatch.evaluation.scenarios import ScenarioSpec, build_scenario
-from beaconwatch.evaluation.traffic_cases import evaluate_traffic_cases
-from beaconwatch.evaluation.truth import Kind, Scenario
+from evaluation import metrics as m
+from evaluation.hard_cases import CaseResult, evaluate_hard_cases
+from evaluation.realdata import DATASETS, DatasetResult, evaluate_dataset
+from evaluation.rita_batch import scenario_scores
+from evaluation.runner import RunResult, run_detector, sweep_config
+from evaluation.scenarios import ScenarioSpec, build_scenario
+from evaluation.traffic_cases import evaluate_traffic_cases
+from evaluation.truth import Kind, Scenario
 
 F64 = npt.NDArray[np.float64]
 SWEEP_FLOOR = 0.3  # the sweep run records every scoring at or above this

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.evaluation import rita
-from beaconwatch.evaluation.truth import Scenario, is_internal
+from evaluation import rita
+from evaluation.truth import Scenario, is_internal
 
 F64 = npt.NDArray[np.float64]
 HOUR_S = 3600

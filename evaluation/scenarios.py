@@ -14,14 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from beaconwatch.evaluation import background as bg
-from beaconwatch.evaluation.c2 import (
+from evaluation import background as bg
+from evaluation.c2 import (
     POLLING_PERIOD_S,
     Schedule,
     checkin_bytes,
     checkin_times_ms,
 )
-from beaconwatch.evaluation.truth import BeaconTruth, FlowColumns, Kind, Scenario, Shape, assemble
+from evaluation.truth import BeaconTruth, FlowColumns, Kind, Scenario, Shape, assemble
 
 # Monday 2024-03-04 00:00 UTC: working hours and weekdays line up with the event time.
 DEFAULT_START_MS = 1_709_510_400_000

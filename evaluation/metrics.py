@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.core.pair_scores import PairScore
-from beaconwatch.evaluation.truth import BeaconTruth, Kind, Scenario
+from evaluation.truth import BeaconTruth, Kind, Scenario
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

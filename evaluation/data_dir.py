@@ -12,7 +12,7 @@ from pathlib import Path
 
 ENV_VAR = "BEACONWATCH_SHARED_DATA"
 SHARED_DATA = Path("..") / "shared" / "data"  # relative to the repository root
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _origin_dir(repo_root: Path) -> Path | None:

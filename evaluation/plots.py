@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.evaluation.metrics import Curve, RecallCell
+from evaluation.metrics import Curve, RecallCell
 
 F64 = npt.NDArray[np.float64]
 
