@@ -1,6 +1,7 @@
 """Detector alone (state + scoring, no decoding) on the evaluation's synthetic office.
 
-Usage: python bench/detector.py [--prefix-channels on|off] [--flows-file PATH] [--rotate]
+Usage (from the repository root, for `evaluation/`):
+    python -m bench.detector [--prefix-channels on|off] [--flows-file PATH] [--rotate]
 
 Times `Detector.process` over the evaluation scenario's flows (seed 1, about 4M flows) in
 batches of 10k, kernels loaded first, and prints flows/s (wall and per CPU-second), the
