@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 
 from beaconwatch.decode.base import Decoder
-from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
 from beaconwatch.decode.registry import get_decoder
+from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
 from beaconwatch.simulate import encoders
 from beaconwatch.simulate.model import SimFlow
 

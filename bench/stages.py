@@ -31,7 +31,7 @@ from beaconwatch.config import Config, with_overrides
 from beaconwatch.embedded.tansu import EmbeddedBroker
 from beaconwatch.runtime.service import BeaconService
 from beaconwatch.runtime.topics import create_topics
-from beaconwatch.simulate import encoders
+from beaconwatch.simulate.encoders import encoder
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
 
 
@@ -53,7 +53,7 @@ async def fill(
     try:
         pending, sent = [], 0
         for _, chunk in TrafficSimulator(spec).flow_chunks():
-            for value in encoders.encode_flows(fmt, chunk):
+            for value in encoder(fmt)(chunk):
                 partition = None if partitions is None else sent % partitions
                 pending.append(await producer.send(topic, value, partition=partition))
                 sent += 1
@@ -198,7 +198,7 @@ async def fill_internal(config: Config, flow_count: int) -> int:
     try:
         pending = []
         for _, chunk in TrafficSimulator(spec).flow_chunks():
-            batch.extend(encoders.encode_flows("goflow2-pb", chunk))
+            batch.extend(encoder("goflow2-pb")(chunk))
             if len(batch) < kafka.max_batch_records:
                 continue  # one poll's worth, as the repartition stage writes them
             scoped = rep.scope_records(batch, "x")

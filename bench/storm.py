@@ -31,7 +31,7 @@ import time
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.decode.registry import get_decoder
-from beaconwatch.simulate import encoders
+from beaconwatch.simulate.encoders import encoder
 from beaconwatch.simulate.garbage import GARBAGE_FORMATS, GARBAGE_KINDS, garbage_records
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
 from beaconwatch.simulate.model import SimFlow
@@ -119,7 +119,7 @@ def main() -> None:
           f"run before it")  # fmt: skip
     for fmt in args.formats:
         config = with_overrides(Config(), kafka={"input_format": fmt})
-        good = encoders.encode_flows(fmt, simulated_flows(args.good))
+        good = encoder(fmt)(simulated_flows(args.good))
         labelled = garbage_records(fmt, good, len(good), seed=7)
         mixed = [value for _, value in labelled]
         by_kind = {kind: [v for k, v in labelled if k == kind] for kind in GARBAGE_KINDS}

@@ -26,10 +26,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from beaconwatch.domain.dtypes import I64, U32
 from evaluation.truth import FlowColumns, Kind
-
-I64 = npt.NDArray[np.int64]
-U32 = npt.NDArray[np.uint32]
 
 TCP, UDP = 6, 17
 DAY_MS = 86_400_000

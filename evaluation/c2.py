@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from evaluation.truth import Shape
-
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
+from beaconwatch.domain.dtypes import F64, I64
+from beaconwatch.scoring.periodicity import Shape
+from evaluation.truth import POLLING
 
 POLLING_PERIOD_S = 10  # Meterpreter-like transports poll about every 10 s when idle
 RTT_MEAN_S = 0.04  # time a check-in takes before the implant sleeps again
@@ -59,7 +58,7 @@ def checkin_times_ms(
         # The sleep changes once the first half of the run has passed.
         t_first = np.cumsum(sleep)
         sleep = np.where(t_first < span_s / 2, sleep, sleep2)
-    if s.shape is Shape.POLLING:
+    if s.shape is POLLING:
         sleep = sleep + rng.normal(0.0, 0.15, n)  # request handling time on the handler
     sleep = sleep + rng.exponential(RTT_MEAN_S, n)
     # Random phase: the implant was started some time before the run began.

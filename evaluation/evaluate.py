@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.config import Config
+from beaconwatch.domain.dtypes import F64
 from evaluation import metrics as m
 from evaluation.hard_cases import CaseResult, evaluate_hard_cases
 from evaluation.realdata import DATASETS, DatasetResult, evaluate_dataset
@@ -20,7 +21,6 @@ from evaluation.scenarios import ScenarioSpec, build_scenario
 from evaluation.traffic_cases import evaluate_traffic_cases
 from evaluation.truth import Kind, Scenario
 
-F64 = npt.NDArray[np.float64]
 SWEEP_FLOOR = 0.3  # the sweep run records every scoring at or above this
 
 

@@ -17,10 +17,9 @@ import numpy.typing as npt
 
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.core.pair_scores import PairScore
+from beaconwatch.domain.dtypes import F64, I64
 from evaluation.truth import BeaconTruth, Kind, Scenario
 
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
 MIN_CHECKINS = 12
 
 

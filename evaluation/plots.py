@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from beaconwatch.domain.dtypes import F64
 from evaluation.metrics import Curve, RecallCell
-
-F64 = npt.NDArray[np.float64]
 
 
 def _pyplot() -> Any:

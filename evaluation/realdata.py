@@ -82,7 +82,7 @@ class DatasetResult:
 
 
 def evaluate_dataset(ds: Dataset, data_dir: Path, config: Config) -> DatasetResult:
-    from beaconwatch.decode.zeek_tsv import ZeekTsvDecoder, read_zeek_labels, read_zeek_log
+    from beaconwatch.decode.zeek.zeek_tsv import ZeekTsvDecoder, read_zeek_labels, read_zeek_log
 
     path = data_dir / ds.path
     log = read_zeek_log(path)

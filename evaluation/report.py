@@ -12,7 +12,7 @@ from evaluation import plots
 from evaluation.evaluate import SWEEP_FLOOR, EvalResults
 from evaluation.hard_cases import CaseResult
 from evaluation.realdata import PairReport
-from evaluation.truth import CATEGORIES, SHAPE_NAMES, Kind, Shape
+from evaluation.truth import CATEGORIES, POLLING, SHAPE_NAMES, Kind
 
 RITA_THRESHOLDS = (0.7, 0.9)  # RITA's default beacon bands: low >= 70, medium >= 90
 
@@ -146,9 +146,7 @@ def write_report(res: EvalResults, out_md: Path, plot_dir: Path, command: str) -
     text, by_period = _grid_table(res, "period_s", spec.periods_s, "{} s")
     w("### By sleep S\n")
     w(text + "\n")
-    polling = m.recall_by(
-        res.beacons, lambda o: o.truth.missed, lambda o: o.truth.shape is Shape.POLLING
-    )
+    polling = m.recall_by(res.beacons, lambda o: o.truth.missed, lambda o: o.truth.shape is POLLING)
     w(
         "Meterpreter-like 10 s polling, by missed check-ins: "
         + ", ".join(f"{k:.0%}: {c.text()}" for k, c in polling.items() if isinstance(k, float))
@@ -180,7 +178,7 @@ def write_report(res: EvalResults, out_md: Path, plot_dir: Path, command: str) -
 
     w("### Detection delay and period estimate, by shape\n")
     rows = []
-    for shape in (*spec.shapes, Shape.POLLING):
+    for shape in (*spec.shapes, POLLING):
         sel = [o for o in eligible if o.truth.shape is shape and o.detected]
         rows.append(
             [

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-F64 = npt.NDArray[np.float64]
+from beaconwatch.domain.dtypes import F64
 
 UNIQUE_CONNECTION_THRESHOLD = 4
 STROBE_CONNECTIONS = 86_400

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from beaconwatch.domain.dtypes import F64
 from evaluation import rita
 from evaluation.truth import Scenario, is_internal
 
-F64 = npt.NDArray[np.float64]
 HOUR_S = 3600
 
 

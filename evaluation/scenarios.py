@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from beaconwatch.scoring.periodicity import Shape
 from evaluation import background as bg
 from evaluation.c2 import (
     POLLING_PERIOD_S,
@@ -21,7 +22,7 @@ from evaluation.c2 import (
     checkin_bytes,
     checkin_times_ms,
 )
-from evaluation.truth import BeaconTruth, FlowColumns, Kind, Scenario, Shape, assemble
+from evaluation.truth import POLLING, BeaconTruth, FlowColumns, Kind, Scenario, assemble
 
 # Monday 2024-03-04 00:00 UTC: working hours and weekdays line up with the event time.
 DEFAULT_START_MS = 1_709_510_400_000
@@ -92,8 +93,7 @@ def _grid(spec: ScenarioSpec) -> list[_Plan]:
         for missed in spec.missed
     ]
     plans += [
-        _Plan(Schedule(Shape.POLLING, POLLING_PERIOD_S, 0.0, missed), "grid")
-        for missed in spec.missed
+        _Plan(Schedule(POLLING, POLLING_PERIOD_S, 0.0, missed), "grid") for missed in spec.missed
     ]
     if not spec.variants:
         return plans

@@ -19,7 +19,7 @@ import numpy as np
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config
 from beaconwatch.core.detector import Detector
-from beaconwatch.decode.initiator import TCP_ACK, TCP_SYN, tcp_flags_initiator
+from beaconwatch.decode.common.initiator import TCP_ACK, TCP_SYN, tcp_flags_initiator
 from beaconwatch.domain.addresses import ip_to_halves
 from beaconwatch.domain.flows import FlowBatch
 from evaluation.hard_cases import HOUR_MS, IMPLANT, PEER, T0_MS, CaseResult

@@ -9,18 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from beaconwatch.domain.dtypes import I32, I64, U8, U32, AnyArray
 from beaconwatch.domain.flows import IPV4_MAPPED_PREFIX, FlowBatch
-
-I64 = npt.NDArray[np.int64]
-I32 = npt.NDArray[np.int32]
-U32 = npt.NDArray[np.uint32]
-U8 = npt.NDArray[np.uint8]
-AnyArray = npt.NDArray[Any]
+from beaconwatch.scoring.periodicity import Shape
 
 
 class Kind(IntEnum):
@@ -37,20 +32,17 @@ CATEGORIES = (
 )  # fmt: skip
 
 
-class Shape(IntEnum):
-    """Jitter model of an implant with sleep S and jitter fraction j."""
-
-    SUBTRACTIVE = 0  # Cobalt Strike: sleep uniform in [S(1-j), S]
-    ADDITIVE = 1  # Sliver: S + U[0, jS)
-    SYMMETRIC = 2  # Empire, PoshC2, Havoc: S(1 +/- j)
-    POLLING = 3  # Meterpreter-like: fixed ~10 s polling, network noise only
-
+# An implant's jitter model is one of the shapes the detector reads (`periodicity.Shape`):
+# subtractive (Cobalt Strike: sleep uniform in [S(1-j), S]), additive (Sliver: S + U[0, jS)),
+# symmetric (Empire, PoshC2, Havoc: S(1 +/- j)), or none: a fixed timer, as Meterpreter-like
+# transports poll (~10 s, network noise only).
+POLLING = Shape.NONE
 
 SHAPE_NAMES = {
     Shape.SUBTRACTIVE: "subtractive (Cobalt Strike)",
     Shape.ADDITIVE: "additive (Sliver)",
     Shape.SYMMETRIC: "symmetric (Empire/PoshC2/Havoc)",
-    Shape.POLLING: "polling (Meterpreter)",
+    POLLING: "polling (Meterpreter)",
 }
 
 

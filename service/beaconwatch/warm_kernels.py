@@ -25,8 +25,8 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from beaconwatch.config import Config
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.core.repartition import Repartitioner
-from beaconwatch.decode.registry import get_decoder
-from beaconwatch.simulate.encoders import FORMATS, encode_flows
+from beaconwatch.decode.registry import ENCODED_FORMATS, get_decoder
+from beaconwatch.simulate.encoders import encoder
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
 from beaconwatch.sources.record_batches import index_fetch
 
@@ -41,8 +41,8 @@ def compile_kernels(spec: SimulationSpec = _SPEC) -> dict[str, int]:
     Pipeline(config).warm_up()  # exactly what the service loads before it reads records
     flows = [f for _, chunk in TrafficSimulator(spec).flow_chunks() for f in chunk]
     alerts: dict[str, int] = {}
-    for name in FORMATS:
-        records = encode_flows(name, flows)
+    for name in ENCODED_FORMATS:
+        records = encoder(name)(flows)
         for decoder_name in (name, "auto"):
             pipeline = Pipeline(config, decoder=get_decoder(decoder_name))
             outcome = pipeline.process_records(records)
@@ -51,7 +51,7 @@ def compile_kernels(spec: SimulationSpec = _SPEC) -> dict[str, int]:
     # internal partition keeps the flows in time order for the one detector here.
     repartitioner = Repartitioner(config, partitions=1, max_record_bytes=512 * 1024)
     # As the service reads them: Kafka record batches indexed in place (sources/raw_fetch.py).
-    fetched = record_batches(encode_flows(config.kafka.input_format, flows))
+    fetched = record_batches(encoder(config.kafka.input_format)(flows))
     index = index_fetch(np.frombuffer(fetched, dtype=np.uint8), 0)
     scoped = repartitioner.scope_buffer(fetched, index.value_starts, index.value_lengths, "flows")
     internal = [r for records in repartitioner.group([scoped.flows]).values() for r in records]

@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from beaconwatch.alerting.alert import JITTER_SHAPES
+from beaconwatch.scoring.shape_names import shape_of
 from beaconwatch.scoring.sleep_range import described_range
 from tests.e2e.collectors import PATHS, FlowPath, publish_path
 from tests.e2e.pcap_traffic import Traffic, write_pcap
@@ -119,7 +119,7 @@ async def test_planted_beacons_alerted_with_their_period_and_nothing_else(
         # The operator's sleep lies in the sleep range the alert describes ("every 10 s,
         # -20 %" = [8, 10]), give or take 5 %. Not the anchor alone: intervals cannot tell the
         # jitter shapes apart, so "8 s, +25 %" is the same beacon (docs/collectors.md).
-        shape = JITTER_SHAPES.index(beacon["jitter_shape"])
+        shape = int(shape_of(beacon["jitter_shape"]))
         low, high = described_range(beacon["period_s"], beacon["jitter_ratio"], shape)
         slack = PERIOD_TOLERANCE * sleep_s
         assert low - slack <= sleep_s <= high + slack, (planted_beacon, beacon)

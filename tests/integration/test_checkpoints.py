@@ -114,7 +114,7 @@ async def test_restart_restores_state_and_replays_without_publishing_again(
     async with kit.running(kit.config(**state)) as run:
         everything = total + len(third)
         await kit.wait_until(lambda: run.consumed() == len(second) + len(third),
-                             timeout_s=30, what="replayed and read on")  # fmt: skip
+                             timeout_s=60, what="replayed and read on")  # fmt: skip
         replayed = kit.metric(run.service.registry, "beaconwatch_records_replayed_total")
         assert replayed == len(second)
         assert restores(run.service, "restored") == 2

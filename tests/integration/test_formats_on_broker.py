@@ -22,7 +22,7 @@ import pytest
 
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.embedded.tansu import create_topics
-from beaconwatch.simulate import encoders
+from beaconwatch.simulate.encoders import encoder
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
 from beaconwatch.simulate.goflow2 import pair_key
 from beaconwatch.simulate.model import SimFlow
@@ -85,7 +85,7 @@ async def test_one_service_five_formats_same_alerts(kit: KafkaTestKit) -> None:
     planted: dict[str, set[tuple[str, str, int]]] = {}
     for site, (name, topic) in enumerate(topics.items()):
         local = site_flows(flows, site)
-        values = encoders.encode_flows(name, local)
+        values = encoder(name)(local)
         await kit.produce(topic, [(pair_key(f), v) for f, v in zip(local, values, strict=True)])
         planted[name] = {
             (site_ip(b.src_ip, site), b.dst_ip, b.dst_port) for b in sim.planted

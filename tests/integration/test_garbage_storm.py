@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from beaconwatch.simulate import encoders
+from beaconwatch.simulate.encoders import encoder
 from beaconwatch.simulate.garbage import GARBAGE_FORMATS, garbage_records
 from beaconwatch.simulate.generator import RESOLVER_IP, SimulationSpec, TrafficSimulator
 from beaconwatch.simulate.goflow2 import pair_key
@@ -39,7 +39,7 @@ async def test_half_garbage_loses_nothing(kit: KafkaTestKit, fmt: str) -> None:
     await kit.make_input_topic(1)
     sim = TrafficSimulator(SPEC)
     flows = [flow for _, chunk in sim.flow_chunks() for flow in chunk]
-    good = encoders.encode_flows(fmt, flows)
+    good = encoder(fmt)(flows)
     garbage = garbage_records(fmt, good, len(good), seed=7)
     records: list[Record] = []
     for k, (flow, value) in enumerate(zip(flows, good, strict=True)):

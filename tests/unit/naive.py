@@ -8,13 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from beaconwatch.config import ScoringConfig
+from beaconwatch.domain.dtypes import F64
 from beaconwatch.scoring.bursts import MIN_JUMP, MIN_SHARE
 from tests.unit import naive_scoring
-
-F64 = npt.NDArray[np.float64]
 
 
 def quantile(x: F64, q: float) -> float:

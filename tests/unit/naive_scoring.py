@@ -12,13 +12,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
+from beaconwatch.domain.dtypes import F64
 from beaconwatch.scoring import periodicity as per
 from beaconwatch.scoring import significance as sig
 from beaconwatch.scoring import sizes as size_kernels
-
-F64 = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)

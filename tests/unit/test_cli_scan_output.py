@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from beaconwatch.alerting.alert import Alert, BeaconStats
+from beaconwatch.alerting.alert import Alert
 from beaconwatch.alerting.ecs import encode_alert
+from beaconwatch.alerting.statistics import BeaconStats
 from beaconwatch.cli.scan_output import (
     CSV_FIELDS,
     AlertWriter,

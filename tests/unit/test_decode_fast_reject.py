@@ -11,16 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.fast_reject import frame_problems, utf8_errors, utf8_problems
-from beaconwatch.decode.goflow2_pb_record import decode_record as pb_decode_record
-from beaconwatch.decode.goflow2_pb_schema import flow_message_class
-from beaconwatch.decode.goflow2_record import (
-    Problem,
-    _explain_invalid_json,
-    ended_early,
-)
-from beaconwatch.decode.goflow2_record import decode_record as json_decode_record
-from beaconwatch.decode.ip_text import parse_ip, parse_ip_text
+from beaconwatch.decode.common.ip_text import parse_ip, parse_ip_text
+from beaconwatch.decode.common.rows import Problem, ended_early
+from beaconwatch.decode.scan.fast_reject import frame_problems, utf8_errors, utf8_problems
+from beaconwatch.decode.scan.goflow2_pb_record import decode_record as pb_decode_record
+from beaconwatch.decode.scan.goflow2_pb_schema import flow_message_class
+from beaconwatch.decode.scan.goflow2_record import _explain_invalid_json
+from beaconwatch.decode.scan.goflow2_record import decode_record as json_decode_record
 from beaconwatch.simulate import encoders
 from beaconwatch.simulate.model import SimFlow
 

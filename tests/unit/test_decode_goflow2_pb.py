@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 
 from beaconwatch.decode.base import DecodeResult, RejectReason
-from beaconwatch.decode.batch_scan import ROW_COLUMNS
-from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
-from beaconwatch.decode.goflow2_pb import Goflow2PbDecoder, delimited
-from beaconwatch.decode.goflow2_pb_record import decode_record, read_varint
-from beaconwatch.decode.goflow2_pb_record import encode_varint as _varint
-from beaconwatch.decode.goflow2_pb_schema import ENUMS, FIELDS, flow_message_class
-from beaconwatch.decode.goflow2_record import FlowRow
-from beaconwatch.decode.pb_wire import BAD_FIELD, MISSING, NO_TIME, OK, field_kinds, scan_batch
+from beaconwatch.decode.common.rows import FlowRow
 from beaconwatch.decode.registry import get_decoder
+from beaconwatch.decode.scan.batch_scan import ROW_COLUMNS
+from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
+from beaconwatch.decode.scan.goflow2_pb import Goflow2PbDecoder, delimited
+from beaconwatch.decode.scan.goflow2_pb_record import decode_record, read_varint
+from beaconwatch.decode.scan.goflow2_pb_record import encode_varint as _varint
+from beaconwatch.decode.scan.goflow2_pb_schema import ENUMS, FIELDS, flow_message_class
+from beaconwatch.decode.scan.pb_wire import BAD_FIELD, MISSING, NO_TIME, OK, field_kinds, scan_batch
 from beaconwatch.domain.addresses import ip_to_halves
 from beaconwatch.domain.flows import FLOW_COLUMNS
 
@@ -28,6 +28,7 @@ PROTO_FILE = (
     / "service"
     / "beaconwatch"
     / "decode"
+    / "scan"
     / "proto"
     / "flow.proto"
 )

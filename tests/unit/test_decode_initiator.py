@@ -14,14 +14,15 @@ import pytest
 from beaconwatch.config import Config, NetworkConfig
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.core.scope import FlowScope, IgnoreReason
-from beaconwatch.decode import ecs_json, goflow2_pb_record, goflow2_record, pmacct_json
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.ecs_json import EcsJsonDecoder
-from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
-from beaconwatch.decode.goflow2_pb import Goflow2PbDecoder, delimited
-from beaconwatch.decode.goflow2_record import FlowRow
-from beaconwatch.decode.initiator import biflow_initiator, tcp_flags_initiator
-from beaconwatch.decode.pmacct_json import PmacctJsonDecoder
+from beaconwatch.decode.common.initiator import biflow_initiator, tcp_flags_initiator
+from beaconwatch.decode.common.rows import FlowRow
+from beaconwatch.decode.parsed import ecs_json, pmacct_json
+from beaconwatch.decode.parsed.ecs_json import EcsJsonDecoder
+from beaconwatch.decode.parsed.pmacct_json import PmacctJsonDecoder
+from beaconwatch.decode.scan import goflow2_pb_record, goflow2_record
+from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
+from beaconwatch.decode.scan.goflow2_pb import Goflow2PbDecoder, delimited
 from beaconwatch.domain.flows import INITIATOR_DST, INITIATOR_SRC, INITIATOR_UNKNOWN, FlowBatch
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"

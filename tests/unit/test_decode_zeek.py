@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from beaconwatch.decode.base import Decoder, DecodeResult, RejectReason
 from beaconwatch.decode.registry import get_decoder
-from beaconwatch.decode.zeek_common import iso_to_ms
-from beaconwatch.decode.zeek_json import ZeekJsonDecoder
-from beaconwatch.decode.zeek_tsv import (
+from beaconwatch.decode.zeek.zeek_common import iso_to_ms
+from beaconwatch.decode.zeek.zeek_json import ZeekJsonDecoder
+from beaconwatch.decode.zeek.zeek_tsv import (
     ZeekHeader,
     ZeekTsvDecoder,
     read_zeek_column,

@@ -9,12 +9,13 @@ import itertools
 import numpy as np
 import orjson
 
-from beaconwatch.alerting.alert import JITTER_SHAPES, Alert
+from beaconwatch.alerting.alert import Alert
 from beaconwatch.alerting.ecs import encode_alert
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.detector import Detector
 from beaconwatch.domain.clock import EventClock
 from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.scoring.shape_names import shape_of
 from beaconwatch.scoring.sleep_range import described_range
 from beaconwatch.state.levels import PREFIX_LEVEL
 from tests.unit.flowgen import T0_MS, WALL_MS, beacon_rows, make_flows, poisson_rows
@@ -121,7 +122,7 @@ def test_a_period_read_from_few_check_ins_is_corrected_as_the_ring_fills() -> No
 
 def sleep_range(alert: Alert) -> tuple[float, float]:
     s = alert.stats
-    return described_range(s.period_s, s.jitter_ratio, JITTER_SHAPES.index(s.jitter_shape))
+    return described_range(s.period_s, s.jitter_ratio, int(shape_of(s.jitter_shape)))
 
 
 def test_alerts_do_not_depend_on_batching() -> None:

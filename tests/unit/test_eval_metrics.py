@@ -6,9 +6,11 @@ from dataclasses import fields
 
 import numpy as np
 from evaluation import metrics as m
-from evaluation.truth import BeaconTruth, FlowColumns, Kind, Scenario, Shape, assemble
+from evaluation.truth import BeaconTruth, FlowColumns, Kind, Scenario, assemble
 
-from beaconwatch.alerting.alert import Alert, BeaconStats
+from beaconwatch.alerting.alert import Alert
+from beaconwatch.alerting.statistics import BeaconStats
+from beaconwatch.scoring.periodicity import Shape
 
 HOST, C2, WEB = 0x0A01_0001, 0xCB00_710A, 0x3400_0001  # 10.1.0.1, 203.0.113.10, 52.0.0.1
 

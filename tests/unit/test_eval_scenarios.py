@@ -7,7 +7,9 @@ import pytest
 from evaluation import background as bg
 from evaluation.c2 import Schedule, checkin_times_ms, sleeps_s
 from evaluation.scenarios import ScenarioSpec, build_scenario
-from evaluation.truth import CATEGORIES, FlowColumns, Kind, Shape, assemble
+from evaluation.truth import CATEGORIES, FlowColumns, Kind, assemble
+
+from beaconwatch.scoring.periodicity import Shape
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beaconwatch.decode.ip_text import parse_ip_many, parse_ip_text
+from beaconwatch.decode.common.ip_text import parse_ip_many, parse_ip_text
 from beaconwatch.domain.addresses import ip_to_halves
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from beaconwatch.decode.json_tokens import _STRING_CLASS, ENDED, string_end
-from beaconwatch.decode.raw_pointer import u8_pointer
+from beaconwatch.decode.scan.json_tokens import _STRING_CLASS, ENDED, string_end
+from beaconwatch.decode.scan.raw_pointer import u8_pointer
 
 
 @njit(cache=False)

@@ -179,3 +179,19 @@ def test_rebase_keeps_windows_intact_across_a_month_of_event_time() -> None:
 def test_memory_per_pair_is_within_budget() -> None:
     table = PairTable(100_000, history_events=32, prevalence=Prevalence(100_000))
     assert table.bytes_per_pair <= 400
+
+
+def test_find_takes_pairs_whose_key_hash_has_the_top_bit_set() -> None:
+    # About half of all pairs: `scan --output-format table` crashed on them (OverflowError).
+    det = Detector(Config(), wall_clock_ms=lambda: WALL_MS)
+    sources = [f"10.0.0.{i}" for i in range(1, 9)]
+    det.process(make_flows([(T0_MS + i, src, "203.0.113.9", 443, 6, 1)
+                            for i, src in enumerate(sources)]))  # fmt: skip
+    top_bit = 0
+    for src in sources:
+        s, d = ip_to_halves(src), ip_to_halves("203.0.113.9")
+        args = (np.uint64(s[0]), np.uint64(s[1]), np.uint64(d[0]), np.uint64(d[1]))
+        top_bit += int(key_hash(*args, np.uint32(443 << 8 | 6))) >> 63
+        assert det.table.find(s, d, 443 << 8 | 6) == lookup(det.table, src, "203.0.113.9", 443)
+        assert det.table.find(s, d, 443 << 8 | 6) >= 0
+    assert 0 < top_bit < len(sources)

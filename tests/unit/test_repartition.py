@@ -10,7 +10,7 @@ from beaconwatch.core.host_owners import host_hash
 from beaconwatch.core.repartition import Repartitioner, host_partitions
 from beaconwatch.decode.flow_columns import BYTES_PER_FLOW, HEADER_BYTES, FlowColumnsDecoder
 from beaconwatch.domain.flows import FlowBatch
-from beaconwatch.simulate import encoders
+from beaconwatch.simulate.encoders import encoder
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
 from tests.unit.flowgen import T0_MS, make_flows
 
@@ -60,7 +60,7 @@ def test_records_are_decoded_scoped_and_oriented_with_rejections_counted() -> No
     config = with_overrides(load_config(env={}), kafka={"input_format": "goflow2-json"})
     sim = TrafficSimulator(SimulationSpec(seed=3, hosts=20, beacons=2, duration_s=600))
     flows = [f for _, chunk in sim.flow_chunks() for f in chunk]
-    records: list[bytes | None] = list(encoders.encode_flows("goflow2-json", flows))
+    records: list[bytes | None] = list(encoder("goflow2-json")(flows))
     records[3] = b"{not json"
     records.insert(7, None)
     rep = Repartitioner(config, partitions=4, max_record_bytes=1 << 20)

@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from beaconwatch.scoring.periodicity import Shape
 from beaconwatch.simulate import (
-    JitterStyle,
     PlantedBeacon,
     SimulationSpec,
     TrafficSimulator,
@@ -98,7 +98,7 @@ def test_addresses_benign_private_and_c2_in_documentation_ranges() -> None:
     for dst in sim.destinations:
         assert not any(ipaddress.ip_address(dst) in net for net in documentation)
         assert ipaddress.ip_address(dst).is_global
-    assert {b.style for b in sim.planted} == set(JitterStyle)
+    assert {b.style for b in sim.planted} == {Shape.SUBTRACTIVE, Shape.ADDITIVE, Shape.SYMMETRIC}
 
 
 def test_planted_pairs_carry_exactly_the_planted_beacon_traffic() -> None:
@@ -121,12 +121,12 @@ def test_planted_pairs_carry_exactly_the_planted_beacon_traffic() -> None:
 @pytest.mark.parametrize(
     ("style", "lo", "hi"),
     [
-        (JitterStyle.SUBTRACTIVE, 70.0, 100.0),  # Cobalt Strike: [S(1-j), S]
-        (JitterStyle.ADDITIVE, 100.0, 130.0),  # Sliver: S + U[0, jS)
-        (JitterStyle.SYMMETRIC, 70.0, 130.0),  # S +/- jS
+        (Shape.SUBTRACTIVE, 70.0, 100.0),  # Cobalt Strike: [S(1-j), S]
+        (Shape.ADDITIVE, 100.0, 130.0),  # Sliver: S + U[0, jS)
+        (Shape.SYMMETRIC, 70.0, 130.0),  # S +/- jS
     ],
 )
-def test_sleep_follows_the_jitter_model(style: JitterStyle, lo: float, hi: float) -> None:
+def test_sleep_follows_the_jitter_model(style: Shape, lo: float, hi: float) -> None:
     beacon = PlantedBeacon("10.0.0.9", "203.0.113.9", 443, "TCP", 100.0, 0.3, style, 500)
     assert beacon.interval_bounds_s() == pytest.approx((lo, hi))
     profile = BeaconProfile(seed=5, start_ms=START_MS, beacon=beacon)
@@ -145,7 +145,7 @@ def test_truth_round_trips_through_json(tmp_path: Path) -> None:
     sim = TrafficSimulator(SMALL)
     write_truth(path, sim.planted)
     assert read_truth(path) == sim.planted
-    assert orjson.loads(path.read_bytes())[0]["style"] in {s.value for s in JitterStyle}
+    assert orjson.loads(path.read_bytes())[0]["style"] in {"subtractive", "additive", "symmetric"}
 
 
 def test_no_beacons_means_no_traffic_to_documentation_ranges() -> None:

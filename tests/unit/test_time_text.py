@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beaconwatch.decode.time_text import MAX_EPOCH_S, reference_ms, times_to_ms
+from beaconwatch.decode.common.time_text import MAX_EPOCH_S, reference_ms, times_to_ms
 
 
 def fast(text: bytes, allow_epoch: bool = True, offset: int = 0) -> int | None:

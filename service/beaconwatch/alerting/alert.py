@@ -1,44 +1,16 @@
-"""The alert value object produced by the core and encoded for sinks (see `ecs.py`)."""
+"""The alert value object produced by the core and encoded for sinks (see `ecs.py`); its
+statistics (`BeaconStats`) are defined by the table in `statistics.py`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from beaconwatch.alerting.statistics import BeaconStats
+
 RULE_BEACON = "beacon"
 RULE_LONG_CONNECTION = "long-connection"
 CHANNEL_PAIR = "pair"  # one destination IP
 CHANNEL_PREFIX = "prefix"  # a destination /24 (IPv6 /48) whose IP rotated (`core.channels`)
-JITTER_SHAPES = ("none", "subtractive", "symmetric", "additive")  # by Stat.JITTER_SHAPE code
-
-
-@dataclass(frozen=True, slots=True)
-class BeaconStats:
-    """What the scoring kernels measured over one pair's window (times in seconds)."""
-
-    score: float  # final score in [0, 1], after prevalence
-    raw_score: float  # score before prevalence down-ranking
-    period_s: float  # nominal sleep: the upper edge, lower edge or centre of the jitter range
-    mean_interval_s: float  # mean time between check-ins, missed ones folded
-    jitter_ratio: float  # width of the jitter range relative to the period
-    jitter_shape: str  # none | subtractive (Cobalt-Strike-like) | symmetric | additive
-    missed_ratio: float  # share of expected check-ins that did not happen
-    connections: int  # connections in the scored window
-    check_ins: int  # connections since the pair was first seen (beyond the window, too)
-    confidence: float  # 1 - p-value that the pair is periodic at all (vs Poisson arrivals)
-    size_regularity: float  # in [0, 1]; tolerates padding of a few hundred bytes
-    timing_score: float  # regularity of the folded intervals, in [0, 1]
-    bytes_median: float
-    prevalence: float  # share of internal sources that contact the destination
-    prevalence_sources: int  # how many
-    # Highest packet-sampling rate among the pair's flows (1 = unsampled; capped at 65535).
-    # Above 1, missed check-ins and byte counts are not scored (scoring.sampled_scoring_params).
-    sampling_rate: int = 1
-    # Whether the direction (which end started the connections) was inferred from the ports
-    # for any of the pair's flows, rather than read from the records (`core.scope`).
-    direction_inferred: bool = False
-    # Connections per check-in in the scored window: above 1 when check-ins come as bursts
-    # (SYN retransmissions, parallel connections) and were scored as one each.
-    connections_per_check_in: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

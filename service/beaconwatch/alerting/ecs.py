@@ -13,6 +13,7 @@ import orjson
 from beaconwatch import __version__
 from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_LONG_CONNECTION, Alert
 from beaconwatch.alerting.rules import SEVERITY_LEVELS, reason_sentence
+from beaconwatch.alerting.statistics import Group, encoded
 from beaconwatch.domain.addresses import protocol_name
 
 RULE_ID = "beaconwatch-beacon-interval-v1"
@@ -45,7 +46,6 @@ def to_ecs(alert: Alert) -> dict[str, Any]:
     doc = _beacon_ecs(alert)
     if alert.rule != RULE_LONG_CONNECTION:
         return doc
-    s = alert.stats
     doc["event"]["action"] = "long-connection-detected"
     doc["rule"] = {
         "id": LONG_CONNECTION_RULE_ID,
@@ -56,18 +56,23 @@ def to_ecs(alert: Alert) -> dict[str, Any]:
         "description": LONG_CONNECTION_RULE_DESCRIPTION,
     }
     # Under `beacon.*` like the beacon rule's fields: the one custom namespace a SIEM maps.
-    doc["beacon"] = {
-        "duration_s": alert.duration_s,
-        "score": s.score,
+    doc["beacon"] = {"duration_s": alert.duration_s, **_beacon(alert, long_connection=True)}
+    return doc
+
+
+def _beacon(alert: Alert, *, long_connection: bool) -> dict[str, Any]:
+    """`beacon.*`: the statistics as `alerting.statistics` lays them out (a long connection's
+    alone for that rule), with the alert's own fields after the score."""
+    s = alert.stats
+    return {
+        **encoded(s, "ecs", group=Group.SCORE, long_connection=long_connection),
         "severity": alert.severity,
         "lifecycle": alert.lifecycle,
         "series_id": alert.series_id,
-        "prevalence": s.prevalence,
-        "prevalence_sources": s.prevalence_sources,
-        "direction_inferred": s.direction_inferred,
+        **encoded(s, "ecs", group=Group.MEASURE, long_connection=long_connection),
+        **encoded(s, "ecs", group=Group.SIGNIFICANCE, long_connection=long_connection),
         "first_seen": _iso(alert.first_seen_ms),
     }
-    return doc
 
 
 def _beacon_ecs(alert: Alert) -> dict[str, Any]:
@@ -121,28 +126,7 @@ def _beacon_ecs(alert: Alert) -> dict[str, Any]:
         "observer": {"vendor": "beaconwatch", "product": "beaconwatch", "type": "ids"},
         "labels": _labels(alert),
         "beacon": {
-            "score": s.score,
-            "raw_score": s.raw_score,
-            "severity": alert.severity,
-            "lifecycle": alert.lifecycle,
-            "series_id": alert.series_id,
-            "period_s": s.period_s,
-            "mean_interval_s": s.mean_interval_s,
-            "jitter_ratio": s.jitter_ratio,
-            "jitter_shape": s.jitter_shape,
-            "missed_ratio": s.missed_ratio,
-            "connections": s.connections,
-            "check_ins": s.check_ins,
-            "size_regularity": s.size_regularity,
-            "timing_score": s.timing_score,
-            "bytes_median": s.bytes_median,
-            "prevalence": s.prevalence,
-            "prevalence_sources": s.prevalence_sources,
-            "sampling_rate": s.sampling_rate,
-            "direction_inferred": s.direction_inferred,
-            "connections_per_check_in": s.connections_per_check_in,
-            "confidence": s.confidence,
-            "first_seen": _iso(alert.first_seen_ms),
+            **_beacon(alert, long_connection=False),
             "last_seen": _iso(alert.window_end_ms),
             **_channel(alert),
         },

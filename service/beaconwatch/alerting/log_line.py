@@ -17,10 +17,13 @@ from collections.abc import Sequence
 
 from beaconwatch.alerting.alert import RULE_LONG_CONNECTION, Alert
 from beaconwatch.alerting.rules import reason_sentence
+from beaconwatch.alerting.statistics import STATISTIC
 from beaconwatch.domain.addresses import protocol_name
 
 # Its own logger, so a log pipeline can route or silence alert lines by name.
 log = logging.getLogger("beaconwatch.alerts")
+# The statistics the line carries, under their ECS keys (`alerting.statistics`).
+_SCORE, _PERIOD, _CHECK_INS = (STATISTIC[name].ecs for name in ("score", "period_s", "check_ins"))
 
 
 def endpoint(ip: str, port: int) -> str:
@@ -34,15 +37,15 @@ def alert_log_line(alert: Alert) -> str:
         ("rule", alert.rule),
         ("lifecycle", alert.lifecycle),
         ("severity", alert.severity),
-        ("score", f"{s.score:.3f}"),
+        (_SCORE, f"{s.score:.3f}"),
         ("src", alert.src_ip),
         ("dst", f"{endpoint(alert.dst_ip, alert.dst_port)}/{protocol_name(alert.proto)}"),
     ]
     if alert.rule == RULE_LONG_CONNECTION:
         pairs.append(("duration_s", f"{alert.duration_s:.0f}"))
     else:
-        pairs.append(("period_s", f"{s.period_s:.3g}"))
-    pairs += [("check_ins", str(s.check_ins)), ("event.id", alert.event_id)]
+        pairs.append((_PERIOD, f"{s.period_s:.3g}"))
+    pairs += [(_CHECK_INS, str(s.check_ins)), ("event.id", alert.event_id)]
     # Last and quoted: the one value with spaces (no quotes inside, so no escaping to undo).
     reason = reason_sentence(alert).replace('"', "'")
     return "alert " + " ".join(f"{k}={v}" for k, v in pairs) + f' reason="{reason}"'

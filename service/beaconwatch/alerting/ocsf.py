@@ -11,7 +11,6 @@ generated from the OCSF schema of `OCSF_VERSION` (tests/unit/ocsf_schema.py).
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +30,7 @@ from beaconwatch.alerting.ecs import (
     RULE_NAME,
 )
 from beaconwatch.alerting.rules import SEVERITY_LEVELS, reason_sentence
+from beaconwatch.alerting.statistics import encoded
 from beaconwatch.domain.addresses import protocol_name
 
 OCSF_VERSION = "1.8.0"  # the schema version the documents are validated against
@@ -173,14 +173,11 @@ def _unmapped(alert: Alert) -> dict[str, Any]:
     if alert.rule == RULE_LONG_CONNECTION:
         out["long_connection"] = {
             "duration_s": alert.duration_s,
-            "sessions": s.connections,
-            "score": s.score,
-            "prevalence": s.prevalence,
-            "prevalence_sources": s.prevalence_sources,
-            "direction_inferred": s.direction_inferred,
+            "sessions": s.connections,  # long sessions so far: the rule's own count
+            **encoded(s, "ocsf", long_connection=True),
         }
         return out
-    out["beacon"] = dataclasses.asdict(s)  # every figure the kernels measured
+    out["beacon"] = encoded(s, "ocsf")  # every statistic of `alerting.statistics`
     out["beacon"]["channel"] = alert.channel
     if alert.channel == CHANNEL_PREFIX:  # the destination IP rotated within a prefix
         out["beacon"]["destination_prefix"] = alert.dst_prefix

@@ -17,29 +17,23 @@ import numpy.typing as npt
 from beaconwatch.alerting.alert import (
     CHANNEL_PAIR,
     CHANNEL_PREFIX,
-    JITTER_SHAPES,
     RULE_BEACON,
     RULE_LONG_CONNECTION,
     Alert,
-    BeaconStats,
 )
+from beaconwatch.alerting.statistics import AlertRow, BeaconStats, read_statistics
 from beaconwatch.config import AlertingConfig, AllowRule
 from beaconwatch.domain.addresses import halves_to_ip, prefix_text, protocol_name
+from beaconwatch.domain.dtypes import F64
 from beaconwatch.domain.networks import NetworkSet
-from beaconwatch.scoring.periodicity import SHAPE_ADDITIVE, SHAPE_SUBTRACTIVE, SHAPE_SYMMETRIC
+from beaconwatch.scoring.shape_names import shape_of
 from beaconwatch.scoring.sleep_range import described_range
-from beaconwatch.scoring.window_score import Stat
 from beaconwatch.state import ingest as k
 from beaconwatch.state.levels import PORT_PROTO_MASK, PREFIX_LEVEL
 from beaconwatch.state.pair_table import PairTable
 
 SEVERITY_LEVELS = ("low", "medium", "high", "critical")
 ALLOWLIST = "allowlist"
-F64 = npt.NDArray[np.float64]
-
-
-def _stat(stats: F64, name: str) -> float:
-    return float(stats[Stat[name]]) if name in Stat.__members__ else 0.0
 
 
 @dataclass(frozen=True)
@@ -106,27 +100,7 @@ class AlertRules:
     ) -> Alert:
         keys = table.keys[row]
         pp = int(table.port_proto[row])
-        shape_code = int(_stat(stats, "JITTER_SHAPE"))
-        beacon = BeaconStats(
-            score=round(float(stats[Stat.SCORE]), 4),
-            raw_score=round(float(extra[k.EXTRA_RAW_SCORE]), 4),
-            period_s=round(float(stats[Stat.PERIOD_S]), 3),
-            mean_interval_s=round(_stat(stats, "MEAN_INTERVAL_S"), 3),
-            jitter_ratio=round(_stat(stats, "JITTER_RATIO"), 4),
-            jitter_shape=JITTER_SHAPES[shape_code] if 0 <= shape_code < 4 else "none",
-            missed_ratio=round(_stat(stats, "MISSED_RATIO"), 4),
-            connections=int(stats[Stat.CONNECTIONS]),
-            check_ins=int(extra[k.EXTRA_CHECK_INS]),
-            confidence=round(_stat(stats, "CONFIDENCE"), 6),
-            size_regularity=round(_stat(stats, "SIZE_REGULARITY"), 4),
-            timing_score=round(_stat(stats, "TIMING_SCORE"), 4),
-            bytes_median=float(stats[Stat.BYTES_MEDIAN]),
-            prevalence=round(float(extra[k.EXTRA_PREVALENCE]), 4),
-            prevalence_sources=int(extra[k.EXTRA_PREVALENCE_SOURCES]),
-            sampling_rate=int(table.sampling[row]),
-            direction_inferred=bool(table.direction_inferred[row]),
-            connections_per_check_in=round(float(extra[k.EXTRA_PER_CHECK_IN]), 2),
-        )
+        beacon = read_statistics(AlertRow(stats, extra, table, row))
         src_ip = halves_to_ip(keys[0], keys[1])
         dst_ip = halves_to_ip(keys[2], keys[3])
         # A prefix row: its destination is the prefix; `core.channels` names the member IP.
@@ -174,7 +148,7 @@ def sleep_words(stats: BeaconStats) -> str:
     "2.5-7.5 min", "3-5 h". No C2 framework is named: the shape of a jitter range does not
     tell which tool drew it, and the name was wrong more often than right (demo beacons,
     benign telemetry). `beacon.jitter_shape` keeps the reading for hunters."""
-    shape = _SHAPE_CODES.get(stats.jitter_shape, -1)
+    shape = int(shape_of(stats.jitter_shape))
     low, high = described_range(stats.period_s, stats.jitter_ratio, shape)
     if high - low < 0.05 * max(high, 1e-9):
         return duration_words(0.5 * (low + high))
@@ -196,9 +170,6 @@ def _number(x: float) -> str:
 
 # Appended to the reason of an alert whose pair's direction came from the ports (`core.scope`).
 INFERRED_DIRECTION_WORDS = "; who connects to whom inferred from the ports"
-
-_SHAPE_CODES = {"subtractive": SHAPE_SUBTRACTIVE, "additive": SHAPE_ADDITIVE,
-                "symmetric": SHAPE_SYMMETRIC}  # fmt: skip
 
 
 def reason_sentence(alert: Alert) -> str:

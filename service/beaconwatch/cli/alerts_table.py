@@ -12,7 +12,11 @@ from typing import Any
 
 import orjson
 
+from beaconwatch.alerting.statistics import STATISTIC
 from beaconwatch.cli.scan_output import duration_text
+
+# Where the statistics shown are in `beacon.*` (`alerting.statistics`).
+_SCORE, _PERIOD, _CHECK_INS = (STATISTIC[name].ecs for name in ("score", "period_s", "check_ins"))
 
 # (header, width, right-aligned); REASON takes what is left of the terminal (if 20 or more).
 COLUMNS: tuple[tuple[str, int, bool], ...] = (
@@ -68,15 +72,15 @@ def _row(doc: dict[str, Any]) -> AlertRow:
     if "duration_s" in beacon:  # the long-connection rule: no period, a session length
         period = "open " + duration_text(float(beacon["duration_s"]))
     else:
-        period = duration_text(float(beacon["period_s"]))
+        period = duration_text(float(beacon[_PERIOD]))
     rule_id = str(doc["rule"]["id"])
     return AlertRow(
         time=datetime.fromisoformat(doc["@timestamp"]).strftime("%Y-%m-%d %H:%M:%S"),
         severity=str(beacon["severity"]),
-        score=float(beacon["score"]),
+        score=float(beacon[_SCORE]),
         flow=f"{doc['source']['ip']} -> {dst}:{destination['port']}/{transport}",
         period=period,
-        check_ins=str(beacon.get("check_ins", "-")),
+        check_ins=str(beacon.get(_CHECK_INS, "-")),
         rule=rule_id.removeprefix("beaconwatch-").removesuffix("-v1"),
         reason=str(doc["event"].get("reason", "")),
     )

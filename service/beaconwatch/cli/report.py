@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from beaconwatch.alerting.alert import Alert
+from beaconwatch.scoring.shape_names import shape_name
 from beaconwatch.simulate.model import PlantedBeacon
 
 PairKey = tuple[str, str, int, int]  # src, dst, dst_port, IANA protocol number
@@ -105,5 +106,5 @@ def format_summary(summary: Summary, n_alerts: int) -> str:
 def _describe(b: PlantedBeacon) -> str:
     return (
         f"{b.src_ip} -> {b.dst_ip}:{b.dst_port}/{b.proto}  sleep {b.period_s:.0f}s "
-        f"jitter {b.jitter:.0%} ({b.style.value})"
+        f"jitter {b.jitter:.0%} ({shape_name(b.style)})"
     )

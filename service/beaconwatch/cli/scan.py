@@ -32,8 +32,8 @@ from beaconwatch.config import Config, NetworkConfig
 from beaconwatch.core.detector import Detector
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.decode.base import Decoder, DecodeResult
-from beaconwatch.decode.registry import DECODERS, get_decoder
-from beaconwatch.decode.zeek_tsv import ZeekHeader, ZeekTsvDecoder
+from beaconwatch.decode.registry import FORMAT_NAMES, get_decoder
+from beaconwatch.decode.zeek.zeek_tsv import ZeekHeader, ZeekTsvDecoder
 from beaconwatch.domain.addresses import ip_to_halves
 from beaconwatch.sources.files import LineBatch, ReadProgress, Segment, read_batches
 from beaconwatch.state.levels import PREFIX_LEVEL
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         default="auto",
-        choices=sorted(DECODERS),
+        choices=sorted(FORMAT_NAMES),
         help="record format (default auto: told from each file's header or each record)",
     )
     parser.add_argument("--config", help="TOML config (network/scoring/state/alerting apply)")

@@ -10,7 +10,6 @@ and a progress bar on a terminal.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import os
 import shutil
@@ -18,9 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, Any, BinaryIO, TextIO
 
-from beaconwatch.alerting.alert import RULE_LONG_CONNECTION, Alert, BeaconStats
+from beaconwatch.alerting.alert import RULE_LONG_CONNECTION, Alert
 from beaconwatch.alerting.ecs import encode_alert
 from beaconwatch.alerting.rules import SEVERITY_LEVELS, reason_sentence
+from beaconwatch.alerting.statistics import STATISTICS, encoded
 from beaconwatch.domain.addresses import protocol_name
 
 OUTPUT_FORMATS = ("table", "jsonl", "csv")
@@ -202,11 +202,11 @@ def render_table(
     return "\n".join(lines) + "\n"
 
 
-# The alert's own columns, then every measurement of BeaconStats under its own name.
-_STATS_FIELDS = tuple(f.name for f in dataclasses.fields(BeaconStats))
+# The alert's own columns, then every statistic of `alerting.statistics` in its CSV column.
 CSV_FIELDS = (
     "event_id", "severity", "src_ip", "dst_ip", "dst_port", "transport", "first_seen",
-    "window_start", "window_end", "detected", "rule", "duration_s", *_STATS_FIELDS, "reason",
+    "window_start", "window_end", "detected", "rule", "duration_s",
+    *(s.csv for s in STATISTICS), "reason",
 )  # fmt: skip
 
 
@@ -229,7 +229,7 @@ def csv_row(alert: Alert) -> dict[str, Any]:
         "rule": alert.rule,
         "duration_s": alert.duration_s,
     }
-    row.update({name: _csv_value(getattr(alert.stats, name)) for name in _STATS_FIELDS})
+    row.update({k: _csv_value(v) for k, v in encoded(alert.stats, "csv").items()})
     row["reason"] = reason_sentence(alert)
     return row
 

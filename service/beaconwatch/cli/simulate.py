@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO, TextIO
 
+from beaconwatch.scoring.shape_names import shape_name
 from beaconwatch.simulate.generator import SimulationSpec, TrafficSimulator
 from beaconwatch.simulate.model import write_truth
 from beaconwatch.simulate.pacing import EventPacer
@@ -160,7 +161,7 @@ def run_simulate(args: argparse.Namespace, *, stderr: TextIO | None = None) -> i
     for b in sim.planted:
         print(
             f"planted: {b.src_ip} -> {b.dst_ip}:{b.dst_port}/{b.proto} sleep {b.period_s:.0f}s "
-            f"jitter {b.jitter:.0%} {b.style.value}",
+            f"jitter {b.jitter:.0%} {shape_name(b.style)}",
             file=err,
         )
     return 0

@@ -31,17 +31,16 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_BEACON, Alert
 from beaconwatch.domain.addresses import halves_to_ip, ip_to_halves, prefix_text
+from beaconwatch.domain.dtypes import BOOL, I32, I64, U32, U64
 from beaconwatch.domain.flows import IPV4_MAPPED_PREFIX, FlowBatch
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
 from beaconwatch.state.levels import PORT_PROTO_MASK, PREFIX_LEVEL, V4_MASK, V6_MASK
 from beaconwatch.state.pair_table import ALERTED_SIZE, NEVER_MS, PairTable
 
-U64 = npt.NDArray[np.uint64]
 _HIGH32 = np.uint64(0xFFFF_FFFF_0000_0000)
 
 SINGLE_DESTINATION = "prefix_single_destination"  # a prefix alert of one IP: the pair's
@@ -66,10 +65,10 @@ def prefix_flows(flows: FlowBatch) -> FlowBatch:
 
 @njit(cache=True, nogil=True)
 def _members_v4(
-    index: npt.NDArray[np.int32], keys: U64, port_proto: npt.NDArray[np.uint32],
-    first_seen_ms: npt.NDArray[np.int64], last_seen_ms: npt.NDArray[np.int64],
+    index: I32, keys: U64, port_proto: U32,
+    first_seen_ms: I64, last_seen_ms: I64,
     src_hi: np.uint64, src_lo: np.uint64, net_lo: np.uint64, pp: np.uint32, since_ms: int,
-    until_ms: int, out: npt.NDArray[np.int32],
+    until_ms: int, out: I32,
 ) -> int:  # fmt: skip
     """`_members` of an IPv4 /24: its 256 possible pairs looked up in the hash index, some
     microseconds whatever the table's size."""
@@ -87,11 +86,11 @@ def _members_v4(
 
 @njit(cache=True, nogil=True)
 def _members(
-    keys: U64, port_proto: npt.NDArray[np.uint32], used: npt.NDArray[np.bool_],
-    first_seen_ms: npt.NDArray[np.int64], last_seen_ms: npt.NDArray[np.int64],
+    keys: U64, port_proto: U32, used: BOOL,
+    first_seen_ms: I64, last_seen_ms: I64,
     src_hi: np.uint64, src_lo: np.uint64, net_hi: np.uint64, net_lo: np.uint64,
     mask_hi: np.uint64, mask_lo: np.uint64, pp: np.uint32, since_ms: int, until_ms: int,
-    out: npt.NDArray[np.int32],
+    out: I32,
 ) -> int:  # fmt: skip
     """Rows of the exact pairs of a prefix channel (first seen by ``until_ms``, last seen from
     ``since_ms`` on): into ``out``, returns how many. For an IPv6 /48, one pass over the

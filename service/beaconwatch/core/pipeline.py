@@ -17,7 +17,7 @@ from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config
 from beaconwatch.core.detector import Detector, warm_up
 from beaconwatch.decode.base import Decoder, Rejection, RejectReason
-from beaconwatch.decode.registry import TopicDecoders
+from beaconwatch.decode.topic_decoders import TopicDecoders
 from beaconwatch.domain.clock import EventClock
 from beaconwatch.domain.flows import FlowBatch
 from beaconwatch.domain.stats import DetectorStats

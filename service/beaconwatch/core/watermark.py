@@ -33,13 +33,12 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.domain.clock import EventClock
+from beaconwatch.domain.dtypes import I64
 
 # The median is taken over at most this many flows, spread over the batch.
 SAMPLE_FLOWS = 256
 # A median of fewer flows says little: the newest of a smaller batch counts.
 MIN_BATCH_FLOWS = 16
-
-I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,9 @@ Per record (a Kafka value or a line of a file):
 * Binary: a varint length prefix covering the rest of the record followed by a protobuf tag
   -> ``goflow2-pb`` (goflow2 ``-format=bin`` writes length-delimited FlowMessages).
 
+Each format's keys or byte test is part of its spec in ``registry``, tried in the registry's
+order (``registry.sniff_record``); the registry builds this decoder with it.
+
 Records of each format go as one group to that format's decoder (built lazily from the
 registry, so it works with whatever decoders are registered) and the results are merged back
 in input order. A record whose format is unknown, or whose format has no decoder here, is
@@ -22,64 +25,22 @@ CSV/TSV row of Zeek field names means the whole file is ``zeek-tsv`` with that h
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 import orjson
 
 from beaconwatch.decode.base import Decoder, DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.common.rows import DETAIL_MAX
+from beaconwatch.decode.sniff import JSON, UNKNOWN
 from beaconwatch.domain.flows import FlowBatch
 
 UNKNOWN_FORMAT = RejectReason.UNKNOWN_FORMAT
 
-# (format, quoted keys that identify it), most specific first.
-_JSON_KEYS: tuple[tuple[str, tuple[bytes, ...]], ...] = (
-    ("goflow2-json", (b'"time_flow_start_ns"', b'"src_addr"', b'"time_received_ns"')),
-    ("zeek-json", (b'"id.orig_h"', b'"orig_h"')),
-    ("pmacct-json", (b'"ip_src"',)),
-    ("ecs-json", (b'"source.ip"', b'"source"', b'"@timestamp"')),
-)
-_TSV_LINE_RE = re.compile(rb"\d{1,15}(?:\.\d{1,9})?\t")
-_WIRE_TYPES = (0, 1, 2, 5)
-_JSON = "json"  # looks like JSON but matches no format: parsed only to name the problem
-_UNKNOWN = "unknown"
-
-
-def _protobuf_length_prefixed(record: bytes) -> bool:
-    """A varint length prefix that fits the record, then a plausible protobuf field tag."""
-    length = 0
-    for i in range(min(len(record), 5)):
-        byte = record[i]
-        length |= (byte & 0x7F) << (7 * i)
-        if byte < 0x80:
-            body = i + 1
-            if length == 0 or body + length != len(record):
-                return False
-            tag = record[body]
-            return tag >> 3 >= 1 and (tag & 7) in _WIRE_TYPES
-    return False
-
-
-def sniff_record(record: bytes) -> str:
-    """The format name of one record, ``"json"`` for unrecognised JSON-like text, or
-    ``"unknown"``."""
-    head = record[:1]
-    if head in (b"{", b"[") or record[:8].lstrip()[:1] in (b"{", b"["):
-        for name, keys in _JSON_KEYS:
-            if any(key in record for key in keys):
-                return name
-        return _JSON
-    if head.isdigit() and _TSV_LINE_RE.match(record):
-        return "zeek-tsv"
-    if _protobuf_length_prefixed(record):
-        return "goflow2-pb"
-    return _UNKNOWN
-
 
 def sniff_file(first_line: bytes) -> str | None:
     """``"zeek-tsv"`` when a file's first line is a Zeek header; None: sniff per record."""
-    from beaconwatch.decode.zeek_tsv import ZeekHeader
+    from beaconwatch.decode.zeek.zeek_tsv import ZeekHeader
 
     return "zeek-tsv" if ZeekHeader.is_header_line(first_line) else None
 
@@ -93,7 +54,7 @@ def _explain_json(record: bytes) -> tuple[str, str]:
             bytes(record).decode("utf-8")
         except UnicodeDecodeError as bad:
             return RejectReason.INVALID_UTF8, f"invalid UTF-8 at byte {bad.start}"
-        return RejectReason.INVALID_JSON, str(exc)[:120]
+        return RejectReason.INVALID_JSON, str(exc)[:DETAIL_MAX]
     if not isinstance(obj, dict):
         return RejectReason.NOT_AN_OBJECT, f"JSON {type(obj).__name__}, not an object"
     return UNKNOWN_FORMAT, "JSON object with no field of a known flow format"
@@ -106,16 +67,13 @@ class AutoDecoder:
 
     def __init__(
         self,
-        build: Callable[[str], Decoder] | None = None,
-        available: Collection[str] | None = None,
+        sniff: Callable[[bytes], str],
+        build: Callable[[str], Decoder],
+        available: Collection[str],
     ) -> None:
-        """``build``: format name -> decoder (default: the registry); ``available``: the
-        formats that may be built (default: every registered one but ``auto``)."""
-        if build is None or available is None:
-            from beaconwatch.decode.registry import DECODERS, get_decoder
-
-            build = build if build is not None else get_decoder
-            available = available if available is not None else list(DECODERS)
+        """``sniff``: record -> format name (the registry's ``sniff_record``); ``build``:
+        format name -> decoder; ``available``: the formats that may be built (``auto`` never)."""
+        self._sniff = sniff
         self._build = build
         self._available = frozenset(available) - {self.name}
         self._decoders: dict[str, Decoder] = {}
@@ -131,16 +89,16 @@ class AutoDecoder:
     def decode(self, records: Sequence[bytes]) -> DecodeResult:
         groups: dict[str, list[int]] = {}
         for index, record in enumerate(records):
-            groups.setdefault(sniff_record(bytes(record)), []).append(index)
+            groups.setdefault(self._sniff(bytes(record)), []).append(index)
         batches: list[FlowBatch] = []
         rejections: list[Rejection] = []
         for name, indexes in groups.items():
             decoder = self.decoder_for(name)
             if decoder is None:
                 for i in indexes:
-                    if name == _JSON:
+                    if name == JSON:
                         reason, detail = _explain_json(records[i])
-                    elif name == _UNKNOWN:
+                    elif name == UNKNOWN:
                         reason, detail = UNKNOWN_FORMAT, "not a record of any known flow format"
                     else:
                         reason, detail = UNKNOWN_FORMAT, f"looks like {name}, not available"

@@ -1,56 +1,90 @@
-"""Decoders by the name used in config (`kafka.input_format`) and on the `scan` command line."""
+"""Every input format, registered once: its name (in config, `kafka.input_format`, and on the
+`scan` command line), how to build its decoder, how ``auto`` sniffs its records, and the encoder
+``simulate`` writes it with (by name: simulate imports decode, not the other way).
+
+This module imports no decoder, encoder or configuration when it loads: the builders import
+their decoder when called, so `config` can check format names here and `scan --help` lists
+them without starting a numba kernel. Order matters: ``auto`` tries the sniffs of ``FORMATS``
+from the top, so a format whose keys are more specific comes first.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from beaconwatch.decode.base import Decoder
+from beaconwatch.decode.sniff import Sniffer, length_delimited_protobuf, zeek_tsv_line
 
 if TYPE_CHECKING:
-    from beaconwatch.config import KafkaConfig
+    from beaconwatch.decode.base import Decoder
+
+
+@dataclass(frozen=True, slots=True)
+class FormatSpec:
+    name: str
+    build: Callable[[], Decoder]  # a decoder with the format's default options
+    # ``auto``: a JSON record holding one of these quoted keys is of this format ...
+    json_keys: tuple[bytes, ...] = ()
+    # ... and a record that is not JSON is when this says so.
+    sniff: Callable[[bytes], bool] | None = None
+    # ``simulate``: the name of the function in `beaconwatch.simulate.encoders` that writes
+    # simulated flows in this format (simulate sits above decode: it looks the name up itself).
+    encoder: str | None = None
+
+
+# -- goflow2 ------------------------------------------------------------------------------------
 
 
 def _goflow2_json() -> Decoder:
-    from beaconwatch.decode.goflow2_json import Goflow2JsonDecoder
+    from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
 
     return Goflow2JsonDecoder()
 
 
 def _goflow2_pb() -> Decoder:
-    from beaconwatch.decode.goflow2_pb import Goflow2PbDecoder
+    from beaconwatch.decode.scan.goflow2_pb import Goflow2PbDecoder
 
     return Goflow2PbDecoder()
 
 
+# -- Zeek ---------------------------------------------------------------------------------------
+
+
 def _zeek_json() -> Decoder:
-    from beaconwatch.decode.zeek_json import ZeekJsonDecoder
+    from beaconwatch.decode.zeek.zeek_json import ZeekJsonDecoder
 
     return ZeekJsonDecoder()
 
 
 def _zeek_tsv() -> Decoder:
-    from beaconwatch.decode.zeek_tsv import ZeekTsvDecoder
+    from beaconwatch.decode.zeek.zeek_tsv import ZeekTsvDecoder
 
     return ZeekTsvDecoder()  # default conn.log columns; files give their header (scan)
 
 
-def _auto() -> Decoder:
-    from beaconwatch.decode.auto import AutoDecoder
-
-    return AutoDecoder()
+# -- pmacct, ECS --------------------------------------------------------------------------------
 
 
 def _pmacct_json() -> Decoder:
-    from beaconwatch.decode.pmacct_json import PmacctJsonDecoder
+    from beaconwatch.decode.parsed.pmacct_json import PmacctJsonDecoder
 
     return PmacctJsonDecoder()
 
 
 def _ecs_json() -> Decoder:
-    from beaconwatch.decode.ecs_json import EcsJsonDecoder
+    from beaconwatch.decode.parsed.ecs_json import EcsJsonDecoder
 
     return EcsJsonDecoder()
+
+
+# -- ours ---------------------------------------------------------------------------------------
+
+
+def _auto() -> Decoder:
+    from beaconwatch.decode.auto import AutoDecoder
+
+    return AutoDecoder(sniff_record, get_decoder, FORMAT_NAMES)
 
 
 def _flow_columns() -> Decoder:
@@ -59,50 +93,48 @@ def _flow_columns() -> Decoder:
     return FlowColumnsDecoder()
 
 
-DECODERS: dict[str, Callable[[], Decoder]] = {
-    "pmacct-json": _pmacct_json,
-    "ecs-json": _ecs_json,
-    "goflow2-json": _goflow2_json,
-    "goflow2-pb": _goflow2_pb,
-    "zeek-json": _zeek_json,
-    "zeek-tsv": _zeek_tsv,
-    "auto": _auto,
+FORMATS: tuple[FormatSpec, ...] = (
+    FormatSpec(
+        "goflow2-json",
+        _goflow2_json,
+        json_keys=(b'"time_flow_start_ns"', b'"src_addr"', b'"time_received_ns"'),
+        encoder="goflow2_json",
+    ),
+    FormatSpec(
+        "zeek-json", _zeek_json, json_keys=(b'"id.orig_h"', b'"orig_h"'), encoder="zeek_json"
+    ),
+    FormatSpec("pmacct-json", _pmacct_json, json_keys=(b'"ip_src"',), encoder="pmacct_json"),
+    FormatSpec(
+        "ecs-json",
+        _ecs_json,
+        json_keys=(b'"source.ip"', b'"source"', b'"@timestamp"'),
+        encoder="ecs_json",
+    ),
+    # A TSV line is tried before the protobuf frame: a short line can pass for both.
+    FormatSpec("zeek-tsv", _zeek_tsv, sniff=zeek_tsv_line, encoder="zeek_tsv"),
+    FormatSpec("goflow2-pb", _goflow2_pb, sniff=length_delimited_protobuf, encoder="goflow2_pb"),
+    FormatSpec("auto", _auto),
     # The internal topic's format (written by the repartition stage), not a collector's.
-    "beaconwatch-flows": _flow_columns,
-}
+    FormatSpec("beaconwatch-flows", _flow_columns),
+)
 
-# Every format name config may use (the decoders themselves are imported only when built).
-FORMAT_NAMES: tuple[str, ...] = tuple(DECODERS)
+SPECS: dict[str, FormatSpec] = {spec.name: spec for spec in FORMATS}
+FORMAT_NAMES: tuple[str, ...] = tuple(SPECS)
+ENCODED_FORMATS: tuple[str, ...] = tuple(spec.name for spec in FORMATS if spec.encoder is not None)
+
+# ``auto``'s sniff: record -> format name, ``"json"`` or ``"unknown"``.
+sniff_record = Sniffer(
+    [(spec.name, spec.json_keys) for spec in FORMATS if spec.json_keys],
+    [(spec.name, spec.sniff) for spec in FORMATS if spec.sniff is not None],
+)
+
+
+def format_spec(name: str) -> FormatSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise ValueError(f"unknown input format {name!r}; known: {', '.join(SPECS)}") from None
 
 
 def get_decoder(name: str) -> Decoder:
-    try:
-        factory = DECODERS[name]
-    except KeyError:
-        raise ValueError(f"unknown input format {name!r}; known: {', '.join(DECODERS)}") from None
-    return factory()
-
-
-class TopicDecoders:
-    """The decoder of each input topic's format (`kafka.topic_formats`, else
-    `kafka.input_format`), each built once; or one ``fixed`` decoder for every input."""
-
-    def __init__(self, kafka: KafkaConfig, fixed: Decoder | None = None) -> None:
-        self._kafka = kafka
-        self._fixed = fixed
-        self._built: dict[str, Decoder] = {}
-
-    def for_topic(self, topic: str | None) -> Decoder:
-        """Without a topic (files): the decoder of `kafka.input_format`."""
-        if self._fixed is not None:
-            return self._fixed
-        kafka = self._kafka
-        name = kafka.input_format if topic is None else kafka.format_for(topic)
-        if name not in self._built:
-            self._built[name] = get_decoder(name)
-        return self._built[name]
-
-    def build_all(self) -> None:
-        """Build every configured topic's decoder now (decoders warm their own kernels)."""
-        for topic in {*self._kafka.input_topics, *self._kafka.topic_formats}:
-            self.for_topic(topic)
+    return format_spec(name).build()

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-U64 = npt.NDArray[np.uint64]
+from beaconwatch.domain.dtypes import U64
+
 _ALL_ONES = (1 << 128) - 1
 _MAPPED = 0xFFFF_0000_0000
 

@@ -22,11 +22,9 @@ connection by connection, as before.
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
 from numba import njit
 
-F64 = npt.NDArray[np.float64]
+from beaconwatch.domain.dtypes import F64
 
 MIN_JUMP = 4.0
 MIN_SHARE = 0.2

@@ -38,9 +38,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.domain.dtypes import F64
 from beaconwatch.scoring import kernels
 from beaconwatch.scoring.kernels import kernel_source
 from beaconwatch.scoring.significance import (
@@ -58,8 +58,6 @@ from beaconwatch.scoring.significance import (
     table_rows,
     write_shipped,
 )
-
-F64 = npt.NDArray[np.float64]
 
 INTERVAL_SHIPPED_PATH = Path(__file__).with_name("null_interval_quantiles.npz")
 INTERVAL_SHIPPED_SIMS = 200_000

@@ -14,11 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from numba import njit
 
-F64 = npt.NDArray[np.float64]
-
+from beaconwatch.domain.dtypes import F64
 
 # Up to this many values an insertion sort beats numba's quicksort, which allocates its
 # partition stack on every call: a window's 8-32 values sort 2-3x faster.

@@ -57,14 +57,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.domain.dtypes import F64
 from beaconwatch.scoring import kernels, periodicity
 from beaconwatch.scoring.kernels import kernel_source
 from beaconwatch.scoring.periodicity import N_FIT, Fit, fit_window
-
-F64 = npt.NDArray[np.float64]
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,10 @@ is therefore compared with the median plus a fixed allowance, not with the media
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.domain.dtypes import F64
 from beaconwatch.scoring.kernels import mad_about, median_sorted, sort_small
-
-F64 = npt.NDArray[np.float64]
 
 PAD_ALLOWANCE_B = 256.0  # padding a regular check-in may carry (data jitter: a few hundred B)
 SIZE_TOLERANCE = 0.5  # MAD / (median + allowance) at which regularity reaches 0

@@ -39,9 +39,9 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.domain.dtypes import F64
 from beaconwatch.scoring.interval_significance import (
     N_RAW_TESTS,
     RawTest,
@@ -62,8 +62,6 @@ from beaconwatch.scoring.sizes import size_regularity
 
 if TYPE_CHECKING:
     from beaconwatch.config import ScoringConfig
-
-F64 = npt.NDArray[np.float64]
 
 
 class Stat(IntEnum):

@@ -2,7 +2,6 @@
 
 from beaconwatch.simulate.generator import SimRecord, SimulationSpec, TrafficSimulator
 from beaconwatch.simulate.model import (
-    JitterStyle,
     PlantedBeacon,
     SimFlow,
     read_truth,
@@ -10,7 +9,6 @@ from beaconwatch.simulate.model import (
 )
 
 __all__ = [
-    "JitterStyle",
     "PlantedBeacon",
     "SimFlow",
     "SimRecord",

@@ -1,5 +1,7 @@
 """Simulated flows as Kafka record values in every input format the service decodes.
 
+The decoder registry names each format's encoder here; ``encoder(name)`` finds it.
+
 One encoder per format, each writing the shape the real collector writes (see the decoders'
 docstrings and ``tests/fixtures/<format>/SOURCE.md``), from the same `SimFlow`s:
 
@@ -33,18 +35,16 @@ from typing import Any
 
 import orjson
 
-from beaconwatch.decode.goflow2_pb import delimited
-from beaconwatch.decode.goflow2_pb_schema import ENUMS, FIELDS, flow_message_class
-from beaconwatch.decode.protocols import protocol_number
-from beaconwatch.decode.zeek_tsv import DEFAULT_CONN_FIELDS
+from beaconwatch.decode.common.protocols import protocol_number
+from beaconwatch.decode.registry import ENCODED_FORMATS, SPECS
+from beaconwatch.decode.scan.goflow2_pb import delimited
+from beaconwatch.decode.scan.goflow2_pb_schema import ENUMS, FIELDS, flow_message_class
+from beaconwatch.decode.zeek.zeek_tsv import DEFAULT_CONN_FIELDS
 from beaconwatch.simulate.goflow2 import goflow2_record
 from beaconwatch.simulate.model import SimFlow
 
 SAMPLER_IP = "10.0.255.1"  # the exporter (router) address written into every format
 EXPORTER_PORT = 2055
-FORMATS: tuple[str, ...] = (
-    "goflow2-json", "goflow2-pb", "pmacct-json", "ecs-json", "zeek-json", "zeek-tsv",
-)  # fmt: skip
 
 _PB_FLOW_TYPES = dict(ENUMS["FlowType"])
 _PB_LAYERS = dict(ENUMS["LayerStack"])
@@ -353,36 +353,18 @@ def _tsv_line(conn: dict[str, Any]) -> bytes:
     return "\t".join(cells).encode()
 
 
-# -- by name ------------------------------------------------------------------------------------
+def goflow2_pb(flows: Sequence[SimFlow], *, first_sequence_num: int = 1) -> list[bytes]:
+    return Goflow2PbEncoder().encode(flows, first_sequence_num=first_sequence_num)
 
 
-def encoder(name: str, *, pmacct_objects_per_record: int = 1) -> Callable[..., list[bytes]]:
-    """``encoder(name)(flows, first_sequence_num=1)`` -> record values in format ``name``."""
-    if name == "goflow2-json":
-        return goflow2_json
-    if name == "goflow2-pb":
-        return Goflow2PbEncoder().encode
-    if name == "pmacct-json":
-
-        def pmacct(flows: Sequence[SimFlow], *, first_sequence_num: int = 1) -> list[bytes]:
-            return pmacct_json(
-                flows,
-                objects_per_record=pmacct_objects_per_record,
-                first_sequence_num=first_sequence_num,
-            )
-
-        return pmacct
-    if name == "ecs-json":
-        return ecs_json
-    if name == "zeek-json":
-        return zeek_json
-    if name == "zeek-tsv":
-        return zeek_tsv
-    raise ValueError(f"no encoder for format {name!r}; known: {', '.join(FORMATS)}")
+Encoder = Callable[..., list[bytes]]  # (flows, first_sequence_num=1) -> record values
 
 
-def encode_flows(
-    name: str, flows: Sequence[SimFlow], *, first_sequence_num: int = 1
-) -> list[bytes]:
-    """The flows as record values in format ``name`` (one flow per record)."""
-    return encoder(name)(flows, first_sequence_num=first_sequence_num)
+def encoder(name: str) -> Encoder:
+    """``encoder(name)(flows, first_sequence_num=1)`` -> simulated flows as record values of
+    input format ``name`` (the function the decoder registry names for it)."""
+    spec = SPECS.get(name)
+    if spec is None or spec.encoder is None:
+        raise ValueError(f"no encoder for format {name!r}; known: {', '.join(ENCODED_FORMATS)}")
+    found: Encoder = globals()[spec.encoder]
+    return found

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import orjson
 
-from beaconwatch.decode.goflow2_pb import delimited
-from beaconwatch.decode.goflow2_pb_record import read_varint
-from beaconwatch.decode.goflow2_pb_schema import FIELDS
+from beaconwatch.decode.scan.goflow2_pb import delimited
+from beaconwatch.decode.scan.goflow2_pb_record import read_varint
+from beaconwatch.decode.scan.goflow2_pb_schema import FIELDS
 from beaconwatch.simulate.encoders import Goflow2PbEncoder
 
 GARBAGE_KINDS: tuple[str, ...] = (

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from beaconwatch.scoring.periodicity import Shape
 from beaconwatch.simulate.goflow2 import encode, goflow2_record, pair_key
-from beaconwatch.simulate.model import JitterStyle, PlantedBeacon, SimFlow
+from beaconwatch.simulate.model import PlantedBeacon, SimFlow
 from beaconwatch.simulate.profiles import (
     BackgroundDnsProfile,
     BeaconProfile,
@@ -29,7 +30,7 @@ C2_NETWORKS = ("203.0.113", "198.51.100")  # documentation ranges: never a real 
 C2_PORTS = (443, 8443, 80, 8080)
 # First octets of ordinary public destinations (clouds, CDNs); none is a documentation range.
 _WEB_FIRST_OCTETS = (13, 23, 31, 34, 35, 44, 52, 54, 64, 104, 140, 142, 151, 157, 185)
-_STYLES = (JitterStyle.SUBTRACTIVE, JitterStyle.ADDITIVE, JitterStyle.SYMMETRIC)
+_STYLES = (Shape.SUBTRACTIVE, Shape.ADDITIVE, Shape.SYMMETRIC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from beaconwatch.scoring.periodicity import Shape
+from beaconwatch.scoring.shape_names import shape_name, shape_of
 
 PROTO_NUMBERS: dict[str, int] = {"TCP": 6, "UDP": 17, "ICMP": 1}
 
@@ -30,14 +32,6 @@ class SimFlow(NamedTuple):
         return (self.src_ip, self.dst_ip, self.dst_port, self.proto)
 
 
-class JitterStyle(StrEnum):
-    """How an implant randomises its sleep ``S`` with jitter fraction ``j``."""
-
-    SUBTRACTIVE = "subtractive"  # Cobalt Strike: sleep uniform in [S(1-j), S]
-    ADDITIVE = "additive"  # Sliver: S + U[0, J) with J = j*S
-    SYMMETRIC = "symmetric"  # S +/- j*S, uniform
-
-
 @dataclass(frozen=True, slots=True)
 class PlantedBeacon:
     """Ground truth for one simulated implant: which pair beacons, and how."""
@@ -48,7 +42,9 @@ class PlantedBeacon:
     proto: str  # "TCP" / "UDP"
     period_s: float  # the configured sleep S
     jitter: float  # fraction of S, in [0, 1)
-    style: JitterStyle
+    # How the implant randomises its sleep S with jitter fraction j: subtractive (Cobalt
+    # Strike: uniform in [S(1-j), S]), additive (Sliver: S + U[0, jS)), symmetric (S +/- jS).
+    style: Shape
     bytes_mean: int  # typical check-in size
 
     @property
@@ -66,15 +62,15 @@ class PlantedBeacon:
     def interval_bounds_s(self) -> tuple[float, float]:
         """Smallest and largest sleep the jitter model allows."""
         s, j = self.period_s, self.jitter
-        if self.style is JitterStyle.SUBTRACTIVE:
+        if self.style is Shape.SUBTRACTIVE:
             return s * (1 - j), s
-        if self.style is JitterStyle.ADDITIVE:
+        if self.style is Shape.ADDITIVE:
             return s, s * (1 + j)
         return s * (1 - j), s * (1 + j)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["style"] = self.style.value
+        data["style"] = shape_name(self.style)
         return data
 
     @classmethod
@@ -86,7 +82,7 @@ class PlantedBeacon:
             proto=str(data["proto"]),
             period_s=float(data["period_s"]),
             jitter=float(data["jitter"]),
-            style=JitterStyle(data["style"]),
+            style=shape_of(str(data["style"])),
             bytes_mean=int(data["bytes_mean"]),
         )
 

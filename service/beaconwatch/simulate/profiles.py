@@ -13,7 +13,8 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from beaconwatch.simulate.model import JitterStyle, PlantedBeacon, SimFlow
+from beaconwatch.scoring.periodicity import Shape
+from beaconwatch.simulate.model import PlantedBeacon, SimFlow
 
 EPHEMERAL_PORTS = (32768, 60999)
 
@@ -167,9 +168,9 @@ class BeaconProfile(Profile):
 
     def sleep_s(self) -> float:
         b, u = self.beacon, self.rng.random()
-        if b.style is JitterStyle.SUBTRACTIVE:
+        if b.style is Shape.SUBTRACTIVE:
             return b.period_s * (1.0 - b.jitter * u)
-        if b.style is JitterStyle.ADDITIVE:
+        if b.style is Shape.ADDITIVE:
             return b.period_s + b.jitter_s * u
         return b.period_s * (1.0 + b.jitter * (2.0 * u - 1.0))
 

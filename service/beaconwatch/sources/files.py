@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, cast
 
 from beaconwatch.decode.auto import sniff_file
-from beaconwatch.decode.zeek_tsv import ZeekHeader
+from beaconwatch.decode.zeek.zeek_tsv import ZeekHeader
 
 _GZIP_MAGIC = b"\x1f\x8b"
 HEADER_FORMATS = frozenset({"zeek-tsv"})  # formats whose files carry header lines

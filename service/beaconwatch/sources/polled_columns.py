@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 import numpy as np
-import numpy.typing as npt
 from aiokafka import ConsumerRecord
 
+from beaconwatch.domain.dtypes import I64
 from beaconwatch.sources.raw_fetch import RawFetch
-
-I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,11 +26,12 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.domain.dtypes import I64
+
 OK, FALLBACK, CORRUPT = 0, 1, 2
 _BATCH_HEADER = 61  # bytes before the first record
 _COMPRESSION_MASK = 0x07
 _CONTROL_BIT = 0x20
-I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,9 @@ seen entry, and at worst a channel forgets its first IP and is promoted one IP l
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.domain.dtypes import BOOL, F32, I32, I64, U8, U16, U32, U64
 from beaconwatch.state.hash_index import EMPTY as NO_ROW
 from beaconwatch.state.hash_index import find_slot, key_hash
 from beaconwatch.state.levels import PORT_PROTO_MASK_U32, PREFIX_LEVEL_U32, mask_destination
@@ -38,12 +38,6 @@ NOT_FED = -1  # `route`: the channel has one IP so far
 FED = -2  # `route`: the channel is promoted; otherwise the exact row to promote it from
 _ROW = np.int64(0xFFFF_FFFF)
 _PENDING = np.int64(1 << 32)
-
-I32 = npt.NDArray[np.int32]
-I64 = npt.NDArray[np.int64]
-U32 = npt.NDArray[np.uint32]
-U64 = npt.NDArray[np.uint64]
-BOOL = npt.NDArray[np.bool_]
 
 
 def channel_slots(capacity: int) -> int:
@@ -206,10 +200,9 @@ def rebuild(channels: I64, keys: U64, port_proto: U32, used: BOOL) -> None:
 def seed_prefix_row(
     index: I32, keys: U64, port_proto: U32, first_seen_ms: I64, last_seen_ms: I64,
     scored_ms: I64, alert_ms: I64, first_alert_ms: I64, count: U32, scored_count: U32,
-    alerted: npt.NDArray[np.float32], sampling: npt.NDArray[np.uint16],
-    direction_inferred: npt.NDArray[np.uint8], long_alert_ms: I64,
-    long_sessions: npt.NDArray[np.uint16], ring_t: U32, ring_b: npt.NDArray[np.uint16],
-    conn_port: npt.NDArray[np.uint16], conn_times: U32, free: I32, used: BOOL, meta: I64,
+    alerted: F32, sampling: U16, direction_inferred: U8, long_alert_ms: I64,
+    long_sessions: U16, ring_t: U32, ring_b: U16, conn_port: U16, conn_times: U32, free: I32,
+    used: BOOL, meta: I64,
     sketch: U32, nonzero: I64, channels: I64, entry: int, source: int, h: np.uint64,
     src_hi: np.uint64, src_lo: np.uint64, net_hi: np.uint64, net_lo: np.uint64, pp: np.uint32,
     never_ms: int,

@@ -21,8 +21,9 @@ Two slots cover a connection and its reply, or two interleaved long sessions.
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 from numba import njit
+
+from beaconwatch.domain.dtypes import U16, U32
 
 CONN_SLOTS = 2
 NEW_CONNECTION = 0
@@ -33,9 +34,6 @@ NO_CONNECTION = np.uint32(0xFFFF_FFFF)  # start of an empty slot
 # conn_times columns
 START, END, SEQ, PIECE = 0, 1, 2, 3
 CONN_FIELDS = 4
-
-U16 = npt.NDArray[np.uint16]
-U32 = npt.NDArray[np.uint32]
 
 
 @njit(cache=True, nogil=True)

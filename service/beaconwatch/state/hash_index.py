@@ -11,8 +11,9 @@ A key is five integers: source (hi, lo), destination (hi, lo) and ``dst_port << 
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 from numba import njit
+
+from beaconwatch.domain.dtypes import I32, U32, U64
 
 EMPTY = np.int32(-1)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -20,10 +21,6 @@ _MIX = np.uint64(0xBF58476D1CE4E5B9)
 _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
-
-U64 = npt.NDArray[np.uint64]
-U32 = npt.NDArray[np.uint32]
-I32 = npt.NDArray[np.int32]
 
 
 def slots_for(capacity: int) -> int:

@@ -34,9 +34,9 @@ recent starts is the per-pair summary, so slow pairs cost no more memory than fa
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.domain.dtypes import BOOL, F32, F64, I32, I64, U8, U16, U32, U64
 from beaconwatch.scoring.bursts import burst_gap_s, merge_bursts
 from beaconwatch.scoring.sleep_range import described_range
 from beaconwatch.scoring.window_score import (
@@ -164,16 +164,6 @@ CNT_SIZE = 8
 
 U32_MAX = np.uint64(0xFFFF_FFFF)
 NEVER_MS = np.iinfo(np.int64).min // 2
-
-I32 = npt.NDArray[np.int32]
-I64 = npt.NDArray[np.int64]
-U8 = npt.NDArray[np.uint8]
-U16 = npt.NDArray[np.uint16]
-U32 = npt.NDArray[np.uint32]
-U64 = npt.NDArray[np.uint64]
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
-BOOL = npt.NDArray[np.bool_]
 
 
 @njit(cache=True, nogil=True)

@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.domain.dtypes import F32, I32, I64, U8, U16, U32, U64
 from beaconwatch.state.channel_index import channel_slots, rebuild
 from beaconwatch.state.connections import CONN_FIELDS, CONN_SLOTS, END, NO_CONNECTION, PIECE, START
 from beaconwatch.state.hash_index import (
@@ -65,14 +66,6 @@ ALERTED_SIZE = 5
 
 NEVER_MS = np.iinfo(np.int64).min // 2  # "no alert yet": any cooldown has passed since then
 REBASE_AFTER_MS = 1 << 31  # re-base ring times once they pass half of the u32 range
-
-U8 = npt.NDArray[np.uint8]
-U16 = npt.NDArray[np.uint16]
-F32 = npt.NDArray[np.float32]
-I32 = npt.NDArray[np.int32]
-I64 = npt.NDArray[np.int64]
-U32 = npt.NDArray[np.uint32]
-U64 = npt.NDArray[np.uint64]
 
 
 # Per-row columns: what growing a table copies and a snapshot stores (with the defaults of an

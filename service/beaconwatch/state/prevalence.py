@@ -30,11 +30,10 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.domain.dtypes import I64, U32
 from beaconwatch.state.hash_index import key_hash
 from beaconwatch.state.levels import PORT_PROTO_MASK_U32, PREFIX_LEVEL_U32
 
-U32 = npt.NDArray[np.uint32]
-I64 = npt.NDArray[np.int64]
 SKETCH_ROWS = 5  # rows 0, 1: destination count-min; 2: source counters; 3, 4: fan-out
 _SALT = np.uint64(0x5851_F42D_4C95_7F2D)
 _FANOUT_SALT = np.uint64(0x2545_F491_4F6C_DD1D)

@@ -27,12 +27,11 @@ from datetime import UTC, datetime
 import numpy as np
 
 from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
-from beaconwatch.decode.ip_text import MAX_IP_TEXT_LEN, parse_ip_many
+from beaconwatch.decode.common.ip_text import MAX_IP_TEXT_LEN, parse_ip_many
+from beaconwatch.decode.common.rows import DETAIL_MAX, show
 from beaconwatch.domain.flows import INITIATOR_SRC, FlowBatch
 
-INT64_MAX = (1 << 63) - 1
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024
-DETAIL_MAX = 120
 
 PROTO_NUMBERS: dict[str, int] = {"tcp": 6, "udp": 17, "icmp": 1}
 UNKNOWN_TRANSPORT = "unknown_transport"
@@ -45,11 +44,6 @@ _ISO_RE = re.compile(
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?", re.ASCII
 )
 _FRACTION_RE = re.compile(r"\.(\d{1,9})")
-
-
-def show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def iso_to_ms(text: str) -> int | None:

@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import IO, cast
 
 from beaconwatch.decode.base import DecodeResult, RejectReason
-from beaconwatch.decode.zeek_common import (
+from beaconwatch.decode.common.rows import INT64_MAX, show
+from beaconwatch.decode.zeek.zeek_common import (
     DEFAULT_MAX_RECORD_BYTES,
-    INT64_MAX,
     ZeekRows,
     iso_to_ms,
     proto_number,
-    show,
 )
 
 # Zeek's default conn.log columns (base/protocols/conn/main.zeek, no optional scripts loaded).

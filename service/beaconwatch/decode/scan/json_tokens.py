@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from beaconwatch.decode.raw_pointer import Pointer, load_u64, trailing_zeros
+from beaconwatch.decode.scan.raw_pointer import Pointer, load_u64, trailing_zeros
 
 MAX_DEPTH = 32  # deeper nesting is legal JSON but never goflow2: slow path
 MAX_INT_DIGITS = 19  # every 19-digit integer fits in uint64 (and orjson parses it exactly)

@@ -20,9 +20,9 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from beaconwatch.decode.initiator import tcp_flags_initiator
-from beaconwatch.decode.ip_text import parse_ip
-from beaconwatch.decode.json_tokens import (
+from beaconwatch.decode.common.initiator import tcp_flags_initiator
+from beaconwatch.decode.common.ip_text import parse_ip
+from beaconwatch.decode.scan.json_tokens import (
     ENDED,
     MAX_DEPTH,
     int_end,
@@ -30,7 +30,13 @@ from beaconwatch.decode.json_tokens import (
     skip_ws,
     string_end,
 )
-from beaconwatch.decode.raw_pointer import Pointer, i64_pointer, load_u64, u8_pointer, u64_pointer
+from beaconwatch.decode.scan.raw_pointer import (
+    Pointer,
+    i64_pointer,
+    load_u64,
+    u8_pointer,
+    u64_pointer,
+)
 
 # Per-record status. Only OK rows hold a flow; SLOW rows go to the reference path; the others
 # are rejections the reference path would make too, built from the status (``json_reject``).

@@ -16,12 +16,12 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.decode.base import DecodeResult
-from beaconwatch.decode.batch_scan import JoinedBatch, finish_batch, join_records, not_accepted
-from beaconwatch.decode.fast_reject import utf8_problems
-from beaconwatch.decode.goflow2_record import decode_record
-from beaconwatch.decode.json_reject import judged_problems
-from beaconwatch.decode.json_scan import OK, SLOW, key_table, scan_batch
-from beaconwatch.decode.protocols import name_table
+from beaconwatch.decode.common.protocols import name_table
+from beaconwatch.decode.scan.batch_scan import JoinedBatch, finish_batch, join_records, not_accepted
+from beaconwatch.decode.scan.fast_reject import utf8_problems
+from beaconwatch.decode.scan.goflow2_record import decode_record
+from beaconwatch.decode.scan.json_reject import judged_problems
+from beaconwatch.decode.scan.json_scan import OK, SLOW, key_table, scan_batch
 from beaconwatch.domain.flows import FlowBatch
 
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024

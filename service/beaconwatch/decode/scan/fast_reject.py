@@ -19,14 +19,12 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.goflow2_record import Problem
+from beaconwatch.decode.common.rows import DETAIL_MAX, Problem
+from beaconwatch.domain.dtypes import I64, U8
 
-I64 = npt.NDArray[np.int64]
 Known = dict[int, tuple[str, str]]  # row -> (reason, detail)
-U8 = npt.NDArray[np.uint8]
 
 FRAME_OK, FRAME_EMPTY, FRAME_BAD_VARINT, FRAME_LENGTH = 0, 1, 2, 3
-_DETAIL_MAX = 120
 _MAX_VARINT_BYTES = 10
 _EMPTY = Problem(RejectReason.INVALID_PROTOBUF, "empty record, no length prefix")
 _BAD_VARINT = Problem(RejectReason.INVALID_PROTOBUF, "malformed varint length prefix")
@@ -144,7 +142,7 @@ def frame_problems(buf: U8, starts: I64, ends: I64, rows: Sequence[int]) -> Know
     reason = RejectReason.INVALID_PROTOBUF
     for row, kind, prefix, rest in zip(*columns, strict=True):
         if kind == FRAME_LENGTH:
-            out[row] = (reason, f"length prefix {prefix} != {rest} bytes after it"[:_DETAIL_MAX])
+            out[row] = (reason, f"length prefix {prefix} != {rest} bytes after it"[:DETAIL_MAX])
         else:
             out[row] = _EMPTY if kind == FRAME_EMPTY else _BAD_VARINT
     return out

@@ -26,51 +26,43 @@ from typing import Any
 import orjson
 
 from beaconwatch.decode.base import DecodeResult, RejectReason
-from beaconwatch.decode.zeek_common import (
+from beaconwatch.decode.common.rows import INT64_MAX, InvalidError, json_constant, show
+from beaconwatch.decode.zeek.zeek_common import (
     DEFAULT_MAX_RECORD_BYTES,
-    INT64_MAX,
     ZeekRows,
     iso_to_ms,
     proto_number,
-    show,
 )
 
 _MILLIS_ABOVE = 100_000_000_000  # integer ts above this are JSON::TS_MILLIS
 _ID_KEYS = ("orig_h", "orig_p", "resp_h", "resp_p")
 
 
-class _InvalidError(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
 def _count(obj: dict[str, Any], key: str, high: int, required: bool = False) -> int | None:
     value = obj.get(key)
     if value is None:
         if required:
-            raise _InvalidError(RejectReason.MISSING_FIELD, f"missing {key}")
+            raise InvalidError(RejectReason.MISSING_FIELD, f"missing {key}")
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and math.isnan(value):
-            raise _InvalidError(RejectReason.INVALID_FIELD, f"{key}: NaN")
-        raise _InvalidError(
+            raise InvalidError(RejectReason.INVALID_FIELD, f"{key}: NaN")
+        raise InvalidError(
             RejectReason.INVALID_FIELD, f"{key}: expected an integer, got {show(value)}"
         )
     if not 0 <= value <= high:
-        raise _InvalidError(RejectReason.INVALID_FIELD, f"{key}: out of range: {show(value)}")
+        raise InvalidError(RejectReason.INVALID_FIELD, f"{key}: out of range: {show(value)}")
     return value
 
 
 def _seconds_ms(key: str, value: Any) -> int:
     """A non-negative number of seconds -> ms (rounded to microseconds, then floored)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _InvalidError(
+        raise InvalidError(
             RejectReason.INVALID_FIELD, f"{key}: expected a number, got {show(value)}"
         )
     if not math.isfinite(value) or value < 0 or value * 1000 > INT64_MAX:
-        raise _InvalidError(RejectReason.INVALID_FIELD, f"{key}: out of range: {show(value)}")
+        raise InvalidError(RejectReason.INVALID_FIELD, f"{key}: out of range: {show(value)}")
     if isinstance(value, int):
         return value * 1000
     return round(value * 1_000_000) // 1000
@@ -79,15 +71,15 @@ def _seconds_ms(key: str, value: Any) -> int:
 def _ts_ms(obj: dict[str, Any]) -> int:
     value = obj.get("ts")
     if value is None:
-        raise _InvalidError(RejectReason.MISSING_FIELD, "missing ts")
+        raise InvalidError(RejectReason.MISSING_FIELD, "missing ts")
     if isinstance(value, str):
         ms = iso_to_ms(value)
         if ms is None or not 0 <= ms <= INT64_MAX:
-            raise _InvalidError(RejectReason.INVALID_FIELD, f"ts: not a time: {show(value)}")
+            raise InvalidError(RejectReason.INVALID_FIELD, f"ts: not a time: {show(value)}")
         return ms
     if isinstance(value, int) and not isinstance(value, bool) and value > _MILLIS_ABOVE:
         if value > INT64_MAX:
-            raise _InvalidError(RejectReason.INVALID_FIELD, f"ts: out of range: {show(value)}")
+            raise InvalidError(RejectReason.INVALID_FIELD, f"ts: out of range: {show(value)}")
         return value
     return _seconds_ms("ts", value)
 
@@ -95,15 +87,13 @@ def _ts_ms(obj: dict[str, Any]) -> int:
 def _address(obj: dict[str, Any], key: str) -> bytes:
     value = obj.get(key)
     if value is None:
-        raise _InvalidError(RejectReason.MISSING_FIELD, f"missing {key}")
+        raise InvalidError(RejectReason.MISSING_FIELD, f"missing {key}")
     if not isinstance(value, str):
-        raise _InvalidError(
+        raise InvalidError(
             RejectReason.INVALID_FIELD, f"{key}: expected a string, got {show(value)}"
         )
     if not value.isascii():
-        raise _InvalidError(
-            RejectReason.INVALID_ADDRESS, f"{key}: not an IP address: {show(value)}"
-        )
+        raise InvalidError(RejectReason.INVALID_ADDRESS, f"{key}: not an IP address: {show(value)}")
     return value.encode("ascii")
 
 
@@ -113,11 +103,11 @@ def _unwrap(obj: dict[str, Any]) -> dict[str, Any]:
         ((tag, inner),) = obj.items()
         if isinstance(inner, dict):
             if tag != "conn":
-                raise _InvalidError(RejectReason.INVALID_FIELD, f"log stream {show(tag)}, not conn")
+                raise InvalidError(RejectReason.INVALID_FIELD, f"log stream {show(tag)}, not conn")
             obj = inner
     path = obj.get("_path")
     if isinstance(path, str) and not path.startswith("conn"):
-        raise _InvalidError(RejectReason.INVALID_FIELD, f"_path {show(path)} is not a conn log")
+        raise InvalidError(RejectReason.INVALID_FIELD, f"_path {show(path)} is not a conn log")
     nested = obj.get("id")
     if isinstance(nested, dict):
         obj = {**obj, **{f"id.{k}": nested[k] for k in _ID_KEYS if k in nested}}
@@ -131,21 +121,21 @@ def _add(rows: ZeekRows, index: int, obj: dict[str, Any]) -> None:
     dst = _address(obj, "id.resp_h")
     proto_value = obj.get("proto")
     if proto_value is None:
-        raise _InvalidError(RejectReason.MISSING_FIELD, "missing proto")
+        raise InvalidError(RejectReason.MISSING_FIELD, "missing proto")
     if not isinstance(proto_value, str):
-        raise _InvalidError(
+        raise InvalidError(
             RejectReason.INVALID_FIELD, f"proto: expected a string, got {show(proto_value)}"
         )
     ip_proto = _count(obj, "ip_proto", 255)
     proto = proto_number(proto_value, ip_proto)
     if proto is None:
-        raise _InvalidError(RejectReason.INVALID_FIELD, f"proto: unknown {show(proto_value)}")
+        raise InvalidError(RejectReason.INVALID_FIELD, f"proto: unknown {show(proto_value)}")
     src_port = _count(obj, "id.orig_p", 65535) or 0
     dst_port = _count(obj, "id.resp_p", 65535, required=True) or 0
     duration = obj.get("duration")
     end_ms = start_ms if duration is None else start_ms + _seconds_ms("duration", duration)
     if end_ms > INT64_MAX:
-        raise _InvalidError(RejectReason.INVALID_FIELD, "ts + duration: out of range")
+        raise InvalidError(RejectReason.INVALID_FIELD, "ts + duration: out of range")
     ip_bytes = _count(obj, "orig_ip_bytes", INT64_MAX)
     payload = _count(obj, "orig_bytes", INT64_MAX)
     nbytes = ip_bytes if ip_bytes is not None else (payload or 0)
@@ -162,12 +152,8 @@ def _check(rows: ZeekRows, index: int, obj: Any) -> None:
         return
     try:
         _add(rows, index, obj)
-    except _InvalidError as exc:
-        rows.reject(index, exc.reason, exc.detail)
-
-
-def _reject_constant(name: str) -> float:
-    return float(name.lower().replace("infinity", "inf"))
+    except InvalidError as exc:
+        rows.reject(index, *exc.problem)
 
 
 class ZeekJsonDecoder:
@@ -205,7 +191,7 @@ class ZeekJsonDecoder:
             rows.reject(index, RejectReason.INVALID_UTF8, f"invalid UTF-8 at byte {exc.start}")
             return
         try:
-            obj = json.loads(text, parse_constant=_reject_constant)
+            obj = json.loads(text, parse_constant=json_constant)
         except (ValueError, RecursionError):
             obj = None
         if isinstance(obj, dict):

@@ -18,11 +18,11 @@ import numpy.typing as npt
 import orjson
 
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.goflow2_record import Problem, field_problem, remember_problem
-from beaconwatch.decode.json_scan import BAD_FIELD, KEYS, MISSING, NO_TIME, SLOW, TRUNCATED
+from beaconwatch.decode.common.rows import DETAIL_MAX, Problem
+from beaconwatch.decode.scan.goflow2_record import field_problem, remember_problem
+from beaconwatch.decode.scan.json_scan import BAD_FIELD, KEYS, MISSING, NO_TIME, SLOW, TRUNCATED
+from beaconwatch.domain.dtypes import I64
 
-I64 = npt.NDArray[np.int64]
-_DETAIL_MAX = 120
 MEMO_VALUE_BYTES = 64  # longer values are answered afresh: the memo stays < 1 MiB
 _MISSING = tuple(Problem(RejectReason.MISSING_FIELD, f"missing {key}") for key in KEYS)
 _NO_TIME = Problem(RejectReason.MISSING_FIELD, "missing time_flow_start_ns/time_received_ns")
@@ -64,7 +64,7 @@ def judged_problems(
             n = len(record)
             line = record.count(b"\n") + 1
             detail = _ENDED % (line, n - record.rfind(b"\n"), n)
-            out[row] = (RejectReason.INVALID_JSON, detail[:_DETAIL_MAX])
+            out[row] = (RejectReason.INVALID_JSON, detail[:DETAIL_MAX])
         elif code == BAD_FIELD:
             raw = records[row][lo:hi]
             memo_key = (k, raw)

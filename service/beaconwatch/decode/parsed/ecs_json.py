@@ -46,22 +46,25 @@ from typing import Any
 import numpy as np
 
 from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
-from beaconwatch.decode.flow_rows import (
+from beaconwatch.decode.common.initiator import biflow_initiator, tcp_flags_initiator
+from beaconwatch.decode.common.protocols import PROTOCOL_NUMBERS, protocol_number
+from beaconwatch.decode.common.rows import (
     INT64_MAX,
     UINT32_MAX,
+    FlowRow,
     InvalidError,
+    Problem,
+    show,
+)
+from beaconwatch.decode.common.time_text import MAX_EPOCH_S
+from beaconwatch.decode.parsed.flow_rows import (
     Pending,
     loads_object,
     resolve_many,
     resolve_one,
-    show,
     text,
     uint,
 )  # fmt: skip
-from beaconwatch.decode.goflow2_record import FlowRow, Problem
-from beaconwatch.decode.initiator import biflow_initiator, tcp_flags_initiator
-from beaconwatch.decode.protocols import PROTOCOL_NUMBERS, protocol_number
-from beaconwatch.decode.time_text import MAX_EPOCH_S
 from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
 
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024

@@ -12,14 +12,10 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.goflow2_pb_record import address_text
-from beaconwatch.decode.goflow2_record import (
-    RULE_ORDER,
-    Problem,
-    field_problem,
-    remember_problem,
-)
-from beaconwatch.decode.pb_wire import MISSING, NO_TIME, SLOW
+from beaconwatch.decode.common.rows import Problem
+from beaconwatch.decode.scan.goflow2_pb_record import address_text
+from beaconwatch.decode.scan.goflow2_record import RULE_ORDER, field_problem, remember_problem
+from beaconwatch.decode.scan.pb_wire import MISSING, NO_TIME, SLOW
 
 _MISSING = tuple(Problem(RejectReason.MISSING_FIELD, f"missing {key}") for key in RULE_ORDER)
 _NO_TIME = Problem(RejectReason.MISSING_FIELD, "missing time_flow_start_ns/time_received_ns")

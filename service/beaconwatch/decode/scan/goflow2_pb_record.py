@@ -18,9 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.goflow2_record import FlowRow, Problem, validate
+from beaconwatch.decode.common.rows import DETAIL_MAX, FlowRow, Problem
+from beaconwatch.decode.scan.goflow2_record import validate
 
-_DETAIL_MAX = 120
 MAX_VARINT_BYTES = 10
 
 # The message fields that take part in the goflow2 field rules (all scalars: 0 when absent).
@@ -87,12 +87,12 @@ def decode_record(record: bytes, max_record_bytes: int, message_class: Any) -> F
         length, body_at = prefix
         if length != len(record) - body_at:
             detail = f"length prefix {length} != {len(record) - body_at} bytes after it"
-            return Problem(RejectReason.INVALID_PROTOBUF, detail[:_DETAIL_MAX])
+            return Problem(RejectReason.INVALID_PROTOBUF, detail[:DETAIL_MAX])
         try:
             message = message_class.FromString(record[body_at:])
         except Exception as exc:  # DecodeError, or a runtime limit (nesting depth)
             detail = f"malformed FlowMessage: {type(exc).__name__}: {exc}"
-            return Problem(RejectReason.INVALID_PROTOBUF, detail[:_DETAIL_MAX])
+            return Problem(RejectReason.INVALID_PROTOBUF, detail[:DETAIL_MAX])
         return validate(message_fields(message))
     except Exception as exc:  # the decoder contract: bad input never raises
         return Problem(RejectReason.INVALID_PROTOBUF, f"undecodable: {type(exc).__name__}")

@@ -16,13 +16,13 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
-from beaconwatch.decode.goflow2_record import FlowRow, Problem
+from beaconwatch.decode.common.rows import FlowRow, Problem
+from beaconwatch.domain.dtypes import I64
 from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
 
 _new_tuple = tuple.__new__
 # FlowRow order (the initiator last: what the record says, `decode.initiator`).
 ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]
-I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)

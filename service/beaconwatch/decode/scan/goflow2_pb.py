@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from beaconwatch.decode.base import DecodeResult
-from beaconwatch.decode.batch_scan import JoinedBatch, finish_batch, join_records, not_accepted
-from beaconwatch.decode.fast_reject import frame_problems
-from beaconwatch.decode.goflow2_pb_record import decode_record, encode_varint
-from beaconwatch.decode.goflow2_pb_schema import flow_message_class
-from beaconwatch.decode.pb_reject import judged_problems
-from beaconwatch.decode.pb_wire import OK, SLOW, field_kinds, scan_batch
+from beaconwatch.decode.scan.batch_scan import JoinedBatch, finish_batch, join_records, not_accepted
+from beaconwatch.decode.scan.fast_reject import frame_problems
+from beaconwatch.decode.scan.goflow2_pb_record import decode_record, encode_varint
+from beaconwatch.decode.scan.goflow2_pb_schema import flow_message_class
+from beaconwatch.decode.scan.pb_reject import judged_problems
+from beaconwatch.decode.scan.pb_wire import OK, SLOW, field_kinds, scan_batch
 from beaconwatch.domain.flows import FlowBatch
 
 # Full goflow2 records are ~80-200 bytes; anything this big is not a flow record.

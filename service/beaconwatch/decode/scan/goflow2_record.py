@@ -28,96 +28,72 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.initiator import tcp_flags_initiator
-from beaconwatch.decode.ip_text import parse_ip_text
-from beaconwatch.decode.protocols import protocol_number
+from beaconwatch.decode.common.initiator import tcp_flags_initiator
+from beaconwatch.decode.common.ip_text import parse_ip_text
+from beaconwatch.decode.common.protocols import protocol_number
+from beaconwatch.decode.common.rows import (
+    DETAIL_MAX,
+    INT64_MAX,
+    UINT32_MAX,
+    FlowRow,
+    InvalidError,
+    Problem,
+    ended_early,
+    json_constant,
+    show,
+)
 
-INT64_MAX = (1 << 63) - 1
-UINT32_MAX = (1 << 32) - 1
-_DETAIL_MAX = 120
 # Detail templates (field name, shown value), shared with the scanners' direct rejections.
 OUT_OF_RANGE = "%s: out of range: %s"
-
-
-class FlowRow(NamedTuple):
-    start_ms: int
-    end_ms: int
-    src_hi: int
-    src_lo: int
-    dst_hi: int
-    dst_lo: int
-    src_port: int
-    dst_port: int
-    proto: int
-    bytes: int
-    packets: int
-    sampling_rate: int
-    initiator: int = 0  # `FlowBatch.initiator`; 0 = the record does not say
-
-
-class Problem(NamedTuple):
-    reason: str  # one of RejectReason
-    detail: str
-
-
-class _InvalidError(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.problem = Problem(reason, detail[:_DETAIL_MAX])
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _int(obj: dict[str, Any], key: str, high: int, default: int | None) -> int | None:
     """A bounded non-negative integer field; ``default`` None means required."""
     if key not in obj:
         if default is None:
-            raise _InvalidError(RejectReason.MISSING_FIELD, f"missing {key}")
+            raise InvalidError(RejectReason.MISSING_FIELD, f"missing {key}")
         return default
     value = obj[key]
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and math.isnan(value):
-            raise _InvalidError(RejectReason.INVALID_FIELD, f"{key}: NaN")
-        raise _InvalidError(
-            RejectReason.INVALID_FIELD, f"{key}: expected an integer, got {_show(value)}"
+            raise InvalidError(RejectReason.INVALID_FIELD, f"{key}: NaN")
+        raise InvalidError(
+            RejectReason.INVALID_FIELD, f"{key}: expected an integer, got {show(value)}"
         )
     if not 0 <= value <= high:
-        raise _InvalidError(RejectReason.INVALID_FIELD, OUT_OF_RANGE % (key, _show(value)))
+        raise InvalidError(RejectReason.INVALID_FIELD, OUT_OF_RANGE % (key, show(value)))
     return value
 
 
 def _address(obj: dict[str, Any], key: str) -> tuple[int, int]:
     if key not in obj:
-        raise _InvalidError(RejectReason.MISSING_FIELD, f"missing {key}")
+        raise InvalidError(RejectReason.MISSING_FIELD, f"missing {key}")
     value = obj[key]
     if not isinstance(value, str):
-        detail = f"{key}: expected a string, got {_show(value)}"
-        raise _InvalidError(RejectReason.INVALID_FIELD, detail)
+        detail = f"{key}: expected a string, got {show(value)}"
+        raise InvalidError(RejectReason.INVALID_FIELD, detail)
     halves = parse_ip_text(value)
     if halves is None:
-        detail = f"{key}: not an IP address: {_show(value)}"
-        raise _InvalidError(RejectReason.INVALID_ADDRESS, detail)
+        detail = f"{key}: not an IP address: {show(value)}"
+        raise InvalidError(RejectReason.INVALID_ADDRESS, detail)
     return halves
 
 
 def _proto(obj: dict[str, Any], unknown_proto: int | None) -> int:
     if "proto" not in obj:
-        raise _InvalidError(RejectReason.MISSING_FIELD, "missing proto")
+        raise InvalidError(RejectReason.MISSING_FIELD, "missing proto")
     value = obj["proto"]
     if isinstance(value, str):
         number = protocol_number(value)
         if number is None and unknown_proto is not None:
             return unknown_proto
         if number is None:
-            raise _InvalidError(RejectReason.INVALID_FIELD, f"proto: unknown name {_show(value)}")
+            raise InvalidError(RejectReason.INVALID_FIELD, f"proto: unknown name {show(value)}")
         return number
     return _int(obj, "proto", 255, None) or 0
 
@@ -171,11 +147,11 @@ def field_problem(key: str, value: Any, unknown_proto: int | None = None) -> Pro
     if high is not None and type(value) is int:  # the common case without the exception
         if 0 <= value <= high:
             return None
-        detail = OUT_OF_RANGE % (key, _show(value))
-        return Problem(RejectReason.INVALID_FIELD, detail[:_DETAIL_MAX])
+        detail = OUT_OF_RANGE % (key, show(value))
+        return Problem(RejectReason.INVALID_FIELD, detail[:DETAIL_MAX])
     try:
         _FIELD_RULES[key]({key: value}, unknown_proto)
-    except _InvalidError as exc:
+    except InvalidError as exc:
         return exc.problem
     return None
 
@@ -195,7 +171,7 @@ def validate(obj: dict[str, Any], unknown_proto: int | None = None) -> FlowRow |
         packets = _int(obj, "packets", INT64_MAX, 1)
         rate = _int(obj, "sampling_rate", UINT32_MAX, 1)
         flags = _int(obj, "tcp_flags", UINT32_MAX, 0) or 0
-    except _InvalidError as exc:
+    except InvalidError as exc:
         return exc.problem
     # sFlow carries no flow times: fall back to the collector's receive time.
     start_ns = flow_start or received
@@ -208,10 +184,6 @@ def validate(obj: dict[str, Any], unknown_proto: int | None = None) -> FlowRow |
         start_ms, end_ms, src_hi, src_lo, dst_hi, dst_lo, src_port, dst_port, proto, nbytes,
         packets, rate, tcp_flags_initiator(proto, flags),
     )  # fmt: skip
-
-
-def _reject_constant(name: str) -> float:
-    return float(name.lower().replace("infinity", "inf"))
 
 
 def decode_record(
@@ -229,7 +201,7 @@ def decode_record(
             obj = orjson.loads(record)
         except orjson.JSONDecodeError as exc:
             if ended_early(exc):  # truncated: no lenient parser can read it either
-                return Problem(RejectReason.INVALID_JSON, str(exc)[:_DETAIL_MAX])
+                return Problem(RejectReason.INVALID_JSON, str(exc)[:DETAIL_MAX])
             return _explain_invalid_json(text, str(exc), unknown_proto)
         if not isinstance(obj, dict):
             return Problem(RejectReason.NOT_AN_OBJECT, f"JSON {type(obj).__name__}, not an object")
@@ -238,24 +210,16 @@ def decode_record(
         return Problem(RejectReason.INVALID_JSON, f"undecodable: {type(exc).__name__}")
 
 
-def ended_early(exc: orjson.JSONDecodeError) -> bool:
-    """orjson ran out of input inside the document (a truncated record). JSON with NaN,
-    Infinity or other extensions cannot complete a document either, so the lenient re-parse
-    of `_explain_invalid_json` would fail too: skipping it saves its cost in a storm of
-    truncated records. (The message of orjson 3.13; a unit test notices if it changes.)"""
-    return exc.msg == "unexpected end of data"
-
-
 def _explain_invalid_json(text: str, message: str, unknown_proto: int | None) -> Problem:
     """orjson refused the record. If the stdlib (which also reads NaN, Infinity and numbers
     beyond 64 bits) can parse it and a needed field is what is wrong, report that field;
     otherwise it is invalid JSON. The lenient result is only ever used to reject."""
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = json.loads(text, parse_constant=json_constant)
     except (ValueError, RecursionError):
         obj = None
     if isinstance(obj, dict):
         result = validate(obj, unknown_proto)
         if isinstance(result, Problem) and result.reason == RejectReason.INVALID_FIELD:
             return result
-    return Problem(RejectReason.INVALID_JSON, message[:_DETAIL_MAX])
+    return Problem(RejectReason.INVALID_JSON, message[:DETAIL_MAX])

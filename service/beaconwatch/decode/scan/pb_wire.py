@@ -20,7 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from beaconwatch.decode.goflow2_pb_schema import (
+from beaconwatch.decode.common.initiator import tcp_flags_initiator
+from beaconwatch.decode.scan.goflow2_pb_schema import (
     F_BYTES,
     F_DST_ADDR,
     F_DST_PORT,
@@ -39,8 +40,7 @@ from beaconwatch.decode.goflow2_pb_schema import (
     WIRE_VARINT,
     packed_varint_numbers,
 )
-from beaconwatch.decode.goflow2_record import RULE_ORDER
-from beaconwatch.decode.initiator import tcp_flags_initiator
+from beaconwatch.decode.scan.goflow2_record import RULE_ORDER
 
 # Per-record status. Only OK rows hold a flow; SLOW rows go to the reference path; the others
 # are well-formed messages that break a goflow2 field rule, rejected from the status alone

@@ -23,26 +23,17 @@ import numpy.typing as npt
 import orjson
 
 from beaconwatch.decode.base import RejectReason
-from beaconwatch.decode.goflow2_record import FlowRow, Problem, ended_early
-from beaconwatch.decode.ip_text import parse_ip_many, parse_ip_text
-from beaconwatch.decode.time_text import reference_ms, times_to_ms
-
-INT64_MAX = (1 << 63) - 1
-UINT32_MAX = (1 << 32) - 1
-DETAIL_MAX = 120
-
-
-class InvalidError(Exception):
-    """Raised by field checks; carries the rejection."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.problem = Problem(reason, detail[:DETAIL_MAX])
-
-
-def show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+from beaconwatch.decode.common.ip_text import parse_ip_many, parse_ip_text
+from beaconwatch.decode.common.rows import (
+    DETAIL_MAX,
+    FlowRow,
+    InvalidError,
+    Problem,
+    ended_early,
+    json_constant,
+    show,
+)
+from beaconwatch.decode.common.time_text import reference_ms, times_to_ms
 
 
 def uint(value: Any, key: str, high: int) -> int:
@@ -196,7 +187,7 @@ def loads_object(raw: bytes, check: Callable[[dict[str, Any]], Any]) -> dict[str
         lenient = None
         if not ended_early(exc):  # a truncated document cannot be read leniently either
             try:
-                lenient = json.loads(raw.decode("utf-8"), parse_constant=_constant)
+                lenient = json.loads(raw.decode("utf-8"), parse_constant=json_constant)
             except (ValueError, RecursionError):
                 lenient = None
         if isinstance(lenient, dict):
@@ -207,7 +198,3 @@ def loads_object(raw: bytes, check: Callable[[dict[str, Any]], Any]) -> dict[str
     if not isinstance(obj, dict):
         return Problem(RejectReason.NOT_AN_OBJECT, f"JSON {type(obj).__name__}, not an object")
     return obj
-
-
-def _constant(name: str) -> float:
-    return float(name.lower().replace("infinity", "inf"))

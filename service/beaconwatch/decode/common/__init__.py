@@ -1,0 +1,1 @@
+"""Shared by every decoder family: protocol names, initiator rules, IP and time text."""

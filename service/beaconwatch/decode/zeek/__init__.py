@@ -1,0 +1,1 @@
+"""Zeek conn.log decoders (JSON and TSV) over one columnar row accumulator."""
