@@ -46,7 +46,7 @@ test-integration: install ## Integration tests (start an embedded Kafka broker)
 NOJIT_TESTS := $(addprefix tests/unit/test_,$(addsuffix .py,kernels bursts periodicity \
 	record_batches window_score pair_table snapshot interval_significance detector_reference \
 	detector fanout long_connections event_time host_owners flow_columns alignment \
-	levels_every_cpu))
+	levels_every_cpu sparse))
 
 .PHONY: test-nojit
 test-nojit: install ## The kernels' tests with NUMBA_DISABLE_JIT=1 under coverage (fails below 90 %)

@@ -26,6 +26,7 @@ T0_MS = 1_709_510_400_000  # Monday 2024-03-04 00:00 UTC
 HOUR_MS = 3_600_000
 RUNS = 20
 IMPLANT, PEER = "10.0.0.66", "203.0.113.66"
+SLOW_TASKING_SHARE = 0.1  # slow beacons' check-ins that fetch tasking (bigger)
 
 Row = tuple[int, int, str, str, int, int, int, int]  # start, end, src, dst, sport, dport, proto, b
 
@@ -120,12 +121,18 @@ def _bursts(rng: np.random.Generator, period_s: float, hours: float, kind: str) 
 
 
 def _slow(rng: np.random.Generator, period_h: float, hours: float) -> list[Row]:
+    """Check-ins every ``period_h`` (10 % jitter) as an HTTPS implant makes them: a TLS
+    connection of a near-constant 1.5-3 kB (this implant's own size, plus up to 64 bytes of
+    padding), 1 in 10 bigger by the tasking it fetches (4-100 kB)."""
     rows: list[Row] = []
     t = T0_MS + rng.uniform(0, period_h * HOUR_MS)
+    check_in_b = int(rng.integers(1_500, 3_000))
     n = 0
     while t < T0_MS + hours * HOUR_MS:
-        rows.append((int(t), int(t) + 400, IMPLANT, PEER, 50_000 + n, 443, 6,
-                     700 + int(rng.integers(0, 40))))  # fmt: skip
+        nbytes = check_in_b + int(rng.integers(0, 64))
+        if rng.random() < SLOW_TASKING_SHARE:
+            nbytes += int(rng.uniform(4_000, 100_000))
+        rows.append((int(t), int(t) + 400, IMPLANT, PEER, 50_000 + n, 443, 6, nbytes))
         t += period_h * HOUR_MS * rng.uniform(0.9, 1.1)
         n += 1
     return rows
@@ -241,7 +248,8 @@ def evaluate_hard_cases(config: Config, runs: int = RUNS) -> list[CaseResult]:
          lambda rng: _bursts(rng, 120, 6, "pool"), 6)  # fmt: skip
     for period_h, hours in ((4, 24), (8, 48), (12, 72), (24, 72)):
         case(f"slow beacon: {period_h} h sleep within {hours} h", True,
-             f"10 % jitter, {int(hours / period_h)} check-ins",
+             f"10 % jitter, {int(hours / period_h)} check-ins of a near-constant 1.5-3 kB, "
+             "1 in 10 bigger by its tasking",
              partial(_slow, period_h=period_h, hours=hours), hours)  # fmt: skip
     case("long sessions: reverse shell, 3 sessions of 3 h a day", True,
          "30-min active-timeout pieces, 2 days", lambda rng: _sessions(rng, 3, 3, 2), 48,

@@ -218,7 +218,8 @@ class ScoringConfig(_Section):
     min_events: int = Field(8, ge=3)  # connections a pair needs before it is scored
     # ...or this many, for a slow pair (one connection per slow_interval_s or fewer since it
     # was first seen): a 4 h beacon has 7 check-ins in its first day, a 12 h one 6 in three.
-    min_events_slow: int = Field(5, ge=3)
+    # Not 3: two intervals are no evidence against a benign scheduled task (scoring/sparse.py).
+    min_events_slow: int = Field(4, ge=3)
     slow_interval_s: float = Field(3_600.0, gt=0)
     rescore_every_events: int = Field(4, ge=1)  # rescore after this many new connections...
     rescore_interval_s: float = Field(900.0, gt=0)  # ...or this much event time, if any arrived
@@ -241,6 +242,15 @@ class ScoringConfig(_Section):
     full_confidence: float = Field(0.9999, gt=0, lt=1)
     # Share of missed check-ins that costs nothing; above it the score falls to 0 at 100 %.
     missed_allowance: float = Field(0.3, ge=0, lt=1)
+    # Windows of 4 up to this many check-ins also get the closed-form test of scoring/sparse.py
+    # (exact interval spacing, and near-constant sizes if sparse_size_density > 0); 0: off.
+    sparse_max_connections: int = Field(7, ge=0, le=16)
+    # Its size null: a benign pair's log byte counts have at most this density per unit of
+    # ln(bytes); 0 (default) leaves sizes out. The synthetic browsing fits 0.37, but a real
+    # host's automated clients repeat their sizes to the byte (30-40 on the benign Windows
+    # capture), and there a size test alerts on scheduled tasks.
+    sparse_size_density: float = Field(0.0, ge=0)
+    sparse_min_bytes: float = Field(200.0, ge=0)  # smaller connections say nothing by size
 
     @model_validator(mode="after")
     def _weights_sum_positive(self) -> ScoringConfig:

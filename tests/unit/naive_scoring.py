@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from beaconwatch.config import ScoringConfig
 from beaconwatch.domain.dtypes import F64
 from beaconwatch.scoring import periodicity as per
 from beaconwatch.scoring import significance as sig
 from beaconwatch.scoring import sizes as size_kernels
+from beaconwatch.scoring import sparse as sparse_kernels
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,10 +227,63 @@ def null_row(table: F64, intervals: int) -> F64 | None:
     return row
 
 
-def window_stats(times_s: F64, sizes: F64, tables: F64) -> dict[str, float]:
+_DEFAULTS = ScoringConfig()
+# (sparse_max_connections, sparse_size_density, sparse_min_bytes)
+SPARSE_DEFAULTS = (
+    _DEFAULTS.sparse_max_connections, _DEFAULTS.sparse_size_density, _DEFAULTS.sparse_min_bytes
+)  # fmt: skip
+
+
+def spacing_p_value(d: F64) -> float:
+    """P(all m uniform spacings within [1 - r, 1 + r] / m), r the largest relative deviation of
+    ``d`` from its mean, by inclusion-exclusion over the spacings above the top."""
+    m = len(d)
+    if m < 2 or sum(d) <= 0:
+        return 1.0
+    r = max(abs(x / (sum(d) / m) - 1) for x in d)
+    lo, hi = max(0.0, (1 - r) / m), (1 + r) / m
+    terms = [(-1) ** k * math.comb(m, k) * max(0.0, 1 - m * lo - k * (hi - lo)) ** (m - 1)
+             for k in range(m + 1)]  # fmt: skip
+    return min(1.0, max(0.0, sum(terms)))
+
+
+def size_p_value(sizes: F64, density: float, min_bytes: float) -> float:
+    """n (f R)^(n-1) over all sizes; from 4 on, also n (n-1) (f R')^(n-2) without the
+    largest, the better one doubled."""
+    n = len(sizes)
+    if n < 2 or density <= 0 or min(sizes) < min_bytes or min(sizes) <= 0:
+        return 1.0
+    srt = sorted(sizes)
+
+    def bound(k: int, spread: float) -> float:
+        return min(1.0, k * (density * max(spread, sparse_kernels.SIZE_RESOLUTION_LN)) ** (k - 1))
+
+    p = bound(n, math.log(srt[-1] / srt[0]))
+    if n < 4:
+        return p
+    return min(1.0, 2 * min(p, n * bound(n - 1, math.log(srt[-2] / srt[0]))))
+
+
+def sparse_p_value(d: F64, sizes: F64, density: float, min_bytes: float) -> float:
+    """Fisher's method for the two: q = p_spacing p_size, p = q (1 - ln q)."""
+    p_spacing = spacing_p_value(d)
+    if len(sizes) < 2 or density <= 0 or min(sizes) < min_bytes or min(sizes) <= 0:
+        return p_spacing  # sizes not tested
+    q = p_spacing * size_p_value(sizes, density, min_bytes)
+    return min(1.0, q * (1 - math.log(q))) if q > 0 else 0.0
+
+
+def is_sparse(n: int, sparse: tuple[float, float, float]) -> bool:
+    return sparse_kernels.SPARSE_MIN_CONNECTIONS <= n <= sparse[0]
+
+
+def window_stats(
+    times_s: F64, sizes: F64, tables: F64, sparse: tuple[float, float, float] = SPARSE_DEFAULTS
+) -> dict[str, float]:
     """The measured statistics of `score_window`; ``tables`` in `NullTable` order (fit, interval
-    CV, negated gap floor)."""
-    times_s = np.sort(times_s)
+    CV, negated gap floor); ``sparse`` as `SPARSE_DEFAULTS`."""
+    order = np.argsort(times_s, kind="stable")
+    times_s, sizes = times_s[order], sizes[order]
     d = np.diff(times_s)
     fit = fit_window(times_s)
     used = d[len(d) - fit.intervals :] if fit.recent else d
@@ -239,6 +294,9 @@ def window_stats(times_s: F64, sizes: F64, tables: F64) -> dict[str, float]:
     floor = gap_floor(d)
     p_floor = 1.0 if floor_row is None else p_value(floor_row, -floor)
     p = min(1.0, 3 * min(p_fit, p_cv, p_floor))  # Bonferroni over the three tests
+    if is_sparse(len(times_s), sparse):  # a fourth test: Bonferroni over four
+        p_sparse = sparse_p_value(d, sizes, sparse[1], sparse[2])
+        p = min(1.0, 4 * min(p_fit, p_cv, p_floor, p_sparse))
     med_b, mad_b, reg = size_regularity(sizes)
     return {
         "period_s": fit.period_s,
@@ -275,11 +333,12 @@ def window_score(
     min_confidence: float,
     full_confidence: float,
     missed_allowance: float,
+    sparse: tuple[float, float, float] = SPARSE_DEFAULTS,
 ) -> float:
     """The combined score of `score_window`, written out from the documented formula."""
     if len(times_s) < 4:
         return 0.0
-    st = window_stats(times_s, sizes, tables)
+    st = window_stats(times_s, sizes, tables, sparse)
     if st["median_interval_s"] < min_period_s or st["median_interval_s"] <= 0:
         return 0.0
 
@@ -295,6 +354,8 @@ def window_score(
     # 1 - full_confidence and the best the table resolves (1).
     p = 1.0 - st["confidence"]
     best = min(1.0, 3 * min(best_p_value(table) for table in tables))
+    if is_sparse(len(times_s), sparse):
+        best = 0.0  # the closed form resolves any p
     p_start, p_full = 1.0 - min_confidence, max(1.0 - full_confidence, best)
     if p_full >= p_start:
         gate = 1.0 if p <= p_full else 0.0

@@ -429,3 +429,34 @@ def test_slow_beacons_are_alerted_in_their_first_day() -> None:
     # Fast pairs still wait for min_events: 7 connections a minute apart are not scored.
     few = make_flows(beacon_rows("10.0.0.8", "203.0.113.51", period_s=60, count=7))
     assert detector().process(few).alerts == []
+
+
+def test_near_daily_beacons_alert_from_four_check_ins_with_the_size_test() -> None:
+    # Check-ins 20 h +/- 5 % apart (four fit in the 72 h long window; a 24 h beacon's four
+    # span 72 h and fit only by the luck of its jitter), each the same 2.4 kB: with the size
+    # test of scoring/sparse.py on, the exact spacing and the sizes together alert from the
+    # fourth. The same starts with browsing-like sizes alert nothing, nor do three check-ins
+    # (two intervals are no evidence against a scheduled task).
+    sleep_s = 20 * 3_600
+    sizes_on = with_overrides(Config(), scoring={"sparse_size_density": 1.0})
+
+    def run(count: int, sizes: list[int] | None = None) -> int:
+        alerted = 0
+        for seed in range(10):
+            rows = beacon_rows("10.0.0.7", "203.0.113.50", period_s=sleep_s, count=count,
+                               jitter=0.05, size=2_400, seed=seed)  # fmt: skip
+            if sizes is not None:
+                rows = [(*r[:5], b) for r, b in zip(rows, sizes, strict=True)]
+            rows += poisson_rows("10.0.1.1", ["198.51.100.1"], mean_gap_s=600, count=500,
+                                 seed=seed)  # fmt: skip
+            rows.sort()
+            det = detector(sizes_on)
+            alerts = []
+            for i in range(0, len(rows), 50):
+                alerts += det.process(make_flows(rows[i : i + 50])).alerts
+            alerted += any(a.dst_ip == "203.0.113.50" for a in alerts)
+        return alerted
+
+    assert run(4) >= 8
+    assert run(4, [900, 14_000, 3_100, 52_000]) == 0
+    assert run(3) == 0

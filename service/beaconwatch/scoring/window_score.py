@@ -11,7 +11,8 @@ the size regularity from `sizes`.
                  * (1 - outlier share)
     count      = min(1, connections / min(12, 0.75 * history_events))
     base       = weighted mean of timing, size regularity, count (config weights)
-    evidence   = log10(1 / p), p = 1 - confidence = min(1, 3 min(p_fit, p_cv, p_floor))
+    evidence   = log10(1 / p), p = 1 - confidence = min(1, 3 min(p_fit, p_cv, p_floor)),
+                 or min(1, 4 min(..., p_sparse)) for 4 to sparse_max_connections connections
     gate       = clip((evidence - log10(1 / (1 - min_confidence)))
                       / (log10(1 / p_full) - log10(1 / (1 - min_confidence))))
                  p_full = max(1 - full_confidence, smallest p the null table resolves)
@@ -59,6 +60,7 @@ from beaconwatch.scoring.significance import (
     phase_resultant,
 )
 from beaconwatch.scoring.sizes import size_regularity
+from beaconwatch.scoring.sparse import SPARSE_MIN_CONNECTIONS, sparse_p_value
 
 if TYPE_CHECKING:
     from beaconwatch.config import ScoringConfig
@@ -135,7 +137,10 @@ class Param(IntEnum):
     SPREAD_FREE = 8
     FULL_CONFIDENCE = 9
     BURST_GAP_S = 10  # longest gap inside a check-in made of bursts (`scoring.bursts`)
-    SIZE = 11
+    SPARSE_MAX_CONNECTIONS = 11  # windows of 4 up to this many also get `scoring.sparse`
+    SPARSE_SIZE_DENSITY = 12  # f of `sparse.size_p_value`, per unit of ln(bytes); 0: no sizes
+    SPARSE_MIN_BYTES = 13  # connections below this carry no size evidence
+    SIZE = 14
 
 
 FULL_COUNT_EVENTS = 12.0  # connections at which the count part is full (if the ring holds them)
@@ -154,6 +159,9 @@ def scoring_params(config: ScoringConfig, history_events: int) -> F64:
     params[Param.SPREAD_FREE] = config.spread_free
     params[Param.FULL_CONFIDENCE] = config.full_confidence
     params[Param.BURST_GAP_S] = config.burst_gap_s
+    params[Param.SPARSE_MAX_CONNECTIONS] = config.sparse_max_connections
+    params[Param.SPARSE_SIZE_DENSITY] = config.sparse_size_density
+    params[Param.SPARSE_MIN_BYTES] = config.sparse_min_bytes
     return params
 
 
@@ -168,6 +176,7 @@ def sampled_scoring_params(params: F64) -> F64:
     """
     sampled = params.copy()
     sampled[Param.MISSED_ALLOWANCE] = 1.0
+    sampled[Param.SPARSE_SIZE_DENSITY] = 0.0  # sampled byte counts say nothing
     if sampled[Param.WEIGHT_TIMING] + sampled[Param.WEIGHT_COUNT] > 0.0:
         sampled[Param.WEIGHT_SIZES] = 0.0
     return sampled
@@ -236,20 +245,26 @@ def score_window(
     p_fit = p_value(tables[NullTable.FIT], m, fit_statistic(fit))
     p_cv = p_value(tables[NullTable.CV], m, raw[RawTest.CV]) if m >= 1 else 1.0
     p_floor = p_value(tables[NullTable.FLOOR], m, raw[RawTest.FLOOR]) if m >= 1 else 1.0
-    confidence = 1.0 - combined_p_value(p_fit, p_cv, p_floor)
+    p = combined_p_value(p_fit, p_cv, p_floor)
+    best_p = combined_p_value(
+        best_p_value(tables[NullTable.FIT]),
+        best_p_value(tables[NullTable.CV]),
+        best_p_value(tables[NullTable.FLOOR]),
+    )
+    if SPARSE_MIN_CONNECTIONS <= n <= params[Param.SPARSE_MAX_CONNECTIONS]:
+        # A fourth test (`scoring.sparse`), Bonferroni over four; its closed form resolves
+        # any p, so full weight is at 1 - full_confidence.
+        p_sparse = sparse_p_value(
+            intervals, sizes, params[Param.SPARSE_SIZE_DENSITY], params[Param.SPARSE_MIN_BYTES]
+        )
+        p, best_p = min(1.0, 4.0 * min(p_fit, p_cv, p_floor, p_sparse)), 0.0
+    confidence = 1.0 - p
     out[Stat.CONFIDENCE] = confidence
     scored = n >= 4 and median >= params[Param.MIN_PERIOD_S] and median > 0.0
     gate = 0.0
     if scored:
         gate = evidence_gate(
-            1.0 - confidence,
-            params[Param.MIN_CONFIDENCE],
-            params[Param.FULL_CONFIDENCE],
-            combined_p_value(
-                best_p_value(tables[NullTable.FIT]),
-                best_p_value(tables[NullTable.CV]),
-                best_p_value(tables[NullTable.FLOOR]),
-            ),
+            1.0 - confidence, params[Param.MIN_CONFIDENCE], params[Param.FULL_CONFIDENCE], best_p
         )
     if lean and gate <= 0.0:
         return
