@@ -190,12 +190,41 @@ def _p2p(rng: np.random.Generator, peers: int, hours: float) -> list[Row]:
     return rows
 
 
+def _rotating(
+    rng: np.random.Generator, period_s: float, hours: float, ips: int, src: str = IMPLANT,
+    jitter: float = 0.1, check_ins: int | None = None,
+) -> list[Row]:  # fmt: skip
+    """A beacon whose destination changes each check-in among ``ips`` IPs of 203.0.113.0/24
+    (a CDN edge, or a DNS round-robin of a few); 254 = any IP of the /24. At most
+    ``check_ins`` check-ins, if given."""
+    rows: list[Row] = []
+    pool = rng.choice(np.arange(1, 255), size=ips, replace=False)
+    t = T0_MS + rng.uniform(0, period_s * 1000)
+    n = 0
+    while t < T0_MS + hours * HOUR_MS and (check_ins is None or n < check_ins):
+        dst = f"203.0.113.{int(rng.choice(pool))}"
+        rows.append((int(t), int(t) + 300, src, dst, 40_000 + n % 20_000, 443, 6,
+                     1_200 + int(rng.integers(0, 60))))  # fmt: skip
+        t += period_s * 1000 * rng.uniform(1 - jitter, 1 + jitter)
+        n += 1
+    return rows
+
+
+def _fleet_poll(rng: np.random.Generator, hosts: int, hours: float) -> list[Row]:
+    """An update/telemetry service behind a CDN that ``hosts`` hosts poll every 15 min."""
+    rows: list[Row] = []
+    for h in range(hosts):
+        rows += _rotating(rng, 900, hours, 254, src=f"10.0.2.{h}", jitter=0.05)
+    return rows
+
+
 def evaluate_hard_cases(config: Config, runs: int = RUNS) -> list[CaseResult]:
     results = []
 
     def case(name: str, malicious: bool, what: str,
              make: Callable[[np.random.Generator], list[Row]], hours: float,
-             rule: str | None = None, peer_prefix: str | None = None) -> None:  # fmt: skip
+             rule: str | None = None, peer_prefix: str | None = None,
+             src_prefix: str = IMPLANT) -> None:  # fmt: skip
         alerted = 0
         for seed in range(runs):
             rng = np.random.default_rng(seed)
@@ -205,7 +234,7 @@ def evaluate_hard_cases(config: Config, runs: int = RUNS) -> list[CaseResult]:
                 alerted += replayed.hit(rule)
             else:
                 alerted += any(
-                    a.src_ip == IMPLANT and a.dst_ip.startswith(peer_prefix)
+                    a.src_ip.startswith(src_prefix) and a.dst_ip.startswith(peer_prefix)
                     for a in replayed.alerts
                 )
         results.append(CaseResult(name, malicious, runs, alerted, 0, what))
@@ -241,6 +270,25 @@ def evaluate_hard_cases(config: Config, runs: int = RUNS) -> list[CaseResult]:
     case("P2P: a torrent client keeping 30 peers on 6881-6889, every 120 s", False,
          "fan-out: one alert per peer would be 30 (counted: any peer alerted)",
          lambda rng: _p2p(rng, 30, 3), 3, peer_prefix="198.18.")  # fmt: skip
+    # Rotating destinations (issue 14): scored as (source, /24, port) prefix channels.
+    case("CDN rotation: a new IP of one /24 each check-in, 5 min sleep", True,
+         "20 % jitter, 6 h (72 check-ins), no IP seen twice in a row",
+         lambda rng: _rotating(rng, 300, 6, 254, jitter=0.2), 6,
+         peer_prefix="203.0.113.")  # fmt: skip
+    case("CDN rotation: a new IP of one /24 each check-in, 1 h sleep", True,
+         "10 % jitter, 12 h (12 check-ins)", lambda rng: _rotating(rng, 3600, 12, 254), 12,
+         peer_prefix="203.0.113.")  # fmt: skip
+    case("CDN rotation: a new IP of one /24 each check-in, 8 check-ins only", True,
+         "10 min sleep, 10 % jitter: min_events, as few as the detector scores",
+         lambda rng: _rotating(rng, 600, 2, 254, check_ins=8), 2,
+         peer_prefix="203.0.113.")  # fmt: skip
+    case("DNS round-robin: 4 IPs of one /24, 60 s sleep", True,
+         "10 % jitter, 3 h; each IP gets a random quarter of the check-ins",
+         lambda rng: _rotating(rng, 60, 3, 4), 3, peer_prefix="203.0.113.")  # fmt: skip
+    case("CDN-fronted update service polled by 12 of 18 hosts every 15 min", False,
+         "rotating IPs of one /24, 12 h; prefix prevalence must down-rank it",
+         lambda rng: _fleet_poll(rng, 12, 12), 12, peer_prefix="203.0.113.",
+         src_prefix="10.0.2.")  # fmt: skip
     results.append(_fast_exporter(config, runs))
     return results
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from beaconwatch.alerting.alert import CHANNEL_PREFIX
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.domain.addresses import halves_to_ip
 from evaluation.runner import run_detector
@@ -66,6 +67,7 @@ class PairReport:
     connections: int
     labels: dict[str, int]  # label -> records of the pair (either direction)
     long_connection_s: float = 0.0  # the first alert was a long connection (its duration)
+    via: str = ""  # a prefix channel's first alert: "203.0.113.0/24, 3 IPs" (dst: its last IP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ def evaluate_dataset(ds: Dataset, data_dir: Path, config: Config) -> DatasetResu
         by_pair.setdefault((a, b, port), Counter())[label] += 1
     grouped: dict[tuple[str, str, int, int], list[float]] = {}
     firsts: dict[tuple[str, str, int, int], tuple[float, float, int, float]] = {}
+    via: dict[tuple[str, str, int, int], str] = {}
     for alert in run.alerts:
         key = (alert.src_ip, alert.dst_ip, alert.dst_port, alert.proto)
         grouped.setdefault(key, []).append(alert.stats.score)
@@ -108,6 +111,8 @@ def evaluate_dataset(ds: Dataset, data_dir: Path, config: Config) -> DatasetResu
             key,
             (alert.stats.score, alert.stats.period_s, alert.stats.connections, alert.duration_s),
         )
+        if alert.channel == CHANNEL_PREFIX:
+            via.setdefault(key, f"{alert.dst_prefix}, {alert.dst_ips} IPs")
     reports = []
     for key, scores in grouped.items():
         src, dst, port, proto = key
@@ -115,9 +120,8 @@ def evaluate_dataset(ds: Dataset, data_dir: Path, config: Config) -> DatasetResu
             continue
         score, period, conns, long_s = firsts[key]
         lab = by_pair.get((src, dst, port), Counter()) + by_pair.get((dst, src, port), Counter())
-        reports.append(
-            PairReport(src, dst, port, proto, len(scores), score, period, conns, dict(lab), long_s)
-        )
+        figures = (len(scores), score, period, conns, dict(lab), long_s, via.get(key, ""))
+        reports.append(PairReport(src, dst, port, proto, *figures))
     reports.sort(key=lambda r: (-r.alerts, r.src, r.dst))
     hit = None
     if ds.must_alert is not None:

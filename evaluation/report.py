@@ -404,7 +404,8 @@ def _real_section(res: EvalResults, write: Callable[[str], None]) -> None:
             continue
         rows = [
             [
-                f"{a.src} -> {a.dst}:{a.dst_port}/{a.proto}",
+                f"{a.src} -> {a.dst}:{a.dst_port}/{a.proto}"
+                + (f" (prefix channel {a.via})" if a.via else ""),
                 str(a.alerts),
                 f"{a.first_score:.3f}",
                 f"{a.period_s:.1f}" if not a.long_connection_s else "-",

@@ -198,6 +198,10 @@ class StateConfig(_Section):
     # end continues it (active-timeout export). Neither is a new check-in.
     duplicate_tolerance_s: float = Field(1.0, ge=0, le=60)
     continuation_gap_s: float = Field(1.0, ge=0, le=60)
+    # Also score (source, destination /24 or IPv6 /48, port, protocol) channels: C2 behind a
+    # CDN or DNS round-robin changes IP per check-in (`core.channels`). A channel takes a row
+    # once its source reached a second IP in it (`state.channel_index`).
+    prefix_channels: bool = True
 
     @model_validator(mode="after")
     def _long_window_covers_window(self) -> StateConfig:

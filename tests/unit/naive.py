@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import ipaddress
 import math
 from collections.abc import Callable
 from typing import Any
@@ -105,6 +107,7 @@ def detector_alerts(
     score_fn: Callable[[F64, F64], tuple[float, float, tuple[float, float]]], dup_tol_ms: int,
     gap_ms: int,
     prevalence: tuple[int, float, float], sketch_width: int, update: tuple[float, float],
+    state: dict[str, dict[str, Any]] | None = None, sources_of: dict[str, set[str]] | None = None,
 ) -> list[tuple[str, int, float, str]]:  # fmt: skip
     """A dict-of-lists detector with the documented rules: (pair, detected_ms, score, lifecycle).
 
@@ -123,11 +126,13 @@ def detector_alerts(
     rose by update_score_change. Within the cooldown after an alert a pair is not scored at
     all; after a score of 0, or a scoring of an alerted pair that emits nothing, the next
     scoring needs twice as many new connections or twice the interval.
+    ``state`` and ``sources_of`` (per pair, per destination): pass the same dicts to carry on
+    from an earlier call.
     """
     min_sources, low, high = prevalence
     period_change, score_change = update
-    state: dict[str, dict[str, Any]] = {}
-    sources_of: dict[str, set[str]] = {}
+    state = {} if state is None else state
+    sources_of = {} if sources_of is None else sources_of
     alerts = []
     for t, end, src, pair, port, nbytes in rows:
         s = state.get(pair)
@@ -219,6 +224,101 @@ def detector_alerts(
                       next_check)  # fmt: skip
         alerts.append((pair, t, score, lifecycle))
     return alerts
+
+
+def prefix_of(dst: str) -> str:
+    """A destination IP -> its prefix: 198.51.100.7 -> 198.51.100.0/24; IPv6 -> its /48."""
+    bits = 24 if ipaddress.ip_address(dst).version == 4 else 48
+    return str(ipaddress.ip_network(f"{dst}/{bits}", strict=False))
+
+
+def split_pair(pair: str) -> tuple[str, str, str]:
+    """A key src>dst:port/proto -> (src, dst, "port/proto"); dst may be a prefix, or IPv6."""
+    src, rest = pair.split(">")
+    dst, service = rest.rsplit(":", 1)
+    return src, dst, service
+
+
+def channel_alerts(
+    rows: list[tuple[int, int, str, str, int, int]], *, batch: int, window_ms: int,
+    cooldown_ms: int, interval_ms: int, dropped: list[str] | None = None,
+    **detector: Any,
+) -> list[tuple[str, int, float, str, int]]:  # fmt: skip
+    """`detector_alerts` over every pair and every promoted prefix channel
+    ("src>prefix:port/proto"), then one alert per channel, decided per ``batch`` rows in time
+    order. A channel is promoted at its first row to a second destination IP: its state
+    starts as a copy of its first pair's (history, scoring schedule; no alert), and it is fed
+    that row and every later row of the channel (after the batch's pairs, as the detector's
+    prefix pass). Alerts:
+    a prefix alert "new" is dropped when fewer than two of its pairs (first seen by it, seen
+    within the window before it) exist or one of them has alerted; a pair alert when its
+    prefix has alerted; an update when its "new" was dropped in the batch. A dropped alert is
+    forgotten (the pair or prefix counts as never alerted), its next scoring a cooldown later
+    (as an alerted row's); ``dropped`` gets why (single, pair, prefix).
+    Returns (key, detected_ms, score, lifecycle, destination IPs).
+    """
+    state: dict[str, dict[str, Any]] = {}
+    sources_of: dict[str, set[str]] = {}
+    first_pair: dict[str, str] = {}  # channel -> its first pair, until promoted
+    promoted: set[str] = set()
+    out = []
+    shared = {
+        "state": state, "sources_of": sources_of, "window_ms": window_ms,
+        "cooldown_ms": cooldown_ms, "interval_ms": interval_ms, **detector,
+    }  # fmt: skip
+    for lo in range(0, len(rows), batch):
+        raised = []
+        prefixed = []
+        for t, end, src, pair, port, nbytes in rows[lo : lo + batch]:
+            raised += [(a, False) for a in detector_alerts([(t, end, src, pair, port, nbytes)],
+                                                           **shared)]  # fmt: skip
+            _, dst, service = split_pair(pair)
+            channel = f"{src}>{prefix_of(dst)}:{service}"
+            first = first_pair.setdefault(channel, pair)
+            if channel not in promoted and first != pair:
+                promoted.add(channel)
+                seed = copy.deepcopy(state[first])
+                seed["alert"] = None
+                state[channel] = seed
+                sources_of.setdefault(channel.split(">")[1], set()).add(src)
+            if channel in promoted:
+                prefixed.append((t, end, src, channel, port, nbytes))
+        raised += [(a, True) for a in detector_alerts(prefixed, **shared)]
+        raised.sort(key=lambda r: r[0][1])
+        undecided = {a[0] for a, _ in raised if a[3] == "new"}
+        gone: dict[str, str] = {}  # key -> why its "new" was dropped: single, pair, prefix
+
+        def alerted(key: str, undecided: set[str] = undecided) -> bool:
+            return key in state and state[key]["alert"] is not None and key not in undecided
+
+        for (key, t, score, lifecycle), is_prefix in raised:
+            undecided.discard(key)
+            src, dst, service = split_pair(key)
+            ips = 1
+            if is_prefix:
+                members = [
+                    k for k, s in state.items()
+                    if "/" not in split_pair(k)[1] and split_pair(k)[0] == src
+                    and split_pair(k)[2] == service and prefix_of(split_pair(k)[1]) == dst
+                    and s["first"] <= t and s["newest"] >= t - window_ms
+                ]  # fmt: skip
+                ips = len(members)
+                why = "single" if ips < 2 else "pair" if any(alerted(m) for m in members) else ""
+                drop = why if lifecycle == "new" else ""
+            else:
+                drop = "prefix" if alerted(f"{src}>{prefix_of(dst)}:{service}") else ""
+            if key in gone or drop:
+                drop = gone.get(key, drop)
+                gone[key] = drop
+                if dropped is not None:
+                    dropped.append(drop)
+                s = state[key]
+                s["alert"] = None
+                s["scored_count"] = 2**32 - 1  # not due by count: only a cooldown later
+                s["scored_t"] = max(s["scored_t"], t + max(cooldown_ms, interval_ms) - interval_ms)
+                continue
+            out.append((key, t, score, lifecycle, ips))
+    return out
 
 
 def window_score_period(

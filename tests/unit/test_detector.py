@@ -17,6 +17,7 @@ from beaconwatch.domain.clock import EventClock
 from beaconwatch.domain.flows import FlowBatch
 from beaconwatch.scoring.shape_names import shape_of
 from beaconwatch.scoring.sleep_range import described_range
+from beaconwatch.state.levels import PREFIX_LEVEL
 from tests.unit.flowgen import T0_MS, WALL_MS, beacon_rows, make_flows, poisson_rows
 
 
@@ -227,7 +228,9 @@ def test_score_all_pairs_reports_every_tracked_pair_with_its_stats() -> None:
     det = detector()
     det.process(flows)
     scores = det.score_all_pairs()
-    assert len(scores) == det.table.tracked_pairs
+    t = det.table
+    exact_rows = np.count_nonzero(t.used & ((t.port_proto & PREFIX_LEVEL) == 0))
+    assert len(scores) == exact_rows < t.tracked_pairs  # prefix channels are not pairs
     by_pair = {(s.src, s.dst, s.dst_port): s for s in scores}
     assert planted <= set(by_pair)
     threshold = Config().scoring.threshold
@@ -367,7 +370,7 @@ def test_a_partition_lagging_another_by_days_alerts_its_beacon_once() -> None:
     assert [a.lifecycle for a in alerts].count("new") == 1
     assert len({a.series_id for a in alerts}) == 1
     # Partition 0's idle sweeps ran (its clock moved 12 h) without touching partition 1.
-    assert det.partitions[1].table.tracked_pairs == 1
+    assert det.partitions[1].table.tracked_pairs == 1  # one IP: no prefix channel row
     assert det.stats.watermark_ms == det.partitions[1].watermark.newest_ms  # the laggiest
 
 

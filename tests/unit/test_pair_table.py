@@ -15,7 +15,9 @@ from tests.unit.flowgen import T0_MS, WALL_MS, make_flows
 
 
 def detector(**state: object) -> Detector:
-    config = with_overrides(Config(), state=state)
+    # The table's mechanics, one row per pair: prefix channels (a second row per destination
+    # prefix) are tested in test_channels.py.
+    config = with_overrides(Config(), state={"prefix_channels": False, **state})
     return Detector(config, wall_clock_ms=lambda: WALL_MS)
 
 

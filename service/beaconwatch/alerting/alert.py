@@ -9,6 +9,8 @@ from beaconwatch.alerting.statistics import BeaconStats
 
 RULE_BEACON = "beacon"
 RULE_LONG_CONNECTION = "long-connection"
+CHANNEL_PAIR = "pair"  # one destination IP
+CHANNEL_PREFIX = "prefix"  # a destination /24 (IPv6 /48) whose IP rotated (`core.channels`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +34,15 @@ class Alert:
     # rare destination (then `stats` holds the score, prevalence and counts, no timing).
     rule: str = "beacon"
     duration_s: float = 0.0
+    # CHANNEL_PAIR, or CHANNEL_PREFIX: scored over every IP of `dst_prefix` the source reached
+    # on the port; `dst_ip` is the one it reached last, `dst_ips` how many it reached.
+    channel: str = CHANNEL_PAIR
+    dst_prefix: str = ""
+    dst_ips: int = 1
 
     @property
     def pair_key(self) -> bytes:
-        """Kafka record key: the pair, so all alerts of one pair land in one partition."""
-        return f"{self.src_ip}>{self.dst_ip}:{self.dst_port}/{self.proto}".encode()
+        """Kafka record key: the pair (or prefix channel), so all alerts of one pair land in
+        one partition."""
+        dst = self.dst_prefix if self.channel == CHANNEL_PREFIX else self.dst_ip
+        return f"{self.src_ip}>{dst}:{self.dst_port}/{self.proto}".encode()

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from beaconwatch import __version__
-from beaconwatch.alerting.alert import RULE_LONG_CONNECTION, Alert
+from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_LONG_CONNECTION, Alert
 from beaconwatch.alerting.rules import SEVERITY_LEVELS, reason_sentence
 from beaconwatch.alerting.statistics import Group, encoded
 from beaconwatch.domain.addresses import protocol_name
@@ -128,7 +128,19 @@ def _beacon_ecs(alert: Alert) -> dict[str, Any]:
         "beacon": {
             **_beacon(alert, long_connection=False),
             "last_seen": _iso(alert.window_end_ms),
+            **_channel(alert),
         },
+    }
+
+
+def _channel(alert: Alert) -> dict[str, Any]:
+    """Which level alerted: one pair, or a prefix whose IP rotated (`core.channels`)."""
+    if alert.channel != CHANNEL_PREFIX:
+        return {"channel": alert.channel}
+    return {
+        "channel": alert.channel,
+        "destination_prefix": alert.dst_prefix,
+        "destination_ips": alert.dst_ips,
     }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from beaconwatch import __version__
-from beaconwatch.alerting.alert import RULE_LONG_CONNECTION, Alert
+from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_LONG_CONNECTION, Alert
 from beaconwatch.alerting.ecs import (
     ATTACK_TACTIC,
     ATTACK_TECHNIQUE,
@@ -178,6 +178,10 @@ def _unmapped(alert: Alert) -> dict[str, Any]:
         }
         return out
     out["beacon"] = encoded(s, "ocsf")  # every statistic of `alerting.statistics`
+    out["beacon"]["channel"] = alert.channel
+    if alert.channel == CHANNEL_PREFIX:  # the destination IP rotated within a prefix
+        out["beacon"]["destination_prefix"] = alert.dst_prefix
+        out["beacon"]["destination_ips"] = alert.dst_ips
     return out
 
 

@@ -14,15 +14,22 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.alerting.alert import RULE_BEACON, RULE_LONG_CONNECTION, Alert
+from beaconwatch.alerting.alert import (
+    CHANNEL_PAIR,
+    CHANNEL_PREFIX,
+    RULE_BEACON,
+    RULE_LONG_CONNECTION,
+    Alert,
+)
 from beaconwatch.alerting.statistics import AlertRow, BeaconStats, read_statistics
 from beaconwatch.config import AlertingConfig, AllowRule
-from beaconwatch.domain.addresses import halves_to_ip, protocol_name
+from beaconwatch.domain.addresses import halves_to_ip, prefix_text, protocol_name
 from beaconwatch.domain.dtypes import F64
 from beaconwatch.domain.networks import NetworkSet
 from beaconwatch.scoring.shape_names import shape_of
 from beaconwatch.scoring.sleep_range import described_range
 from beaconwatch.state import ingest as k
+from beaconwatch.state.levels import PORT_PROTO_MASK, PREFIX_LEVEL
 from beaconwatch.state.pair_table import PairTable
 
 SEVERITY_LEVELS = ("low", "medium", "high", "critical")
@@ -96,9 +103,13 @@ class AlertRules:
         beacon = read_statistics(AlertRow(stats, extra, table, row))
         src_ip = halves_to_ip(keys[0], keys[1])
         dst_ip = halves_to_ip(keys[2], keys[3])
+        # A prefix row: its destination is the prefix; `core.channels` names the member IP.
+        channel = CHANNEL_PREFIX if pp & PREFIX_LEVEL else CHANNEL_PAIR
+        dst_prefix = prefix_text(int(keys[2]), int(keys[3])) if channel == CHANNEL_PREFIX else ""
+        pp &= PORT_PROTO_MASK
         dst_port, proto = pp >> 8, pp & 0xFF
         detected_ms = int(times_ms[k.AT_DETECTED_MS])
-        pair_key = f"{src_ip}>{dst_ip}:{dst_port}/{proto}".encode()
+        pair_key = f"{src_ip}>{dst_prefix or dst_ip}:{dst_port}/{proto}".encode()
         lifecycle = int(extra[k.EXTRA_LIFECYCLE])
         long = int(extra[k.EXTRA_KIND]) == k.KIND_LONG_CONNECTION
         return Alert(
@@ -117,6 +128,8 @@ class AlertRules:
             stats=beacon,
             rule=RULE_LONG_CONNECTION if long else RULE_BEACON,
             duration_s=round(float(extra[k.EXTRA_DURATION_S]), 3) if long else 0.0,
+            channel=channel,
+            dst_prefix=dst_prefix,
         )
 
 
@@ -170,10 +183,13 @@ def reason_sentence(alert: Alert) -> str:
         f"{s.check_ins} connections over {duration_words(span_s)}, "
         f"{round(s.missed_ratio * 100)} % missed"
     )
+    if alert.channel == CHANNEL_PREFIX:
+        words += f"; to {alert.dst_ips} rotating IPs of {alert.dst_prefix} (CDN or DNS round-robin)"
     if s.connections_per_check_in > 1.0:
         words += f"; check-ins of {s.connections_per_check_in:g} connections each"
     if s.prevalence_sources > 1:
-        words += f"; {s.prevalence_sources} internal hosts contact this destination"
+        where = "prefix" if alert.channel == CHANNEL_PREFIX else "destination"
+        words += f"; {s.prevalence_sources} internal hosts contact this {where}"
     if s.sampling_rate > 1:
         words += f"; flows sampled 1:{s.sampling_rate}, so missed check-ins cost nothing"
     if s.direction_inferred:

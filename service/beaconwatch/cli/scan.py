@@ -18,7 +18,7 @@ from typing import BinaryIO, TextIO
 
 import orjson
 
-from beaconwatch.alerting.alert import Alert
+from beaconwatch.alerting.alert import CHANNEL_PREFIX, Alert
 from beaconwatch.alerting.formats import ALERT_FORMATS, alert_encoder
 from beaconwatch.cli.scan_output import (
     OUTPUT_FORMATS,
@@ -36,6 +36,7 @@ from beaconwatch.decode.registry import FORMAT_NAMES, get_decoder
 from beaconwatch.decode.zeek.zeek_tsv import ZeekHeader, ZeekTsvDecoder
 from beaconwatch.domain.addresses import ip_to_halves
 from beaconwatch.sources.files import LineBatch, ReadProgress, Segment, read_batches
+from beaconwatch.state.levels import PREFIX_LEVEL
 
 PROGRESS_EVERY_S = 0.2
 
@@ -153,6 +154,9 @@ def pair_totals(detector: Detector, alerts: Sequence[Alert]) -> PairTotals:
             continue
         src, dst = ip_to_halves(alert.src_ip), ip_to_halves(alert.dst_ip)
         port_proto = alert.dst_port << 8 | alert.proto
+        if alert.channel == CHANNEL_PREFIX:  # the prefix channel's row (`core.channels`)
+            dst = ip_to_halves(alert.dst_prefix.split("/")[0])
+            port_proto |= PREFIX_LEVEL
         for state in detector.partitions.values():
             table = state.table
             row = table.find(src, dst, port_proto)

@@ -21,6 +21,7 @@ import numpy as np
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.alerting.rules import AlertRules
 from beaconwatch.config import Config, with_overrides
+from beaconwatch.core.channels import ChannelGate, prefix_flows
 from beaconwatch.core.host_owners import host_hash
 from beaconwatch.core.pair_scores import PairScore, pair_scores
 from beaconwatch.core.partition_state import PartitionKey, PartitionState
@@ -38,6 +39,7 @@ from beaconwatch.scoring.window_score import (
     scoring_params,
 )
 from beaconwatch.state import ingest as k
+from beaconwatch.state.levels import PREFIX_LEVEL
 from beaconwatch.state.pair_table import MIN_CAPACITY, REBASE_AFTER_MS, PairBudget, PairTable
 from beaconwatch.state.prevalence import Prevalence
 from beaconwatch.state.snapshot import decode_table, encode_table
@@ -107,7 +109,13 @@ class Detector:
         self._limits[k.LIM_MIN_EVENTS] = scoring.min_events
         self._limits[k.LIM_MIN_EVENTS_SLOW] = min(scoring.min_events_slow, scoring.min_events)
         self._limits[k.LIM_SLOW_INTERVAL_MS] = int(scoring.slow_interval_s * 1000)
-        self._limits[k.LIM_LONG_CONNECTION_MS] = int(config.alerting.long_connection_s * 1000)
+        self._long_connection_ms = int(config.alerting.long_connection_s * 1000)
+        self._prefix_channels = state.prefix_channels
+        self._channels = ChannelGate(
+            self._window_ms,
+            int(config.alerting.cooldown_s * 1000),
+            int(scoring.rescore_interval_s * 1000),
+        )
         self._limits[k.LIM_LONG_SESSIONS] = config.alerting.long_connection_sessions
         self._limits[k.LIM_RESCORE_EVERY] = scoring.rescore_every_events
         self._limits[k.LIM_RESCORE_INTERVAL_MS] = int(scoring.rescore_interval_s * 1000)
@@ -127,6 +135,8 @@ class Detector:
             left = min(MIN_CAPACITY, self.budget.available)
             capacity = min(self.budget.max_pairs, max(MIN_STARVED_CAPACITY, left))
             table = PairTable(capacity, self._history_events, self.prevalence, self.budget)
+            if self._prefix_channels:
+                table.enable_channels()
             found = self._partitions[key] = PartitionState(
                 table, self._lateness_ms, self._tolerance_ms
             )
@@ -174,6 +184,8 @@ class Detector:
             data, history_events=self._history_events, prevalence=self.prevalence,
             budget=self.budget, min_capacity=min(MIN_CAPACITY, self.budget.max_pairs),
         )  # fmt: skip
+        if self._prefix_channels:
+            restored.table.enable_channels()
         old = self._partitions.pop(key, None)
         if old is not None:
             old.table.release()
@@ -239,37 +251,34 @@ class Detector:
         self._count_ahead(flows, timely, seen, wall_ms)
         batch_start_ms = int(flows.start_ms[timely].min()) if timely_ms.size else None
         self._follow_event_time(state, watermark_ms, batch_start_ms, seen.watermark_ms)
-        table.reserve(n)  # every flow could be a new pair: grow now if the budget allows
+        # Every flow could be a new pair (and a new prefix): grow now if the budget allows.
+        table.reserve(2 * n if self._prefix_channels else n)
 
         self._limits[k.LIM_WATERMARK_MS] = watermark_ms if watermark_ms is not None else _NEVER_MS
         self._limits[k.LIM_MAX_START_MS] = max_start_ms
         self._limits[k.LIM_EVICT_BATCH] = table.evict_batch
         status = np.empty(n, dtype=np.uint8)
         counters = np.zeros(k.CNT_SIZE, dtype=np.int64)
-        # A flow can make its pair alert twice: a long connection, and a beacon.
-        alert_rows = np.empty(2 * n, dtype=np.int32)
-        alert_stats = np.empty((2 * n, Stat.SIZE), dtype=np.float64)
-        alert_times = np.empty((2 * n, k.AT_SIZE), dtype=np.int64)
-        alert_extra = np.empty((2 * n, k.EXTRA_SIZE), dtype=np.float64)
-        t = table
-        k.ingest(
-            t.index, t.keys, t.port_proto, t.first_seen_ms, t.last_seen_ms,
-            t.scored_ms, t.alert_ms, t.first_alert_ms, t.count, t.scored_count, t.alerted,
-            t.sampling, t.direction_inferred, t.long_alert_ms, t.long_sessions, t.ring_t,
-            t.ring_b, t.conn_port, t.conn_times,
-            t.free, t.used, t.meta, self.prevalence.sketch, self.prevalence.nonzero,
-            flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi,
-            flows.dst_lo, flows.src_port, flows.dst_port, flows.proto, flows.bytes,
-            flows.sampling_rate, flows.initiator,
-            self._limits, self._score_params, self._null_tables, self._policy,
-            status, counters, alert_rows, alert_stats, alert_times, alert_extra,
-        )  # fmt: skip
+        feed = np.zeros(n, dtype=np.uint8)
+        raised = self._ingest(table, flows, status, feed, counters, level=0)
+        fed = np.flatnonzero(feed)
+        if fed.size:
+            # The prefix pass: the flows of promoted channels (`state.channel_index`),
+            # destinations masked; no long connections (their exact pairs report those).
+            # Its status and per-flow counters repeat the first's.
+            more = np.zeros(k.CNT_SIZE, dtype=np.int64)
+            raised += self._ingest(
+                table, prefix_flows(flows.take(fed)), np.empty(fed.size, dtype=np.uint8), feed,
+                more, PREFIX_LEVEL,
+            )  # fmt: skip
+            for slot in (k.CNT_EVICTED_CAPACITY, k.CNT_EVICTED_ESTABLISHED, k.CNT_SCORED):
+                counters[slot] += more[slot]
         rejections, rejected_flows = self._rejections(flows, status, watermark_ms or 0)
         alerts = []
-        for i in range(int(counters[k.CNT_ALERTS])):
-            alert = self.rules.make_alert(
-                table, int(alert_rows[i]), alert_stats[i], alert_times[i], alert_extra[i]
-            )
+        kept, dropped = self._channels.decide(table, raised)
+        for reason in dropped:
+            self.stats.alerts_suppressed_by_reason[reason] += 1
+        for alert in kept:
             suppressed_by = self.rules.suppressed_by(alert)
             if suppressed_by is None:
                 alerts.append(alert)
@@ -294,6 +303,44 @@ class Detector:
             else _NO_HOSTS
         )
         return DetectorResult(alerts, rejections, accepted, rejected_flows, hosts)
+
+    def _ingest(
+        self, table: PairTable, flows: FlowBatch, status: np.ndarray, feed: np.ndarray,
+        counters: np.ndarray, level: int,
+    ) -> list[tuple[Alert, int]]:  # fmt: skip
+        """One pass of the ingest kernel over ``flows`` at ``level`` (`state.levels`); the
+        alerts it raised, with their rows. The exact pass marks in ``feed`` the flows of
+        promoted prefix channels."""
+        n = len(flows)
+        self._limits[k.LIM_LEVEL] = level
+        self._limits[k.LIM_LONG_CONNECTION_MS] = 0 if level else self._long_connection_ms
+        # A flow can make its pair alert twice: a long connection, and a beacon.
+        alert_rows = np.empty(2 * n, dtype=np.int32)
+        alert_stats = np.empty((2 * n, Stat.SIZE), dtype=np.float64)
+        alert_times = np.empty((2 * n, k.AT_SIZE), dtype=np.int64)
+        alert_extra = np.empty((2 * n, k.EXTRA_SIZE), dtype=np.float64)
+        t = table
+        k.ingest(
+            t.index, t.keys, t.port_proto, t.first_seen_ms, t.last_seen_ms,
+            t.scored_ms, t.alert_ms, t.first_alert_ms, t.count, t.scored_count, t.alerted,
+            t.sampling, t.direction_inferred, t.long_alert_ms, t.long_sessions, t.ring_t,
+            t.ring_b, t.conn_port, t.conn_times,
+            t.free, t.used, t.meta, t.channels, self.prevalence.sketch, self.prevalence.nonzero,
+            flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi,
+            flows.dst_lo, flows.src_port, flows.dst_port, flows.proto, flows.bytes,
+            flows.sampling_rate, flows.initiator,
+            self._limits, self._score_params, self._null_tables, self._policy,
+            status, feed, counters, alert_rows, alert_stats, alert_times, alert_extra,
+        )  # fmt: skip
+        return [
+            (
+                self.rules.make_alert(
+                    table, int(alert_rows[i]), alert_stats[i], alert_times[i], alert_extra[i]
+                ),
+                int(alert_rows[i]),
+            )
+            for i in range(int(counters[k.CNT_ALERTS]))
+        ]
 
     def _rejections(
         self, flows: FlowBatch, status: np.ndarray, watermark_ms: int
@@ -387,7 +434,8 @@ class Detector:
                 self._window_ms, self._long_window_ms, self._score_params, self._null_tables,
                 self._policy, rows, stats, extra,
             )  # fmt: skip
-            scores.extend(pair_scores(t, rows[:n], stats[:n], extra[:n]))
+            exact = (t.port_proto[rows[:n]] & PREFIX_LEVEL) == 0  # pairs, not prefix channels
+            scores.extend(pair_scores(t, rows[:n][exact], stats[:n][exact], extra[:n][exact]))
         return scores
 
 
@@ -424,3 +472,7 @@ def warm_up(config: Config) -> None:
         dst_lo=[0xFFFF_CB00_7101], src_port=[50_000], dst_port=[443], proto=[6], bytes=[100],
     )  # fmt: skip
     detector.process(one_flow)
+    # The prefix channels' member look-ups (IPv4 and IPv6), run at a prefix alert.
+    for net in ((0, 0xFFFF_CB00_7100), (0x2001_0DB8 << 32, 0)):
+        detector._channels.members(detector.table, (0, 0xFFFF_0A00_0001), net, 443 << 8 | 6,
+                                   start_ms)  # fmt: skip

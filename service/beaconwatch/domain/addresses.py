@@ -26,6 +26,19 @@ def halves_to_ip(hi: int, lo: int) -> str:
     return str(ipaddress.IPv6Address((hi << 64) | lo))
 
 
+# Destination prefixes of channels (`core.channels`): a CDN or round-robin keeps a service's
+# IPs in one /24; IPv6 sites get a /48.
+PREFIX_V4_BITS = 24
+PREFIX_V6_BITS = 48
+
+
+def prefix_text(hi: int, lo: int) -> str:
+    """The prefix of a masked destination (`core.channels.mask_prefix`): "198.51.100.0/24"."""
+    hi, lo = int(hi), int(lo)
+    bits = PREFIX_V4_BITS if hi == 0 and (lo >> 32) == 0xFFFF else PREFIX_V6_BITS
+    return f"{halves_to_ip(hi, lo)}/{bits}"
+
+
 PROTOCOL_NAMES: dict[int, str] = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp"}
 
 

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 
 from beaconwatch.alerting.rules import ALLOWLIST, SEVERITY_LEVELS
+from beaconwatch.core.channels import PAIR_REPORTED, PREFIX_REPORTED, SINGLE_DESTINATION
 from beaconwatch.core.scope import IgnoreReason
 from beaconwatch.domain.stats import DetectorStats
 
@@ -251,7 +252,8 @@ class ServiceMetrics:
         # suppressed alert (the dashboard's panel stayed empty), so these start at 0 too.
         for reason in (v for k, v in vars(IgnoreReason).items() if k.isupper()):
             metrics.flows_ignored.labels(reason=reason)
-        metrics.alerts_suppressed.labels(reason=ALLOWLIST)
+        for reason in (ALLOWLIST, SINGLE_DESTINATION, PAIR_REPORTED, PREFIX_REPORTED):
+            metrics.alerts_suppressed.labels(reason=reason)
         for result in ("written", "failed"):
             metrics.checkpoints.labels(result=result)
         for result in ("restored", "none", "incomplete", "corrupt", "incompatible", "unreadable"):

@@ -47,6 +47,15 @@ from beaconwatch.scoring.window_score import (
     new_workspace,
     score_window_paired,
 )
+from beaconwatch.state.channel_index import (
+    NOT_FED,
+    bucket_of,
+    listed,
+    register,
+    route,
+    seed_prefix_row,
+    tagged,
+)
 from beaconwatch.state.connections import (
     CONTINUATION,
     DUPLICATE,
@@ -59,6 +68,7 @@ from beaconwatch.state.connections import (
     remember_connection,
 )  # fmt: skip
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
+from beaconwatch.state.levels import PREFIX_LEVEL_U32, mask_destination
 from beaconwatch.state.pair_table import (
     ALERTED_HIGH_S,
     ALERTED_LOW_S,
@@ -102,7 +112,10 @@ LIM_MIN_EVENTS_SLOW = 12  # a slow pair is scored from this many connections...
 LIM_SLOW_INTERVAL_MS = 13  # ...when they came at most one per this, on average
 LIM_LONG_CONNECTION_MS = 14  # a connection this long to a rare destination alerts (0: never)
 LIM_LONG_SESSIONS = 15  # ...once the pair has had this many, each within the window of the last
-LIM_SIZE = 16
+# Or-ed into every flow's port_proto key: 0 for exact pairs, `levels.PREFIX_LEVEL` for the
+# prefix pass over destination-masked flows (`core.channels`).
+LIM_LEVEL = 16
+LIM_SIZE = 17
 
 # Slots of the `policy` float64 vector (prevalence and alert lifecycle).
 POL_THRESHOLD = 0
@@ -461,7 +474,7 @@ def ingest(
     last_seen_ms: I64, scored_ms: I64, alert_ms: I64, first_alert_ms: I64, count: U32,
     scored_count: U32, alerted: F32, sampling: U16, direction_inferred: U8, long_alert_ms: I64,
     long_sessions: U16, ring_t: U32, ring_b: U16, conn_port: U16, conn_times: U32, free: I32,
-    used: BOOL, meta: I64,
+    used: BOOL, meta: I64, channels: I64,
     # the process's prevalence sketch
     sketch: U32, nonzero: I64,
     # flows
@@ -470,10 +483,14 @@ def ingest(
     # parameters
     limits: I64, score_params: F64, null_tables: F64, policy: F64,
     # outputs
-    status: U8, counters: I64, alert_rows: I32, alert_stats: F64, alert_times: I64,
+    status: U8, feed: U8, counters: I64, alert_rows: I32, alert_stats: F64, alert_times: I64,
     alert_extra: F64,
 ) -> None:  # fmt: skip
     """Ingest flows in order; fills `status` per flow and one output row per alert.
+
+    With prefix channels (``channels``, `state.channel_index`, not empty), the exact pass
+    (level 0) sets ``feed`` to 1 for the flows of promoted channels, the prefix pass's input,
+    and promotes channels at their second IP; the prefix pass keeps the index on its rows.
 
     A flow is too late when it ended (could last have been exported) more than the allowed
     lateness before the watermark; the watermark itself is moved by the caller
@@ -481,6 +498,7 @@ def ingest(
     history = ring_t.shape[1]
     oldest_export = limits[LIM_WATERMARK_MS] - limits[LIM_LATENESS_MS]
     epoch = meta[1]
+    level = np.uint32(limits[LIM_LEVEL])
     stats = np.empty(N_STATS, dtype=np.float64)
     extra = np.zeros(EXTRA_SIZE, dtype=np.float64)
     window_t = np.empty(history, dtype=np.float64)
@@ -507,6 +525,7 @@ def ingest(
         counters[CNT_ACCEPTED] += 1
 
         pp = np.uint32((np.uint32(dst_port[i]) << np.uint32(8)) | np.uint32(proto[i]))
+        pp = np.uint32(pp | level)
         h = key_hash(src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pp)
         slot = find_slot(index, keys, port_proto, h, src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pp)
         row = index[slot]
@@ -547,6 +566,31 @@ def ingest(
                 conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
             add_pair(sketch, nonzero, keys, pp, row, 1)
             counters[CNT_NEW_PAIRS] += 1
+        if channels.shape[0] > 0:
+            # Prefix channels (`state.channel_index`): the ordinary flow, of a channel's one
+            # pair, costs a hash and a look at one bucket; the rest is out of line.
+            if level == 0:
+                net_hi, net_lo = mask_destination(dst_hi[i], dst_lo[i])
+                prefix_pp = np.uint32(pp | PREFIX_LEVEL_U32)
+                hc = key_hash(src_hi[i], src_lo[i], net_hi, net_lo, prefix_pp)
+                if not listed(channels, bucket_of(channels, hc), tagged(hc, row)):
+                    source, entry = route(
+                        channels, index, keys, port_proto, used, last_seen_ms, hc, row,
+                        src_hi[i], src_lo[i], net_hi, net_lo, pp,
+                    )  # fmt: skip
+                    if source != NOT_FED:
+                        feed[i] = 1
+                    if source >= 0:  # a second IP: promoted
+                        seed_prefix_row(
+                            index, keys, port_proto, first_seen_ms, last_seen_ms, scored_ms,
+                            alert_ms, first_alert_ms, count, scored_count, alerted, sampling,
+                            direction_inferred, long_alert_ms, long_sessions, ring_t, ring_b,
+                            conn_port, conn_times, free, used, meta, sketch, nonzero, channels,
+                            entry, source, hc, src_hi[i], src_lo[i], net_hi, net_lo, prefix_pp,
+                            NEVER_MS,
+                        )  # fmt: skip
+            elif not listed(channels, bucket_of(channels, h), tagged(h, row)):
+                register(channels, keys, port_proto, used, last_seen_ms, h, row)
 
         if initiator[i] != INITIATOR_SRC:  # the record did not say who started it (`core.scope`)
             direction_inferred[row] = np.uint8(direction_inferred[row] | INFERRED)

@@ -18,9 +18,11 @@ last ``history_events`` connection start times and sizes. Layout per row (histor
     ring_b      H x u16   64 B   connection bytes, log-coded (`size_codec`)
     conn        2 x (u16 + 4 x u32)   36 B   last connections (`connections`)
     index       >= 2 x i32 slots  8-16 B   (hash_index; load factor <= 0.5)
+    channels    >= 1 x i64    8-16 B   prefix channels' promotion (`channel_index`), when on
     free, used  i32 + bool   5 B
     sketch      3 x u32 x W/max_pairs  12-24 B   prevalence, one per process (`prevalence`)
-                       ~360-380 B per tracked pair (`bytes_per_pair`, bench/core.py)
+                       ~360-380 B per tracked pair (`bytes_per_pair`, bench/core.py),
+                       8-16 B more with prefix channels
 
 One table per input partition (`core.partition_state`). A table starts small and doubles when a
 batch could fill it, as long as the process's `PairBudget` (``state.max_pairs`` rows over all
@@ -42,6 +44,7 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.domain.dtypes import F32, I32, I64, U8, U16, U32, U64
+from beaconwatch.state.channel_index import channel_slots, rebuild
 from beaconwatch.state.connections import CONN_FIELDS, CONN_SLOTS, END, NO_CONNECTION, PIECE, START
 from beaconwatch.state.hash_index import (
     EMPTY,
@@ -122,6 +125,8 @@ class PairTable:
         self.index: I32 = np.full(slots_for(capacity), EMPTY, dtype=np.int32)
         # meta[0] = free-stack size, meta[1] = epoch_ms (ring times are relative to it).
         self.meta: I64 = np.array([capacity, 0], dtype=np.int64)
+        # Prefix channels' promotion index (`state.channel_index`): empty until enabled.
+        self.channels: I64 = np.empty(0, dtype=np.int64)
 
     def _allocate(self, rows: int) -> None:
         h = self.history_events
@@ -150,6 +155,11 @@ class PairTable:
                                        dtype=np.uint32)  # fmt: skip
         self.used = np.zeros(rows, dtype=np.bool_)
 
+    def enable_channels(self) -> None:
+        """Track prefix channels' promotion (`state.channel_index`): 8-16 bytes a row."""
+        self.channels = np.empty(channel_slots(self.capacity), dtype=np.int64)
+        rebuild(self.channels, self.keys, self.port_proto, self.used)
+
     @property
     def tracked_pairs(self) -> int:
         return self.capacity - int(self.meta[0])
@@ -167,7 +177,8 @@ class PairTable:
     def nbytes(self) -> int:
         """Memory of the table's own arrays (the shared prevalence sketch not included)."""
         own = sum(getattr(self, name).nbytes for name in ROW_COLUMNS)
-        return int(own + self.index.nbytes + self.free.nbytes + self.meta.nbytes)
+        index = self.index.nbytes + self.channels.nbytes
+        return int(own + index + self.free.nbytes + self.meta.nbytes)
 
     @property
     def bytes_per_pair(self) -> float:
@@ -206,6 +217,8 @@ class PairTable:
         self.meta[0] = added + free_now
         self.index = np.full(slots_for(capacity), EMPTY, dtype=np.int32)
         _index_rows(self.index, self.keys, self.port_proto, self.used)
+        if self.channels.size:
+            self.enable_channels()
         self.budget.granted += added
         self.capacity = capacity
         del columns
@@ -236,10 +249,7 @@ class PairTable:
             np.uint64(src[0]), np.uint64(src[1]), np.uint64(dst[0]), np.uint64(dst[1]),
             np.uint32(port_proto),
         )  # fmt: skip
-        # numba hands the uint64 hash back as a Python int, which it would read as int64.
-        h = np.uint64(key_hash(*args))
-        slot = find_slot(self.index, self.keys, self.port_proto, h, *args)
-        row = int(self.index[slot])
+        row = int(_find_row(self.index, self.keys, self.port_proto, *args))
         return row if row != EMPTY else -1
 
     def evict_idle(self, cutoff_ms: int) -> int:
@@ -263,6 +273,8 @@ class PairTable:
         self.meta[1] = epoch_ms
         self.index[:] = EMPTY
         _index_rows(self.index, self.keys, self.port_proto, self.used)
+        if self.channels.size:
+            self.enable_channels()
         self.count_into(self.prevalence)
 
     def count_into(self, prevalence: Prevalence) -> None:
@@ -275,6 +287,17 @@ class PairTable:
             _evict_where(self.index, self.keys, self.port_proto, self.free, self.used, self.meta,
                          p.sketch, p.nonzero, mask)
         )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _find_row(
+    index: I32, keys: U64, port_proto: U32, src_hi: np.uint64, src_lo: np.uint64,
+    dst_hi: np.uint64, dst_lo: np.uint64, pp: np.uint32,
+) -> int:  # fmt: skip
+    # Hashed in here: a hash passed from Python could be typed as a signed int64 by an
+    # earlier compilation of `find_slot` and overflow.
+    h = key_hash(src_hi, src_lo, dst_hi, dst_lo, pp)
+    return int(index[find_slot(index, keys, port_proto, h, src_hi, src_lo, dst_hi, dst_lo, pp)])
 
 
 @njit(cache=True, nogil=True)

@@ -32,6 +32,7 @@ from numba import njit
 
 from beaconwatch.domain.dtypes import I64, U32
 from beaconwatch.state.hash_index import key_hash
+from beaconwatch.state.levels import PORT_PROTO_MASK_U32, PREFIX_LEVEL_U32
 
 SKETCH_ROWS = 5  # rows 0, 1: destination count-min; 2: source counters; 3, 4: fan-out
 _SALT = np.uint64(0x5851_F42D_4C95_7F2D)
@@ -75,9 +76,10 @@ def _source_bucket(src_hi: np.uint64, src_lo: np.uint64, width: int) -> np.int64
 def _fanout_buckets(
     src_hi: np.uint64, src_lo: np.uint64, pp: np.uint32, width: int
 ) -> tuple[np.int64, np.int64]:
-    """Buckets of (source, protocol, port block); (-1, -1) for a service port."""
+    """Buckets of (source, protocol, port block); (-1, -1) for a service port, and for a
+    prefix row (`state.levels`): fan-out counts destinations, which its exact rows already do."""
     port = pp >> np.uint32(8)
-    if port < FANOUT_MIN_PORT:
+    if port < FANOUT_MIN_PORT or (pp & PREFIX_LEVEL_U32) != 0:
         return np.int64(-1), np.int64(-1)
     block = ((port // np.uint32(FANOUT_PORT_BLOCK)) << np.uint32(8)) | (pp & np.uint32(0xFF))
     h = key_hash(src_hi, src_lo, _FANOUT_SALT, _FANOUT_SALT, np.uint32(block))
@@ -133,8 +135,8 @@ def fleet_sources(sketch: U32, nonzero: I64) -> float:
 @njit(cache=True, nogil=True)
 def source_fanout(sketch: U32, src_hi: np.uint64, src_lo: np.uint64, pp: np.uint32) -> int:
     """Distinct tracked destinations of the source in the port block of ``pp`` (0 for a
-    service port: not counted)."""
-    f, g = _fanout_buckets(src_hi, src_lo, pp, sketch.shape[1])
+    service port: not counted). A prefix row reads its exact rows' fan-out."""
+    f, g = _fanout_buckets(src_hi, src_lo, pp & PORT_PROTO_MASK_U32, sketch.shape[1])
     if f < 0:
         return 0
     return int(min(sketch[3, f], sketch[4, g]))
