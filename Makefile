@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-integration test-kafka test-e2e e2e-tools lint typecheck bench eval null-tables clean-jit clean
+.PHONY: help install demo test test-unit test-integration test-kafka test-e2e e2e-tools lint typecheck bench eval null-tables clean-jit jit-fresh clean
 .PHONY: monitoring-tools test-monitoring
 .PHONY: container-tools test-container
 
@@ -86,7 +86,7 @@ test-container: install container-tools ## Build the service image (Debian base 
 	$(BIN)/python tests/harness/container.py build
 	$(BIN)/pytest tests/container -s
 
-bench: install ## Run the benchmarks in bench/ (decode, core, storms, end to end, stages, restore, eviction)
+bench: install jit-fresh ## Run the benchmarks in bench/ (decode, core, storms, end to end, stages, restore, eviction)
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/storm.py
@@ -98,7 +98,7 @@ bench: install ## Run the benchmarks in bench/ (decode, core, storms, end to end
 	$(BIN)/python bench/workers.py
 	$(BIN)/python bench/eviction.py
 
-eval: install ## Rerun the evaluation: labelled benchmark + RITA v5 comparison -> docs/evaluation.md
+eval: install jit-fresh ## Rerun the evaluation: labelled benchmark + RITA v5 comparison -> docs/evaluation.md
 	$(BIN)/python -m evaluation
 
 null-tables: install ## Rebuild the shipped Poisson null quantiles after editing scoring/periodicity.py or interval_significance.py
@@ -106,6 +106,9 @@ null-tables: install ## Rebuild the shipped Poisson null quantiles after editing
 
 clean-jit: ## Drop numba's cached kernels (numba does not notice edits to a kernel's callees)
 	find service -name '*.nbi' -delete -o -name '*.nbc' -delete
+
+jit-fresh: ## Drop numba's cached kernels only if a source kernels read changed (tests do this themselves)
+	$(BIN)/python tests/harness/jit_cache.py
 
 clean: ## Remove the virtualenv, caches and build output
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
