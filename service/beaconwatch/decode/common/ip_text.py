@@ -32,6 +32,7 @@ _ZERO = np.uint64(0)
 @njit(cache=True, nogil=True)
 def _hex_value(c: int) -> int:
     """Value of an ASCII hex digit, or -1."""
+    c = int(c)  # a uint8 would stay uint8 in plain Python (NEP 50); numba widens it anyway
     if 48 <= c <= 57:
         return c - 48
     if 97 <= c <= 102:
@@ -54,7 +55,7 @@ def parse_ipv4(buf: npt.NDArray[np.uint8], start: int, end: int) -> tuple[bool, 
         octet = 0
         first = i
         while i < end and 48 <= buf[i] <= 57:
-            octet = octet * 10 + (buf[i] - 48)
+            octet = octet * 10 + (int(buf[i]) - 48)  # int(): as numba widens it
             digits += 1
             i += 1
         if digits == 0 or digits > 3 or octet > 255:

@@ -39,7 +39,7 @@ def _digits(buf: npt.NDArray[np.uint8], start: int, count: int) -> int:
     """The decimal value of ``count`` ASCII digits at ``start``, or -1."""
     value = 0
     for i in range(start, start + count):
-        c = buf[i]
+        c = int(buf[i])  # int(): a uint8 stays uint8 in plain Python (NEP 50), numba widens it
         if c < 48 or c > 57:
             return -1
         value = value * 10 + (c - 48)
@@ -99,7 +99,7 @@ def parse_datetime_ms(
         digits = 0
         while i < end and 48 <= buf[i] <= 57:
             if digits < 3:
-                frac_ms = frac_ms * 10 + (buf[i] - 48)
+                frac_ms = frac_ms * 10 + (int(buf[i]) - 48)
             digits += 1
             i += 1
         if digits == 0 or digits > 9:
@@ -140,7 +140,7 @@ def parse_epoch_ms(buf: npt.NDArray[np.uint8], start: int, end: int) -> tuple[bo
     seconds = 0
     int_digits = 0
     while i < end and 48 <= buf[i] <= 57:
-        seconds = seconds * 10 + (buf[i] - 48)
+        seconds = seconds * 10 + (int(buf[i]) - 48)
         int_digits += 1
         i += 1
         if int_digits > 12:
@@ -155,7 +155,7 @@ def parse_epoch_ms(buf: npt.NDArray[np.uint8], start: int, end: int) -> tuple[bo
         digits = 0
         while i < end and 48 <= buf[i] <= 57:
             if digits < 3:
-                frac_ms = frac_ms * 10 + (buf[i] - 48)
+                frac_ms = frac_ms * 10 + (int(buf[i]) - 48)
             digits += 1
             i += 1
         if i != end or digits == 0 or digits > 9:

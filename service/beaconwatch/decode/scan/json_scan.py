@@ -180,7 +180,7 @@ def _proto_value(
     for p in range(s, s + n):
         if not 48 <= buf[p] <= 57:
             return -1, 0
-        number = number * 10 + (buf[p] - 48)
+        number = number * 10 + (int(buf[p]) - 48)  # int(): see ip_text.parse_ipv4
     if number > 255:
         return -1, 0
     return j, number
