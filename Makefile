@@ -51,10 +51,12 @@ NOJIT_DECODE_TESTS := $(addprefix tests/unit/test_,$(addsuffix .py,decode_goflow
 	decode_goflow2_pb decode_goflow2_pb_props decode_fast_reject decode_initiator decode_auto \
 	decode_ecs decode_pmacct decode_zeek decoder_contract json_tokens ip_text time_text))
 NOJIT_DECODE_FILES := */decode/scan/*,*/decode/common/*_text.py,*/decode/common/initiator.py
+# Its coverage data goes to the ignored .cache/, not beside the sources.
 
 .PHONY: test-nojit
+test-nojit: export COVERAGE_FILE := .cache/nojit.coverage
 test-nojit: install ## The kernels' and scanners' tests with NUMBA_DISABLE_JIT=1 under coverage (fails below 90 % of the kernels, 95 % of the scanners)
-	rm -f .coverage
+	mkdir -p .cache && rm -f $(COVERAGE_FILE)
 	NUMBA_DISABLE_JIT=1 $(BIN)/pytest -q -p no:cacheprovider -W ignore::RuntimeWarning \
 	  --cov=beaconwatch.scoring --cov=beaconwatch.state --cov=beaconwatch.sources.record_batches \
 	  --cov=beaconwatch.decode --cov-report= $(NOJIT_TESTS) $(NOJIT_DECODE_TESTS)
