@@ -27,17 +27,20 @@ from numba import njit
 MAX_IP_TEXT_LEN = 45  # longest valid form: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
 _MAPPED_PREFIX = 0xFFFF_0000_0000
 _ZERO = np.uint64(0)
+# '0' as an int64: `byte - ZERO_DIGIT` is an int64 as numba types it, in plain Python too
+# (NUMBA_DISABLE_JIT=1), where NumPy keeps `uint8 - 48` a uint8 that wraps (NEP 50).
+ZERO_DIGIT = np.int64(48)
 
 
 @njit(cache=True, nogil=True)
-def _hex_value(c: int) -> int:
+def _hex_value(c: int) -> np.int64 | int:
     """Value of an ASCII hex digit, or -1."""
     if 48 <= c <= 57:
-        return c - 48
+        return c - ZERO_DIGIT
     if 97 <= c <= 102:
-        return c - 87
+        return c - ZERO_DIGIT - 39
     if 65 <= c <= 70:
-        return c - 55
+        return c - ZERO_DIGIT - 7
     return -1
 
 
@@ -54,7 +57,7 @@ def parse_ipv4(buf: npt.NDArray[np.uint8], start: int, end: int) -> tuple[bool, 
         octet = 0
         first = i
         while i < end and 48 <= buf[i] <= 57:
-            octet = octet * 10 + (buf[i] - 48)
+            octet = octet * 10 + (buf[i] - ZERO_DIGIT)
             digits += 1
             i += 1
         if digits == 0 or digits > 3 or octet > 255:
@@ -96,7 +99,7 @@ def _parse_ipv6(
         if i == end:
             return True, _ZERO, _ZERO
     while True:
-        group = 0
+        group: np.int64 | int = 0  # np.int64 in plain Python (see ZERO_DIGIT)
         digits = 0
         j = i
         while j < end:

@@ -30,6 +30,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from beaconwatch.decode.common.ip_text import ZERO_DIGIT
+
 MAX_EPOCH_S = 253_402_300_799  # 9999-12-31T23:59:59Z
 MAX_TIME_TEXT_LEN = 40  # longest accepted: "9999-12-31T23:59:59.999999999+23:59" is 35
 
@@ -42,7 +44,7 @@ def _digits(buf: npt.NDArray[np.uint8], start: int, count: int) -> int:
         c = buf[i]
         if c < 48 or c > 57:
             return -1
-        value = value * 10 + (c - 48)
+        value = value * 10 + (c - ZERO_DIGIT)
     return value
 
 
@@ -99,7 +101,7 @@ def parse_datetime_ms(
         digits = 0
         while i < end and 48 <= buf[i] <= 57:
             if digits < 3:
-                frac_ms = frac_ms * 10 + (buf[i] - 48)
+                frac_ms = frac_ms * 10 + (buf[i] - ZERO_DIGIT)
             digits += 1
             i += 1
         if digits == 0 or digits > 9:
@@ -140,7 +142,7 @@ def parse_epoch_ms(buf: npt.NDArray[np.uint8], start: int, end: int) -> tuple[bo
     seconds = 0
     int_digits = 0
     while i < end and 48 <= buf[i] <= 57:
-        seconds = seconds * 10 + (buf[i] - 48)
+        seconds = seconds * 10 + (buf[i] - ZERO_DIGIT)
         int_digits += 1
         i += 1
         if int_digits > 12:
@@ -155,7 +157,7 @@ def parse_epoch_ms(buf: npt.NDArray[np.uint8], start: int, end: int) -> tuple[bo
         digits = 0
         while i < end and 48 <= buf[i] <= 57:
             if digits < 3:
-                frac_ms = frac_ms * 10 + (buf[i] - 48)
+                frac_ms = frac_ms * 10 + (buf[i] - ZERO_DIGIT)
             digits += 1
             i += 1
         if i != end or digits == 0 or digits > 9:

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.decode.common.initiator import tcp_flags_initiator
-from beaconwatch.decode.common.ip_text import parse_ip
+from beaconwatch.decode.common.ip_text import ZERO_DIGIT, parse_ip
 from beaconwatch.decode.scan.json_tokens import (
     ENDED,
     MAX_DEPTH,
@@ -180,7 +180,7 @@ def _proto_value(
     for p in range(s, s + n):
         if not 48 <= buf[p] <= 57:
             return -1, 0
-        number = number * 10 + (buf[p] - 48)
+        number = number * 10 + (buf[p] - ZERO_DIGIT)
     if number > 255:
         return -1, 0
     return j, number

@@ -4,15 +4,23 @@ Numba reference-counts every array passed to a helper function, with atomic oper
 the JSON scanner calls small helpers per byte run: with arrays it ran ~10x slower. Helpers
 therefore index raw pointers obtained from ``array.ctypes.data``. The caller's arrays own the
 memory and stay alive for the whole kernel call; the pointers never escape it.
+
+Each primitive has two forms: the numba intrinsics, and plain-Python twins that the kernels
+call when numba's JIT is disabled (``NUMBA_DISABLE_JIT=1``, the nojit coverage run), so the
+same kernel source runs in the interpreter. The switch is made once, at import: jitted code
+calls the intrinsics exactly as before. ``test_raw_pointer`` holds each pair to the same results.
 """
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 from llvmlite import ir
+from numba import config
 from numba.core import types
 from numba.extending import intrinsic
 
@@ -32,11 +40,6 @@ def _pointer_intrinsic(element: types.Type) -> Any:
         return sig, codegen
 
     return as_pointer
-
-
-u8_pointer = _pointer_intrinsic(types.uint8)
-i64_pointer = _pointer_intrinsic(types.int64)
-u64_pointer = _pointer_intrinsic(types.uint64)
 
 
 @intrinsic
@@ -65,6 +68,56 @@ def _trailing_zeros(typingctx: Any, value: Any) -> Any:
     return sig, codegen
 
 
-# The intrinsics as the kernels call them (mypy sees the typing functions' signatures).
-load_u64 = cast(Callable[[Pointer, int], np.uint64], _load_u64)
-trailing_zeros = cast(Callable[[np.uint64], int], _trailing_zeros)
+# The plain-Python twins. A pointer is an unowned numpy view of the memory at the address, as
+# long as any address range (no bounds, like the raw pointer; nothing is allocated): indexing
+# it reads and writes numpy scalars of the element type, as the jitted pointer does.
+_VIEW_BYTES = 1 << 40
+
+
+def _python_pointer(element: type[ctypes.c_uint8 | ctypes.c_int64 | ctypes.c_uint64]) -> Any:
+    length = _VIEW_BYTES // ctypes.sizeof(element)
+
+    def as_pointer(address: int) -> npt.NDArray[Any]:
+        pointer = ctypes.cast(address, ctypes.POINTER(element))
+        return np.ctypeslib.as_array(pointer, shape=(length,))
+
+    return as_pointer
+
+
+def python_load_u64(pointer: npt.NDArray[np.uint8], index: int) -> np.uint64:
+    """``_load_u64`` in Python: the 8 bytes at ``pointer[index]`` in native (x86: little)
+    byte order, like LLVM's load."""
+    return cast(np.uint64, pointer[index : index + 8].view(np.uint64)[0])
+
+
+def python_trailing_zeros(value: np.uint64) -> int:
+    """``_trailing_zeros`` in Python (cttz is undefined for 0; this gives -1)."""
+    bits = int(value)
+    return (bits & -bits).bit_length() - 1
+
+
+python_u8_pointer = _python_pointer(ctypes.c_uint8)
+python_i64_pointer = _python_pointer(ctypes.c_int64)
+python_u64_pointer = _python_pointer(ctypes.c_uint64)
+jit_u8_pointer = _pointer_intrinsic(types.uint8)
+jit_i64_pointer = _pointer_intrinsic(types.int64)
+jit_u64_pointer = _pointer_intrinsic(types.uint64)
+jit_load_u64 = _load_u64
+jit_trailing_zeros = _trailing_zeros
+
+# numba reads NUMBA_DISABLE_JIT into its config at import (attributes mypy cannot see).
+JIT_DISABLED = bool(config.DISABLE_JIT)  # type: ignore[attr-defined]
+
+# The primitives as the kernels call them (mypy sees the Python twins' signatures).
+if JIT_DISABLED:
+    u8_pointer: Any = python_u8_pointer
+    i64_pointer: Any = python_i64_pointer
+    u64_pointer: Any = python_u64_pointer
+    load_u64: Callable[[Pointer, int], np.uint64] = python_load_u64
+    trailing_zeros: Callable[[np.uint64], int] = python_trailing_zeros
+else:
+    u8_pointer = jit_u8_pointer
+    i64_pointer = jit_i64_pointer
+    u64_pointer = jit_u64_pointer
+    load_u64 = cast(Callable[[Pointer, int], np.uint64], jit_load_u64)
+    trailing_zeros = cast(Callable[[np.uint64], int], jit_trailing_zeros)
