@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from beaconwatch.simulate.implant import POLLING
 from evaluation import metrics as m
 from evaluation import plots
 from evaluation.evaluate import SWEEP_FLOOR, EvalResults
 from evaluation.hard_cases import CaseResult
 from evaluation.realdata import PairReport
-from evaluation.truth import CATEGORIES, POLLING, SHAPE_NAMES, Kind
+from evaluation.truth import CATEGORIES, SHAPE_NAMES, Kind
 
 RITA_THRESHOLDS = (0.7, 0.9)  # RITA's default beacon bands: low >= 70, medium >= 90
 

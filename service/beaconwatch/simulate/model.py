@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from beaconwatch.scoring.periodicity import Shape
 from beaconwatch.scoring.shape_names import shape_name, shape_of
+from beaconwatch.simulate.implant import interval_bounds_s
 
 PROTO_NUMBERS: dict[str, int] = {"TCP": 6, "UDP": 17, "ICMP": 1}
 
@@ -72,12 +73,7 @@ class PlantedBeacon:
 
     def interval_bounds_s(self) -> tuple[float, float]:
         """Smallest and largest sleep the jitter model allows."""
-        s, j = self.period_s, self.jitter
-        if self.style is Shape.SUBTRACTIVE:
-            return s * (1 - j), s
-        if self.style is Shape.ADDITIVE:
-            return s, s * (1 + j)
-        return s * (1 - j), s * (1 + j)
+        return interval_bounds_s(self.style, self.period_s, self.jitter)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

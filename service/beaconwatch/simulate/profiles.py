@@ -13,7 +13,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from beaconwatch.scoring.periodicity import Shape
+from beaconwatch.simulate.implant import sleeps_s
 from beaconwatch.simulate.model import PlantedBeacon, SimFlow
 
 EPHEMERAL_PORTS = (32768, 60999)
@@ -167,12 +167,8 @@ class BeaconProfile(Profile):
         self._next_ms = start_ms + int(self.rng.uniform(0, beacon.period_s) * 1000)
 
     def sleep_s(self) -> float:
-        b, u = self.beacon, self.rng.random()
-        if b.style is Shape.SUBTRACTIVE:
-            return b.period_s * (1.0 - b.jitter * u)
-        if b.style is Shape.ADDITIVE:
-            return b.period_s + b.jitter_s * u
-        return b.period_s * (1.0 + b.jitter * (2.0 * u - 1.0))
+        b = self.beacon
+        return sleeps_s(b.style, b.period_s, b.jitter, self.rng.random())
 
     def _activity(self, at_ms: int) -> tuple[list[SimFlow], int]:
         b, rng = self.beacon, self.rng
