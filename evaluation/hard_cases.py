@@ -20,6 +20,7 @@ from beaconwatch.alerting.alert import RULE_LONG_CONNECTION, Alert
 from beaconwatch.config import Config
 from beaconwatch.core.detector import Detector
 from beaconwatch.simulate.batch import to_batch
+from beaconwatch.simulate.browsing import poisson_browsing
 from beaconwatch.simulate.model import SimFlow
 
 T0_MS = 1_709_510_400_000  # Monday 2024-03-04 00:00 UTC
@@ -53,16 +54,7 @@ def _tcp(start: int, end: int, src: str, dst: str, sport: int, dport: int, nbyte
 
 
 def _browsing(rng: np.random.Generator, hours: float, hosts: int = 6) -> list[SimFlow]:
-    rows: list[SimFlow] = []
-    for h in range(hosts):
-        t = T0_MS + rng.exponential(60_000)
-        while t < T0_MS + hours * HOUR_MS:
-            dst = f"198.51.100.{int(rng.integers(1, 40))}"
-            sport = int(rng.integers(32768, 61000))
-            rows.append(_tcp(int(t), int(t) + 300, f"10.0.1.{h}", dst, sport, 443,
-                             int(rng.lognormal(8, 2))))  # fmt: skip
-            t += rng.exponential(45_000)
-    return rows
+    return poisson_browsing(rng, T0_MS, hours, hosts)
 
 
 @dataclass(frozen=True, slots=True)
