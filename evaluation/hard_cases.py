@@ -19,14 +19,17 @@ import numpy as np
 from beaconwatch.alerting.alert import RULE_LONG_CONNECTION, Alert
 from beaconwatch.config import Config
 from beaconwatch.core.detector import Detector
+from beaconwatch.scoring.periodicity import Shape
 from beaconwatch.simulate.batch import to_batch
 from beaconwatch.simulate.browsing import poisson_browsing
+from beaconwatch.simulate.implant import sleeps_s
 from beaconwatch.simulate.model import SimFlow
 
 T0_MS = 1_709_510_400_000  # Monday 2024-03-04 00:00 UTC
 HOUR_MS = 3_600_000
 RUNS = 20
 IMPLANT, PEER = "10.0.0.66", "203.0.113.66"
+SYMMETRIC = Shape.SYMMETRIC  # the cases' implants sleep S(1 +/- j) (`simulate.implant`)
 SLOW_TASKING_SHARE = 0.1  # slow beacons' check-ins that fetch tasking (bigger)
 
 
@@ -101,7 +104,7 @@ def _bursts(rng: np.random.Generator, period_s: float, hours: float, kind: str) 
         for off, port in zip(offsets, ports, strict=True):
             start = int(t + off * 1000)
             rows.append(_tcp(start, start, IMPLANT, PEER, port, 443, 66 if kind == "syn" else 900))
-        t += period_s * 1000 * rng.uniform(0.9, 1.1)
+        t += sleeps_s(SYMMETRIC, period_s * 1000, 0.1, rng.random())
         n += 1
     return rows
 
@@ -119,7 +122,7 @@ def _slow(rng: np.random.Generator, period_h: float, hours: float) -> list[SimFl
         if rng.random() < SLOW_TASKING_SHARE:
             nbytes += int(rng.uniform(4_000, 100_000))
         rows.append(_tcp(int(t), int(t) + 400, IMPLANT, PEER, 50_000 + n, 443, nbytes))
-        t += period_h * HOUR_MS * rng.uniform(0.9, 1.1)
+        t += sleeps_s(SYMMETRIC, period_h * HOUR_MS, 0.1, rng.random())
         n += 1
     return rows
 
@@ -191,7 +194,7 @@ def _rotating(
         dst = f"203.0.113.{int(rng.choice(pool))}"
         rows.append(_tcp(int(t), int(t) + 300, src, dst, 40_000 + n % 20_000, 443,
                          1_200 + int(rng.integers(0, 60))))  # fmt: skip
-        t += period_s * 1000 * rng.uniform(1 - jitter, 1 + jitter)
+        t += sleeps_s(SYMMETRIC, period_s * 1000, jitter, rng.random())
         n += 1
     return rows
 

@@ -18,7 +18,9 @@ from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config
 from beaconwatch.core.detector import Detector
 from beaconwatch.decode.common.initiator import TCP_ACK, TCP_SYN
+from beaconwatch.scoring.periodicity import Shape
 from beaconwatch.simulate.batch import to_batch
+from beaconwatch.simulate.implant import sleeps_s
 from beaconwatch.simulate.model import SimFlow
 from evaluation.hard_cases import HOUR_MS, IMPLANT, PEER, T0_MS, CaseResult
 
@@ -117,7 +119,7 @@ def beacon(rng: np.random.Generator, period_s: float, hours: float, packets: int
         nbytes = 1_400 + int(rng.integers(0, 60)) + (packets - 12) * 1_000
         out.append(_tcp(int(t), IMPLANT, PEER, int(rng.integers(32768, 61000)), 443, nbytes,
                         packets))  # fmt: skip
-        t += period_s * 1000 * rng.uniform(0.9, 1.1)
+        t += sleeps_s(Shape.SYMMETRIC, period_s * 1000, 0.1, rng.random())
     return out
 
 

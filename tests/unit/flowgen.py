@@ -7,7 +7,9 @@ from collections.abc import Iterable
 import numpy as np
 
 from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.scoring.periodicity import Shape
 from beaconwatch.simulate.batch import to_batch
+from beaconwatch.simulate.implant import sleeps_s
 from beaconwatch.simulate.model import SimFlow
 
 T0_MS = 1_750_000_000_000  # 2025-06-15, a fixed event-time origin
@@ -40,12 +42,13 @@ def beacon_rows(
     src: str, dst: str, *, period_s: float, count: int, jitter: float = 0.0, port: int = 443,
     start_ms: int = T0_MS, size: int = 400, seed: int = 0,
 ) -> list[Row]:  # fmt: skip
-    """``count`` check-ins every ``period_s`` +/- ``jitter`` (fraction, uniform)."""
+    """``count`` check-ins every ``period_s`` +/- ``jitter`` (fraction, uniform): the symmetric
+    shape of the one implant timing model (`simulate.implant`)."""
     rng = np.random.default_rng(seed)
     t = float(start_ms)
     rows = []
     for _ in range(count):
-        t += period_s * 1000 * rng.uniform(1 - jitter, 1 + jitter)
+        t += sleeps_s(Shape.SYMMETRIC, period_s * 1000, jitter, rng.random())
         rows.append((int(t), src, dst, port, 6, size + int(rng.integers(0, 16))))
     return rows
 
