@@ -515,7 +515,8 @@ _VARIANT_TEXT = {
 }
 
 _METHOD = """\
-**Synthetic benchmark** (`evaluation/scenarios.py`, NumPy, seeded). An office of
+**Synthetic benchmark** (`evaluation/scenarios.py`, NumPy, seeded; browsing and implant timing
+as the demo simulator's: `beaconwatch/simulate/browsing.py`, `implant.py`). An office of
 {hosts} hosts over {days:.2f} days. Benign background: browsing sessions (Poisson, busy 08:00-18:00
 on weekdays, ~15 connections per session to 1-4 Zipf-popular sites, a DNS lookup per site),
 background DNS to two internal resolvers, fleet polling (90 % of hosts to one update server

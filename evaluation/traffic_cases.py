@@ -20,6 +20,7 @@ from beaconwatch.core.detector import Detector
 from beaconwatch.decode.common.initiator import TCP_ACK, TCP_SYN
 from beaconwatch.scoring.periodicity import Shape
 from beaconwatch.simulate.batch import to_batch
+from beaconwatch.simulate.browsing import poisson_browsing
 from beaconwatch.simulate.implant import sleeps_s
 from beaconwatch.simulate.model import SimFlow
 from evaluation.hard_cases import HOUR_MS, IMPLANT, PEER, T0_MS, CaseResult
@@ -37,17 +38,13 @@ def _tcp(start: int, src: str, dst: str, sport: int, dport: int, nbytes: int, pa
 
 
 def browsing(rng: np.random.Generator, hours: float, hosts: int = 6) -> list[SimFlow]:
-    """Poisson browsing of ``hosts`` hosts to 40 web servers (as `hard_cases`)."""
-    out: list[SimFlow] = []
-    for h in range(hosts):
-        t = T0_MS + rng.exponential(60_000)
-        while t < T0_MS + hours * HOUR_MS:
-            nbytes = int(rng.lognormal(8, 2))
-            out.append(_tcp(int(t), f"10.0.1.{h}", f"198.51.100.{int(rng.integers(1, 40))}",
-                            int(rng.integers(32768, 61000)), 443, nbytes,
-                            2 + nbytes // 1200))  # fmt: skip
-            t += rng.exponential(45_000)
-    return out
+    """The hard cases' Poisson browsing (`simulate.browsing.poisson_browsing`), each connection
+    a complete one as softflowd exports it: packets and flags."""
+    flags = TCP_SYN | TCP_ACK | TCP_PSH_ACK | TCP_FIN_ACK
+    return [
+        f._replace(packets=2 + f.bytes // 1200, tcp_flags=flags)
+        for f in poisson_browsing(rng, T0_MS, hours, hosts)
+    ]
 
 
 def mail_polling(
