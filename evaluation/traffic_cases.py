@@ -43,7 +43,7 @@ def browsing(rng: np.random.Generator, hours: float, hosts: int = 6) -> list[Sim
     flags = TCP_SYN | TCP_ACK | TCP_PSH_ACK | TCP_FIN_ACK
     return [
         f._replace(packets=2 + f.bytes // 1200, tcp_flags=flags)
-        for f in poisson_browsing(rng, T0_MS, hours, hosts)
+        for f in poisson_browsing(rng, T0_MS, hours, hosts, size_first=True)
     ]
 
 

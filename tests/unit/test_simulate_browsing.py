@@ -56,3 +56,13 @@ def test_poisson_browsing_is_light_and_reproducible() -> None:
     assert 120 < per_host < 200  # 2 h at a mean gap of 45 s: ~160
     assert {f.src_ip for f in a} == {f"10.0.1.{h}" for h in range(4)}
     assert all(T0_MS <= f.start_ms < T0_MS + 2 * 3_600_000 for f in a)
+
+
+def test_the_traffic_cases_draw_order_is_the_same_model() -> None:
+    a = poisson_browsing(np.random.default_rng(3), T0_MS, 8, hosts=4, size_first=True)
+    b = poisson_browsing(np.random.default_rng(3), T0_MS, 8, hosts=4)
+    assert a != b  # other draws ...
+    for rows in (a, b):  # ... of one model: ~2,560 connections, lognormal(8, 2) sizes
+        assert 2_300 < len(rows) < 2_800
+        assert abs(float(np.median([f.bytes for f in rows])) / np.exp(8) - 1) < 0.35
+        assert {f.dst_ip.rsplit(".", 1)[0] for f in rows} == {"198.51.100"}

@@ -42,18 +42,26 @@ LIGHT_GAP_MEAN_MS = 45_000.0
 
 
 def poisson_browsing(
-    rng: np.random.Generator, start_ms: int, hours: float, hosts: int = 6
-) -> list[SimFlow]:
+    rng: np.random.Generator, start_ms: int, hours: float, hosts: int = 6,
+    *, size_first: bool = False,
+) -> list[SimFlow]:  # fmt: skip
     """Hosts 10.0.1.0.. each opening a 300 ms TCP connection to one of 39 servers at exponential
-    gaps (mean 45 s), of lognormal size (median ~3 kB)."""
+    gaps (mean 45 s), of lognormal size (median ~3 kB).
+
+    ``size_first`` draws a connection's size before its server and port: the traffic cases'
+    order. Same model, but their replays are seeded, and a borderline case (packet-sampled
+    300 s beacon) moves by a run or two under other draws, so each keeps its published ones.
+    """
     end_ms = start_ms + hours * 3_600_000
     rows: list[SimFlow] = []
     for h in range(hosts):
         t = start_ms + rng.exponential(LIGHT_FIRST_GAP_MEAN_MS)
         while t < end_ms:
+            nbytes = int(rng.lognormal(8, 2)) if size_first else 0
             dst = f"{LIGHT_SERVERS}.{int(rng.integers(1, 40))}"
             sport = int(rng.integers(32768, 61000))
-            nbytes = int(rng.lognormal(8, 2))
+            if not size_first:
+                nbytes = int(rng.lognormal(8, 2))
             rows.append(SimFlow(int(t), int(t) + 300, f"10.0.1.{h}", dst, sport, 443, "TCP",
                                 nbytes, 1))  # fmt: skip
             t += rng.exponential(LIGHT_GAP_MEAN_MS)
