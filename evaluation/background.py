@@ -2,9 +2,8 @@
 
 Each generator appends flows for all hosts at once to a `FlowColumns`. What each one models:
 
-- browsing: sessions of a Poisson process that is busy in working hours and quiet at night;
-  each session opens ~15 connections (exponential gaps, mean 4 s) to 1-4 sites drawn from a
-  Zipf-popular pool, each new site costing a DNS lookup to the host's internal resolver;
+- browsing: the one browsing model (`beaconwatch.simulate.browsing.BROWSING`), sessions of a
+  Poisson process that is busy in working hours and quiet at night;
 - background DNS to the internal resolvers (Poisson, mean gap 5 min);
 - fleet polling: most hosts contact the same update server every 300 s and the same telemetry
   server every 900 s, with +/- 2 % sleep jitter (a benign beacon with high prevalence);
@@ -27,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.domain.dtypes import I64, U32
+from beaconwatch.simulate.browsing import BROWSING
 from evaluation.truth import FlowColumns, Kind
 
 TCP, UDP = 6, 17
@@ -105,21 +105,25 @@ def browsing(rng: np.random.Generator, lay: Layout, out: FlowColumns) -> None:
     keep = _busy(t) | (rng.random(t.shape[0]) < busy_gap_s / quiet_gap_s)
     host_of, t = host_of[keep], t[keep]
     n_sess = t.shape[0]
-    n_sites = np.asarray(rng.integers(1, 5, n_sess), dtype=np.int64)
+    m = BROWSING
+    n_sites = np.asarray(rng.integers(1, m.max_sites + 1, n_sess), dtype=np.int64)
     popularity = 1.0 / np.arange(1, lay.web.shape[0] + 1)
-    sites = rng.choice(lay.web.shape[0], (n_sess, 4), p=popularity / popularity.sum())
-    n_conn = np.asarray(rng.geometric(1 / 15, n_sess), dtype=np.int64)
+    sites = rng.choice(lay.web.shape[0], (n_sess, m.max_sites), p=popularity / popularity.sum())
+    n_conn = np.asarray(rng.geometric(1 / m.connections_mean, n_sess), dtype=np.int64)
     sess = np.repeat(np.arange(n_sess), n_conn)
-    offsets_s = _grouped_offsets(rng.exponential(4.0, sess.shape[0]), n_conn)
+    offsets_s = _grouped_offsets(rng.exponential(m.connection_gap_mean_s, sess.shape[0]), n_conn)
     col = (rng.random(sess.shape[0]) * n_sites[sess]).astype(np.int64)
     dst = lay.web[sites[sess, col]]
     start = t[sess] + 50 + (offsets_s * 1000).astype(np.int64)
-    size = np.minimum((rng.pareto(1.3, sess.shape[0]) + 1) * 800, 5e8).astype(np.int64)
-    port = np.where(rng.random(sess.shape[0]) < 0.85, 443, 80)
+    size = np.minimum(
+        (rng.pareto(m.size_pareto_alpha, sess.shape[0]) + 1) * m.size_scale_bytes,
+        m.size_cap_bytes,
+    ).astype(np.int64)
+    port = np.where(rng.random(sess.shape[0]) < m.https_share, 443, 80)
     n = sess.shape[0]
     out.add(
         start,
-        start + rng.integers(50, 2000, n) + size // 20000,
+        start + rng.integers(*m.duration_ms, n) + size // 20000,
         lay.hosts[host_of[sess]],
         dst,
         ephemeral(rng, n),
@@ -133,16 +137,16 @@ def browsing(rng: np.random.Generator, lay: Layout, out: FlowColumns) -> None:
     q_sess = np.repeat(np.arange(n_sess), n_sites)
     q_host = host_of[q_sess]
     q_start = t[q_sess] + rng.integers(0, 40, q_sess.shape[0])
-    m = q_sess.shape[0]
+    k = q_sess.shape[0]
     out.add(
         q_start,
-        q_start + rng.integers(1, 30, m),
+        q_start + rng.integers(*m.dns_duration_ms, k),
         lay.hosts[q_host],
         RESOLVERS[q_host % 2],
-        ephemeral(rng, m),
+        ephemeral(rng, k),
         53,
         UDP,
-        rng.integers(60, 120, m),
+        rng.integers(*m.dns_bytes, k),
         Kind.BENIGN,
         "dns",
     )

@@ -19,16 +19,18 @@ import numpy as np
 from beaconwatch.alerting.alert import RULE_LONG_CONNECTION, Alert
 from beaconwatch.config import Config
 from beaconwatch.core.detector import Detector
-from beaconwatch.domain.addresses import ip_to_halves
-from beaconwatch.domain.flows import INITIATOR_UNKNOWN, FlowBatch
+from beaconwatch.scoring.periodicity import Shape
+from beaconwatch.simulate.batch import to_batch
+from beaconwatch.simulate.browsing import poisson_browsing
+from beaconwatch.simulate.implant import sleeps_s
+from beaconwatch.simulate.model import SimFlow
 
 T0_MS = 1_709_510_400_000  # Monday 2024-03-04 00:00 UTC
 HOUR_MS = 3_600_000
 RUNS = 20
 IMPLANT, PEER = "10.0.0.66", "203.0.113.66"
+SYMMETRIC = Shape.SYMMETRIC  # the cases' implants sleep S(1 +/- j) (`simulate.implant`)
 SLOW_TASKING_SHARE = 0.1  # slow beacons' check-ins that fetch tasking (bigger)
-
-Row = tuple[int, int, str, str, int, int, int, int]  # start, end, src, dst, sport, dport, proto, b
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,27 +50,14 @@ class CaseResult:
         return self.alerted / self.runs
 
 
-def _browsing(rng: np.random.Generator, hours: float, hosts: int = 6) -> list[Row]:
-    rows: list[Row] = []
-    for h in range(hosts):
-        t = T0_MS + rng.exponential(60_000)
-        while t < T0_MS + hours * HOUR_MS:
-            dst = f"198.51.100.{int(rng.integers(1, 40))}"
-            rows.append((int(t), int(t) + 300, f"10.0.1.{h}", dst, int(rng.integers(32768, 61000)),
-                         443, 6, int(rng.lognormal(8, 2))))  # fmt: skip
-            t += rng.exponential(45_000)
-    return rows
+def _tcp(start: int, end: int, src: str, dst: str, sport: int, dport: int, nbytes: int
+         ) -> SimFlow:  # fmt: skip
+    """A TCP record as these cases' exporter sends it: no packet count, no flags."""
+    return SimFlow(start, end, src, dst, sport, dport, "TCP", nbytes, 1)
 
 
-def _flows(rows: list[Row]) -> FlowBatch:
-    start, end, src, dst, sport, dport, proto, nbytes = zip(*rows, strict=True)
-    s = np.array([ip_to_halves(a) for a in src], dtype=np.uint64)
-    d = np.array([ip_to_halves(a) for a in dst], dtype=np.uint64)
-    return FlowBatch.from_columns(
-        start_ms=start, end_ms=end, src_hi=s[:, 0], src_lo=s[:, 1], dst_hi=d[:, 0],
-        dst_lo=d[:, 1], src_port=sport, dst_port=dport, proto=proto, bytes=nbytes,
-        initiator=np.full(len(rows), INITIATOR_UNKNOWN),
-    )  # fmt: skip
+def _browsing(rng: np.random.Generator, hours: float, hosts: int = 6) -> list[SimFlow]:
+    return poisson_browsing(rng, T0_MS, hours, hosts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +74,7 @@ class _Replayed:
 
 
 def _replay(
-    config: Config, rows: list[Row], true_ms: Callable[[int], int | None] | None = None
+    config: Config, rows: list[SimFlow], true_ms: Callable[[int], int | None] | None = None
 ) -> _Replayed:
     """``rows`` in batches of 200 by arrival (their order); the wall clock reads the newest
     true time of the batch plus a second (``true_ms``: a row's true time from its start, when
@@ -97,12 +86,12 @@ def _replay(
         batch = rows[i : i + 200]
         true = [(true_ms(r[0]) if true_ms else None) or r[0] for r in batch]
         now[0] = max(true) + 1_000
-        alerts += det.process(_flows(batch)).alerts
+        alerts += det.process(to_batch(batch)).alerts
     return _Replayed(det, alerts)
 
 
-def _bursts(rng: np.random.Generator, period_s: float, hours: float, kind: str) -> list[Row]:
-    rows: list[Row] = []
+def _bursts(rng: np.random.Generator, period_s: float, hours: float, kind: str) -> list[SimFlow]:
+    rows: list[SimFlow] = []
     t = T0_MS + rng.uniform(0, period_s * 1000)
     n = 0
     while t < T0_MS + hours * HOUR_MS:
@@ -114,17 +103,17 @@ def _bursts(rng: np.random.Generator, period_s: float, hours: float, kind: str) 
             ports = [40_000 + 3 * n + k for k in range(len(offsets))]
         for off, port in zip(offsets, ports, strict=True):
             start = int(t + off * 1000)
-            rows.append((start, start, IMPLANT, PEER, port, 443, 6, 66 if kind == "syn" else 900))
-        t += period_s * 1000 * rng.uniform(0.9, 1.1)
+            rows.append(_tcp(start, start, IMPLANT, PEER, port, 443, 66 if kind == "syn" else 900))
+        t += sleeps_s(SYMMETRIC, period_s * 1000, 0.1, rng.random())
         n += 1
     return rows
 
 
-def _slow(rng: np.random.Generator, period_h: float, hours: float) -> list[Row]:
+def _slow(rng: np.random.Generator, period_h: float, hours: float) -> list[SimFlow]:
     """Check-ins every ``period_h`` (10 % jitter) as an HTTPS implant makes them: a TLS
     connection of a near-constant 1.5-3 kB (this implant's own size, plus up to 64 bytes of
     padding), 1 in 10 bigger by the tasking it fetches (4-100 kB)."""
-    rows: list[Row] = []
+    rows: list[SimFlow] = []
     t = T0_MS + rng.uniform(0, period_h * HOUR_MS)
     check_in_b = int(rng.integers(1_500, 3_000))
     n = 0
@@ -132,59 +121,59 @@ def _slow(rng: np.random.Generator, period_h: float, hours: float) -> list[Row]:
         nbytes = check_in_b + int(rng.integers(0, 64))
         if rng.random() < SLOW_TASKING_SHARE:
             nbytes += int(rng.uniform(4_000, 100_000))
-        rows.append((int(t), int(t) + 400, IMPLANT, PEER, 50_000 + n, 443, 6, nbytes))
-        t += period_h * HOUR_MS * rng.uniform(0.9, 1.1)
+        rows.append(_tcp(int(t), int(t) + 400, IMPLANT, PEER, 50_000 + n, 443, nbytes))
+        t += sleeps_s(SYMMETRIC, period_h * HOUR_MS, 0.1, rng.random())
         n += 1
     return rows
 
 
-def _sessions(rng: np.random.Generator, per_day: int, hours: float, days: int) -> list[Row]:
+def _sessions(rng: np.random.Generator, per_day: int, hours: float, days: int) -> list[SimFlow]:
     """Sessions of ``hours`` each, ``per_day`` a day, in 30-min active-timeout pieces."""
-    rows: list[Row] = []
+    rows: list[SimFlow] = []
     for n in range(per_day * days):
         start = T0_MS + int((n * 24 / per_day + rng.uniform(0, 2)) * HOUR_MS)
         end = start + int(hours * rng.uniform(0.8, 1.2) * HOUR_MS)
         for piece in range(start, end, 1_800_000):
-            rows.append((piece, min(piece + 1_800_000, end), IMPLANT, PEER, 50_000 + n, 4444, 6,
-                         3_000))  # fmt: skip
+            rows.append(_tcp(piece, min(piece + 1_800_000, end), IMPLANT, PEER, 50_000 + n, 4444,
+                             3_000))  # fmt: skip
     return rows
 
 
-def _inbound(rng: np.random.Generator, hours: float) -> list[Row]:
+def _inbound(rng: np.random.Generator, hours: float) -> list[SimFlow]:
     """A brute-forcer hitting internal :23 every 10 s from a fixed port, and the telnet
     server's replies (one-direction export: each direction its own record)."""
-    rows: list[Row] = []
+    rows: list[SimFlow] = []
     t = T0_MS + rng.uniform(0, 10_000)
     while t < T0_MS + hours * HOUR_MS:
         start = int(t)
-        rows.append((start, start + 200, PEER, IMPLANT, 10647, 23, 6, 120))
-        rows.append((start + 5, start + 200, IMPLANT, PEER, 23, 10647, 6, 80))
+        rows.append(_tcp(start, start + 200, PEER, IMPLANT, 10647, 23, 120))
+        rows.append(_tcp(start + 5, start + 200, IMPLANT, PEER, 23, 10647, 80))
         t += 10_000 * rng.uniform(0.98, 1.02)
     return rows
 
 
-def _scanner_pings(rng: np.random.Generator, hours: float) -> list[Row]:
+def _scanner_pings(rng: np.random.Generator, hours: float) -> list[SimFlow]:
     """A research scanner's TCP probes of internal :443 every 88 min (and the replies)."""
-    rows: list[Row] = []
+    rows: list[SimFlow] = []
     t = T0_MS + rng.uniform(0, 88 * 60_000)
     while t < T0_MS + hours * HOUR_MS:
         start = int(t)
         port = int(rng.integers(32768, 61000))
-        rows.append((start, start, PEER, IMPLANT, port, 443, 6, 60))
-        rows.append((start + 3, start + 3, IMPLANT, PEER, 443, port, 6, 60))
+        rows.append(_tcp(start, start, PEER, IMPLANT, port, 443, 60))
+        rows.append(_tcp(start + 3, start + 3, IMPLANT, PEER, 443, port, 60))
         t += 88 * 60_000
     return rows
 
 
-def _p2p(rng: np.random.Generator, peers: int, hours: float) -> list[Row]:
+def _p2p(rng: np.random.Generator, peers: int, hours: float) -> list[SimFlow]:
     """A BitTorrent client reconnecting to ``peers`` peers on 6881-6889 every 120 s."""
-    rows: list[Row] = []
+    rows: list[SimFlow] = []
     for p in range(peers):
         t = T0_MS + rng.uniform(0, 120_000)
         n = 0
         while t < T0_MS + hours * HOUR_MS:
-            rows.append((int(t), int(t) + 200, IMPLANT, f"198.18.{p // 200}.{p % 200 + 1}",
-                         45_000 + n % 15_000, 6881 + p % 9, 6, 68))  # fmt: skip
+            rows.append(_tcp(int(t), int(t) + 200, IMPLANT, f"198.18.{p // 200}.{p % 200 + 1}",
+                         45_000 + n % 15_000, 6881 + p % 9, 68))  # fmt: skip
             t += 120_000 * rng.uniform(0.95, 1.05)
             n += 1
     return rows
@@ -193,26 +182,26 @@ def _p2p(rng: np.random.Generator, peers: int, hours: float) -> list[Row]:
 def _rotating(
     rng: np.random.Generator, period_s: float, hours: float, ips: int, src: str = IMPLANT,
     jitter: float = 0.1, check_ins: int | None = None,
-) -> list[Row]:  # fmt: skip
+) -> list[SimFlow]:  # fmt: skip
     """A beacon whose destination changes each check-in among ``ips`` IPs of 203.0.113.0/24
     (a CDN edge, or a DNS round-robin of a few); 254 = any IP of the /24. At most
     ``check_ins`` check-ins, if given."""
-    rows: list[Row] = []
+    rows: list[SimFlow] = []
     pool = rng.choice(np.arange(1, 255), size=ips, replace=False)
     t = T0_MS + rng.uniform(0, period_s * 1000)
     n = 0
     while t < T0_MS + hours * HOUR_MS and (check_ins is None or n < check_ins):
         dst = f"203.0.113.{int(rng.choice(pool))}"
-        rows.append((int(t), int(t) + 300, src, dst, 40_000 + n % 20_000, 443, 6,
-                     1_200 + int(rng.integers(0, 60))))  # fmt: skip
-        t += period_s * 1000 * rng.uniform(1 - jitter, 1 + jitter)
+        rows.append(_tcp(int(t), int(t) + 300, src, dst, 40_000 + n % 20_000, 443,
+                         1_200 + int(rng.integers(0, 60))))  # fmt: skip
+        t += sleeps_s(SYMMETRIC, period_s * 1000, jitter, rng.random())
         n += 1
     return rows
 
 
-def _fleet_poll(rng: np.random.Generator, hosts: int, hours: float) -> list[Row]:
+def _fleet_poll(rng: np.random.Generator, hosts: int, hours: float) -> list[SimFlow]:
     """An update/telemetry service behind a CDN that ``hosts`` hosts poll every 15 min."""
-    rows: list[Row] = []
+    rows: list[SimFlow] = []
     for h in range(hosts):
         rows += _rotating(rng, 900, hours, 254, src=f"10.0.2.{h}", jitter=0.05)
     return rows
@@ -222,7 +211,7 @@ def evaluate_hard_cases(config: Config, runs: int = RUNS) -> list[CaseResult]:
     results = []
 
     def case(name: str, malicious: bool, what: str,
-             make: Callable[[np.random.Generator], list[Row]], hours: float,
+             make: Callable[[np.random.Generator], list[SimFlow]], hours: float,
              rule: str | None = None, peer_prefix: str | None = None,
              src_prefix: str = IMPLANT) -> None:  # fmt: skip
         alerted = 0
@@ -303,7 +292,8 @@ def _fast_exporter(config: Config, runs: int) -> CaseResult:
         fast &= np.array([r[2] != IMPLANT for r in rows])
         skew = 15 * 60_000
         shifted = [
-            (r[0] + skew, r[1] + skew, *r[2:]) if f else r for r, f in zip(rows, fast, strict=True)
+            r._replace(start_ms=r.start_ms + skew, end_ms=r.end_ms + skew) if f else r
+            for r, f in zip(rows, fast, strict=True)
         ]
         true = {(r[0] + skew if f else r[0]): r[0] for r, f in zip(rows, fast, strict=True)}
         replayed = _replay(config, shifted, true.get)

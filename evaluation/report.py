@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from beaconwatch.simulate.implant import POLLING
 from evaluation import metrics as m
 from evaluation import plots
 from evaluation.evaluate import SWEEP_FLOOR, EvalResults
 from evaluation.hard_cases import CaseResult
 from evaluation.realdata import PairReport
-from evaluation.truth import CATEGORIES, POLLING, SHAPE_NAMES, Kind
+from evaluation.truth import CATEGORIES, SHAPE_NAMES, Kind
 
 RITA_THRESHOLDS = (0.7, 0.9)  # RITA's default beacon bands: low >= 70, medium >= 90
 
@@ -514,7 +515,8 @@ _VARIANT_TEXT = {
 }
 
 _METHOD = """\
-**Synthetic benchmark** (`evaluation/scenarios.py`, NumPy, seeded). An office of
+**Synthetic benchmark** (`evaluation/scenarios.py`, NumPy, seeded; browsing and implant timing
+as the demo simulator's: `beaconwatch/simulate/browsing.py`, `implant.py`). An office of
 {hosts} hosts over {days:.2f} days. Benign background: browsing sessions (Poisson, busy 08:00-18:00
 on weekdays, ~15 connections per session to 1-4 Zipf-popular sites, a DNS lookup per site),
 background DNS to two internal resolvers, fleet polling (90 % of hosts to one update server

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from beaconwatch.scoring.periodicity import Shape
-from evaluation import background as bg
-from evaluation.c2 import (
+from beaconwatch.simulate.implant import (
+    POLLING,
     POLLING_PERIOD_S,
     Schedule,
     checkin_bytes,
     checkin_times_ms,
 )
-from evaluation.truth import POLLING, BeaconTruth, FlowColumns, Kind, Scenario, assemble
+from evaluation import background as bg
+from evaluation.truth import BeaconTruth, FlowColumns, Kind, Scenario, assemble
 
 # Monday 2024-03-04 00:00 UTC: working hours and weekdays line up with the event time.
 DEFAULT_START_MS = 1_709_510_400_000

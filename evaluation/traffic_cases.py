@@ -11,66 +11,48 @@ Besides the runs that alerted on the planted pair, each case counts every alert 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config
 from beaconwatch.core.detector import Detector
-from beaconwatch.decode.common.initiator import TCP_ACK, TCP_SYN, tcp_flags_initiator
-from beaconwatch.domain.addresses import ip_to_halves
-from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.decode.common.initiator import TCP_ACK, TCP_SYN
+from beaconwatch.scoring.periodicity import Shape
+from beaconwatch.simulate.batch import to_batch
+from beaconwatch.simulate.browsing import poisson_browsing
+from beaconwatch.simulate.implant import sleeps_s
+from beaconwatch.simulate.model import SimFlow
 from evaluation.hard_cases import HOUR_MS, IMPLANT, PEER, T0_MS, CaseResult
 
-TCP, UDP = 6, 17
+TCP, UDP = "TCP", "UDP"
 TCP_PSH_ACK = 0x18
 TCP_FIN_ACK = 0x11
 
 
-@dataclass(frozen=True, slots=True)
-class Flow:
-    """One exported flow record, as a collector would decode it."""
-
-    start_ms: int
-    end_ms: int
-    src: str
-    dst: str
-    src_port: int
-    dst_port: int
-    proto: int
-    bytes: int
-    packets: int
-    tcp_flags: int = 0  # cumulative flags; 0 = the exporter does not send them
-    sampling_rate: int = 1
-
-
 def _tcp(start: int, src: str, dst: str, sport: int, dport: int, nbytes: int, packets: int,
-         duration_ms: int = 300) -> Flow:  # fmt: skip
+         duration_ms: int = 300) -> SimFlow:  # fmt: skip
     """A complete TCP connection in one record (as softflowd exports it: flags 0x1b)."""
     flags = TCP_SYN | TCP_ACK | TCP_PSH_ACK | TCP_FIN_ACK
-    return Flow(start, start + duration_ms, src, dst, sport, dport, TCP, nbytes, packets, flags)
+    return SimFlow(start, start + duration_ms, src, dst, sport, dport, TCP, nbytes, packets, flags)
 
 
-def browsing(rng: np.random.Generator, hours: float, hosts: int = 6) -> list[Flow]:
-    """Poisson browsing of ``hosts`` hosts to 40 web servers (as `hard_cases`)."""
-    out: list[Flow] = []
-    for h in range(hosts):
-        t = T0_MS + rng.exponential(60_000)
-        while t < T0_MS + hours * HOUR_MS:
-            nbytes = int(rng.lognormal(8, 2))
-            out.append(_tcp(int(t), f"10.0.1.{h}", f"198.51.100.{int(rng.integers(1, 40))}",
-                            int(rng.integers(32768, 61000)), 443, nbytes,
-                            2 + nbytes // 1200))  # fmt: skip
-            t += rng.exponential(45_000)
-    return out
+def browsing(rng: np.random.Generator, hours: float, hosts: int = 6) -> list[SimFlow]:
+    """The hard cases' Poisson browsing (`simulate.browsing.poisson_browsing`), each connection
+    a complete one as softflowd exports it: packets and flags."""
+    flags = TCP_SYN | TCP_ACK | TCP_PSH_ACK | TCP_FIN_ACK
+    return [
+        f._replace(packets=2 + f.bytes // 1200, tcp_flags=flags)
+        for f in poisson_browsing(rng, T0_MS, hours, hosts, size_first=True)
+    ]
 
 
-def mail_polling(rng: np.random.Generator, hosts: int, period_s: float, hours: float) -> list[Flow]:
+def mail_polling(
+    rng: np.random.Generator, hosts: int, period_s: float, hours: float
+) -> list[SimFlow]:
     """``hosts`` mail clients (the implant's host among them) each polling one IMAPS/POP3S
     server every ``period_s``: a new TLS connection, a login, a short exchange."""
-    out: list[Flow] = []
+    out: list[SimFlow] = []
     for h in range(hosts):
         src = IMPLANT if h == 0 else f"10.0.2.{h}"
         port = 993 if h % 3 else 995
@@ -83,11 +65,11 @@ def mail_polling(rng: np.random.Generator, hosts: int, period_s: float, hours: f
     return out
 
 
-def video_segments(rng: np.random.Generator, videos: int, hours: float) -> list[Flow]:
+def video_segments(rng: np.random.Generator, videos: int, hours: float) -> list[SimFlow]:
     """HLS/DASH playback: ``videos`` videos at random times, each 5-60 min long, fetching one
     segment every 2-10 s (the segment length of that video) from one CDN edge, each segment
     its own connection; sizes follow the adaptive bitrate."""
-    out: list[Flow] = []
+    out: list[SimFlow] = []
     for _ in range(videos):
         seg_s = float(rng.choice([2.0, 4.0, 6.0, 10.0]))
         t = T0_MS + rng.uniform(0, hours * HOUR_MS * 0.8)
@@ -101,49 +83,49 @@ def video_segments(rng: np.random.Generator, videos: int, hours: float) -> list[
     return out
 
 
-def dns_retries(rng: np.random.Generator, hours: float, same_socket: bool) -> list[Flow]:
+def dns_retries(rng: np.random.Generator, hours: float, same_socket: bool) -> list[SimFlow]:
     """A host whose resolver does not answer: lookups as applications need them (Poisson,
     mean 40 s), each tried 1-3 times 5 s apart (glibc: 5 s timeout, 2 attempts, and the
     application's own retry). ``same_socket`` (glibc's default): the tries of a lookup leave
     from one source port, so the exporter folds them into one flow; else (systemd-resolved,
     ``single-request-reopen``) each try is a flow of its own."""
-    out: list[Flow] = []
+    out: list[SimFlow] = []
     t = T0_MS + rng.exponential(40_000)
     while t < T0_MS + hours * HOUR_MS:
         tries = int(rng.integers(1, 4))
         port = int(rng.integers(32768, 61000))
         size = int(rng.integers(60, 90))
         if same_socket:
-            out.append(Flow(int(t), int(t) + 5_000 * (tries - 1), IMPLANT, PEER, port, 53, UDP,
+            out.append(SimFlow(int(t), int(t) + 5_000 * (tries - 1), IMPLANT, PEER, port, 53, UDP,
                             size * tries, tries))  # fmt: skip
         for k in range(0 if same_socket else tries):
             start = int(t) + 5_000 * k
-            out.append(Flow(start, start, IMPLANT, PEER, int(rng.integers(32768, 61000)), 53,
+            out.append(SimFlow(start, start, IMPLANT, PEER, int(rng.integers(32768, 61000)), 53,
                             UDP, size, 1))  # fmt: skip
         t += rng.exponential(40_000)
     return out
 
 
 def beacon(rng: np.random.Generator, period_s: float, hours: float, packets: int = 12
-           ) -> list[Flow]:  # fmt: skip
+           ) -> list[SimFlow]:  # fmt: skip
     """An HTTPS beacon: a connection of ``packets`` packets every ``period_s`` +/- 10 % (12: a
     TLS handshake and an empty answer; more when tasks or output are carried)."""
-    out: list[Flow] = []
+    out: list[SimFlow] = []
     t = T0_MS + rng.uniform(0, period_s * 1000)
     while t < T0_MS + hours * HOUR_MS:
         nbytes = 1_400 + int(rng.integers(0, 60)) + (packets - 12) * 1_000
         out.append(_tcp(int(t), IMPLANT, PEER, int(rng.integers(32768, 61000)), 443, nbytes,
                         packets))  # fmt: skip
-        t += period_s * 1000 * rng.uniform(0.9, 1.1)
+        t += sleeps_s(Shape.SYMMETRIC, period_s * 1000, 0.1, rng.random())
     return out
 
 
-def packet_sampled(rng: np.random.Generator, flows: list[Flow], rate: int) -> list[Flow]:
+def packet_sampled(rng: np.random.Generator, flows: list[SimFlow], rate: int) -> list[SimFlow]:
     """What a 1:``rate`` packet-sampling exporter reports: each packet kept with probability
     1/rate; a flow none of whose packets was kept is not exported at all; the record holds
     the kept packets' counts (sampling_rate says by how much to scale them) and flags (a
     connection's first packet is its SYN, the rest carry ACK)."""
-    out: list[Flow] = []
+    out: list[SimFlow] = []
     for f in flows:
         kept = rng.random(f.packets) < 1 / rate
         n = int(kept.sum())
@@ -153,51 +135,31 @@ def packet_sampled(rng: np.random.Generator, flows: list[Flow], rate: int) -> li
         if f.proto == TCP:
             flags = (TCP_SYN if kept[0] else 0) | (TCP_PSH_ACK if kept[1:].any() else 0)
         size = max(1, f.bytes // f.packets)
-        out.append(Flow(f.start_ms, f.end_ms, f.src, f.dst, f.src_port, f.dst_port, f.proto,
-                        size * n, n, flags, rate))  # fmt: skip
+        out.append(f._replace(bytes=size * n, packets=n, tcp_flags=flags, sampling_rate=rate))
     return out
 
 
-def syn_scan(rng: np.random.Generator, hours: float, period_s: float, flags: int) -> list[Flow]:
+def syn_scan(rng: np.random.Generator, hours: float, period_s: float, flags: int) -> list[SimFlow]:
     """A scanner re-probing two internal hosts (the implant's one of them) on a high port
     every ``period_s`` from one fixed source port (masscan ``--source-port``), seen by an
     exporter of one direction only (inbound): one SYN per probe, nothing back. Two hosts, so
     that prevalence (many internal hosts "contacting" one address) cannot be what holds it
     down. ``flags`` 0: an exporter that does not send TCP flags."""
-    out: list[Flow] = []
+    out: list[SimFlow] = []
     for dst in (IMPLANT, "10.0.3.1"):
         t = T0_MS + rng.uniform(0, period_s * 1000)
         while t < T0_MS + hours * HOUR_MS:
-            out.append(Flow(int(t), int(t), PEER, dst, 40_000, 50_050, TCP, 44, 1, flags))
+            out.append(SimFlow(int(t), int(t), PEER, dst, 40_000, 50_050, TCP, 44, 1, flags))
             t += period_s * 1000 * rng.uniform(0.98, 1.02)
     return out
 
 
-@cache
-def _halves(address: str) -> tuple[int, int]:
-    return ip_to_halves(address)
-
-
-def to_batch(flows: list[Flow]) -> FlowBatch:
-    """The FlowBatch a decoder makes of these records (initiator from the TCP flags)."""
-    s = np.array([_halves(f.src) for f in flows], dtype=np.uint64)
-    d = np.array([_halves(f.dst) for f in flows], dtype=np.uint64)
-    return FlowBatch.from_columns(
-        start_ms=[f.start_ms for f in flows], end_ms=[f.end_ms for f in flows],
-        src_hi=s[:, 0], src_lo=s[:, 1], dst_hi=d[:, 0], dst_lo=d[:, 1],
-        src_port=[f.src_port for f in flows], dst_port=[f.dst_port for f in flows],
-        proto=[f.proto for f in flows], bytes=[f.bytes for f in flows],
-        packets=[f.packets for f in flows], sampling_rate=[f.sampling_rate for f in flows],
-        initiator=[tcp_flags_initiator(f.proto, f.tcp_flags) for f in flows],
-    )  # fmt: skip
-
-
-def replay(config: Config, flows: list[Flow]) -> list[Alert]:
+def replay(config: Config, flows: list[SimFlow]) -> list[Alert]:
     """``flows`` in start order, in batches of 200; the wall clock a second past each batch."""
     now = [0]
     det = Detector(config, wall_clock_ms=lambda: now[0])
     alerts: list[Alert] = []
-    flows = sorted(flows, key=lambda f: (f.start_ms, f.src, f.src_port))
+    flows = sorted(flows, key=lambda f: (f.start_ms, f.src_ip, f.src_port))
     for i in range(0, len(flows), 200):
         batch = flows[i : i + 200]
         now[0] = max(f.start_ms for f in batch) + 1_000
@@ -205,7 +167,7 @@ def replay(config: Config, flows: list[Flow]) -> list[Alert]:
     return alerts
 
 
-Make = Callable[[np.random.Generator], list[Flow]]
+Make = Callable[[np.random.Generator], list[SimFlow]]
 
 
 def run_case(config: Config, runs: int, name: str, malicious: bool, what: str, make: Make,
@@ -219,8 +181,8 @@ def run_case(config: Config, runs: int, name: str, malicious: bool, what: str, m
     for seed in range(runs):
         rng = np.random.default_rng(seed)
         flows = make(rng) + browsing(rng, hours)
-        hosts = {f.src for f in flows if f.src.startswith("10.")}
-        hosts |= {f.dst for f in flows if f.dst.startswith("10.")}
+        hosts = {f.src_ip for f in flows if f.src_ip.startswith("10.")}
+        hosts |= {f.dst_ip for f in flows if f.dst_ip.startswith("10.")}
         host_days += len(hosts) * hours / 24
         if sample_rate > 1:
             flows = packet_sampled(rng, flows, sample_rate)

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from beaconwatch.domain.dtypes import I32, I64, U8, U32, AnyArray
 from beaconwatch.domain.flows import IPV4_MAPPED_PREFIX, FlowBatch
 from beaconwatch.scoring.periodicity import Shape
+from beaconwatch.simulate.implant import POLLING
 
 
 class Kind(IntEnum):
@@ -32,12 +33,7 @@ CATEGORIES = (
 )  # fmt: skip
 
 
-# An implant's jitter model is one of the shapes the detector reads (`periodicity.Shape`):
-# subtractive (Cobalt Strike: sleep uniform in [S(1-j), S]), additive (Sliver: S + U[0, jS)),
-# symmetric (Empire, PoshC2, Havoc: S(1 +/- j)), or none: a fixed timer, as Meterpreter-like
-# transports poll (~10 s, network noise only).
-POLLING = Shape.NONE
-
+# An implant's jitter model is one of the shapes the detector reads (`simulate.implant`).
 SHAPE_NAMES = {
     Shape.SUBTRACTIVE: "subtractive (Cobalt Strike)",
     Shape.ADDITIVE: "additive (Sliver)",

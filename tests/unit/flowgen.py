@@ -6,8 +6,11 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from beaconwatch.domain.addresses import ip_to_halves
 from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.scoring.periodicity import Shape
+from beaconwatch.simulate.batch import to_batch
+from beaconwatch.simulate.implant import sleeps_s
+from beaconwatch.simulate.model import SimFlow
 
 T0_MS = 1_750_000_000_000  # 2025-06-15, a fixed event-time origin
 WALL_MS = T0_MS + 365 * 86_400_000  # a "now" far after the test data, for the future check
@@ -21,31 +24,31 @@ EPHEMERAL_PORTS = (32768, 60999)
 
 
 def make_flows(rows: Iterable[Row | FullRow]) -> FlowBatch:
+    """The batch of these rows, built as every traffic model builds one (`simulate.batch`)."""
     low, high = EPHEMERAL_PORTS
     full = [
         r if len(r) == 8 else (*r, low + i % (high - low + 1), r[0]) for i, r in enumerate(rows)
     ]
-    if not full:
-        return FlowBatch.empty(0)
-    start, src, dst, port, proto, nbytes, src_port, end = zip(*full, strict=True)
-    s = np.array([ip_to_halves(a) for a in src], dtype=np.uint64)
-    d = np.array([ip_to_halves(a) for a in dst], dtype=np.uint64)
-    return FlowBatch.from_columns(
-        start_ms=start, end_ms=end, src_hi=s[:, 0], src_lo=s[:, 1], dst_hi=d[:, 0],
-        dst_lo=d[:, 1], src_port=src_port, dst_port=port, proto=proto, bytes=nbytes,
-    )  # fmt: skip
+    # The protocol as a decimal string: goflow2's plain-number spelling, any IANA number.
+    return to_batch(
+        [
+            SimFlow(start, end, src, dst, sport, port, str(proto), nbytes, 1)
+            for start, src, dst, port, proto, nbytes, sport, end in full
+        ]
+    )
 
 
 def beacon_rows(
     src: str, dst: str, *, period_s: float, count: int, jitter: float = 0.0, port: int = 443,
     start_ms: int = T0_MS, size: int = 400, seed: int = 0,
 ) -> list[Row]:  # fmt: skip
-    """``count`` check-ins every ``period_s`` +/- ``jitter`` (fraction, uniform)."""
+    """``count`` check-ins every ``period_s`` +/- ``jitter`` (fraction, uniform): the symmetric
+    shape of the one implant timing model (`simulate.implant`)."""
     rng = np.random.default_rng(seed)
     t = float(start_ms)
     rows = []
     for _ in range(count):
-        t += period_s * 1000 * rng.uniform(1 - jitter, 1 + jitter)
+        t += sleeps_s(Shape.SYMMETRIC, period_s * 1000, jitter, rng.random())
         rows.append((int(t), src, dst, port, 6, size + int(rng.integers(0, 16))))
     return rows
 

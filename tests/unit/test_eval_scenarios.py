@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from evaluation import background as bg
-from evaluation.c2 import Schedule, checkin_times_ms, sleeps_s
 from evaluation.scenarios import ScenarioSpec, build_scenario
 from evaluation.truth import CATEGORIES, FlowColumns, Kind, assemble
 
 from beaconwatch.scoring.periodicity import Shape
+from beaconwatch.simulate.implant import Schedule, checkin_times_ms, sleeps_s
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from evaluation.hard_cases import IMPLANT, PEER
-from evaluation.traffic_cases import (
-    Flow,
-    beacon,
-    evaluate_traffic_cases,
-    packet_sampled,
-    syn_scan,
-    to_batch,
-)
+from evaluation.traffic_cases import beacon, evaluate_traffic_cases, packet_sampled, syn_scan
 
 from beaconwatch.config import Config, with_overrides
+from beaconwatch.simulate.batch import to_batch
+from beaconwatch.simulate.model import SimFlow
 
 SCAN_FLAGS = "inbound SYN scan of :50050 every 5 min, one-direction export, TCP flags"
 SCAN_BLIND = "inbound SYN scan of :50050 every 5 min, one-direction export, no flags"
@@ -59,7 +54,7 @@ def test_prevalence_is_what_holds_mail_polling_down() -> None:
 def test_the_scan_flows_carry_the_initiator_from_their_flags() -> None:
     rng = np.random.default_rng(0)
     flows = syn_scan(rng, 1, 300, 0x02)
-    assert {f.src for f in flows} == {PEER} and IMPLANT in {f.dst for f in flows}
+    assert {f.src_ip for f in flows} == {PEER} and IMPLANT in {f.dst_ip for f in flows}
     assert set(to_batch(flows).initiator.tolist()) == {1}
     assert set(to_batch(syn_scan(rng, 1, 300, 0)).initiator.tolist()) == {0}
 
@@ -73,5 +68,5 @@ def test_packet_sampling_drops_whole_flows_and_keeps_sampled_counts() -> None:
     assert all(f.sampling_rate == 100 and 1 <= f.packets <= 12 for f in sampled)
     syn_only = [f for f in sampled if f.tcp_flags == 0x02]
     assert syn_only and all(f.packets >= 1 for f in syn_only)  # only the SYN was sampled
-    one = Flow(0, 0, IMPLANT, PEER, 1, 2, 17, 100, 1)
+    one = SimFlow(0, 0, IMPLANT, PEER, 1, 2, "UDP", 100, 1)
     assert packet_sampled(rng, [one] * 1000, 1) == [one] * 1000  # 1:1 keeps everything

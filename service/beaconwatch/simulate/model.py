@@ -1,4 +1,9 @@
-"""Value types of the traffic simulator: simulated flows and the planted-beacon ground truth."""
+"""Value types of the traffic models: one flow record, and the planted-beacon ground truth.
+
+`SimFlow` is the one row type every traffic maker builds (the simulator, the evaluation's hard
+and traffic cases, the tests' row builders); `simulate.batch.to_batch` turns rows into the
+`FlowBatch` a decoder would make of them.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,17 @@ from typing import Any, NamedTuple
 
 from beaconwatch.scoring.periodicity import Shape
 from beaconwatch.scoring.shape_names import shape_name, shape_of
+from beaconwatch.simulate.implant import interval_bounds_s
 
 PROTO_NUMBERS: dict[str, int] = {"TCP": 6, "UDP": 17, "ICMP": 1}
 
 
 class SimFlow(NamedTuple):
-    """One unidirectional flow record as the simulator produces it (before JSON encoding)."""
+    """One unidirectional flow record as an exporter sends it (before any encoding).
+
+    Rows sort by start time first (a NamedTuple compares field by field), which the simulator's
+    heap and the evaluation's replays rely on.
+    """
 
     start_ms: int
     end_ms: int
@@ -26,6 +36,8 @@ class SimFlow(NamedTuple):
     proto: str  # goflow2 spelling: "TCP", "UDP"
     bytes: int
     packets: int
+    tcp_flags: int = 0  # cumulative TCP flags; 0 = the exporter does not send them
+    sampling_rate: int = 1  # 1:N packet sampling (packets/bytes are the sampled counts)
 
     @property
     def pair(self) -> tuple[str, str, int, str]:
@@ -61,12 +73,7 @@ class PlantedBeacon:
 
     def interval_bounds_s(self) -> tuple[float, float]:
         """Smallest and largest sleep the jitter model allows."""
-        s, j = self.period_s, self.jitter
-        if self.style is Shape.SUBTRACTIVE:
-            return s * (1 - j), s
-        if self.style is Shape.ADDITIVE:
-            return s, s * (1 + j)
-        return s * (1 - j), s * (1 + j)
+        return interval_bounds_s(self.style, self.period_s, self.jitter)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

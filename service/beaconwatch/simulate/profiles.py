@@ -13,7 +13,8 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from beaconwatch.scoring.periodicity import Shape
+from beaconwatch.simulate.browsing import BROWSING
+from beaconwatch.simulate.implant import sleeps_s
 from beaconwatch.simulate.model import PlantedBeacon, SimFlow
 
 EPHEMERAL_PORTS = (32768, 60999)
@@ -43,8 +44,9 @@ class Profile(ABC):
 
     def _dns_query(self, t_ms: int, host_ip: str, resolver_ip: str) -> SimFlow:
         """One UDP lookup to the internal resolver."""
-        size = self.rng.randint(60, 120)
-        end_ms = t_ms + self.rng.randint(1, 30)
+        # randint includes its upper bound: one byte / ms more than the vectorised office.
+        size = self.rng.randint(*BROWSING.dns_bytes)
+        end_ms = t_ms + self.rng.randint(*BROWSING.dns_duration_ms)
         return SimFlow(
             t_ms, end_ms, host_ip, resolver_ip, self._ephemeral_port(), 53, "UDP", size, 1
         )
@@ -52,16 +54,20 @@ class Profile(ABC):
     def _ephemeral_port(self) -> int:
         return self.rng.randint(*EPHEMERAL_PORTS)
 
-    def _heavy_tailed_bytes(self, scale: float, alpha: float = 1.3, cap: float = 5e8) -> int:
+    def _heavy_tailed_bytes(
+        self,
+        scale: float,
+        alpha: float = BROWSING.size_pareto_alpha,
+        cap: float = BROWSING.size_cap_bytes,
+    ) -> int:
         # Pareto sizes: most flows small, a few huge (what web traffic looks like).
         return int(min(scale * self.rng.paretovariate(alpha), cap))
 
 
 class BrowsingProfile(Profile):
-    """Bursty web use: idle gaps, then a session of many connections to a few destinations.
-
-    Each new destination of a session costs a DNS query to the internal resolver; now and then a
-    session includes a large download.
+    """Bursty web use (`browsing.BROWSING`), one session at a time: idle gaps, then a session
+    of many connections to a few destinations, each new one costing a DNS query to the internal
+    resolver; now and then a session includes a large download.
     """
 
     def __init__(
@@ -72,9 +78,9 @@ class BrowsingProfile(Profile):
         destinations: Sequence[str],
         resolver_ip: str,
         *,
-        session_gap_mean_s: float = 900.0,
-        connections_mean: float = 15.0,
-        connection_gap_mean_s: float = 4.0,
+        session_gap_mean_s: float = BROWSING.session_gap_mean_s,
+        connections_mean: float = BROWSING.connections_mean,
+        connection_gap_mean_s: float = BROWSING.connection_gap_mean_s,
         download_probability: float = 0.05,
     ) -> None:
         super().__init__(seed, start_ms)
@@ -92,7 +98,7 @@ class BrowsingProfile(Profile):
 
     def _activity(self, at_ms: int) -> tuple[list[SimFlow], int]:
         rng = self.rng
-        sites = rng.choices(self.destinations, self._weights, k=rng.randint(1, 4))
+        sites = rng.choices(self.destinations, self._weights, k=rng.randint(1, BROWSING.max_sites))
         n_connections = 1 + int(rng.expovariate(1.0 / self.connections_mean))
         flows: list[SimFlow] = []
         resolved: set[str] = set()
@@ -103,9 +109,9 @@ class BrowsingProfile(Profile):
                 resolved.add(dst)
                 flows.append(self._dns_query(t_ms, self.host_ip, self.resolver_ip))
                 t_ms += rng.randint(2, 40)
-            size = self._heavy_tailed_bytes(800.0)
-            duration_ms = rng.randint(50, 2_000) + size // 20_000
-            port = 443 if rng.random() < 0.85 else 80
+            size = self._heavy_tailed_bytes(BROWSING.size_scale_bytes)
+            duration_ms = rng.randint(*BROWSING.duration_ms) + size // 20_000
+            port = 443 if rng.random() < BROWSING.https_share else 80
             flows.append(
                 SimFlow(
                     t_ms,
@@ -167,12 +173,8 @@ class BeaconProfile(Profile):
         self._next_ms = start_ms + int(self.rng.uniform(0, beacon.period_s) * 1000)
 
     def sleep_s(self) -> float:
-        b, u = self.beacon, self.rng.random()
-        if b.style is Shape.SUBTRACTIVE:
-            return b.period_s * (1.0 - b.jitter * u)
-        if b.style is Shape.ADDITIVE:
-            return b.period_s + b.jitter_s * u
-        return b.period_s * (1.0 + b.jitter * (2.0 * u - 1.0))
+        b = self.beacon
+        return sleeps_s(b.style, b.period_s, b.jitter, self.rng.random())
 
     def _activity(self, at_ms: int) -> tuple[list[SimFlow], int]:
         b, rng = self.beacon, self.rng

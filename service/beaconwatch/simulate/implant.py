@@ -1,34 +1,53 @@
-"""Check-in times of C2 implants, vectorised per implant.
+"""The one implant timing model: a C2 framework's jitter shape -> sleeps -> check-in times.
 
 An implant sleeps, checks in, sleeps again: t[k+1] = t[k] + sleep[k] + rtt[k], where the sleep
 follows the framework's jitter model and rtt is the few tens of ms the check-in itself takes.
-Missed check-ins (host suspended, proxy error) drop a check-in but keep the schedule.
+Missed check-ins (host suspended, proxy error) drop a check-in but keep the schedule. The
+demo's implants (`profiles.BeaconProfile`, one sleep at a time) and the evaluation's grid
+(`checkin_times_ms`, vectorised) draw their sleeps from the same `sleeps_s`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.domain.dtypes import F64, I64
 from beaconwatch.scoring.periodicity import Shape
-from evaluation.truth import POLLING
 
+# Jitter shapes as the detector reads them (`periodicity.Shape`): subtractive (Cobalt Strike:
+# sleep uniform in [S(1-j), S]), additive (Sliver: S + U[0, jS)), symmetric (Empire, PoshC2,
+# Havoc: S(1 +/- j)), or none: a fixed timer, as Meterpreter-like transports poll.
+POLLING = Shape.NONE
 POLLING_PERIOD_S = 10  # Meterpreter-like transports poll about every 10 s when idle
 RTT_MEAN_S = 0.04  # time a check-in takes before the implant sleeps again
 
+U = TypeVar("U", float, F64)
 
-def sleeps_s(shape: Shape, period_s: float, jitter: float, u: F64) -> F64:
-    """Sleep lengths for uniforms ``u`` in [0, 1) under ``shape``."""
+
+def sleeps_s(shape: Shape, period_s: float, jitter: float, u: U) -> U:
+    """Sleep lengths for uniforms ``u`` in [0, 1) (one float, or an array) under ``shape``."""
     if shape is Shape.SUBTRACTIVE:
         return period_s * (1.0 - jitter * u)
     if shape is Shape.ADDITIVE:
         return period_s + jitter * period_s * u
     if shape is Shape.SYMMETRIC:
         return period_s * (1.0 + jitter * (2.0 * u - 1.0))
-    return np.full_like(u, float(period_s))
+    return u * 0.0 + float(period_s)  # a fixed timer, shaped like ``u``
+
+
+def interval_bounds_s(shape: Shape, period_s: float, jitter: float) -> tuple[float, float]:
+    """Shortest and longest sleep the jitter shape allows."""
+    if shape is Shape.SUBTRACTIVE:
+        return period_s * (1.0 - jitter), float(period_s)
+    if shape is Shape.ADDITIVE:
+        return float(period_s), period_s * (1.0 + jitter)
+    if shape is Shape.SYMMETRIC:
+        return period_s * (1.0 - jitter), period_s * (1.0 + jitter)
+    return float(period_s), float(period_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +65,7 @@ def checkin_times_ms(
     """Check-in start times in [start_ms, end_ms), after misses."""
     s = schedule
     shortest = min(
-        p * (1.0 - s.jitter) if s.shape in (Shape.SUBTRACTIVE, Shape.SYMMETRIC) else float(p)
-        for p in (s.period_s, s.period2_s or s.period_s)
+        interval_bounds_s(s.shape, p, s.jitter)[0] for p in (s.period_s, s.period2_s or s.period_s)
     )
     span_s = (end_ms - start_ms) / 1000.0
     n = int(span_s / max(shortest, 0.5)) + 2
