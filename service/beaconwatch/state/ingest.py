@@ -68,6 +68,7 @@ from beaconwatch.state.connections import (
     remember_connection,
 )  # fmt: skip
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
+from beaconwatch.state.kernel_params import Limits, Policy
 from beaconwatch.state.levels import PREFIX_LEVEL_U32, mask_destination
 from beaconwatch.state.pair_table import (
     ALERTED_HIGH_S,
@@ -94,39 +95,6 @@ TOO_FAR_FUTURE = 2
 # its watermark): only a file of old data can hold one, since live flows are checked against
 # the wall clock. Rejected as too far in the future rather than stored with a clipped time.
 BEYOND_RING = 3
-
-# Slots of the `limits` int64 vector.
-LIM_WATERMARK_MS = 0  # the partition's, before the batch: lateness is judged against it
-LIM_LATENESS_MS = 1
-LIM_MAX_START_MS = 2  # absolute: wall clock + max_future_s (garbage timestamps)
-LIM_WINDOW_MS = 3
-LIM_MIN_EVENTS = 4
-LIM_RESCORE_EVERY = 5
-LIM_RESCORE_INTERVAL_MS = 6
-LIM_COOLDOWN_MS = 7
-LIM_EVICT_BATCH = 8
-LIM_DUPLICATE_TOLERANCE_MS = 9
-LIM_CONTINUATION_GAP_MS = 10
-LIM_LONG_WINDOW_MS = 11  # slow pairs' windows reach back up to this (see the module docstring)
-LIM_MIN_EVENTS_SLOW = 12  # a slow pair is scored from this many connections...
-LIM_SLOW_INTERVAL_MS = 13  # ...when they came at most one per this, on average
-LIM_LONG_CONNECTION_MS = 14  # a connection this long to a rare destination alerts (0: never)
-LIM_LONG_SESSIONS = 15  # ...once the pair has had this many, each within the window of the last
-# Or-ed into every flow's port_proto key: 0 for exact pairs, `levels.PREFIX_LEVEL` for the
-# prefix pass over destination-masked flows (`core.channels`).
-LIM_LEVEL = 16
-LIM_SIZE = 17
-
-# Slots of the `policy` float64 vector (prevalence and alert lifecycle).
-POL_THRESHOLD = 0
-POL_PREVALENCE_MIN_SOURCES = 1  # below this many sources a destination is never down-ranked
-POL_PREVALENCE_LOW = 2  # share of the fleet where down-ranking starts...
-POL_PREVALENCE_HIGH = 3  # ...and where the score reaches 0
-POL_UPDATE_PERIOD_CHANGE = 4  # relative change of the mean interval that makes an update
-POL_UPDATE_SCORE_CHANGE = 5  # absolute score change that makes an alert update
-POL_FANOUT_LOW = 6  # destinations of a source in a port block where down-ranking starts...
-POL_FANOUT_HIGH = 7  # ...and where the score reaches 0 (P2P fan-out, `state.prevalence`)
-POL_SIZE = 8
 
 # Slots of the per-alert `alert_extra` float64 rows (and of `score_rows`' extra output).
 EXTRA_LIFECYCLE = 0  # 1 = new, 2 = update
@@ -253,15 +221,15 @@ def _score_row(
 
 @njit(cache=True, nogil=True)
 def _prevalence(
-    sketch: U32, nonzero: I64, keys: U64, port_proto: U32, row: int, policy: F64
+    sketch: U32, nonzero: I64, keys: U64, port_proto: U32, row: int, policy: Policy
 ) -> tuple[int, float, float]:  # fmt: skip
     """(sources, share of the fleet, score factor) of the row's destination: the factor falls
     linearly from 1 at low_share to 0 at high_share once min_sources reach it."""
     sources = destination_sources(sketch, keys[row, 2], keys[row, 3], port_proto[row])
     share = min(1.0, sources / max(1.0, fleet_sources(sketch, nonzero)))
     factor = 1.0
-    if sources >= policy[POL_PREVALENCE_MIN_SOURCES]:
-        low, high = policy[POL_PREVALENCE_LOW], policy[POL_PREVALENCE_HIGH]
+    if sources >= policy.prevalence_min_sources:
+        low, high = policy.prevalence_low, policy.prevalence_high
         factor = min(1.0, max(0.0, 1.0 - (share - low) / max(1e-9, high - low)))
     return sources, share, factor
 
@@ -269,14 +237,14 @@ def _prevalence(
 @njit(cache=True, nogil=True)
 def _apply_prevalence(
     stats: F64, extra: F64, sketch: U32, nonzero: I64, keys: U64, port_proto: U32, row: int,
-    policy: F64,
+    policy: Policy,
 ) -> None:  # fmt: skip
     """Down-rank destinations much of the fleet talks to (fleet-wide polling is not C2), and
     a source's fan-out to many destinations in one high port block (P2P keep-alives)."""
     sources, share, factor = _prevalence(sketch, nonzero, keys, port_proto, row, policy)
     fanout = source_fanout(sketch, keys[row, 0], keys[row, 1], port_proto[row])
-    if fanout > policy[POL_FANOUT_LOW]:
-        low, high = policy[POL_FANOUT_LOW], policy[POL_FANOUT_HIGH]
+    if fanout > policy.fanout_low:
+        low, high = policy.fanout_low, policy.fanout_high
         factor *= min(1.0, max(0.0, 1.0 - (fanout - low) / max(1e-9, high - low)))
     extra[EXTRA_FANOUT] = fanout
     extra[EXTRA_PREVALENCE_SOURCES] = sources
@@ -288,12 +256,12 @@ def _apply_prevalence(
 
 @njit(cache=True, nogil=True)
 def _lifecycle(
-    stats: F64, t: int, alert_ms: I64, alerted: F32, row: int, limits: I64, policy: F64,
+    stats: F64, t: int, alert_ms: I64, alerted: F32, row: int, limits: Limits, policy: Policy,
     refining: bool,
 ) -> int:  # fmt: skip
     """0 = no alert, else LIFECYCLE_NEW / LIFECYCLE_UPDATE."""
     score = stats[Stat.SCORE]
-    if score < policy[POL_THRESHOLD]:
+    if score < policy.threshold:
         return 0
     if alert_ms[row] == NEVER_MS:
         return LIFECYCLE_NEW
@@ -305,22 +273,22 @@ def _lifecycle(
             abs(low - np.float64(alerted[row, ALERTED_LOW_S])),
             abs(high - np.float64(alerted[row, ALERTED_HIGH_S])),
         )
-        if moved > policy[POL_UPDATE_PERIOD_CHANGE] * stats[Stat.MEAN_INTERVAL_S]:
+        if moved > policy.update_period_change * stats[Stat.MEAN_INTERVAL_S]:
             return LIFECYCLE_UPDATE
-    if t - alert_ms[row] < limits[LIM_COOLDOWN_MS]:
+    if t - alert_ms[row] < limits.cooldown_ms:
         return 0
     if _sleep_changed(stats, alerted, row, policy):
         return LIFECYCLE_UPDATE
     # Only an escalation: a wide-jitter beacon's score wanders by more than 0.2 around its
     # level, and each dip and return was an update.
     score_rise = score - np.float64(alerted[row, ALERTED_SCORE])
-    if score_rise >= policy[POL_UPDATE_SCORE_CHANGE]:
+    if score_rise >= policy.update_score_change:
         return LIFECYCLE_UPDATE
     return 0
 
 
 @njit(cache=True, nogil=True)
-def _sleep_changed(stats: F64, alerted: F32, row: int, policy: F64) -> bool:
+def _sleep_changed(stats: F64, alerted: F32, row: int, policy: Policy) -> bool:
     """Whether the beacon's sleep changed since its last alert: its mean interval moved by
     more than update_period_change, and by more than a quarter of the sleep range the last
     alert described. The mean interval, not the nominal period or the range's ends: with wide
@@ -328,17 +296,17 @@ def _sleep_changed(stats: F64, alerted: F32, row: int, policy: F64) -> bool:
     beacon is unchanged, and each hop was an update (up to one per cooldown, 24 a day)."""
     last_mean = np.float64(alerted[row, ALERTED_MEAN_S])
     last_width = np.float64(alerted[row, ALERTED_HIGH_S]) - np.float64(alerted[row, ALERTED_LOW_S])
-    tolerance = max(policy[POL_UPDATE_PERIOD_CHANGE] * last_mean, 0.25 * last_width)
+    tolerance = max(policy.update_period_change * last_mean, 0.25 * last_width)
     return bool(abs(stats[Stat.MEAN_INTERVAL_S] - last_mean) > tolerance)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _newly_long(
-    conn_times: U32, row: int, slot: int, epoch: int, long_alert_ms: I64, limits: I64
+    conn_times: U32, row: int, slot: int, epoch: int, long_alert_ms: I64, limits: Limits
 ) -> bool:
     """Whether the connection in ``slot`` just reached long_connection_s (and was not counted
     yet): checked for every flow, so cheap and inlined; the rest is `_long_connection`."""
-    min_ms = limits[LIM_LONG_CONNECTION_MS]
+    min_ms = limits.long_connection_ms
     start = np.int64(conn_times[row, slot, START])
     return bool(
         min_ms > 0
@@ -351,7 +319,7 @@ def _newly_long(
 def _long_connection(
     conn_times: U32, row: int, slot: int, epoch: int, long_alert_ms: I64, long_sessions: U16,
     first_seen_ms: I64, count: U32, sketch: U32, nonzero: I64, keys: U64, port_proto: U32,
-    limits: I64, policy: F64, counters: I64, alert_rows: I32, alert_stats: F64,
+    limits: Limits, policy: Policy, counters: I64, alert_rows: I32, alert_stats: F64,
     alert_times: I64, alert_extra: F64,
 ) -> None:  # fmt: skip
     """Alert on a connection that has lasted long_connection_s, once the pair has had
@@ -364,7 +332,7 @@ def _long_connection(
     session is no evidence (a download, a meeting, an SSH login); sessions that come back are.
     Rare: not down-ranked by prevalence (push services, VPNs and chat that much of the fleet
     keeps open are not alerted)."""
-    min_ms = limits[LIM_LONG_CONNECTION_MS]
+    min_ms = limits.long_connection_ms
     if min_ms <= 0:
         return
     start = np.int64(conn_times[row, slot, START])
@@ -372,12 +340,12 @@ def _long_connection(
     if end - start < min_ms or long_alert_ms[row] == epoch + start:
         return
     previous = long_alert_ms[row]
-    if previous != NEVER_MS and epoch + start - previous <= limits[LIM_WINDOW_MS]:
+    if previous != NEVER_MS and epoch + start - previous <= limits.window_ms:
         long_sessions[row] = min(long_sessions[row] + 1, 0xFFFF)
     else:
         long_sessions[row] = 1
     long_alert_ms[row] = epoch + start
-    if long_sessions[row] < limits[LIM_LONG_SESSIONS]:
+    if long_sessions[row] < limits.long_sessions:
         return
     sources, share, factor = _prevalence(sketch, nonzero, keys, port_proto, row, policy)
     if factor < 1.0:  # a destination prevalence down-ranks: not rare
@@ -410,12 +378,12 @@ def _long_connection(
 
 
 @njit(cache=True, nogil=True)
-def _slow_and_enough(connections: np.int64, seen_for_ms: np.int64, limits: I64) -> bool:
+def _slow_and_enough(connections: np.int64, seen_for_ms: np.int64, limits: Limits) -> bool:
     """A slow pair with enough connections to score before min_events: at least
     min_events_slow of them, at most one per slow_interval_s on average since the first."""
     return bool(
-        connections >= limits[LIM_MIN_EVENTS_SLOW]
-        and seen_for_ms >= (connections - 1) * limits[LIM_SLOW_INTERVAL_MS]
+        connections >= limits.min_events_slow
+        and seen_for_ms >= (connections - 1) * limits.slow_interval_ms
     )
 
 
@@ -462,9 +430,9 @@ def _next_period_check(connections: int, history: int) -> float:
 
 
 @njit(cache=True, nogil=True)
-def backoff_events(connections: int, limits: I64, history: int) -> int:
+def backoff_events(connections: int, limits: Limits, history: int) -> int:
     """Extra connections before a pair with nothing to report is scored again."""
-    return int(min(max(limits[LIM_RESCORE_EVERY], connections // 4), history))
+    return int(min(max(limits.rescore_every, connections // 4), history))
 
 
 @njit(cache=True, nogil=True)
@@ -481,7 +449,7 @@ def ingest(
     start_ms: I64, end_ms: I64, src_hi: U64, src_lo: U64, dst_hi: U64, dst_lo: U64,
     src_port: U16, dst_port: U16, proto: U8, nbytes: U64, sampling_rate: U32, initiator: U8,
     # parameters
-    limits: I64, score_params: F64, null_tables: F64, policy: F64,
+    limits: Limits, score_params: F64, null_tables: F64, policy: Policy,
     # outputs
     status: U8, feed: U8, counters: I64, alert_rows: I32, alert_stats: F64, alert_times: I64,
     alert_extra: F64,
@@ -496,9 +464,9 @@ def ingest(
     lateness before the watermark; the watermark itself is moved by the caller
     (`core.watermark`), so the verdicts do not depend on the order within a batch."""
     history = ring_t.shape[1]
-    oldest_export = limits[LIM_WATERMARK_MS] - limits[LIM_LATENESS_MS]
+    oldest_export = limits.watermark_ms - limits.lateness_ms
     epoch = meta[1]
-    level = np.uint32(limits[LIM_LEVEL])
+    level = np.uint32(limits.level)
     stats = np.empty(N_STATS, dtype=np.float64)
     extra = np.zeros(EXTRA_SIZE, dtype=np.float64)
     window_t = np.empty(history, dtype=np.float64)
@@ -507,7 +475,7 @@ def ingest(
     work = new_workspace(history)
     # Only alerts report the statistics a score of 0 does not need, and with a threshold
     # above 0 a window scored 0 never alerts.
-    lean = policy[POL_THRESHOLD] > 0.0
+    lean = policy.threshold > 0.0
     for i in range(start_ms.shape[0]):
         t = start_ms[i]
         # Before the epoch a start time cannot be stored (only data older than a whole window
@@ -515,7 +483,7 @@ def ingest(
         if max(t, end_ms[i]) < oldest_export or t < epoch:
             status[i] = TOO_LATE
             continue
-        if t > limits[LIM_MAX_START_MS]:
+        if t > limits.max_start_ms:
             status[i] = TOO_FAR_FUTURE
             continue
         if t - epoch >= np.int64(U32_MAX):
@@ -533,7 +501,7 @@ def ingest(
             if meta[0] == 0:
                 evicted, established = evict_least_recent(
                     index, keys, port_proto, free, used, meta, sketch, nonzero, last_seen_ms,
-                    count, limits[LIM_EVICT_BATCH], limits[LIM_WINDOW_MS],
+                    count, limits.evict_batch, limits.window_ms,
                 )  # fmt: skip
                 counters[CNT_EVICTED_CAPACITY] += evicted
                 counters[CNT_EVICTED_ESTABLISHED] += established
@@ -603,7 +571,7 @@ def ingest(
         rel_end = min(max(rel, end_ms[i] - epoch), np.int64(U32_MAX) - 1)
         kind, c = match_connection(
             conn_port, conn_times, row, int(src_port[i]), int(rel), int(rel_end),
-            int(limits[LIM_DUPLICATE_TOLERANCE_MS]), int(limits[LIM_CONTINUATION_GAP_MS]),
+            int(limits.duplicate_tolerance_ms), int(limits.continuation_gap_ms),
         )  # fmt: skip
         # A piece of a known connection, which may now be long.
         piece = kind != NEW_CONNECTION
@@ -648,7 +616,7 @@ def ingest(
             first_seen_ms[row] = t
 
         n = np.int64(count[row])
-        if n < limits[LIM_MIN_EVENTS] and not _slow_and_enough(n, t - first_seen_ms[row], limits):
+        if n < limits.min_events and not _slow_and_enough(n, t - first_seen_ms[row], limits):
             continue
         if direction_inferred[row] & SERVER_SIDE:  # inbound-initiated: never the host's beacon
             continue
@@ -661,16 +629,16 @@ def ingest(
         # Otherwise no alert can follow within the cooldown after an alert, so the pair is not
         # scored: a beacon that has alerted costs no scoring until its cooldown is over.
         if not refining:
-            if alert_ms[row] != NEVER_MS and t - alert_ms[row] < limits[LIM_COOLDOWN_MS]:
+            if alert_ms[row] != NEVER_MS and t - alert_ms[row] < limits.cooldown_ms:
                 continue
             if (
-                n - np.int64(scored_count[row]) < limits[LIM_RESCORE_EVERY]
-                and t - scored_ms[row] < limits[LIM_RESCORE_INTERVAL_MS]
+                n - np.int64(scored_count[row]) < limits.rescore_every
+                and t - scored_ms[row] < limits.rescore_interval_ms
             ):
                 continue
         first_rel, last_rel, per_check_in = _score_row(
-            ring_t, ring_b, count, row, rel - limits[LIM_WINDOW_MS],
-            rel - limits[LIM_LONG_WINDOW_MS], score_params[1 if sampling[row] > 1 else 0],
+            ring_t, ring_b, count, row, rel - limits.window_ms,
+            rel - limits.long_window_ms, score_params[1 if sampling[row] > 1 else 0],
             null_tables, stats, window_t, window_b, work, scratch, lean, int(sampling[row]),
         )  # fmt: skip
         _apply_prevalence(stats, extra, sketch, nonzero, keys, port_proto, row, policy)
@@ -688,7 +656,7 @@ def ingest(
                 # the pair's connections (a chatty pair need not be rescored every few),
                 # at most a whole ring, and twice the interval.
                 scored_count[row] = count[row] + np.uint32(backoff_events(int(n), limits, history))
-                scored_ms[row] = t + limits[LIM_RESCORE_INTERVAL_MS]
+                scored_ms[row] = t + limits.rescore_interval_ms
             continue
         if lifecycle == LIFECYCLE_NEW:
             first_alert_ms[row] = t
@@ -717,7 +685,7 @@ def score_rows(
     ring_t: U32, ring_b: U16, count: U32, last_seen_ms: I64, used: BOOL, sampling: U16,
     keys: U64, port_proto: U32, sketch: U32, nonzero: I64, meta: I64, window_ms: int,
     long_window_ms: int,
-    score_params: F64, null_tables: F64, policy: F64, rows_out: I32, stats_out: F64,
+    score_params: F64, null_tables: F64, policy: Policy, rows_out: I32, stats_out: F64,
     extra_out: F64,
 ) -> int:  # fmt: skip
     """Score every tracked pair on its window ending at its last connection.
