@@ -311,13 +311,8 @@ class Detector:
         alert_stats = np.empty((2 * n, Stat.SIZE), dtype=np.float64)
         alert_times = np.empty((2 * n, k.AT_SIZE), dtype=np.int64)
         alert_extra = np.empty((2 * n, k.EXTRA_SIZE), dtype=np.float64)
-        t = table
         k.ingest(
-            t.index, t.keys, t.port_proto, t.first_seen_ms, t.last_seen_ms,
-            t.scored_ms, t.alert_ms, t.first_alert_ms, t.count, t.scored_count, t.alerted,
-            t.sampling, t.direction_inferred, t.long_alert_ms, t.long_sessions, t.ring_t,
-            t.ring_b, t.conn_port, t.conn_times,
-            t.free, t.used, t.meta, t.channels, self.prevalence.sketch, self.prevalence.nonzero,
+            table.columns(), self.prevalence.sketch, self.prevalence.nonzero,
             flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi,
             flows.dst_lo, flows.src_port, flows.dst_port, flows.proto, flows.bytes,
             flows.sampling_rate, flows.initiator,
@@ -421,8 +416,7 @@ class Detector:
             stats = np.zeros((t.tracked_pairs, Stat.SIZE), dtype=np.float64)
             extra = np.zeros((t.tracked_pairs, k.EXTRA_SIZE), dtype=np.float64)
             n = k.score_rows(
-                t.ring_t, t.ring_b, t.count, t.last_seen_ms, t.used, t.sampling, t.keys,
-                t.port_proto, self.prevalence.sketch, self.prevalence.nonzero, t.meta,
+                t.columns(), self.prevalence.sketch, self.prevalence.nonzero,
                 self._window_ms, self._long_window_ms, self._score_params, self._null_tables,
                 self._policy, rows, stats, extra,
             )  # fmt: skip
