@@ -39,6 +39,7 @@ from beaconwatch.scoring.window_score import (
     scoring_params,
 )
 from beaconwatch.state import ingest as k
+from beaconwatch.state.kernel_params import Limits, limits_from, policy_from
 from beaconwatch.state.levels import PREFIX_LEVEL
 from beaconwatch.state.pair_table import MIN_CAPACITY, REBASE_AFTER_MS, PairBudget, PairTable
 from beaconwatch.state.prevalence import Prevalence
@@ -97,31 +98,18 @@ class Detector:
         # Row 0 for unsampled pairs, row 1 for pairs seen through packet sampling.
         params = scoring_params(scoring, state.history_events)
         self._score_params = np.stack([params, sampled_scoring_params(params)])
-        self._policy = policy_vector(config)
+        self._policy = policy_from(config)
         # Poisson-null quantiles behind the confidence, shipped (or built once per process):
         # [0] for every connection, [1] for every second one (`score_window_paired`), each
         # with the fit statistic's, the interval CV's and the gap floor's (`NullTable`).
         self._null_tables = null_tables(state.history_events)
-        self._limits = np.zeros(k.LIM_SIZE, dtype=np.int64)
-        self._limits[k.LIM_LATENESS_MS] = self._lateness_ms
-        self._limits[k.LIM_WINDOW_MS] = self._window_ms
-        self._limits[k.LIM_LONG_WINDOW_MS] = self._long_window_ms
-        self._limits[k.LIM_MIN_EVENTS] = scoring.min_events
-        self._limits[k.LIM_MIN_EVENTS_SLOW] = min(scoring.min_events_slow, scoring.min_events)
-        self._limits[k.LIM_SLOW_INTERVAL_MS] = int(scoring.slow_interval_s * 1000)
-        self._long_connection_ms = int(config.alerting.long_connection_s * 1000)
+        self._limits = limits_from(config)
         self._prefix_channels = state.prefix_channels
         self._channels = ChannelGate(
             self._window_ms,
             int(config.alerting.cooldown_s * 1000),
             int(scoring.rescore_interval_s * 1000),
         )
-        self._limits[k.LIM_LONG_SESSIONS] = config.alerting.long_connection_sessions
-        self._limits[k.LIM_RESCORE_EVERY] = scoring.rescore_every_events
-        self._limits[k.LIM_RESCORE_INTERVAL_MS] = int(scoring.rescore_interval_s * 1000)
-        self._limits[k.LIM_COOLDOWN_MS] = int(config.alerting.cooldown_s * 1000)
-        self._limits[k.LIM_DUPLICATE_TOLERANCE_MS] = int(state.duplicate_tolerance_s * 1000)
-        self._limits[k.LIM_CONTINUATION_GAP_MS] = int(state.continuation_gap_s * 1000)
         self._sweep_every_ms = max(MIN_IDLE_SWEEP_MS, self._window_ms // IDLE_SWEEPS_PER_WINDOW)
 
     # -- partitions -----------------------------------------------------------------------
@@ -254,13 +242,15 @@ class Detector:
         # Every flow could be a new pair (and a new prefix): grow now if the budget allows.
         table.reserve(2 * n if self._prefix_channels else n)
 
-        self._limits[k.LIM_WATERMARK_MS] = watermark_ms if watermark_ms is not None else _NEVER_MS
-        self._limits[k.LIM_MAX_START_MS] = max_start_ms
-        self._limits[k.LIM_EVICT_BATCH] = table.evict_batch
+        limits = self._limits._replace(
+            watermark_ms=watermark_ms if watermark_ms is not None else _NEVER_MS,
+            max_start_ms=max_start_ms,
+            evict_batch=table.evict_batch,
+        )
         status = np.empty(n, dtype=np.uint8)
         counters = np.zeros(k.CNT_SIZE, dtype=np.int64)
         feed = np.zeros(n, dtype=np.uint8)
-        raised = self._ingest(table, flows, status, feed, counters, level=0)
+        raised = self._ingest(table, flows, status, feed, counters, limits, level=0)
         fed = np.flatnonzero(feed)
         if fed.size:
             # The prefix pass: the flows of promoted channels (`state.channel_index`),
@@ -269,7 +259,7 @@ class Detector:
             more = np.zeros(k.CNT_SIZE, dtype=np.int64)
             raised += self._ingest(
                 table, prefix_flows(flows.take(fed)), np.empty(fed.size, dtype=np.uint8), feed,
-                more, PREFIX_LEVEL,
+                more, limits, PREFIX_LEVEL,
             )  # fmt: skip
             for slot in (k.CNT_EVICTED_CAPACITY, k.CNT_EVICTED_ESTABLISHED, k.CNT_SCORED):
                 counters[slot] += more[slot]
@@ -306,30 +296,27 @@ class Detector:
 
     def _ingest(
         self, table: PairTable, flows: FlowBatch, status: np.ndarray, feed: np.ndarray,
-        counters: np.ndarray, level: int,
+        counters: np.ndarray, limits: Limits, level: int,
     ) -> list[tuple[Alert, int]]:  # fmt: skip
         """One pass of the ingest kernel over ``flows`` at ``level`` (`state.levels`); the
         alerts it raised, with their rows. The exact pass marks in ``feed`` the flows of
         promoted prefix channels."""
         n = len(flows)
-        self._limits[k.LIM_LEVEL] = level
-        self._limits[k.LIM_LONG_CONNECTION_MS] = 0 if level else self._long_connection_ms
+        # No long connections in the prefix pass: their exact pairs report those.
+        limits = limits._replace(
+            level=level, long_connection_ms=0 if level else limits.long_connection_ms
+        )
         # A flow can make its pair alert twice: a long connection, and a beacon.
         alert_rows = np.empty(2 * n, dtype=np.int32)
         alert_stats = np.empty((2 * n, Stat.SIZE), dtype=np.float64)
         alert_times = np.empty((2 * n, k.AT_SIZE), dtype=np.int64)
         alert_extra = np.empty((2 * n, k.EXTRA_SIZE), dtype=np.float64)
-        t = table
         k.ingest(
-            t.index, t.keys, t.port_proto, t.first_seen_ms, t.last_seen_ms,
-            t.scored_ms, t.alert_ms, t.first_alert_ms, t.count, t.scored_count, t.alerted,
-            t.sampling, t.direction_inferred, t.long_alert_ms, t.long_sessions, t.ring_t,
-            t.ring_b, t.conn_port, t.conn_times,
-            t.free, t.used, t.meta, t.channels, self.prevalence.sketch, self.prevalence.nonzero,
+            table.columns(), self.prevalence.sketch, self.prevalence.nonzero,
             flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi,
             flows.dst_lo, flows.src_port, flows.dst_port, flows.proto, flows.bytes,
             flows.sampling_rate, flows.initiator,
-            self._limits, self._score_params, self._null_tables, self._policy,
+            limits, self._score_params, self._null_tables, self._policy,
             status, feed, counters, alert_rows, alert_stats, alert_times, alert_extra,
         )  # fmt: skip
         return [
@@ -429,28 +416,13 @@ class Detector:
             stats = np.zeros((t.tracked_pairs, Stat.SIZE), dtype=np.float64)
             extra = np.zeros((t.tracked_pairs, k.EXTRA_SIZE), dtype=np.float64)
             n = k.score_rows(
-                t.ring_t, t.ring_b, t.count, t.last_seen_ms, t.used, t.sampling, t.keys,
-                t.port_proto, self.prevalence.sketch, self.prevalence.nonzero, t.meta,
+                t.columns(), self.prevalence.sketch, self.prevalence.nonzero,
                 self._window_ms, self._long_window_ms, self._score_params, self._null_tables,
                 self._policy, rows, stats, extra,
             )  # fmt: skip
             exact = (t.port_proto[rows[:n]] & PREFIX_LEVEL) == 0  # pairs, not prefix channels
             scores.extend(pair_scores(t, rows[:n][exact], stats[:n][exact], extra[:n][exact]))
         return scores
-
-
-def policy_vector(config: Config) -> np.ndarray:
-    """The kernel's float parameters for prevalence and the alert lifecycle."""
-    policy = np.zeros(k.POL_SIZE, dtype=np.float64)
-    policy[k.POL_THRESHOLD] = config.scoring.threshold
-    policy[k.POL_PREVALENCE_MIN_SOURCES] = config.prevalence.min_sources
-    policy[k.POL_PREVALENCE_LOW] = config.prevalence.low_share
-    policy[k.POL_PREVALENCE_HIGH] = config.prevalence.high_share
-    policy[k.POL_UPDATE_PERIOD_CHANGE] = config.alerting.update_period_change
-    policy[k.POL_UPDATE_SCORE_CHANGE] = config.alerting.update_score_change
-    policy[k.POL_FANOUT_LOW] = config.prevalence.fanout_low_destinations
-    policy[k.POL_FANOUT_HIGH] = config.prevalence.fanout_high_destinations
-    return policy
 
 
 def _system_ms() -> int:

@@ -26,11 +26,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from beaconwatch.domain.dtypes import BOOL, F32, I32, I64, U8, U16, U32, U64
+from beaconwatch.domain.dtypes import BOOL, I32, I64, U32, U64
 from beaconwatch.state.hash_index import EMPTY as NO_ROW
 from beaconwatch.state.hash_index import find_slot, key_hash
 from beaconwatch.state.levels import PORT_PROTO_MASK_U32, PREFIX_LEVEL_U32, mask_destination
 from beaconwatch.state.prevalence import add_pair
+from beaconwatch.state.table_columns import TableColumns
 
 WAYS = 4
 EMPTY = np.int64(-1)
@@ -198,12 +199,7 @@ def rebuild(channels: I64, keys: U64, port_proto: U32, used: BOOL) -> None:
 
 @njit(cache=True, nogil=True)
 def seed_prefix_row(
-    index: I32, keys: U64, port_proto: U32, first_seen_ms: I64, last_seen_ms: I64,
-    scored_ms: I64, alert_ms: I64, first_alert_ms: I64, count: U32, scored_count: U32,
-    alerted: F32, sampling: U16, direction_inferred: U8, long_alert_ms: I64,
-    long_sessions: U16, ring_t: U32, ring_b: U16, conn_port: U16, conn_times: U32, free: I32,
-    used: BOOL, meta: I64,
-    sketch: U32, nonzero: I64, channels: I64, entry: int, source: int, h: np.uint64,
+    tb: TableColumns, sketch: U32, nonzero: I64, entry: int, source: int, h: np.uint64,
     src_hi: np.uint64, src_lo: np.uint64, net_hi: np.uint64, net_lo: np.uint64, pp: np.uint32,
     never_ms: int,
 ) -> None:  # fmt: skip
@@ -211,33 +207,38 @@ def seed_prefix_row(
     hash ``h``, ``pp`` with the level bit) starts as a copy of exact row ``source``, the
     channel's history so far, without its alerts; with no free row, the prefix pass makes
     an empty one (evicting), and the entry says so."""
-    slot = find_slot(index, keys, port_proto, h, src_hi, src_lo, net_hi, net_lo, pp)
-    if index[slot] != NO_ROW:  # its prefix row outlived the entry (a full bucket)
-        channels[entry] = tagged(h, index[slot])
+    slot = find_slot(tb.hash_slots, tb.keys, tb.port_proto, h, src_hi, src_lo, net_hi, net_lo, pp)
+    if tb.hash_slots[slot] != NO_ROW:  # its prefix row outlived the entry (a full bucket)
+        tb.channels[entry] = tagged(h, tb.hash_slots[slot])
         return
-    if meta[0] == 0:
-        channels[entry] = tagged(h, source) | _PENDING
+    if tb.meta[0] == 0:
+        tb.channels[entry] = tagged(h, source) | _PENDING
         return
-    meta[0] -= 1
-    row = free[meta[0]]
-    used[row] = True
-    index[slot] = row
-    keys[row, 0], keys[row, 1], keys[row, 2], keys[row, 3] = src_hi, src_lo, net_hi, net_lo
-    port_proto[row] = pp
-    for column in (first_seen_ms, last_seen_ms, scored_ms):
+    tb.meta[0] -= 1
+    row = tb.free[tb.meta[0]]
+    tb.used[row] = True
+    tb.hash_slots[slot] = row
+    tb.keys[row, 0], tb.keys[row, 1], tb.keys[row, 2], tb.keys[row, 3] = (
+        src_hi,
+        src_lo,
+        net_hi,
+        net_lo,
+    )
+    tb.port_proto[row] = pp
+    for column in (tb.first_seen_ms, tb.last_seen_ms, tb.scored_ms):
         column[row] = column[source]
-    count[row] = count[source]
-    scored_count[row] = scored_count[source]
-    sampling[row] = sampling[source]
-    direction_inferred[row] = direction_inferred[source]
-    ring_t[row, :] = ring_t[source, :]
-    ring_b[row, :] = ring_b[source, :]
-    conn_port[row, :] = conn_port[source, :]
-    conn_times[row, :, :] = conn_times[source, :, :]
-    alert_ms[row] = never_ms
-    first_alert_ms[row] = never_ms
-    alerted[row, :] = 0.0
-    long_alert_ms[row] = never_ms
-    long_sessions[row] = 0
-    add_pair(sketch, nonzero, keys, pp, row, 1)
-    channels[entry] = tagged(h, row)
+    tb.n_connections[row] = tb.n_connections[source]
+    tb.scored_count[row] = tb.scored_count[source]
+    tb.sampling[row] = tb.sampling[source]
+    tb.direction_inferred[row] = tb.direction_inferred[source]
+    tb.ring_t[row, :] = tb.ring_t[source, :]
+    tb.ring_b[row, :] = tb.ring_b[source, :]
+    tb.conn_port[row, :] = tb.conn_port[source, :]
+    tb.conn_times[row, :, :] = tb.conn_times[source, :, :]
+    tb.alert_ms[row] = never_ms
+    tb.first_alert_ms[row] = never_ms
+    tb.alerted[row, :] = 0.0
+    tb.long_alert_ms[row] = never_ms
+    tb.long_sessions[row] = 0
+    add_pair(sketch, nonzero, tb.keys, pp, row, 1)
+    tb.channels[entry] = tagged(h, row)

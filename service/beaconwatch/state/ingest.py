@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from beaconwatch.domain.dtypes import BOOL, F32, F64, I32, I64, U8, U16, U32, U64
+from beaconwatch.domain.dtypes import F32, F64, I32, I64, U8, U16, U32, U64
 from beaconwatch.domain.flows import INITIATOR_SRC, INITIATOR_TURNED
 from beaconwatch.scoring.bursts import burst_gap_s, merge_bursts
 from beaconwatch.scoring.sleep_range import described_range
@@ -68,6 +68,7 @@ from beaconwatch.state.connections import (
     remember_connection,
 )  # fmt: skip
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
+from beaconwatch.state.kernel_params import Limits, Policy
 from beaconwatch.state.levels import PREFIX_LEVEL_U32, mask_destination
 from beaconwatch.state.pair_table import (
     ALERTED_HIGH_S,
@@ -86,6 +87,7 @@ from beaconwatch.state.prevalence import (
     source_fanout,
 )
 from beaconwatch.state.size_codec import decode_size, encode_size
+from beaconwatch.state.table_columns import TableColumns
 
 ACCEPTED = 0
 TOO_LATE = 1
@@ -94,39 +96,6 @@ TOO_FAR_FUTURE = 2
 # its watermark): only a file of old data can hold one, since live flows are checked against
 # the wall clock. Rejected as too far in the future rather than stored with a clipped time.
 BEYOND_RING = 3
-
-# Slots of the `limits` int64 vector.
-LIM_WATERMARK_MS = 0  # the partition's, before the batch: lateness is judged against it
-LIM_LATENESS_MS = 1
-LIM_MAX_START_MS = 2  # absolute: wall clock + max_future_s (garbage timestamps)
-LIM_WINDOW_MS = 3
-LIM_MIN_EVENTS = 4
-LIM_RESCORE_EVERY = 5
-LIM_RESCORE_INTERVAL_MS = 6
-LIM_COOLDOWN_MS = 7
-LIM_EVICT_BATCH = 8
-LIM_DUPLICATE_TOLERANCE_MS = 9
-LIM_CONTINUATION_GAP_MS = 10
-LIM_LONG_WINDOW_MS = 11  # slow pairs' windows reach back up to this (see the module docstring)
-LIM_MIN_EVENTS_SLOW = 12  # a slow pair is scored from this many connections...
-LIM_SLOW_INTERVAL_MS = 13  # ...when they came at most one per this, on average
-LIM_LONG_CONNECTION_MS = 14  # a connection this long to a rare destination alerts (0: never)
-LIM_LONG_SESSIONS = 15  # ...once the pair has had this many, each within the window of the last
-# Or-ed into every flow's port_proto key: 0 for exact pairs, `levels.PREFIX_LEVEL` for the
-# prefix pass over destination-masked flows (`core.channels`).
-LIM_LEVEL = 16
-LIM_SIZE = 17
-
-# Slots of the `policy` float64 vector (prevalence and alert lifecycle).
-POL_THRESHOLD = 0
-POL_PREVALENCE_MIN_SOURCES = 1  # below this many sources a destination is never down-ranked
-POL_PREVALENCE_LOW = 2  # share of the fleet where down-ranking starts...
-POL_PREVALENCE_HIGH = 3  # ...and where the score reaches 0
-POL_UPDATE_PERIOD_CHANGE = 4  # relative change of the mean interval that makes an update
-POL_UPDATE_SCORE_CHANGE = 5  # absolute score change that makes an alert update
-POL_FANOUT_LOW = 6  # destinations of a source in a port block where down-ranking starts...
-POL_FANOUT_HIGH = 7  # ...and where the score reaches 0 (P2P fan-out, `state.prevalence`)
-POL_SIZE = 8
 
 # Slots of the per-alert `alert_extra` float64 rows (and of `score_rows`' extra output).
 EXTRA_LIFECYCLE = 0  # 1 = new, 2 = update
@@ -253,15 +222,15 @@ def _score_row(
 
 @njit(cache=True, nogil=True)
 def _prevalence(
-    sketch: U32, nonzero: I64, keys: U64, port_proto: U32, row: int, policy: F64
+    sketch: U32, nonzero: I64, keys: U64, port_proto: U32, row: int, policy: Policy
 ) -> tuple[int, float, float]:  # fmt: skip
     """(sources, share of the fleet, score factor) of the row's destination: the factor falls
     linearly from 1 at low_share to 0 at high_share once min_sources reach it."""
     sources = destination_sources(sketch, keys[row, 2], keys[row, 3], port_proto[row])
     share = min(1.0, sources / max(1.0, fleet_sources(sketch, nonzero)))
     factor = 1.0
-    if sources >= policy[POL_PREVALENCE_MIN_SOURCES]:
-        low, high = policy[POL_PREVALENCE_LOW], policy[POL_PREVALENCE_HIGH]
+    if sources >= policy.prevalence_min_sources:
+        low, high = policy.prevalence_low, policy.prevalence_high
         factor = min(1.0, max(0.0, 1.0 - (share - low) / max(1e-9, high - low)))
     return sources, share, factor
 
@@ -269,14 +238,14 @@ def _prevalence(
 @njit(cache=True, nogil=True)
 def _apply_prevalence(
     stats: F64, extra: F64, sketch: U32, nonzero: I64, keys: U64, port_proto: U32, row: int,
-    policy: F64,
+    policy: Policy,
 ) -> None:  # fmt: skip
     """Down-rank destinations much of the fleet talks to (fleet-wide polling is not C2), and
     a source's fan-out to many destinations in one high port block (P2P keep-alives)."""
     sources, share, factor = _prevalence(sketch, nonzero, keys, port_proto, row, policy)
     fanout = source_fanout(sketch, keys[row, 0], keys[row, 1], port_proto[row])
-    if fanout > policy[POL_FANOUT_LOW]:
-        low, high = policy[POL_FANOUT_LOW], policy[POL_FANOUT_HIGH]
+    if fanout > policy.fanout_low:
+        low, high = policy.fanout_low, policy.fanout_high
         factor *= min(1.0, max(0.0, 1.0 - (fanout - low) / max(1e-9, high - low)))
     extra[EXTRA_FANOUT] = fanout
     extra[EXTRA_PREVALENCE_SOURCES] = sources
@@ -288,12 +257,12 @@ def _apply_prevalence(
 
 @njit(cache=True, nogil=True)
 def _lifecycle(
-    stats: F64, t: int, alert_ms: I64, alerted: F32, row: int, limits: I64, policy: F64,
+    stats: F64, t: int, alert_ms: I64, alerted: F32, row: int, limits: Limits, policy: Policy,
     refining: bool,
 ) -> int:  # fmt: skip
     """0 = no alert, else LIFECYCLE_NEW / LIFECYCLE_UPDATE."""
     score = stats[Stat.SCORE]
-    if score < policy[POL_THRESHOLD]:
+    if score < policy.threshold:
         return 0
     if alert_ms[row] == NEVER_MS:
         return LIFECYCLE_NEW
@@ -305,22 +274,22 @@ def _lifecycle(
             abs(low - np.float64(alerted[row, ALERTED_LOW_S])),
             abs(high - np.float64(alerted[row, ALERTED_HIGH_S])),
         )
-        if moved > policy[POL_UPDATE_PERIOD_CHANGE] * stats[Stat.MEAN_INTERVAL_S]:
+        if moved > policy.update_period_change * stats[Stat.MEAN_INTERVAL_S]:
             return LIFECYCLE_UPDATE
-    if t - alert_ms[row] < limits[LIM_COOLDOWN_MS]:
+    if t - alert_ms[row] < limits.cooldown_ms:
         return 0
     if _sleep_changed(stats, alerted, row, policy):
         return LIFECYCLE_UPDATE
     # Only an escalation: a wide-jitter beacon's score wanders by more than 0.2 around its
     # level, and each dip and return was an update.
     score_rise = score - np.float64(alerted[row, ALERTED_SCORE])
-    if score_rise >= policy[POL_UPDATE_SCORE_CHANGE]:
+    if score_rise >= policy.update_score_change:
         return LIFECYCLE_UPDATE
     return 0
 
 
 @njit(cache=True, nogil=True)
-def _sleep_changed(stats: F64, alerted: F32, row: int, policy: F64) -> bool:
+def _sleep_changed(stats: F64, alerted: F32, row: int, policy: Policy) -> bool:
     """Whether the beacon's sleep changed since its last alert: its mean interval moved by
     more than update_period_change, and by more than a quarter of the sleep range the last
     alert described. The mean interval, not the nominal period or the range's ends: with wide
@@ -328,17 +297,17 @@ def _sleep_changed(stats: F64, alerted: F32, row: int, policy: F64) -> bool:
     beacon is unchanged, and each hop was an update (up to one per cooldown, 24 a day)."""
     last_mean = np.float64(alerted[row, ALERTED_MEAN_S])
     last_width = np.float64(alerted[row, ALERTED_HIGH_S]) - np.float64(alerted[row, ALERTED_LOW_S])
-    tolerance = max(policy[POL_UPDATE_PERIOD_CHANGE] * last_mean, 0.25 * last_width)
+    tolerance = max(policy.update_period_change * last_mean, 0.25 * last_width)
     return bool(abs(stats[Stat.MEAN_INTERVAL_S] - last_mean) > tolerance)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _newly_long(
-    conn_times: U32, row: int, slot: int, epoch: int, long_alert_ms: I64, limits: I64
+    conn_times: U32, row: int, slot: int, epoch: int, long_alert_ms: I64, limits: Limits
 ) -> bool:
     """Whether the connection in ``slot`` just reached long_connection_s (and was not counted
     yet): checked for every flow, so cheap and inlined; the rest is `_long_connection`."""
-    min_ms = limits[LIM_LONG_CONNECTION_MS]
+    min_ms = limits.long_connection_ms
     start = np.int64(conn_times[row, slot, START])
     return bool(
         min_ms > 0
@@ -349,9 +318,8 @@ def _newly_long(
 
 @njit(cache=True, nogil=True)
 def _long_connection(
-    conn_times: U32, row: int, slot: int, epoch: int, long_alert_ms: I64, long_sessions: U16,
-    first_seen_ms: I64, count: U32, sketch: U32, nonzero: I64, keys: U64, port_proto: U32,
-    limits: I64, policy: F64, counters: I64, alert_rows: I32, alert_stats: F64,
+    tb: TableColumns, row: int, slot: int, epoch: int, sketch: U32, nonzero: I64,
+    limits: Limits, policy: Policy, counters: I64, alert_rows: I32, alert_stats: F64,
     alert_times: I64, alert_extra: F64,
 ) -> None:  # fmt: skip
     """Alert on a connection that has lasted long_connection_s, once the pair has had
@@ -364,22 +332,22 @@ def _long_connection(
     session is no evidence (a download, a meeting, an SSH login); sessions that come back are.
     Rare: not down-ranked by prevalence (push services, VPNs and chat that much of the fleet
     keeps open are not alerted)."""
-    min_ms = limits[LIM_LONG_CONNECTION_MS]
+    min_ms = limits.long_connection_ms
     if min_ms <= 0:
         return
-    start = np.int64(conn_times[row, slot, START])
-    end = np.int64(conn_times[row, slot, END])
-    if end - start < min_ms or long_alert_ms[row] == epoch + start:
+    start = np.int64(tb.conn_times[row, slot, START])
+    end = np.int64(tb.conn_times[row, slot, END])
+    if end - start < min_ms or tb.long_alert_ms[row] == epoch + start:
         return
-    previous = long_alert_ms[row]
-    if previous != NEVER_MS and epoch + start - previous <= limits[LIM_WINDOW_MS]:
-        long_sessions[row] = min(long_sessions[row] + 1, 0xFFFF)
+    previous = tb.long_alert_ms[row]
+    if previous != NEVER_MS and epoch + start - previous <= limits.window_ms:
+        tb.long_sessions[row] = min(tb.long_sessions[row] + 1, 0xFFFF)
     else:
-        long_sessions[row] = 1
-    long_alert_ms[row] = epoch + start
-    if long_sessions[row] < limits[LIM_LONG_SESSIONS]:
+        tb.long_sessions[row] = 1
+    tb.long_alert_ms[row] = epoch + start
+    if tb.long_sessions[row] < limits.long_sessions:
         return
-    sources, share, factor = _prevalence(sketch, nonzero, keys, port_proto, row, policy)
+    sources, share, factor = _prevalence(sketch, nonzero, tb.keys, tb.port_proto, row, policy)
     if factor < 1.0:  # a destination prevalence down-ranks: not rare
         return
     duration_s = (end - start) / 1000.0
@@ -390,7 +358,7 @@ def _long_connection(
     alert_rows[k] = row
     alert_stats[k, :] = 0.0
     alert_stats[k, Stat.SCORE] = score
-    alert_stats[k, Stat.CONNECTIONS] = long_sessions[row]
+    alert_stats[k, Stat.CONNECTIONS] = tb.long_sessions[row]
     alert_extra[k, :] = 0.0
     alert_extra[k, EXTRA_LIFECYCLE] = LIFECYCLE_NEW
     alert_extra[k, EXTRA_KIND] = KIND_LONG_CONNECTION
@@ -399,23 +367,23 @@ def _long_connection(
     alert_extra[k, EXTRA_PREVALENCE] = share
     alert_extra[k, EXTRA_PREVALENCE_FACTOR] = 1.0
     alert_extra[k, EXTRA_RAW_SCORE] = score
-    alert_extra[k, EXTRA_CHECK_INS] = count[row]
+    alert_extra[k, EXTRA_CHECK_INS] = tb.n_connections[row]
     alert_extra[k, EXTRA_PER_CHECK_IN] = 1.0
     alert_times[k, AT_DETECTED_MS] = epoch + end
     alert_times[k, AT_WINDOW_START_MS] = epoch + start
     alert_times[k, AT_WINDOW_END_MS] = epoch + end
     alert_times[k, AT_FIRST_ALERT_MS] = epoch + start
-    alert_times[k, AT_FIRST_SEEN_MS] = first_seen_ms[row]
+    alert_times[k, AT_FIRST_SEEN_MS] = tb.first_seen_ms[row]
     counters[CNT_ALERTS] += 1
 
 
 @njit(cache=True, nogil=True)
-def _slow_and_enough(connections: np.int64, seen_for_ms: np.int64, limits: I64) -> bool:
+def _slow_and_enough(connections: np.int64, seen_for_ms: np.int64, limits: Limits) -> bool:
     """A slow pair with enough connections to score before min_events: at least
     min_events_slow of them, at most one per slow_interval_s on average since the first."""
     return bool(
-        connections >= limits[LIM_MIN_EVENTS_SLOW]
-        and seen_for_ms >= (connections - 1) * limits[LIM_SLOW_INTERVAL_MS]
+        connections >= limits.min_events_slow
+        and seen_for_ms >= (connections - 1) * limits.slow_interval_ms
     )
 
 
@@ -462,43 +430,39 @@ def _next_period_check(connections: int, history: int) -> float:
 
 
 @njit(cache=True, nogil=True)
-def backoff_events(connections: int, limits: I64, history: int) -> int:
+def backoff_events(connections: int, limits: Limits, history: int) -> int:
     """Extra connections before a pair with nothing to report is scored again."""
-    return int(min(max(limits[LIM_RESCORE_EVERY], connections // 4), history))
+    return int(min(max(limits.rescore_every, connections // 4), history))
 
 
 @njit(cache=True, nogil=True)
 def ingest(
-    # table
-    index: I32, keys: U64, port_proto: U32, first_seen_ms: I64,
-    last_seen_ms: I64, scored_ms: I64, alert_ms: I64, first_alert_ms: I64, count: U32,
-    scored_count: U32, alerted: F32, sampling: U16, direction_inferred: U8, long_alert_ms: I64,
-    long_sessions: U16, ring_t: U32, ring_b: U16, conn_port: U16, conn_times: U32, free: I32,
-    used: BOOL, meta: I64, channels: I64,
+    # the partition's pair table, written in place
+    tb: TableColumns,
     # the process's prevalence sketch
     sketch: U32, nonzero: I64,
     # flows
     start_ms: I64, end_ms: I64, src_hi: U64, src_lo: U64, dst_hi: U64, dst_lo: U64,
     src_port: U16, dst_port: U16, proto: U8, nbytes: U64, sampling_rate: U32, initiator: U8,
     # parameters
-    limits: I64, score_params: F64, null_tables: F64, policy: F64,
+    limits: Limits, score_params: F64, null_tables: F64, policy: Policy,
     # outputs
     status: U8, feed: U8, counters: I64, alert_rows: I32, alert_stats: F64, alert_times: I64,
     alert_extra: F64,
 ) -> None:  # fmt: skip
     """Ingest flows in order; fills `status` per flow and one output row per alert.
 
-    With prefix channels (``channels``, `state.channel_index`, not empty), the exact pass
+    With prefix channels (``tb.channels``, `state.channel_index`, not empty), the exact pass
     (level 0) sets ``feed`` to 1 for the flows of promoted channels, the prefix pass's input,
     and promotes channels at their second IP; the prefix pass keeps the index on its rows.
 
     A flow is too late when it ended (could last have been exported) more than the allowed
     lateness before the watermark; the watermark itself is moved by the caller
     (`core.watermark`), so the verdicts do not depend on the order within a batch."""
-    history = ring_t.shape[1]
-    oldest_export = limits[LIM_WATERMARK_MS] - limits[LIM_LATENESS_MS]
-    epoch = meta[1]
-    level = np.uint32(limits[LIM_LEVEL])
+    history = tb.ring_t.shape[1]
+    oldest_export = limits.watermark_ms - limits.lateness_ms
+    epoch = tb.meta[1]
+    level = np.uint32(limits.level)
     stats = np.empty(N_STATS, dtype=np.float64)
     extra = np.zeros(EXTRA_SIZE, dtype=np.float64)
     window_t = np.empty(history, dtype=np.float64)
@@ -507,7 +471,7 @@ def ingest(
     work = new_workspace(history)
     # Only alerts report the statistics a score of 0 does not need, and with a threshold
     # above 0 a window scored 0 never alerts.
-    lean = policy[POL_THRESHOLD] > 0.0
+    lean = policy.threshold > 0.0
     for i in range(start_ms.shape[0]):
         t = start_ms[i]
         # Before the epoch a start time cannot be stored (only data older than a whole window
@@ -515,7 +479,7 @@ def ingest(
         if max(t, end_ms[i]) < oldest_export or t < epoch:
             status[i] = TOO_LATE
             continue
-        if t > limits[LIM_MAX_START_MS]:
+        if t > limits.max_start_ms:
             status[i] = TOO_FAR_FUTURE
             continue
         if t - epoch >= np.int64(U32_MAX):
@@ -527,90 +491,89 @@ def ingest(
         pp = np.uint32((np.uint32(dst_port[i]) << np.uint32(8)) | np.uint32(proto[i]))
         pp = np.uint32(pp | level)
         h = key_hash(src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pp)
-        slot = find_slot(index, keys, port_proto, h, src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pp)
-        row = index[slot]
+        slot = find_slot(
+            tb.hash_slots, tb.keys, tb.port_proto, h, src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pp
+        )
+        row = tb.hash_slots[slot]
         if row == EMPTY:
-            if meta[0] == 0:
+            if tb.meta[0] == 0:
                 evicted, established = evict_least_recent(
-                    index, keys, port_proto, free, used, meta, sketch, nonzero, last_seen_ms,
-                    count, limits[LIM_EVICT_BATCH], limits[LIM_WINDOW_MS],
+                    tb.hash_slots, tb.keys, tb.port_proto, tb.free, tb.used, tb.meta, sketch,
+                    nonzero, tb.last_seen_ms, tb.n_connections, limits.evict_batch,
+                    limits.window_ms,
                 )  # fmt: skip
                 counters[CNT_EVICTED_CAPACITY] += evicted
                 counters[CNT_EVICTED_ESTABLISHED] += established
                 # Eviction shifted the index: look the slot up again.
                 slot = find_slot(
-                    index, keys, port_proto, h, src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pp
-                )
-            meta[0] -= 1
-            row = free[meta[0]]
-            used[row] = True
-            index[slot] = row
-            keys[row, 0] = src_hi[i]
-            keys[row, 1] = src_lo[i]
-            keys[row, 2] = dst_hi[i]
-            keys[row, 3] = dst_lo[i]
-            port_proto[row] = pp
-            first_seen_ms[row] = t
-            last_seen_ms[row] = t
-            scored_ms[row] = t
-            alert_ms[row] = NEVER_MS
-            first_alert_ms[row] = NEVER_MS
-            count[row] = 0
-            scored_count[row] = 0
-            alerted[row, :] = 0.0
-            sampling[row] = 1
-            direction_inferred[row] = 0
-            long_alert_ms[row] = NEVER_MS
-            long_sessions[row] = 0
-            for c in range(conn_times.shape[1]):
-                conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
-            add_pair(sketch, nonzero, keys, pp, row, 1)
+                    tb.hash_slots, tb.keys, tb.port_proto, h, src_hi[i], src_lo[i], dst_hi[i],
+                    dst_lo[i], pp,
+                )  # fmt: skip
+            tb.meta[0] -= 1
+            row = tb.free[tb.meta[0]]
+            tb.used[row] = True
+            tb.hash_slots[slot] = row
+            tb.keys[row, 0] = src_hi[i]
+            tb.keys[row, 1] = src_lo[i]
+            tb.keys[row, 2] = dst_hi[i]
+            tb.keys[row, 3] = dst_lo[i]
+            tb.port_proto[row] = pp
+            tb.first_seen_ms[row] = t
+            tb.last_seen_ms[row] = t
+            tb.scored_ms[row] = t
+            tb.alert_ms[row] = NEVER_MS
+            tb.first_alert_ms[row] = NEVER_MS
+            tb.n_connections[row] = 0
+            tb.scored_count[row] = 0
+            tb.alerted[row, :] = 0.0
+            tb.sampling[row] = 1
+            tb.direction_inferred[row] = 0
+            tb.long_alert_ms[row] = NEVER_MS
+            tb.long_sessions[row] = 0
+            for c in range(tb.conn_times.shape[1]):
+                tb.conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
+            add_pair(sketch, nonzero, tb.keys, pp, row, 1)
             counters[CNT_NEW_PAIRS] += 1
-        if channels.shape[0] > 0:
+        if tb.channels.shape[0] > 0:
             # Prefix channels (`state.channel_index`): the ordinary flow, of a channel's one
             # pair, costs a hash and a look at one bucket; the rest is out of line.
             if level == 0:
                 net_hi, net_lo = mask_destination(dst_hi[i], dst_lo[i])
                 prefix_pp = np.uint32(pp | PREFIX_LEVEL_U32)
                 hc = key_hash(src_hi[i], src_lo[i], net_hi, net_lo, prefix_pp)
-                if not listed(channels, bucket_of(channels, hc), tagged(hc, row)):
+                if not listed(tb.channels, bucket_of(tb.channels, hc), tagged(hc, row)):
                     source, entry = route(
-                        channels, index, keys, port_proto, used, last_seen_ms, hc, row,
-                        src_hi[i], src_lo[i], net_hi, net_lo, pp,
+                        tb.channels, tb.hash_slots, tb.keys, tb.port_proto, tb.used,
+                        tb.last_seen_ms, hc, row, src_hi[i], src_lo[i], net_hi, net_lo, pp,
                     )  # fmt: skip
                     if source != NOT_FED:
                         feed[i] = 1
                     if source >= 0:  # a second IP: promoted
                         seed_prefix_row(
-                            index, keys, port_proto, first_seen_ms, last_seen_ms, scored_ms,
-                            alert_ms, first_alert_ms, count, scored_count, alerted, sampling,
-                            direction_inferred, long_alert_ms, long_sessions, ring_t, ring_b,
-                            conn_port, conn_times, free, used, meta, sketch, nonzero, channels,
-                            entry, source, hc, src_hi[i], src_lo[i], net_hi, net_lo, prefix_pp,
-                            NEVER_MS,
+                            tb, sketch, nonzero, entry, source, hc, src_hi[i], src_lo[i], net_hi,
+                            net_lo, prefix_pp, NEVER_MS,
                         )  # fmt: skip
-            elif not listed(channels, bucket_of(channels, h), tagged(h, row)):
-                register(channels, keys, port_proto, used, last_seen_ms, h, row)
+            elif not listed(tb.channels, bucket_of(tb.channels, h), tagged(h, row)):
+                register(tb.channels, tb.keys, tb.port_proto, tb.used, tb.last_seen_ms, h, row)
 
         if initiator[i] != INITIATOR_SRC:  # the record did not say who started it (`core.scope`)
-            direction_inferred[row] = np.uint8(direction_inferred[row] | INFERRED)
+            tb.direction_inferred[row] = np.uint8(tb.direction_inferred[row] | INFERRED)
         rate = min(sampling_rate[i], np.uint32(0xFFFF))
-        if rate > sampling[row]:
-            sampling[row] = rate
-        if t > last_seen_ms[row]:
-            last_seen_ms[row] = t
+        if rate > tb.sampling[row]:
+            tb.sampling[row] = rate
+        if t > tb.last_seen_ms[row]:
+            tb.last_seen_ms[row] = t
         rel = max(np.int64(0), t - epoch)
         rel_end = min(max(rel, end_ms[i] - epoch), np.int64(U32_MAX) - 1)
         kind, c = match_connection(
-            conn_port, conn_times, row, int(src_port[i]), int(rel), int(rel_end),
-            int(limits[LIM_DUPLICATE_TOLERANCE_MS]), int(limits[LIM_CONTINUATION_GAP_MS]),
+            tb.conn_port, tb.conn_times, row, int(src_port[i]), int(rel), int(rel_end),
+            int(limits.duplicate_tolerance_ms), int(limits.continuation_gap_ms),
         )  # fmt: skip
         # A piece of a known connection, which may now be long.
         piece = kind != NEW_CONNECTION
-        if piece and _newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
+        if piece and _newly_long(tb.conn_times, row, c, epoch, tb.long_alert_ms, limits):
             _long_connection(
-                conn_times, row, c, epoch, long_alert_ms, long_sessions, first_seen_ms, count,
-                sketch, nonzero, keys, port_proto, limits, policy, counters, alert_rows,
+                tb, row, c, epoch, sketch, nonzero, limits, policy, counters, alert_rows,
                 alert_stats, alert_times, alert_extra,
             )  # fmt: skip
         if kind == DUPLICATE:
@@ -618,87 +581,93 @@ def ingest(
             continue
         if kind == CONTINUATION:
             counters[CNT_CONTINUATIONS] += 1
-            seq = np.int64(conn_times[row, c, SEQ])
-            if np.int64(count[row]) - seq <= history:  # the connection is still in the ring
+            seq = np.int64(tb.conn_times[row, c, SEQ])
+            in_ring = np.int64(tb.n_connections[row]) - seq <= history
+            if in_ring:  # the connection is still in the ring
                 pos = seq % history
-                ring_b[row, pos] = encode_size(decode_size(ring_b[row, pos]) + nbytes[i])
+                tb.ring_b[row, pos] = encode_size(decode_size(tb.ring_b[row, pos]) + nbytes[i])
             continue
         # A late record starting at the very millisecond of a connection still in the ring
         # repeats it, however many connections came since: a collector that publishes a cache
         # purge twice, an exporter that lags by minutes.
         ring_start = np.uint32(min(np.uint64(rel), U32_MAX))
-        if t < last_seen_ms[row] and _in_ring(ring_t, row, int(count[row]), ring_start):
+        if t < tb.last_seen_ms[row] and _in_ring(
+            tb.ring_t, row, int(tb.n_connections[row]), ring_start
+        ):
             counters[CNT_DUPLICATES] += 1
             continue
         if proto[i] == TCP and initiator[i] == INITIATOR_TURNED:
-            _note_server_side(direction_inferred, conn_port, conn_times, row, int(src_port[i]))
-        remember_connection(conn_port, conn_times, row, c, int(src_port[i]), int(rel),
-                            int(rel_end), int(count[row]))  # fmt: skip
-        if _newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
+            _note_server_side(
+                tb.direction_inferred, tb.conn_port, tb.conn_times, row, int(src_port[i])
+            )
+        remember_connection(tb.conn_port, tb.conn_times, row, c, int(src_port[i]), int(rel),
+                            int(rel_end), int(tb.n_connections[row]))  # fmt: skip
+        if _newly_long(tb.conn_times, row, c, epoch, tb.long_alert_ms, limits):
             _long_connection(
-                conn_times, row, c, epoch, long_alert_ms, long_sessions, first_seen_ms, count,
-                sketch, nonzero, keys, port_proto, limits, policy, counters, alert_rows,
+                tb, row, c, epoch, sketch, nonzero, limits, policy, counters, alert_rows,
                 alert_stats, alert_times, alert_extra,
             )  # fmt: skip
-        pos = count[row] % history
-        ring_t[row, pos] = ring_start
-        ring_b[row, pos] = encode_size(np.float64(nbytes[i]))
-        count[row] += 1
-        if t < first_seen_ms[row]:
-            first_seen_ms[row] = t
+        pos = tb.n_connections[row] % history
+        tb.ring_t[row, pos] = ring_start
+        tb.ring_b[row, pos] = encode_size(np.float64(nbytes[i]))
+        tb.n_connections[row] += 1
+        if t < tb.first_seen_ms[row]:
+            tb.first_seen_ms[row] = t
 
-        n = np.int64(count[row])
-        if n < limits[LIM_MIN_EVENTS] and not _slow_and_enough(n, t - first_seen_ms[row], limits):
+        n = np.int64(tb.n_connections[row])
+        if n < limits.min_events and not _slow_and_enough(n, t - tb.first_seen_ms[row], limits):
             continue
-        if direction_inferred[row] & SERVER_SIDE:  # inbound-initiated: never the host's beacon
+        if tb.direction_inferred[row] & SERVER_SIDE:  # inbound-initiated: never the host's beacon
             continue
         # An alert from a part-filled ring (as few as min_events connections) reads the
         # sleep from few intervals. Its period is checked again each time the pair's
         # connections double, until the ring is full: a described sleep range that moved is
         # an update even within the cooldown (at most log2(history / min_events) checks).
-        refine_at = int(alerted[row, ALERTED_REFINE_AT])
+        refine_at = int(tb.alerted[row, ALERTED_REFINE_AT])
         refining = bool(refine_at > 0 and n >= refine_at)
         # Otherwise no alert can follow within the cooldown after an alert, so the pair is not
         # scored: a beacon that has alerted costs no scoring until its cooldown is over.
         if not refining:
-            if alert_ms[row] != NEVER_MS and t - alert_ms[row] < limits[LIM_COOLDOWN_MS]:
+            if tb.alert_ms[row] != NEVER_MS and t - tb.alert_ms[row] < limits.cooldown_ms:
                 continue
             if (
-                n - np.int64(scored_count[row]) < limits[LIM_RESCORE_EVERY]
-                and t - scored_ms[row] < limits[LIM_RESCORE_INTERVAL_MS]
+                n - np.int64(tb.scored_count[row]) < limits.rescore_every
+                and t - tb.scored_ms[row] < limits.rescore_interval_ms
             ):
                 continue
         first_rel, last_rel, per_check_in = _score_row(
-            ring_t, ring_b, count, row, rel - limits[LIM_WINDOW_MS],
-            rel - limits[LIM_LONG_WINDOW_MS], score_params[1 if sampling[row] > 1 else 0],
-            null_tables, stats, window_t, window_b, work, scratch, lean, int(sampling[row]),
+            tb.ring_t, tb.ring_b, tb.n_connections, row, rel - limits.window_ms,
+            rel - limits.long_window_ms, score_params[1 if tb.sampling[row] > 1 else 0],
+            null_tables, stats, window_t, window_b, work, scratch, lean, int(tb.sampling[row]),
         )  # fmt: skip
-        _apply_prevalence(stats, extra, sketch, nonzero, keys, port_proto, row, policy)
+        _apply_prevalence(stats, extra, sketch, nonzero, tb.keys, tb.port_proto, row, policy)
         extra[EXTRA_PER_CHECK_IN] = per_check_in
-        scored_count[row] = count[row]
-        scored_ms[row] = t
+        tb.scored_count[row] = tb.n_connections[row]
+        tb.scored_ms[row] = t
         counters[CNT_SCORED] += 1
         if refining:
-            alerted[row, ALERTED_REFINE_AT] = _next_period_check(int(n), history)
-        lifecycle = _lifecycle(stats, t, alert_ms, alerted, row, limits, policy, refining)
+            tb.alerted[row, ALERTED_REFINE_AT] = _next_period_check(int(n), history)
+        lifecycle = _lifecycle(stats, t, tb.alert_ms, tb.alerted, row, limits, policy, refining)
         if lifecycle == 0:
-            if stats[Stat.SCORE] <= 0.0 or alert_ms[row] != NEVER_MS:
+            if stats[Stat.SCORE] <= 0.0 or tb.alert_ms[row] != NEVER_MS:
                 # No evidence of periodicity at all (most busy benign pairs), or an alerted
                 # pair that has not changed: the next scoring waits longer, by a quarter of
                 # the pair's connections (a chatty pair need not be rescored every few),
                 # at most a whole ring, and twice the interval.
-                scored_count[row] = count[row] + np.uint32(backoff_events(int(n), limits, history))
-                scored_ms[row] = t + limits[LIM_RESCORE_INTERVAL_MS]
+                tb.scored_count[row] = tb.n_connections[row] + np.uint32(
+                    backoff_events(int(n), limits, history)
+                )
+                tb.scored_ms[row] = t + limits.rescore_interval_ms
             continue
         if lifecycle == LIFECYCLE_NEW:
-            first_alert_ms[row] = t
-        alert_ms[row] = t
-        alerted[row, ALERTED_MEAN_S] = stats[Stat.MEAN_INTERVAL_S]
-        alerted[row, ALERTED_SCORE] = stats[Stat.SCORE]
-        alerted[row, ALERTED_LOW_S], alerted[row, ALERTED_HIGH_S] = _described_range(stats)
-        alerted[row, ALERTED_REFINE_AT] = _next_period_check(int(n), history)
+            tb.first_alert_ms[row] = t
+        tb.alert_ms[row] = t
+        tb.alerted[row, ALERTED_MEAN_S] = stats[Stat.MEAN_INTERVAL_S]
+        tb.alerted[row, ALERTED_SCORE] = stats[Stat.SCORE]
+        tb.alerted[row, ALERTED_LOW_S], tb.alerted[row, ALERTED_HIGH_S] = _described_range(stats)
+        tb.alerted[row, ALERTED_REFINE_AT] = _next_period_check(int(n), history)
         extra[EXTRA_LIFECYCLE] = lifecycle
-        extra[EXTRA_CHECK_INS] = count[row]
+        extra[EXTRA_CHECK_INS] = tb.n_connections[row]
         extra[EXTRA_KIND] = KIND_BEACON
         k = counters[CNT_ALERTS]
         alert_rows[k] = row
@@ -707,17 +676,15 @@ def ingest(
         alert_times[k, AT_DETECTED_MS] = t
         alert_times[k, AT_WINDOW_START_MS] = epoch + first_rel
         alert_times[k, AT_WINDOW_END_MS] = epoch + last_rel
-        alert_times[k, AT_FIRST_ALERT_MS] = first_alert_ms[row]
-        alert_times[k, AT_FIRST_SEEN_MS] = first_seen_ms[row]
+        alert_times[k, AT_FIRST_ALERT_MS] = tb.first_alert_ms[row]
+        alert_times[k, AT_FIRST_SEEN_MS] = tb.first_seen_ms[row]
         counters[CNT_ALERTS] += 1
 
 
 @njit(cache=True, nogil=True)
 def score_rows(
-    ring_t: U32, ring_b: U16, count: U32, last_seen_ms: I64, used: BOOL, sampling: U16,
-    keys: U64, port_proto: U32, sketch: U32, nonzero: I64, meta: I64, window_ms: int,
-    long_window_ms: int,
-    score_params: F64, null_tables: F64, policy: F64, rows_out: I32, stats_out: F64,
+    tb: TableColumns, sketch: U32, nonzero: I64, window_ms: int, long_window_ms: int,
+    score_params: F64, null_tables: F64, policy: Policy, rows_out: I32, stats_out: F64,
     extra_out: F64,
 ) -> int:  # fmt: skip
     """Score every tracked pair on its window ending at its last connection.
@@ -725,27 +692,27 @@ def score_rows(
     Fills ``rows_out[:k]``, ``stats_out[:k]``, ``extra_out[:k]``; returns ``k``, the number of
     tracked pairs.
     """
-    history = ring_t.shape[1]
+    history = tb.ring_t.shape[1]
     window_t = np.empty(history, dtype=np.float64)
     window_b = np.empty(history, dtype=np.float64)
     scratch = np.empty(history, dtype=np.float64)
     work = new_workspace(history)
-    epoch = meta[1]
+    epoch = tb.meta[1]
     k = 0
-    for row in range(used.shape[0]):
-        if not used[row]:
+    for row in range(tb.used.shape[0]):
+        if not tb.used[row]:
             continue
-        last_rel = last_seen_ms[row] - epoch
-        params = score_params[1 if sampling[row] > 1 else 0]
+        last_rel = tb.last_seen_ms[row] - epoch
+        params = score_params[1 if tb.sampling[row] > 1 else 0]
         _, _, per_check_in = _score_row(
-            ring_t, ring_b, count, row, last_rel - window_ms, last_rel - long_window_ms, params,
-            null_tables, stats_out[k], window_t, window_b, work, scratch, False,
-            int(sampling[row]),
+            tb.ring_t, tb.ring_b, tb.n_connections, row, last_rel - window_ms,
+            last_rel - long_window_ms, params, null_tables, stats_out[k], window_t, window_b,
+            work, scratch, False, int(tb.sampling[row]),
         )  # fmt: skip
         extra_out[k, EXTRA_PER_CHECK_IN] = per_check_in
-        _apply_prevalence(stats_out[k], extra_out[k], sketch, nonzero, keys, port_proto, row,
+        _apply_prevalence(stats_out[k], extra_out[k], sketch, nonzero, tb.keys, tb.port_proto, row,
                           policy)  # fmt: skip
-        extra_out[k, EXTRA_CHECK_INS] = count[row]
+        extra_out[k, EXTRA_CHECK_INS] = tb.n_connections[row]
         rows_out[k] = row
         k += 1
     return k

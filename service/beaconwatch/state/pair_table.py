@@ -56,6 +56,7 @@ from beaconwatch.state.hash_index import (
 )
 from beaconwatch.state.heap import release_freed_memory
 from beaconwatch.state.prevalence import Prevalence, add_pair
+from beaconwatch.state.table_columns import TableColumns
 
 # Columns of the pair table's `alerted` (f32): what the last alert said, for updates.
 ALERTED_MEAN_S = 0  # mean interval
@@ -159,6 +160,16 @@ class PairTable:
         """Track prefix channels' promotion (`state.channel_index`): 8-16 bytes a row."""
         self.channels = np.empty(channel_slots(self.capacity), dtype=np.int64)
         rebuild(self.channels, self.keys, self.port_proto, self.used)
+
+    def columns(self) -> TableColumns:
+        """The arrays as the kernels take them; taken anew per call (`grow` replaces them)."""
+        return TableColumns(
+            self.index, self.keys, self.port_proto, self.first_seen_ms, self.last_seen_ms,
+            self.scored_ms, self.alert_ms, self.first_alert_ms, self.count, self.scored_count,
+            self.alerted, self.sampling, self.direction_inferred, self.long_alert_ms,
+            self.long_sessions, self.ring_t, self.ring_b, self.conn_port, self.conn_times,
+            self.free, self.used, self.meta, self.channels,
+        )  # fmt: skip
 
     @property
     def tracked_pairs(self) -> int:
