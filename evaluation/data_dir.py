@@ -10,7 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
-ENV_VAR = "BEACONWATCH_SHARED_DATA"
+ENV_VAR = "SHARED_DATA_DIR"
 SHARED_DATA = Path("..") / "shared" / "data"  # relative to the repository root
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def _origin_dir(repo_root: Path) -> Path | None:
 
 
 def find_shared_data(repo_root: Path = REPO_ROOT) -> Path | None:
-    """``$BEACONWATCH_SHARED_DATA``, else ``../shared/data`` beside the repository or beside
+    """``$SHARED_DATA_DIR``, else ``../shared/data`` beside the repository or beside
     the local repository it was cloned from; None if there is none."""
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR])

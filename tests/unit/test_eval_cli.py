@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from evaluation.__main__ import main
 
 
@@ -36,3 +37,16 @@ def test_a_bad_config_stops_with_a_message(tmp_path: Path, capsys: object) -> No
     bad = tmp_path / "bad.toml"
     bad.write_text("[scoring]\nthreshold = 7\n")
     assert main(["--quick", "--config", str(bad), "--output-dir", str(tmp_path)]) == 2
+
+
+def test_the_shared_data_variable_is_not_taken_for_a_config_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The config loader refuses unknown BEACONWATCH_* variables (a typo must not pass
+    # silently), so the evaluation's own variable must live outside that prefix.
+    from evaluation.data_dir import ENV_VAR, find_shared_data
+
+    assert not ENV_VAR.startswith("BEACONWATCH_")
+    monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    assert find_shared_data() == tmp_path
+    assert main(["--quick", "--data-dir", "none", "--output-dir", str(tmp_path)]) == 0
