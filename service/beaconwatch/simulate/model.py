@@ -60,10 +60,6 @@ class PlantedBeacon:
     bytes_mean: int  # typical check-in size
 
     @property
-    def jitter_s(self) -> float:
-        return self.jitter * self.period_s
-
-    @property
     def pair(self) -> tuple[str, str, int, str]:
         return (self.src_ip, self.dst_ip, self.dst_port, self.proto)
 

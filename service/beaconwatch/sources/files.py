@@ -94,11 +94,6 @@ def _open(path: str, stdin: BinaryIO | None) -> tuple[BinaryIO, BinaryIO]:
     return buffered, raw
 
 
-def open_input(path: str, stdin: BinaryIO | None = None) -> BinaryIO:
-    """A binary stream of the file's (decompressed) bytes. Raises OSError if unreadable."""
-    return _open(path, stdin)[0]
-
-
 class _FileSegments:
     """Splits one file's lines into header lines and records of segments."""
 
