@@ -7,9 +7,12 @@ in which an offending value is shown by `show`, cut to 40 characters.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import orjson
+
+from beaconwatch.decode.base import RejectReason
 
 INT64_MAX = (1 << 63) - 1
 UINT32_MAX = (1 << 32) - 1
@@ -50,6 +53,19 @@ def show(value: Any) -> str:
     """A value as a rejection detail shows it: its repr, cut short."""
     text = repr(value)
     return text if len(text) <= _SHOWN_MAX else text[: _SHOWN_MAX - 3] + "..."
+
+
+def uint(value: Any, key: str, high: int) -> int:
+    """A non-negative JSON integer up to ``high``; bools, floats, strings, null are wrong types."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and math.isnan(value):
+            raise InvalidError(RejectReason.INVALID_FIELD, f"{key}: NaN")
+        raise InvalidError(
+            RejectReason.INVALID_FIELD, f"{key}: expected an integer, got {show(value)}"
+        )
+    if not 0 <= value <= high:
+        raise InvalidError(RejectReason.INVALID_FIELD, f"{key}: out of range: {show(value)}")
+    return value
 
 
 def json_constant(name: str) -> float:

@@ -14,7 +14,6 @@ start time, end time.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -34,19 +33,6 @@ from beaconwatch.decode.common.rows import (
     show,
 )
 from beaconwatch.decode.common.time_text import reference_ms, times_to_ms
-
-
-def uint(value: Any, key: str, high: int) -> int:
-    """A non-negative JSON integer up to ``high``; bools, floats, strings, null are wrong types."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and math.isnan(value):
-            raise InvalidError(RejectReason.INVALID_FIELD, f"{key}: NaN")
-        raise InvalidError(
-            RejectReason.INVALID_FIELD, f"{key}: expected an integer, got {show(value)}"
-        )
-    if not 0 <= value <= high:
-        raise InvalidError(RejectReason.INVALID_FIELD, f"{key}: out of range: {show(value)}")
-    return value
 
 
 def text(value: Any, key: str) -> bytes:

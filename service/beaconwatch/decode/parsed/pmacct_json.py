@@ -56,6 +56,7 @@ from beaconwatch.decode.common.rows import (
     InvalidError,
     Problem,
     show,
+    uint,
 )
 from beaconwatch.decode.common.time_text import MAX_EPOCH_S
 from beaconwatch.decode.parsed.flow_rows import (
@@ -64,7 +65,6 @@ from beaconwatch.decode.parsed.flow_rows import (
     resolve_many,
     resolve_one,
     text,
-    uint,
 )  # fmt: skip
 from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
 

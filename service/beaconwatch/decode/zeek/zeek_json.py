@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from beaconwatch.decode.base import DecodeResult, RejectReason
-from beaconwatch.decode.common.rows import INT64_MAX, InvalidError, json_constant, show
+from beaconwatch.decode.common.rows import INT64_MAX, InvalidError, json_constant, show, uint
 from beaconwatch.decode.zeek.zeek_common import (
     DEFAULT_MAX_RECORD_BYTES,
     ZeekRows,
@@ -44,15 +44,7 @@ def _count(obj: dict[str, Any], key: str, high: int, required: bool = False) -> 
         if required:
             raise InvalidError(RejectReason.MISSING_FIELD, f"missing {key}")
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and math.isnan(value):
-            raise InvalidError(RejectReason.INVALID_FIELD, f"{key}: NaN")
-        raise InvalidError(
-            RejectReason.INVALID_FIELD, f"{key}: expected an integer, got {show(value)}"
-        )
-    if not 0 <= value <= high:
-        raise InvalidError(RejectReason.INVALID_FIELD, f"{key}: out of range: {show(value)}")
-    return value
+    return uint(value, key, high)
 
 
 def _seconds_ms(key: str, value: Any) -> int:
