@@ -459,9 +459,17 @@ def ingest(
     A flow is too late when it ended (could last have been exported) more than the allowed
     lateness before the watermark; the watermark itself is moved by the caller
     (`core.watermark`), so the verdicts do not depend on the order within a batch."""
-    history = tb.ring_t.shape[1]
+    # The table's columns as locals, read out of ``tb`` once (in `TableColumns` order):
+    # numba increfs an array each time it is read out of a tuple (``tb.x``), in the loop per flow.
+    (
+        hash_slots, keys, port_proto, first_seen_ms, last_seen_ms, scored_ms, alert_ms,
+        first_alert_ms, n_connections, scored_count, alerted, sampling, direction_inferred,
+        long_alert_ms, long_sessions, ring_t, ring_b, conn_port, conn_times, free, used, meta,
+        channels,
+    ) = tb  # fmt: skip
+    history = ring_t.shape[1]
     oldest_export = limits.watermark_ms - limits.lateness_ms
-    epoch = tb.meta[1]
+    epoch = meta[1]
     level = np.uint32(limits.level)
     stats = np.empty(N_STATS, dtype=np.float64)
     extra = np.zeros(EXTRA_SIZE, dtype=np.float64)
@@ -492,59 +500,59 @@ def ingest(
         pp = np.uint32(pp | level)
         h = key_hash(src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pp)
         slot = find_slot(
-            tb.hash_slots, tb.keys, tb.port_proto, h, src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pp
+            hash_slots, keys, port_proto, h, src_hi[i], src_lo[i], dst_hi[i], dst_lo[i], pp
         )
-        row = tb.hash_slots[slot]
+        row = hash_slots[slot]
         if row == EMPTY:
-            if tb.meta[0] == 0:
+            if meta[0] == 0:
                 evicted, established = evict_least_recent(
-                    tb.hash_slots, tb.keys, tb.port_proto, tb.free, tb.used, tb.meta, sketch,
-                    nonzero, tb.last_seen_ms, tb.n_connections, limits.evict_batch,
+                    hash_slots, keys, port_proto, free, used, meta, sketch,
+                    nonzero, last_seen_ms, n_connections, limits.evict_batch,
                     limits.window_ms,
                 )  # fmt: skip
                 counters[CNT_EVICTED_CAPACITY] += evicted
                 counters[CNT_EVICTED_ESTABLISHED] += established
                 # Eviction shifted the index: look the slot up again.
                 slot = find_slot(
-                    tb.hash_slots, tb.keys, tb.port_proto, h, src_hi[i], src_lo[i], dst_hi[i],
+                    hash_slots, keys, port_proto, h, src_hi[i], src_lo[i], dst_hi[i],
                     dst_lo[i], pp,
                 )  # fmt: skip
-            tb.meta[0] -= 1
-            row = tb.free[tb.meta[0]]
-            tb.used[row] = True
-            tb.hash_slots[slot] = row
-            tb.keys[row, 0] = src_hi[i]
-            tb.keys[row, 1] = src_lo[i]
-            tb.keys[row, 2] = dst_hi[i]
-            tb.keys[row, 3] = dst_lo[i]
-            tb.port_proto[row] = pp
-            tb.first_seen_ms[row] = t
-            tb.last_seen_ms[row] = t
-            tb.scored_ms[row] = t
-            tb.alert_ms[row] = NEVER_MS
-            tb.first_alert_ms[row] = NEVER_MS
-            tb.n_connections[row] = 0
-            tb.scored_count[row] = 0
-            tb.alerted[row, :] = 0.0
-            tb.sampling[row] = 1
-            tb.direction_inferred[row] = 0
-            tb.long_alert_ms[row] = NEVER_MS
-            tb.long_sessions[row] = 0
-            for c in range(tb.conn_times.shape[1]):
-                tb.conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
-            add_pair(sketch, nonzero, tb.keys, pp, row, 1)
+            meta[0] -= 1
+            row = free[meta[0]]
+            used[row] = True
+            hash_slots[slot] = row
+            keys[row, 0] = src_hi[i]
+            keys[row, 1] = src_lo[i]
+            keys[row, 2] = dst_hi[i]
+            keys[row, 3] = dst_lo[i]
+            port_proto[row] = pp
+            first_seen_ms[row] = t
+            last_seen_ms[row] = t
+            scored_ms[row] = t
+            alert_ms[row] = NEVER_MS
+            first_alert_ms[row] = NEVER_MS
+            n_connections[row] = 0
+            scored_count[row] = 0
+            alerted[row, :] = 0.0
+            sampling[row] = 1
+            direction_inferred[row] = 0
+            long_alert_ms[row] = NEVER_MS
+            long_sessions[row] = 0
+            for c in range(conn_times.shape[1]):
+                conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
+            add_pair(sketch, nonzero, keys, pp, row, 1)
             counters[CNT_NEW_PAIRS] += 1
-        if tb.channels.shape[0] > 0:
+        if channels.shape[0] > 0:
             # Prefix channels (`state.channel_index`): the ordinary flow, of a channel's one
             # pair, costs a hash and a look at one bucket; the rest is out of line.
             if level == 0:
                 net_hi, net_lo = mask_destination(dst_hi[i], dst_lo[i])
                 prefix_pp = np.uint32(pp | PREFIX_LEVEL_U32)
                 hc = key_hash(src_hi[i], src_lo[i], net_hi, net_lo, prefix_pp)
-                if not listed(tb.channels, bucket_of(tb.channels, hc), tagged(hc, row)):
+                if not listed(channels, bucket_of(channels, hc), tagged(hc, row)):
                     source, entry = route(
-                        tb.channels, tb.hash_slots, tb.keys, tb.port_proto, tb.used,
-                        tb.last_seen_ms, hc, row, src_hi[i], src_lo[i], net_hi, net_lo, pp,
+                        channels, hash_slots, keys, port_proto, used,
+                        last_seen_ms, hc, row, src_hi[i], src_lo[i], net_hi, net_lo, pp,
                     )  # fmt: skip
                     if source != NOT_FED:
                         feed[i] = 1
@@ -553,25 +561,25 @@ def ingest(
                             tb, sketch, nonzero, entry, source, hc, src_hi[i], src_lo[i], net_hi,
                             net_lo, prefix_pp, NEVER_MS,
                         )  # fmt: skip
-            elif not listed(tb.channels, bucket_of(tb.channels, h), tagged(h, row)):
-                register(tb.channels, tb.keys, tb.port_proto, tb.used, tb.last_seen_ms, h, row)
+            elif not listed(channels, bucket_of(channels, h), tagged(h, row)):
+                register(channels, keys, port_proto, used, last_seen_ms, h, row)
 
         if initiator[i] != INITIATOR_SRC:  # the record did not say who started it (`core.scope`)
-            tb.direction_inferred[row] = np.uint8(tb.direction_inferred[row] | INFERRED)
+            direction_inferred[row] = np.uint8(direction_inferred[row] | INFERRED)
         rate = min(sampling_rate[i], np.uint32(0xFFFF))
-        if rate > tb.sampling[row]:
-            tb.sampling[row] = rate
-        if t > tb.last_seen_ms[row]:
-            tb.last_seen_ms[row] = t
+        if rate > sampling[row]:
+            sampling[row] = rate
+        if t > last_seen_ms[row]:
+            last_seen_ms[row] = t
         rel = max(np.int64(0), t - epoch)
         rel_end = min(max(rel, end_ms[i] - epoch), np.int64(U32_MAX) - 1)
         kind, c = match_connection(
-            tb.conn_port, tb.conn_times, row, int(src_port[i]), int(rel), int(rel_end),
+            conn_port, conn_times, row, int(src_port[i]), int(rel), int(rel_end),
             int(limits.duplicate_tolerance_ms), int(limits.continuation_gap_ms),
         )  # fmt: skip
         # A piece of a known connection, which may now be long.
         piece = kind != NEW_CONNECTION
-        if piece and _newly_long(tb.conn_times, row, c, epoch, tb.long_alert_ms, limits):
+        if piece and _newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
             _long_connection(
                 tb, row, c, epoch, sketch, nonzero, limits, policy, counters, alert_rows,
                 alert_stats, alert_times, alert_extra,
@@ -581,93 +589,89 @@ def ingest(
             continue
         if kind == CONTINUATION:
             counters[CNT_CONTINUATIONS] += 1
-            seq = np.int64(tb.conn_times[row, c, SEQ])
-            in_ring = np.int64(tb.n_connections[row]) - seq <= history
+            seq = np.int64(conn_times[row, c, SEQ])
+            in_ring = np.int64(n_connections[row]) - seq <= history
             if in_ring:  # the connection is still in the ring
                 pos = seq % history
-                tb.ring_b[row, pos] = encode_size(decode_size(tb.ring_b[row, pos]) + nbytes[i])
+                ring_b[row, pos] = encode_size(decode_size(ring_b[row, pos]) + nbytes[i])
             continue
         # A late record starting at the very millisecond of a connection still in the ring
         # repeats it, however many connections came since: a collector that publishes a cache
         # purge twice, an exporter that lags by minutes.
         ring_start = np.uint32(min(np.uint64(rel), U32_MAX))
-        if t < tb.last_seen_ms[row] and _in_ring(
-            tb.ring_t, row, int(tb.n_connections[row]), ring_start
-        ):
+        if t < last_seen_ms[row] and _in_ring(ring_t, row, int(n_connections[row]), ring_start):
             counters[CNT_DUPLICATES] += 1
             continue
         if proto[i] == TCP and initiator[i] == INITIATOR_TURNED:
-            _note_server_side(
-                tb.direction_inferred, tb.conn_port, tb.conn_times, row, int(src_port[i])
-            )
-        remember_connection(tb.conn_port, tb.conn_times, row, c, int(src_port[i]), int(rel),
-                            int(rel_end), int(tb.n_connections[row]))  # fmt: skip
-        if _newly_long(tb.conn_times, row, c, epoch, tb.long_alert_ms, limits):
+            _note_server_side(direction_inferred, conn_port, conn_times, row, int(src_port[i]))
+        remember_connection(conn_port, conn_times, row, c, int(src_port[i]), int(rel),
+                            int(rel_end), int(n_connections[row]))  # fmt: skip
+        if _newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
             _long_connection(
                 tb, row, c, epoch, sketch, nonzero, limits, policy, counters, alert_rows,
                 alert_stats, alert_times, alert_extra,
             )  # fmt: skip
-        pos = tb.n_connections[row] % history
-        tb.ring_t[row, pos] = ring_start
-        tb.ring_b[row, pos] = encode_size(np.float64(nbytes[i]))
-        tb.n_connections[row] += 1
-        if t < tb.first_seen_ms[row]:
-            tb.first_seen_ms[row] = t
+        pos = n_connections[row] % history
+        ring_t[row, pos] = ring_start
+        ring_b[row, pos] = encode_size(np.float64(nbytes[i]))
+        n_connections[row] += 1
+        if t < first_seen_ms[row]:
+            first_seen_ms[row] = t
 
-        n = np.int64(tb.n_connections[row])
-        if n < limits.min_events and not _slow_and_enough(n, t - tb.first_seen_ms[row], limits):
+        n = np.int64(n_connections[row])
+        if n < limits.min_events and not _slow_and_enough(n, t - first_seen_ms[row], limits):
             continue
-        if tb.direction_inferred[row] & SERVER_SIDE:  # inbound-initiated: never the host's beacon
+        if direction_inferred[row] & SERVER_SIDE:  # inbound-initiated: never the host's beacon
             continue
         # An alert from a part-filled ring (as few as min_events connections) reads the
         # sleep from few intervals. Its period is checked again each time the pair's
         # connections double, until the ring is full: a described sleep range that moved is
         # an update even within the cooldown (at most log2(history / min_events) checks).
-        refine_at = int(tb.alerted[row, ALERTED_REFINE_AT])
+        refine_at = int(alerted[row, ALERTED_REFINE_AT])
         refining = bool(refine_at > 0 and n >= refine_at)
         # Otherwise no alert can follow within the cooldown after an alert, so the pair is not
         # scored: a beacon that has alerted costs no scoring until its cooldown is over.
         if not refining:
-            if tb.alert_ms[row] != NEVER_MS and t - tb.alert_ms[row] < limits.cooldown_ms:
+            if alert_ms[row] != NEVER_MS and t - alert_ms[row] < limits.cooldown_ms:
                 continue
             if (
-                n - np.int64(tb.scored_count[row]) < limits.rescore_every
-                and t - tb.scored_ms[row] < limits.rescore_interval_ms
+                n - np.int64(scored_count[row]) < limits.rescore_every
+                and t - scored_ms[row] < limits.rescore_interval_ms
             ):
                 continue
         first_rel, last_rel, per_check_in = _score_row(
-            tb.ring_t, tb.ring_b, tb.n_connections, row, rel - limits.window_ms,
-            rel - limits.long_window_ms, score_params[1 if tb.sampling[row] > 1 else 0],
-            null_tables, stats, window_t, window_b, work, scratch, lean, int(tb.sampling[row]),
+            ring_t, ring_b, n_connections, row, rel - limits.window_ms,
+            rel - limits.long_window_ms, score_params[1 if sampling[row] > 1 else 0],
+            null_tables, stats, window_t, window_b, work, scratch, lean, int(sampling[row]),
         )  # fmt: skip
-        _apply_prevalence(stats, extra, sketch, nonzero, tb.keys, tb.port_proto, row, policy)
+        _apply_prevalence(stats, extra, sketch, nonzero, keys, port_proto, row, policy)
         extra[EXTRA_PER_CHECK_IN] = per_check_in
-        tb.scored_count[row] = tb.n_connections[row]
-        tb.scored_ms[row] = t
+        scored_count[row] = n_connections[row]
+        scored_ms[row] = t
         counters[CNT_SCORED] += 1
         if refining:
-            tb.alerted[row, ALERTED_REFINE_AT] = _next_period_check(int(n), history)
-        lifecycle = _lifecycle(stats, t, tb.alert_ms, tb.alerted, row, limits, policy, refining)
+            alerted[row, ALERTED_REFINE_AT] = _next_period_check(int(n), history)
+        lifecycle = _lifecycle(stats, t, alert_ms, alerted, row, limits, policy, refining)
         if lifecycle == 0:
-            if stats[Stat.SCORE] <= 0.0 or tb.alert_ms[row] != NEVER_MS:
+            if stats[Stat.SCORE] <= 0.0 or alert_ms[row] != NEVER_MS:
                 # No evidence of periodicity at all (most busy benign pairs), or an alerted
                 # pair that has not changed: the next scoring waits longer, by a quarter of
                 # the pair's connections (a chatty pair need not be rescored every few),
                 # at most a whole ring, and twice the interval.
-                tb.scored_count[row] = tb.n_connections[row] + np.uint32(
+                scored_count[row] = n_connections[row] + np.uint32(
                     backoff_events(int(n), limits, history)
                 )
-                tb.scored_ms[row] = t + limits.rescore_interval_ms
+                scored_ms[row] = t + limits.rescore_interval_ms
             continue
         if lifecycle == LIFECYCLE_NEW:
-            tb.first_alert_ms[row] = t
-        tb.alert_ms[row] = t
-        tb.alerted[row, ALERTED_MEAN_S] = stats[Stat.MEAN_INTERVAL_S]
-        tb.alerted[row, ALERTED_SCORE] = stats[Stat.SCORE]
-        tb.alerted[row, ALERTED_LOW_S], tb.alerted[row, ALERTED_HIGH_S] = _described_range(stats)
-        tb.alerted[row, ALERTED_REFINE_AT] = _next_period_check(int(n), history)
+            first_alert_ms[row] = t
+        alert_ms[row] = t
+        alerted[row, ALERTED_MEAN_S] = stats[Stat.MEAN_INTERVAL_S]
+        alerted[row, ALERTED_SCORE] = stats[Stat.SCORE]
+        alerted[row, ALERTED_LOW_S], alerted[row, ALERTED_HIGH_S] = _described_range(stats)
+        alerted[row, ALERTED_REFINE_AT] = _next_period_check(int(n), history)
         extra[EXTRA_LIFECYCLE] = lifecycle
-        extra[EXTRA_CHECK_INS] = tb.n_connections[row]
+        extra[EXTRA_CHECK_INS] = n_connections[row]
         extra[EXTRA_KIND] = KIND_BEACON
         k = counters[CNT_ALERTS]
         alert_rows[k] = row
@@ -676,8 +680,8 @@ def ingest(
         alert_times[k, AT_DETECTED_MS] = t
         alert_times[k, AT_WINDOW_START_MS] = epoch + first_rel
         alert_times[k, AT_WINDOW_END_MS] = epoch + last_rel
-        alert_times[k, AT_FIRST_ALERT_MS] = tb.first_alert_ms[row]
-        alert_times[k, AT_FIRST_SEEN_MS] = tb.first_seen_ms[row]
+        alert_times[k, AT_FIRST_ALERT_MS] = first_alert_ms[row]
+        alert_times[k, AT_FIRST_SEEN_MS] = first_seen_ms[row]
         counters[CNT_ALERTS] += 1
 
 
