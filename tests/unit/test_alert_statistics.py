@@ -19,24 +19,21 @@ from beaconwatch.alerting.statistics import (
     STATISTICS,
     AlertRow,
     BeaconStats,
-    Extra,
+    Column,
     Kind,
-    PairColumn,
     Scored,
     Statistic,
     read_statistics,
 )
 from beaconwatch.cli.scan_output import AlertWriter
+from beaconwatch.domain.alert_rows import AlertRows, new_alert_rows
 from beaconwatch.scoring import periodicity
 from beaconwatch.scoring.periodicity import Shape
 from beaconwatch.scoring.shape_names import shape_name, shape_of
 from beaconwatch.scoring.window_score import Stat
-from beaconwatch.state import ingest as k
-from beaconwatch.state.pair_table import PairTable
-from beaconwatch.state.prevalence import Prevalence
 from tests.unit.golden_alerts import golden_alerts
 
-ROW = 2  # the alerting pair's row of the pair table
+ROW = 2  # the alert's row of the batch's alert rows
 
 
 def _distinct_values(stat: Statistic, n: int) -> tuple[float, float]:
@@ -49,21 +46,17 @@ def _distinct_values(stat: Statistic, n: int) -> tuple[float, float]:
 
 
 def _kernel_row(overrides: dict[str, float]) -> AlertRow:
-    stats = np.zeros(Stat.SIZE)
-    extra = np.zeros(k.EXTRA_SIZE)
-    table = PairTable(8, history_events=32, prevalence=Prevalence(8))
-    row = AlertRow(stats, extra, table, ROW)
+    empty = new_alert_rows(4, Stat.SIZE)
+    alerts = AlertRows(*(np.zeros((4, *column.shape[1:]), column.dtype) for column in empty))
     for stat in STATISTICS:
         value = overrides.get(stat.name, 0.0)
         source = stat.source
         if isinstance(source, Scored):
-            stats[source.slot] = value
-        elif isinstance(source, Extra):
-            extra[source.slot] = value
+            alerts.stats[ROW, source.slot] = value
         else:
-            assert isinstance(source, PairColumn)
-            getattr(table, source.column)[ROW] = value
-    return row
+            assert isinstance(source, Column)
+            getattr(alerts, source.name)[ROW] = value
+    return AlertRow(alerts, ROW)
 
 
 def test_every_statistic_is_read_from_its_own_slot() -> None:

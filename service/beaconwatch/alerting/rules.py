@@ -2,7 +2,8 @@
 
 Whether a pair alerts at all (threshold, prevalence, lifecycle and cooldown in event time) is
 decided in the ingest kernel, where the pair's state is; this module turns a kernel alert row
-into an `Alert` and applies the allowlist, which is rare enough to check in Python.
+(`domain.alert_rows`, the pair's columns filled by the core) into an `Alert` and applies the
+allowlist, which is rare enough to check in Python.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 from dataclasses import dataclass
-
-import numpy as np
-import numpy.typing as npt
 
 from beaconwatch.alerting.alert import (
     CHANNEL_PAIR,
@@ -24,13 +22,10 @@ from beaconwatch.alerting.alert import (
 from beaconwatch.alerting.statistics import AlertRow, BeaconStats, read_statistics
 from beaconwatch.config import AlertingConfig, AllowRule
 from beaconwatch.domain.addresses import halves_to_ip, prefix_text, protocol_name
-from beaconwatch.domain.dtypes import F64
+from beaconwatch.domain.alert_rows import KIND_LONG_CONNECTION, LIFECYCLE_NEW, AlertRows
 from beaconwatch.domain.networks import NetworkSet
 from beaconwatch.scoring.shape_names import shape_of
 from beaconwatch.scoring.sleep_range import described_range
-from beaconwatch.state import ingest as k
-from beaconwatch.state.levels import PORT_PROTO_MASK, PREFIX_LEVEL
-from beaconwatch.state.pair_table import PairTable
 
 SEVERITY_LEVELS = ("low", "medium", "high", "critical")
 ALLOWLIST = "allowlist"
@@ -90,44 +85,39 @@ class AlertRules:
             return ALLOWLIST
         return None
 
-    def make_alert(
-        self,
-        table: PairTable,
-        row: int,
-        stats: F64,
-        times_ms: npt.NDArray[np.int64],
-        extra: F64,
-    ) -> Alert:
-        keys = table.keys[row]
-        pp = int(table.port_proto[row])
-        beacon = read_statistics(AlertRow(stats, extra, table, row))
-        src_ip = halves_to_ip(keys[0], keys[1])
-        dst_ip = halves_to_ip(keys[2], keys[3])
+    def make_alert(self, alerts: AlertRows, i: int) -> Alert:
+        """The `Alert` of row ``i`` of a batch's alert rows."""
+        beacon = read_statistics(AlertRow(alerts, i))
+        src_ip = halves_to_ip(int(alerts.src_hi[i]), int(alerts.src_lo[i]))
+        dst_ip = halves_to_ip(int(alerts.dst_hi[i]), int(alerts.dst_lo[i]))
         # A prefix row: its destination is the prefix; `core.channels` names the member IP.
-        channel = CHANNEL_PREFIX if pp & PREFIX_LEVEL else CHANNEL_PAIR
-        dst_prefix = prefix_text(int(keys[2]), int(keys[3])) if channel == CHANNEL_PREFIX else ""
-        pp &= PORT_PROTO_MASK
+        channel = CHANNEL_PREFIX if alerts.prefix[i] else CHANNEL_PAIR
+        dst_prefix = (
+            prefix_text(int(alerts.dst_hi[i]), int(alerts.dst_lo[i]))
+            if channel == CHANNEL_PREFIX
+            else ""
+        )
+        pp = int(alerts.dst_port_proto[i])
         dst_port, proto = pp >> 8, pp & 0xFF
-        detected_ms = int(times_ms[k.AT_DETECTED_MS])
+        detected_ms = int(alerts.detected_ms[i])
         pair_key = f"{src_ip}>{dst_prefix or dst_ip}:{dst_port}/{proto}".encode()
-        lifecycle = int(extra[k.EXTRA_LIFECYCLE])
-        long = int(extra[k.EXTRA_KIND]) == k.KIND_LONG_CONNECTION
+        long = int(alerts.kind[i]) == KIND_LONG_CONNECTION
         return Alert(
             event_id=self.stable_id(pair_key, detected_ms),
-            series_id=self.stable_id(pair_key, int(times_ms[k.AT_FIRST_ALERT_MS])),
-            lifecycle="new" if lifecycle == k.LIFECYCLE_NEW else "update",
+            series_id=self.stable_id(pair_key, int(alerts.first_alert_ms[i])),
+            lifecycle="new" if int(alerts.lifecycle[i]) == LIFECYCLE_NEW else "update",
             src_ip=src_ip,
             dst_ip=dst_ip,
             dst_port=dst_port,
             proto=proto,
-            window_start_ms=int(times_ms[k.AT_WINDOW_START_MS]),
-            window_end_ms=int(times_ms[k.AT_WINDOW_END_MS]),
-            first_seen_ms=int(times_ms[k.AT_FIRST_SEEN_MS]),
+            window_start_ms=int(alerts.window_start_ms[i]),
+            window_end_ms=int(alerts.window_end_ms[i]),
+            first_seen_ms=int(alerts.first_seen_ms[i]),
             detected_ms=detected_ms,
             severity=self.severity(beacon.score),
             stats=beacon,
             rule=RULE_LONG_CONNECTION if long else RULE_BEACON,
-            duration_s=round(float(extra[k.EXTRA_DURATION_S]), 3) if long else 0.0,
+            duration_s=round(float(alerts.duration_s[i]), 3) if long else 0.0,
             channel=channel,
             dst_prefix=dst_prefix,
         )

@@ -1,7 +1,8 @@
 """The score statistics an alert reports, as one table: where each comes from in the kernel's
 alert row, how it is rounded, its unit, and its key in every encoding.
 
-`make_alert` reads every statistic from where its row says; ECS (`beacon.*`), OCSF
+`make_alert` reads every statistic from where its row says (a statistic of the scored
+window, or a column of the kernel's alert rows); ECS (`beacon.*`), OCSF
 (`unmapped.beacon`) and the scan CSV lay them out from the table. A new statistic is a row
 here and an attribute of `BeaconStats` below, plus the kernel that measures it (and its
 mapping in deploy/elasticsearch, which tests hold to what the documents carry).
@@ -19,15 +20,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal, Protocol
 
-import numpy as np
-import numpy.typing as npt
-
+from beaconwatch.domain.alert_rows import AlertRows
 from beaconwatch.scoring.shape_names import shape_name
 from beaconwatch.scoring.window_score import Stat
-from beaconwatch.state import ingest as k
-from beaconwatch.state.pair_table import PairTable
 
-F64 = npt.NDArray[np.float64]
 Value = float | int | bool | str
 Encoding = Literal["ecs", "ocsf", "csv"]  # a `Statistic` field that holds that encoding's key
 
@@ -36,10 +32,8 @@ Encoding = Literal["ecs", "ocsf", "csv"]  # a `Statistic` field that holds that 
 class AlertRow:
     """One alert of the ingest kernel, as `AlertRules.make_alert` gets it."""
 
-    stats: F64  # the scored window's statistics, by `Stat` slot
-    extra: F64  # what the kernel adds (prevalence, check-ins, ...), by `ingest.EXTRA_*` slot
-    table: PairTable
-    row: int  # the pair's row of ``table``
+    alerts: AlertRows  # a batch's alerts (`domain.alert_rows`)
+    i: int  # this alert's row of ``alerts``
 
 
 class Source(Protocol):
@@ -53,27 +47,18 @@ class Scored:
     slot: Stat
 
     def read(self, alert: AlertRow) -> float:
-        return float(alert.stats[self.slot])
+        return float(alert.alerts.stats[alert.i, self.slot])
 
 
 @dataclass(frozen=True, slots=True)
-class Extra:
-    """A slot of the kernel's alert extras (``ingest.EXTRA_*``)."""
+class Column:
+    """A column of the alert rows (`AlertRows`): what the kernel adds to the window's
+    statistics (prevalence, check-ins, ...) or the core copies from the pair's row."""
 
-    slot: int
-
-    def read(self, alert: AlertRow) -> float:
-        return float(alert.extra[self.slot])
-
-
-@dataclass(frozen=True, slots=True)
-class PairColumn:
-    """A column of the pair table, at the alerting pair's row."""
-
-    column: str
+    name: str
 
     def read(self, alert: AlertRow) -> float:
-        return float(getattr(alert.table, self.column)[alert.row])
+        return float(getattr(alert.alerts, self.name)[alert.i])
 
 
 class Kind(Enum):
@@ -138,7 +123,7 @@ STATISTICS: tuple[Statistic, ...] = (
     # name                     where from                             kind  digits  unit
     _row("score",              Scored(Stat.SCORE),                    FLOAT, 4, "ratio",
          group=SCORE, long_connection=True),
-    _row("raw_score",          Extra(k.EXTRA_RAW_SCORE),              FLOAT, 4, "ratio",
+    _row("raw_score",          Column("raw_score"),                   FLOAT, 4, "ratio",
          group=SCORE),
     _row("period_s",           Scored(Stat.PERIOD_S),                 FLOAT, 3, "s"),
     _row("mean_interval_s",    Scored(Stat.MEAN_INTERVAL_S),          FLOAT, 3, "s"),
@@ -146,20 +131,20 @@ STATISTICS: tuple[Statistic, ...] = (
     _row("jitter_shape",       Scored(Stat.JITTER_SHAPE),             SHAPE, None, ""),
     _row("missed_ratio",       Scored(Stat.MISSED_RATIO),             FLOAT, 4, "ratio"),
     _row("connections",        Scored(Stat.CONNECTIONS),              INT, None, "connections"),
-    _row("check_ins",          Extra(k.EXTRA_CHECK_INS),              INT, None, "connections"),
+    _row("check_ins",          Column("check_ins"),                   INT, None, "connections"),
     _row("confidence",         Scored(Stat.CONFIDENCE),               FLOAT, 6, "ratio",
          group=SIGNIFICANCE),
     _row("size_regularity",    Scored(Stat.SIZE_REGULARITY),          FLOAT, 4, "ratio"),
     _row("timing_score",       Scored(Stat.TIMING_SCORE),             FLOAT, 4, "ratio"),
     _row("bytes_median",       Scored(Stat.BYTES_MEDIAN),             FLOAT, None, "bytes"),
-    _row("prevalence",         Extra(k.EXTRA_PREVALENCE),             FLOAT, 4, "ratio",
+    _row("prevalence",         Column("prevalence"),                  FLOAT, 4, "ratio",
          long_connection=True),
-    _row("prevalence_sources", Extra(k.EXTRA_PREVALENCE_SOURCES),     INT, None, "sources",
+    _row("prevalence_sources", Column("prevalence_sources"),          INT, None, "sources",
          long_connection=True),
-    _row("sampling_rate",      PairColumn("sampling"),                INT, None, "1:N"),
-    _row("direction_inferred", PairColumn("direction_inferred"),      BOOL, None, "",
+    _row("sampling_rate",      Column("sampling"),                    INT, None, "1:N"),
+    _row("direction_inferred", Column("direction_inferred"),          BOOL, None, "",
          long_connection=True),
-    _row("connections_per_check_in", Extra(k.EXTRA_PER_CHECK_IN),     FLOAT, 2, "connections"),
+    _row("connections_per_check_in", Column("per_check_in"),          FLOAT, 2, "connections"),
 )  # fmt: skip
 STATISTIC = {s.name: s for s in STATISTICS}
 

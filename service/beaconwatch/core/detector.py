@@ -29,6 +29,7 @@ from beaconwatch.core.scope import FlowScope
 from beaconwatch.core.watermark import Observation
 from beaconwatch.decode.base import Rejection, RejectReason
 from beaconwatch.domain.addresses import halves_to_ip
+from beaconwatch.domain.alert_rows import AlertRows, new_alert_rows, take
 from beaconwatch.domain.clock import EventClock
 from beaconwatch.domain.flows import FlowBatch
 from beaconwatch.domain.stats import AheadExample, DetectorStats
@@ -39,8 +40,9 @@ from beaconwatch.scoring.window_score import (
     scoring_params,
 )
 from beaconwatch.state import ingest as k
+from beaconwatch.state.kernel_counters import PREFIX_PASS_COUNTERS, new_counters
 from beaconwatch.state.kernel_params import Limits, limits_from, policy_from
-from beaconwatch.state.levels import PREFIX_LEVEL
+from beaconwatch.state.levels import PORT_PROTO_MASK, PREFIX_LEVEL
 from beaconwatch.state.pair_table import MIN_CAPACITY, REBASE_AFTER_MS, PairBudget, PairTable
 from beaconwatch.state.prevalence import Prevalence
 from beaconwatch.state.snapshot import decode_table, encode_table
@@ -248,7 +250,7 @@ class Detector:
             evict_batch=table.evict_batch,
         )
         status = np.empty(n, dtype=np.uint8)
-        counters = np.zeros(k.CNT_SIZE, dtype=np.int64)
+        counters = new_counters()
         feed = np.zeros(n, dtype=np.uint8)
         raised = self._ingest(table, flows, status, feed, counters, limits, level=0)
         fed = np.flatnonzero(feed)
@@ -256,13 +258,13 @@ class Detector:
             # The prefix pass: the flows of promoted channels (`state.channel_index`),
             # destinations masked; no long connections (their exact pairs report those).
             # Its status and per-flow counters repeat the first's.
-            more = np.zeros(k.CNT_SIZE, dtype=np.int64)
+            more = new_counters()
             raised += self._ingest(
                 table, prefix_flows(flows.take(fed)), np.empty(fed.size, dtype=np.uint8), feed,
                 more, limits, PREFIX_LEVEL,
             )  # fmt: skip
-            for slot in (k.CNT_EVICTED_CAPACITY, k.CNT_EVICTED_ESTABLISHED, k.CNT_SCORED):
-                counters[slot] += more[slot]
+            for name in PREFIX_PASS_COUNTERS:
+                counters[name] += more[name]
         rejections, rejected_flows = self._rejections(flows, status, watermark_ms or 0)
         alerts = []
         kept, dropped = self._channels.decide(table, raised)
@@ -275,18 +277,19 @@ class Detector:
             else:
                 self.stats.alerts_suppressed_by_reason[suppressed_by] += 1
         s = self.stats
-        s.merged_by_kind["duplicate"] += int(counters[k.CNT_DUPLICATES])
-        s.merged_by_kind["continuation"] += int(counters[k.CNT_CONTINUATIONS])
-        s.flows_total += int(counters[k.CNT_ACCEPTED])
-        s.evicted_capacity_total += int(counters[k.CNT_EVICTED_CAPACITY])
-        s.evicted_established_total += int(counters[k.CNT_EVICTED_ESTABLISHED])
-        s.pairs_scored_total += int(counters[k.CNT_SCORED])
+        counted = counters[0]
+        s.merged_by_kind["duplicate"] += int(counted["duplicates"])
+        s.merged_by_kind["continuation"] += int(counted["continuations"])
+        s.flows_total += int(counted["accepted"])
+        s.evicted_capacity_total += int(counted["evicted_capacity"])
+        s.evicted_established_total += int(counted["evicted_established"])
+        s.pairs_scored_total += int(counted["scored"])
         for alert in alerts:
             s.alerts_by_severity[alert.severity] += 1
         if state.watermark_ms is not None:
             self._sweep_idle(state, state.watermark_ms)
         self._publish_gauges()
-        accepted = int(counters[k.CNT_ACCEPTED])
+        accepted = int(counted["accepted"])
         hosts = (
             np.unique(host_hash(flows.src_hi, flows.src_lo))
             if self._report_source_hosts
@@ -307,27 +310,17 @@ class Detector:
             level=level, long_connection_ms=0 if level else limits.long_connection_ms
         )
         # A flow can make its pair alert twice: a long connection, and a beacon.
-        alert_rows = np.empty(2 * n, dtype=np.int32)
-        alert_stats = np.empty((2 * n, Stat.SIZE), dtype=np.float64)
-        alert_times = np.empty((2 * n, k.AT_SIZE), dtype=np.int64)
-        alert_extra = np.empty((2 * n, k.EXTRA_SIZE), dtype=np.float64)
+        alerts = new_alert_rows(2 * n, Stat.SIZE)
         k.ingest(
             table.columns(), self.prevalence.sketch, self.prevalence.nonzero,
             flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi,
             flows.dst_lo, flows.src_port, flows.dst_port, flows.proto, flows.bytes,
             flows.sampling_rate, flows.initiator,
             limits, self._score_params, self._null_tables, self._policy,
-            status, feed, counters, alert_rows, alert_stats, alert_times, alert_extra,
+            status, feed, counters, alerts,
         )  # fmt: skip
-        return [
-            (
-                self.rules.make_alert(
-                    table, int(alert_rows[i]), alert_stats[i], alert_times[i], alert_extra[i]
-                ),
-                int(alert_rows[i]),
-            )
-            for i in range(int(counters[k.CNT_ALERTS]))
-        ]
+        raised = _with_pairs(take(alerts, int(counters[0]["alerts"])), table)
+        return [(self.rules.make_alert(raised, i), int(row)) for i, row in enumerate(raised.row)]
 
     def _rejections(
         self, flows: FlowBatch, status: np.ndarray, watermark_ms: int
@@ -412,17 +405,30 @@ class Detector:
         scores: list[PairScore] = []
         for state in self._partitions.values():
             t = state.table
-            rows = np.empty(t.tracked_pairs, dtype=np.int32)
-            stats = np.zeros((t.tracked_pairs, Stat.SIZE), dtype=np.float64)
-            extra = np.zeros((t.tracked_pairs, k.EXTRA_SIZE), dtype=np.float64)
+            out = new_alert_rows(t.tracked_pairs, Stat.SIZE)
             n = k.score_rows(
                 t.columns(), self.prevalence.sketch, self.prevalence.nonzero,
                 self._window_ms, self._long_window_ms, self._score_params, self._null_tables,
-                self._policy, rows, stats, extra,
+                self._policy, out,
             )  # fmt: skip
-            exact = (t.port_proto[rows[:n]] & PREFIX_LEVEL) == 0  # pairs, not prefix channels
-            scores.extend(pair_scores(t, rows[:n][exact], stats[:n][exact], extra[:n][exact]))
+            scored = take(out, n)
+            exact = (t.port_proto[scored.row] & PREFIX_LEVEL) == 0  # pairs, not prefix channels
+            scores.extend(pair_scores(t, scored, np.flatnonzero(exact)))
         return scores
+
+
+def _with_pairs(alerts: AlertRows, table: PairTable) -> AlertRows:
+    """The alerts with their pairs' columns, read from the table after the kernel call (a row
+    may hold another pair by then: `core.channels` checks its alerts' keys)."""
+    rows = alerts.row
+    keys = table.keys[rows]
+    pp = table.port_proto[rows]
+    return alerts._replace(
+        src_hi=keys[:, 0], src_lo=keys[:, 1], dst_hi=keys[:, 2], dst_lo=keys[:, 3],
+        dst_port_proto=pp & np.uint32(PORT_PROTO_MASK),
+        prefix=((pp & np.uint32(PREFIX_LEVEL)) != 0).astype(np.uint8),
+        sampling=table.sampling[rows], direction_inferred=table.direction_inferred[rows],
+    )  # fmt: skip
 
 
 def _system_ms() -> int:

@@ -11,14 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from beaconwatch.domain.addresses import halves_to_ip
+from beaconwatch.domain.alert_rows import AlertRows
 from beaconwatch.scoring.window_score import Stat
-from beaconwatch.state.ingest import (
-    EXTRA_CHECK_INS,
-    EXTRA_PREVALENCE,
-    EXTRA_PREVALENCE_FACTOR,
-    EXTRA_PREVALENCE_SOURCES,
-    EXTRA_RAW_SCORE,
-)  # fmt: skip
 from beaconwatch.state.pair_table import PairTable
 
 
@@ -33,24 +27,19 @@ class PairScore:
     stats: dict[str, float]  # lower-case `Stat` names -> value, e.g. "score", "period_s"
 
 
-EXTRA_NAMES = {
-    "prevalence_sources": EXTRA_PREVALENCE_SOURCES,
-    "prevalence": EXTRA_PREVALENCE,
-    "prevalence_factor": EXTRA_PREVALENCE_FACTOR,
-    "raw_score": EXTRA_RAW_SCORE,
-    "check_ins": EXTRA_CHECK_INS,
-}
+# What `score_rows` adds to the window's statistics: columns of its `AlertRows`.
+EXTRA_NAMES = ("prevalence_sources", "prevalence", "prevalence_factor", "raw_score", "check_ins")
 
 
-def pair_scores(
-    table: PairTable, rows: np.ndarray, stats: np.ndarray, extra: np.ndarray
-) -> list[PairScore]:
-    """One `PairScore` per row, from the kernel's (rows, Stat.SIZE) stats and extra matrices."""
+def pair_scores(table: PairTable, scored: AlertRows, which: np.ndarray) -> list[PairScore]:
+    """One `PairScore` per index ``which`` of ``scored`` (`score_rows`' output)."""
     names = [s.name.lower() for s in Stat if s.name != "SIZE"]
     out = []
-    for row, vector, more in zip(rows.tolist(), stats, extra, strict=True):
+    for i in which.tolist():
+        row = int(scored.row[i])
+        vector = scored.stats[i]
         values = {name: float(vector[Stat[name.upper()]]) for name in names}
-        values.update({name: float(more[slot]) for name, slot in EXTRA_NAMES.items()})
+        values.update({name: float(getattr(scored, name)[i]) for name in EXTRA_NAMES})
         keys = table.keys[row]
         pp = int(table.port_proto[row])
         out.append(

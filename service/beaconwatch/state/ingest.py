@@ -36,7 +36,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from beaconwatch.domain.dtypes import F32, F64, I32, I64, U8, U16, U32, U64
+from beaconwatch.domain.alert_rows import (
+    KIND_BEACON,
+    KIND_LONG_CONNECTION,
+    LIFECYCLE_NEW,
+    LIFECYCLE_UPDATE,
+    AlertRows,
+)
+from beaconwatch.domain.dtypes import F32, F64, I64, U8, U16, U32, U64, AnyArray
 from beaconwatch.domain.flows import INITIATOR_SRC, INITIATOR_TURNED
 from beaconwatch.scoring.bursts import burst_gap_s, merge_bursts
 from beaconwatch.scoring.sleep_range import described_range
@@ -96,44 +103,6 @@ TOO_FAR_FUTURE = 2
 # its watermark): only a file of old data can hold one, since live flows are checked against
 # the wall clock. Rejected as too far in the future rather than stored with a clipped time.
 BEYOND_RING = 3
-
-# Slots of the per-alert `alert_extra` float64 rows (and of `score_rows`' extra output).
-EXTRA_LIFECYCLE = 0  # 1 = new, 2 = update
-EXTRA_PREVALENCE_SOURCES = 1  # distinct internal sources reaching the destination
-EXTRA_PREVALENCE = 2  # that count as a share of all internal sources with tracked pairs
-EXTRA_PREVALENCE_FACTOR = 3  # what prevalence multiplied the score by
-EXTRA_RAW_SCORE = 4  # the score before prevalence
-EXTRA_CHECK_INS = 5  # connections since the pair was first seen, at the alert
-EXTRA_PER_CHECK_IN = 6  # connections per check-in in the scored window (bursts; else 1)
-EXTRA_KIND = 7  # KIND_BEACON or KIND_LONG_CONNECTION
-EXTRA_DURATION_S = 8  # a long connection's duration so far
-EXTRA_FANOUT = 9  # destinations the source keeps in the pair's high port block
-EXTRA_SIZE = 10
-
-KIND_BEACON = 0
-KIND_LONG_CONNECTION = 1
-
-LIFECYCLE_NEW = 1
-LIFECYCLE_UPDATE = 2
-
-# alert_times columns
-AT_DETECTED_MS = 0
-AT_WINDOW_START_MS = 1
-AT_WINDOW_END_MS = 2
-AT_FIRST_ALERT_MS = 3
-AT_FIRST_SEEN_MS = 4
-AT_SIZE = 5
-
-# Slots of the `counters` int64 vector returned alongside the alerts.
-CNT_ACCEPTED = 0
-CNT_NEW_PAIRS = 1
-CNT_EVICTED_CAPACITY = 2
-CNT_SCORED = 3
-CNT_ALERTS = 4
-CNT_DUPLICATES = 5
-CNT_CONTINUATIONS = 6
-CNT_EVICTED_ESTABLISHED = 7  # of CNT_EVICTED_CAPACITY, pairs with two connections or more
-CNT_SIZE = 8
 
 U32_MAX = np.uint64(0xFFFF_FFFF)
 TCP = 6
@@ -237,21 +206,22 @@ def _prevalence(
 
 @njit(cache=True, nogil=True)
 def _apply_prevalence(
-    stats: F64, extra: F64, sketch: U32, nonzero: I64, keys: U64, port_proto: U32, row: int,
-    policy: Policy,
+    stats: F64, out: AlertRows, k: int, sketch: U32, nonzero: I64, keys: U64, port_proto: U32,
+    row: int, policy: Policy,
 ) -> None:  # fmt: skip
     """Down-rank destinations much of the fleet talks to (fleet-wide polling is not C2), and
-    a source's fan-out to many destinations in one high port block (P2P keep-alives)."""
+    a source's fan-out to many destinations in one high port block (P2P keep-alives); what
+    they found goes to row ``k`` of ``out``."""
     sources, share, factor = _prevalence(sketch, nonzero, keys, port_proto, row, policy)
     fanout = source_fanout(sketch, keys[row, 0], keys[row, 1], port_proto[row])
     if fanout > policy.fanout_low:
         low, high = policy.fanout_low, policy.fanout_high
         factor *= min(1.0, max(0.0, 1.0 - (fanout - low) / max(1e-9, high - low)))
-    extra[EXTRA_FANOUT] = fanout
-    extra[EXTRA_PREVALENCE_SOURCES] = sources
-    extra[EXTRA_PREVALENCE] = share
-    extra[EXTRA_PREVALENCE_FACTOR] = factor
-    extra[EXTRA_RAW_SCORE] = stats[Stat.SCORE]
+    out.fanout[k] = fanout
+    out.prevalence_sources[k] = sources
+    out.prevalence[k] = share
+    out.prevalence_factor[k] = factor
+    out.raw_score[k] = stats[Stat.SCORE]
     stats[Stat.SCORE] = stats[Stat.SCORE] * factor
 
 
@@ -319,8 +289,7 @@ def _newly_long(
 @njit(cache=True, nogil=True)
 def _long_connection(
     tb: TableColumns, row: int, slot: int, epoch: int, sketch: U32, nonzero: I64,
-    limits: Limits, policy: Policy, counters: I64, alert_rows: I32, alert_stats: F64,
-    alert_times: I64, alert_extra: F64,
+    limits: Limits, policy: Policy, counters: AnyArray, alerts: AlertRows,
 ) -> None:  # fmt: skip
     """Alert on a connection that has lasted long_connection_s, once the pair has had
     long_connection_sessions such connections (each within the window of the last) to a rare
@@ -354,27 +323,27 @@ def _long_connection(
     # 0.8 at long_connection_s, rising with the log of the duration: 0.85 (medium) at 3x,
     # 0.92 (high) at 6x, 0.97 (critical) at 12x.
     score = min(0.99, 0.8 + 0.17 * np.log(duration_s * 1000.0 / min_ms) / np.log(12.0))
-    k = counters[CNT_ALERTS]
-    alert_rows[k] = row
-    alert_stats[k, :] = 0.0
-    alert_stats[k, Stat.SCORE] = score
-    alert_stats[k, Stat.CONNECTIONS] = tb.long_sessions[row]
-    alert_extra[k, :] = 0.0
-    alert_extra[k, EXTRA_LIFECYCLE] = LIFECYCLE_NEW
-    alert_extra[k, EXTRA_KIND] = KIND_LONG_CONNECTION
-    alert_extra[k, EXTRA_DURATION_S] = duration_s
-    alert_extra[k, EXTRA_PREVALENCE_SOURCES] = sources
-    alert_extra[k, EXTRA_PREVALENCE] = share
-    alert_extra[k, EXTRA_PREVALENCE_FACTOR] = 1.0
-    alert_extra[k, EXTRA_RAW_SCORE] = score
-    alert_extra[k, EXTRA_CHECK_INS] = tb.n_connections[row]
-    alert_extra[k, EXTRA_PER_CHECK_IN] = 1.0
-    alert_times[k, AT_DETECTED_MS] = epoch + end
-    alert_times[k, AT_WINDOW_START_MS] = epoch + start
-    alert_times[k, AT_WINDOW_END_MS] = epoch + end
-    alert_times[k, AT_FIRST_ALERT_MS] = epoch + start
-    alert_times[k, AT_FIRST_SEEN_MS] = tb.first_seen_ms[row]
-    counters[CNT_ALERTS] += 1
+    k = counters[0].alerts
+    alerts.row[k] = row
+    alerts.stats[k, :] = 0.0
+    alerts.stats[k, Stat.SCORE] = score
+    alerts.stats[k, Stat.CONNECTIONS] = tb.long_sessions[row]
+    alerts.lifecycle[k] = LIFECYCLE_NEW
+    alerts.kind[k] = KIND_LONG_CONNECTION
+    alerts.duration_s[k] = duration_s
+    alerts.prevalence_sources[k] = sources
+    alerts.prevalence[k] = share
+    alerts.prevalence_factor[k] = 1.0
+    alerts.fanout[k] = 0.0
+    alerts.raw_score[k] = score
+    alerts.check_ins[k] = tb.n_connections[row]
+    alerts.per_check_in[k] = 1.0
+    alerts.detected_ms[k] = epoch + end
+    alerts.window_start_ms[k] = epoch + start
+    alerts.window_end_ms[k] = epoch + end
+    alerts.first_alert_ms[k] = epoch + start
+    alerts.first_seen_ms[k] = tb.first_seen_ms[row]
+    counters[0].alerts += 1
 
 
 @njit(cache=True, nogil=True)
@@ -447,10 +416,10 @@ def ingest(
     # parameters
     limits: Limits, score_params: F64, null_tables: F64, policy: Policy,
     # outputs
-    status: U8, feed: U8, counters: I64, alert_rows: I32, alert_stats: F64, alert_times: I64,
-    alert_extra: F64,
+    status: U8, feed: U8, counters: AnyArray, alerts: AlertRows,
 ) -> None:  # fmt: skip
-    """Ingest flows in order; fills `status` per flow and one output row per alert.
+    """Ingest flows in order; fills `status` per flow, the kernel's columns of ``alerts`` (one
+    row per alert, `domain.alert_rows`) and adds to ``counters`` (`state.kernel_counters`).
 
     With prefix channels (``tb.channels``, `state.channel_index`, not empty), the exact pass
     (level 0) sets ``feed`` to 1 for the flows of promoted channels, the prefix pass's input,
@@ -472,7 +441,6 @@ def ingest(
     epoch = meta[1]
     level = np.uint32(limits.level)
     stats = np.empty(N_STATS, dtype=np.float64)
-    extra = np.zeros(EXTRA_SIZE, dtype=np.float64)
     window_t = np.empty(history, dtype=np.float64)
     window_b = np.empty(history, dtype=np.float64)
     scratch = np.empty(history, dtype=np.float64)
@@ -494,7 +462,7 @@ def ingest(
             status[i] = BEYOND_RING
             continue
         status[i] = ACCEPTED
-        counters[CNT_ACCEPTED] += 1
+        counters[0].accepted += 1
 
         pp = np.uint32((np.uint32(dst_port[i]) << np.uint32(8)) | np.uint32(proto[i]))
         pp = np.uint32(pp | level)
@@ -510,8 +478,8 @@ def ingest(
                     nonzero, last_seen_ms, n_connections, limits.evict_batch,
                     limits.window_ms,
                 )  # fmt: skip
-                counters[CNT_EVICTED_CAPACITY] += evicted
-                counters[CNT_EVICTED_ESTABLISHED] += established
+                counters[0].evicted_capacity += evicted
+                counters[0].evicted_established += established
                 # Eviction shifted the index: look the slot up again.
                 slot = find_slot(
                     hash_slots, keys, port_proto, h, src_hi[i], src_lo[i], dst_hi[i],
@@ -541,7 +509,7 @@ def ingest(
             for c in range(conn_times.shape[1]):
                 conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
             add_pair(sketch, nonzero, keys, pp, row, 1)
-            counters[CNT_NEW_PAIRS] += 1
+            counters[0].new_pairs += 1
         if channels.shape[0] > 0:
             # Prefix channels (`state.channel_index`): the ordinary flow, of a channel's one
             # pair, costs a hash and a look at one bucket; the rest is out of line.
@@ -580,15 +548,12 @@ def ingest(
         # A piece of a known connection, which may now be long.
         piece = kind != NEW_CONNECTION
         if piece and _newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
-            _long_connection(
-                tb, row, c, epoch, sketch, nonzero, limits, policy, counters, alert_rows,
-                alert_stats, alert_times, alert_extra,
-            )  # fmt: skip
+            _long_connection(tb, row, c, epoch, sketch, nonzero, limits, policy, counters, alerts)
         if kind == DUPLICATE:
-            counters[CNT_DUPLICATES] += 1
+            counters[0].duplicates += 1
             continue
         if kind == CONTINUATION:
-            counters[CNT_CONTINUATIONS] += 1
+            counters[0].continuations += 1
             seq = np.int64(conn_times[row, c, SEQ])
             in_ring = np.int64(n_connections[row]) - seq <= history
             if in_ring:  # the connection is still in the ring
@@ -600,17 +565,14 @@ def ingest(
         # purge twice, an exporter that lags by minutes.
         ring_start = np.uint32(min(np.uint64(rel), U32_MAX))
         if t < last_seen_ms[row] and _in_ring(ring_t, row, int(n_connections[row]), ring_start):
-            counters[CNT_DUPLICATES] += 1
+            counters[0].duplicates += 1
             continue
         if proto[i] == TCP and initiator[i] == INITIATOR_TURNED:
             _note_server_side(direction_inferred, conn_port, conn_times, row, int(src_port[i]))
         remember_connection(conn_port, conn_times, row, c, int(src_port[i]), int(rel),
                             int(rel_end), int(n_connections[row]))  # fmt: skip
         if _newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
-            _long_connection(
-                tb, row, c, epoch, sketch, nonzero, limits, policy, counters, alert_rows,
-                alert_stats, alert_times, alert_extra,
-            )  # fmt: skip
+            _long_connection(tb, row, c, epoch, sketch, nonzero, limits, policy, counters, alerts)
         pos = n_connections[row] % history
         ring_t[row, pos] = ring_start
         ring_b[row, pos] = encode_size(np.float64(nbytes[i]))
@@ -644,11 +606,11 @@ def ingest(
             rel - limits.long_window_ms, score_params[1 if sampling[row] > 1 else 0],
             null_tables, stats, window_t, window_b, work, scratch, lean, int(sampling[row]),
         )  # fmt: skip
-        _apply_prevalence(stats, extra, sketch, nonzero, keys, port_proto, row, policy)
-        extra[EXTRA_PER_CHECK_IN] = per_check_in
+        k = counters[0].alerts  # the row an alert of this scoring takes
+        _apply_prevalence(stats, alerts, k, sketch, nonzero, keys, port_proto, row, policy)
         scored_count[row] = n_connections[row]
         scored_ms[row] = t
-        counters[CNT_SCORED] += 1
+        counters[0].scored += 1
         if refining:
             alerted[row, ALERTED_REFINE_AT] = _next_period_check(int(n), history)
         lifecycle = _lifecycle(stats, t, alert_ms, alerted, row, limits, policy, refining)
@@ -670,31 +632,30 @@ def ingest(
         alerted[row, ALERTED_SCORE] = stats[Stat.SCORE]
         alerted[row, ALERTED_LOW_S], alerted[row, ALERTED_HIGH_S] = _described_range(stats)
         alerted[row, ALERTED_REFINE_AT] = _next_period_check(int(n), history)
-        extra[EXTRA_LIFECYCLE] = lifecycle
-        extra[EXTRA_CHECK_INS] = n_connections[row]
-        extra[EXTRA_KIND] = KIND_BEACON
-        k = counters[CNT_ALERTS]
-        alert_rows[k] = row
-        alert_stats[k, :] = stats
-        alert_extra[k, :] = extra
-        alert_times[k, AT_DETECTED_MS] = t
-        alert_times[k, AT_WINDOW_START_MS] = epoch + first_rel
-        alert_times[k, AT_WINDOW_END_MS] = epoch + last_rel
-        alert_times[k, AT_FIRST_ALERT_MS] = first_alert_ms[row]
-        alert_times[k, AT_FIRST_SEEN_MS] = first_seen_ms[row]
-        counters[CNT_ALERTS] += 1
+        alerts.row[k] = row
+        alerts.stats[k, :] = stats
+        alerts.lifecycle[k] = lifecycle
+        alerts.kind[k] = KIND_BEACON
+        alerts.duration_s[k] = 0.0
+        alerts.check_ins[k] = n_connections[row]
+        alerts.per_check_in[k] = per_check_in
+        alerts.detected_ms[k] = t
+        alerts.window_start_ms[k] = epoch + first_rel
+        alerts.window_end_ms[k] = epoch + last_rel
+        alerts.first_alert_ms[k] = first_alert_ms[row]
+        alerts.first_seen_ms[k] = first_seen_ms[row]
+        counters[0].alerts += 1
 
 
 @njit(cache=True, nogil=True)
 def score_rows(
     tb: TableColumns, sketch: U32, nonzero: I64, window_ms: int, long_window_ms: int,
-    score_params: F64, null_tables: F64, policy: Policy, rows_out: I32, stats_out: F64,
-    extra_out: F64,
+    score_params: F64, null_tables: F64, policy: Policy, out: AlertRows,
 ) -> int:  # fmt: skip
     """Score every tracked pair on its window ending at its last connection.
 
-    Fills ``rows_out[:k]``, ``stats_out[:k]``, ``extra_out[:k]``; returns ``k``, the number of
-    tracked pairs.
+    Fills the first ``k`` rows of ``out``'s row, statistics, prevalence, check-ins and
+    connections per check-in; returns ``k``, the number of tracked pairs.
     """
     history = tb.ring_t.shape[1]
     window_t = np.empty(history, dtype=np.float64)
@@ -710,13 +671,13 @@ def score_rows(
         params = score_params[1 if tb.sampling[row] > 1 else 0]
         _, _, per_check_in = _score_row(
             tb.ring_t, tb.ring_b, tb.n_connections, row, last_rel - window_ms,
-            last_rel - long_window_ms, params, null_tables, stats_out[k], window_t, window_b,
+            last_rel - long_window_ms, params, null_tables, out.stats[k], window_t, window_b,
             work, scratch, False, int(tb.sampling[row]),
         )  # fmt: skip
-        extra_out[k, EXTRA_PER_CHECK_IN] = per_check_in
-        _apply_prevalence(stats_out[k], extra_out[k], sketch, nonzero, tb.keys, tb.port_proto, row,
+        out.per_check_in[k] = per_check_in
+        _apply_prevalence(out.stats[k], out, k, sketch, nonzero, tb.keys, tb.port_proto, row,
                           policy)  # fmt: skip
-        extra_out[k, EXTRA_CHECK_INS] = tb.n_connections[row]
-        rows_out[k] = row
+        out.check_ins[k] = tb.n_connections[row]
+        out.row[k] = row
         k += 1
     return k
