@@ -46,6 +46,12 @@ def test_the_package_keeps_every_contract() -> None:
             "import beaconwatch.core.detector",
             "beaconwatch.domain is not allowed to import beaconwatch.core",
         ),
+        # alerting that reads the pair table instead of the alert rows the core hands it
+        (
+            "alerting/rules.py",
+            "import beaconwatch.state.pair_table",
+            "beaconwatch.alerting is not allowed to import beaconwatch.state",
+        ),
         # the engine that starts an event loop or talks Prometheus
         ("core/detector.py", "import asyncio", "beaconwatch.core is not allowed to import asyncio"),
         (
