@@ -323,7 +323,7 @@ def _long_connection(
     # 0.8 at long_connection_s, rising with the log of the duration: 0.85 (medium) at 3x,
     # 0.92 (high) at 6x, 0.97 (critical) at 12x.
     score = min(0.99, 0.8 + 0.17 * np.log(duration_s * 1000.0 / min_ms) / np.log(12.0))
-    k = counters[0].alerts
+    k = counters[0]["alerts"]
     alerts.row[k] = row
     alerts.stats[k, :] = 0.0
     alerts.stats[k, Stat.SCORE] = score
@@ -343,7 +343,7 @@ def _long_connection(
     alerts.window_end_ms[k] = epoch + end
     alerts.first_alert_ms[k] = epoch + start
     alerts.first_seen_ms[k] = tb.first_seen_ms[row]
-    counters[0].alerts += 1
+    counters[0]["alerts"] += 1
 
 
 @njit(cache=True, nogil=True)
@@ -462,7 +462,7 @@ def ingest(
             status[i] = BEYOND_RING
             continue
         status[i] = ACCEPTED
-        counters[0].accepted += 1
+        counters[0]["accepted"] += 1
 
         pp = np.uint32((np.uint32(dst_port[i]) << np.uint32(8)) | np.uint32(proto[i]))
         pp = np.uint32(pp | level)
@@ -478,8 +478,8 @@ def ingest(
                     nonzero, last_seen_ms, n_connections, limits.evict_batch,
                     limits.window_ms,
                 )  # fmt: skip
-                counters[0].evicted_capacity += evicted
-                counters[0].evicted_established += established
+                counters[0]["evicted_capacity"] += evicted
+                counters[0]["evicted_established"] += established
                 # Eviction shifted the index: look the slot up again.
                 slot = find_slot(
                     hash_slots, keys, port_proto, h, src_hi[i], src_lo[i], dst_hi[i],
@@ -509,7 +509,7 @@ def ingest(
             for c in range(conn_times.shape[1]):
                 conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
             add_pair(sketch, nonzero, keys, pp, row, 1)
-            counters[0].new_pairs += 1
+            counters[0]["new_pairs"] += 1
         if channels.shape[0] > 0:
             # Prefix channels (`state.channel_index`): the ordinary flow, of a channel's one
             # pair, costs a hash and a look at one bucket; the rest is out of line.
@@ -550,10 +550,10 @@ def ingest(
         if piece and _newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
             _long_connection(tb, row, c, epoch, sketch, nonzero, limits, policy, counters, alerts)
         if kind == DUPLICATE:
-            counters[0].duplicates += 1
+            counters[0]["duplicates"] += 1
             continue
         if kind == CONTINUATION:
-            counters[0].continuations += 1
+            counters[0]["continuations"] += 1
             seq = np.int64(conn_times[row, c, SEQ])
             in_ring = np.int64(n_connections[row]) - seq <= history
             if in_ring:  # the connection is still in the ring
@@ -565,7 +565,7 @@ def ingest(
         # purge twice, an exporter that lags by minutes.
         ring_start = np.uint32(min(np.uint64(rel), U32_MAX))
         if t < last_seen_ms[row] and _in_ring(ring_t, row, int(n_connections[row]), ring_start):
-            counters[0].duplicates += 1
+            counters[0]["duplicates"] += 1
             continue
         if proto[i] == TCP and initiator[i] == INITIATOR_TURNED:
             _note_server_side(direction_inferred, conn_port, conn_times, row, int(src_port[i]))
@@ -606,11 +606,11 @@ def ingest(
             rel - limits.long_window_ms, score_params[1 if sampling[row] > 1 else 0],
             null_tables, stats, window_t, window_b, work, scratch, lean, int(sampling[row]),
         )  # fmt: skip
-        k = counters[0].alerts  # the row an alert of this scoring takes
+        k = counters[0]["alerts"]  # the row an alert of this scoring takes
         _apply_prevalence(stats, alerts, k, sketch, nonzero, keys, port_proto, row, policy)
         scored_count[row] = n_connections[row]
         scored_ms[row] = t
-        counters[0].scored += 1
+        counters[0]["scored"] += 1
         if refining:
             alerted[row, ALERTED_REFINE_AT] = _next_period_check(int(n), history)
         lifecycle = _lifecycle(stats, t, alert_ms, alerted, row, limits, policy, refining)
@@ -644,7 +644,7 @@ def ingest(
         alerts.window_end_ms[k] = epoch + last_rel
         alerts.first_alert_ms[k] = first_alert_ms[row]
         alerts.first_seen_ms[k] = first_seen_ms[row]
-        counters[0].alerts += 1
+        counters[0]["alerts"] += 1
 
 
 @njit(cache=True, nogil=True)

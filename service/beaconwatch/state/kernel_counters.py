@@ -1,8 +1,9 @@
 """What one ingest kernel call counted, as one named record instead of slots of a vector.
 
 A NumPy structured array of one element: the kernel adds to its fields in place
-(``counters[0].accepted += 1``; numba reads and writes a record field at a fixed offset, as
-cheaply as a vector slot), and the core reads them by name (``counters["accepted"][0]``).
+(``counters[0]["accepted"] += 1``, compiled or under NUMBA_DISABLE_JIT; numba reads and
+writes a record field at a fixed offset, as cheaply as a vector slot), and the core reads
+them by name.
 """
 
 from __future__ import annotations
