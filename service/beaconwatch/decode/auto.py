@@ -26,6 +26,7 @@ CSV/TSV row of Zeek field names means the whole file is ``zeek-tsv`` with that h
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import numpy as np
 import orjson
@@ -122,5 +123,5 @@ class AutoDecoder:
         return DecodeResult(flows, rejections)
 
 
-def _columns(flows: FlowBatch) -> dict[str, np.ndarray]:
+def _columns(flows: FlowBatch) -> dict[str, Any]:
     return {name: getattr(flows, name) for name in flows.__dataclass_fields__}

@@ -238,7 +238,7 @@ class PmacctJsonDecoder:
             else:
                 keep[first : first + count] = True
         rejections.sort(key=lambda r: r.record_index)
-        picked = {
+        picked: dict[str, Any] = {
             name: columns[name][keep].astype(FLOW_COLUMNS[name], copy=False)
             for name in FLOW_COLUMNS
             if name != "record_index"

@@ -22,7 +22,8 @@ from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
 
 _new_tuple = tuple.__new__
 # FlowRow order (the initiator last: what the record says, `decode.initiator`).
-ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]
+# No name: the scanned formats (goflow2) carry none, so name_hash is 0.
+ROW_COLUMNS = [name for name in FLOW_COLUMNS if name not in ("record_index", "name_hash")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +122,17 @@ def finish_batch(
             problem = result
         append(_new_tuple(Rejection, (index, problem[0], problem[1], None)))
     if ok.all():
-        picked = dict(zip(ROW_COLUMNS, columns, strict=True))
+        picked: dict[str, Any] = dict(zip(ROW_COLUMNS, columns, strict=True))
         n = len(ok)
-        return DecodeResult(FlowBatch(**picked, record_index=np.arange(n)), rejections)
+        return DecodeResult(
+            FlowBatch(**picked, record_index=np.arange(n), name_hash=np.zeros(n, np.uint64)),
+            rejections,
+        )
     keep = np.flatnonzero(ok)
-    picked = {name: col[keep] for name, col in zip(ROW_COLUMNS, columns, strict=True)}
-    return DecodeResult(FlowBatch(**picked, record_index=keep.astype(np.int64)), rejections)
+    kept: dict[str, Any] = {name: col[keep] for name, col in zip(ROW_COLUMNS, columns, strict=True)}
+    return DecodeResult(
+        FlowBatch(
+            **kept, record_index=keep.astype(np.int64), name_hash=np.zeros(keep.size, np.uint64)
+        ),
+        rejections,
+    )
