@@ -202,6 +202,10 @@ class StateConfig(_Section):
     # CDN or DNS round-robin changes IP per check-in (`core.channels`). A channel takes a row
     # once its source reached a second IP in it (`state.channel_index`).
     prefix_channels: bool = True
+    # Also score (source, destination name, port, protocol) channels where the input carries
+    # names (TLS SNI, HTTP host: `core.channels`), promoted at a second IP of the name
+    # (`state.name_channels`).
+    name_channels: bool = True
 
     @model_validator(mode="after")
     def _long_window_covers_window(self) -> StateConfig:

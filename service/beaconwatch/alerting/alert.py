@@ -11,6 +11,7 @@ RULE_BEACON = "beacon"
 RULE_LONG_CONNECTION = "long-connection"
 CHANNEL_PAIR = "pair"  # one destination IP
 CHANNEL_PREFIX = "prefix"  # a destination /24 (IPv6 /48) whose IP rotated (`core.channels`)
+CHANNEL_NAME = "name"  # a destination name (TLS SNI, HTTP host) whose IP rotated
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +40,15 @@ class Alert:
     channel: str = CHANNEL_PAIR
     dst_prefix: str = ""
     dst_ips: int = 1
+    # CHANNEL_NAME: scored over every IP the source reached `dst_domain` at on the port;
+    # `dst_ip` is the last, `dst_ips` how many (counted as changes of IP).
+    dst_domain: str = ""
 
     @property
     def pair_key(self) -> bytes:
         """Kafka record key: the pair (or prefix channel), so all alerts of one pair land in
         one partition."""
         dst = self.dst_prefix if self.channel == CHANNEL_PREFIX else self.dst_ip
+        if self.channel == CHANNEL_NAME:
+            dst = self.dst_domain
         return f"{self.src_ip}>{dst}:{self.dst_port}/{self.proto}".encode()

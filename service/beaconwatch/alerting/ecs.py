@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from beaconwatch import __version__
-from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_LONG_CONNECTION, Alert
+from beaconwatch.alerting.alert import CHANNEL_NAME, CHANNEL_PREFIX, RULE_LONG_CONNECTION, Alert
 from beaconwatch.alerting.rules import SEVERITY_LEVELS, reason_sentence
 from beaconwatch.alerting.statistics import Group, encoded
 from beaconwatch.domain.addresses import protocol_name
@@ -121,7 +121,7 @@ def _beacon_ecs(alert: Alert) -> dict[str, Any]:
             },
         },
         "source": {"ip": alert.src_ip},
-        "destination": {"ip": alert.dst_ip, "port": alert.dst_port},
+        "destination": _destination(alert),
         "network": {"transport": protocol_name(alert.proto), "iana_number": str(alert.proto)},
         "observer": {"vendor": "beaconwatch", "product": "beaconwatch", "type": "ids"},
         "labels": _labels(alert),
@@ -134,7 +134,13 @@ def _beacon_ecs(alert: Alert) -> dict[str, Any]:
 
 
 def _channel(alert: Alert) -> dict[str, Any]:
-    """Which level alerted: one pair, or a prefix whose IP rotated (`core.channels`)."""
+    """Which level alerted: one pair, or a prefix or name whose IP rotated (`core.channels`)."""
+    if alert.channel == CHANNEL_NAME:
+        return {
+            "channel": alert.channel,
+            "destination_domain": alert.dst_domain,
+            "destination_ips": alert.dst_ips,
+        }
     if alert.channel != CHANNEL_PREFIX:
         return {"channel": alert.channel}
     return {
@@ -142,6 +148,15 @@ def _channel(alert: Alert) -> dict[str, Any]:
         "destination_prefix": alert.dst_prefix,
         "destination_ips": alert.dst_ips,
     }
+
+
+def _destination(alert: Alert) -> dict[str, Any]:
+    """ECS destination: the last IP, and the name of a name channel (`destination.domain`;
+    not `tls.client.server_name`: the name may have come from an HTTP host or DNS field)."""
+    destination: dict[str, Any] = {"ip": alert.dst_ip, "port": alert.dst_port}
+    if alert.channel == CHANNEL_NAME:
+        destination["domain"] = alert.dst_domain
+    return destination
 
 
 def encode_alert(alert: Alert) -> bytes:

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from beaconwatch.alerting.alert import (
+    CHANNEL_NAME,
     CHANNEL_PAIR,
     CHANNEL_PREFIX,
     RULE_BEACON,
@@ -29,7 +30,7 @@ from beaconwatch.domain.networks import NetworkSet
 from beaconwatch.scoring.shape_names import shape_of
 from beaconwatch.scoring.sleep_range import described_range
 from beaconwatch.state import ingest as k
-from beaconwatch.state.levels import PORT_PROTO_MASK, PREFIX_LEVEL
+from beaconwatch.state.levels import NAME_LEVEL, PORT_PROTO_MASK, PREFIX_LEVEL
 from beaconwatch.state.pair_table import PairTable
 
 SEVERITY_LEVELS = ("low", "medium", "high", "critical")
@@ -106,10 +107,13 @@ class AlertRules:
         # A prefix row: its destination is the prefix; `core.channels` names the member IP.
         channel = CHANNEL_PREFIX if pp & PREFIX_LEVEL else CHANNEL_PAIR
         dst_prefix = prefix_text(int(keys[2]), int(keys[3])) if channel == CHANNEL_PREFIX else ""
+        # A name row: its destination is the name's hash (`core.channels` names the last IP).
+        dst_domain = domain_text(table, int(keys[2])) if pp & NAME_LEVEL else ""
+        channel = CHANNEL_NAME if dst_domain else channel
         pp &= PORT_PROTO_MASK
         dst_port, proto = pp >> 8, pp & 0xFF
         detected_ms = int(times_ms[k.AT_DETECTED_MS])
-        pair_key = f"{src_ip}>{dst_prefix or dst_ip}:{dst_port}/{proto}".encode()
+        pair_key = f"{src_ip}>{dst_domain or dst_prefix or dst_ip}:{dst_port}/{proto}".encode()
         lifecycle = int(extra[k.EXTRA_LIFECYCLE])
         long = int(extra[k.EXTRA_KIND]) == k.KIND_LONG_CONNECTION
         return Alert(
@@ -130,7 +134,15 @@ class AlertRules:
             duration_s=round(float(extra[k.EXTRA_DURATION_S]), 3) if long else 0.0,
             channel=channel,
             dst_prefix=dst_prefix,
+            dst_domain=dst_domain,
         )
+
+
+def domain_text(table: PairTable, name: int) -> str:
+    """A name row's destination name; its hash in hex when the text was not kept (a name
+    book over its bound, a snapshot of an older version)."""
+    text = table.names.get(name)
+    return text if text is not None else f"name-{name:016x}"
 
 
 def duration_words(seconds: float) -> str:
@@ -185,10 +197,12 @@ def reason_sentence(alert: Alert) -> str:
     )
     if alert.channel == CHANNEL_PREFIX:
         words += f"; to {alert.dst_ips} rotating IPs of {alert.dst_prefix} (CDN or DNS round-robin)"
+    if alert.channel == CHANNEL_NAME:
+        words += f"; to {alert.dst_domain} at {alert.dst_ips} rotating IPs (CDN or DNS round-robin)"
     if s.connections_per_check_in > 1.0:
         words += f"; check-ins of {s.connections_per_check_in:g} connections each"
     if s.prevalence_sources > 1:
-        where = "prefix" if alert.channel == CHANNEL_PREFIX else "destination"
+        where = {CHANNEL_PREFIX: "prefix", CHANNEL_NAME: "name"}.get(alert.channel, "destination")
         words += f"; {s.prevalence_sources} internal hosts contact this {where}"
     if s.sampling_rate > 1:
         words += f"; flows sampled 1:{s.sampling_rate}, so missed check-ins cost nothing"

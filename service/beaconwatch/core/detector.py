@@ -11,6 +11,7 @@ Alert rules (severity bands, deterministic ids, the reason sentence) live in
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from beaconwatch.scoring.window_score import (
 )
 from beaconwatch.state import ingest as k
 from beaconwatch.state.kernel_params import Limits, limits_from, policy_from
-from beaconwatch.state.levels import PREFIX_LEVEL
+from beaconwatch.state.levels import LEVEL_BITS, NAME_LEVEL, PREFIX_LEVEL
 from beaconwatch.state.pair_table import MIN_CAPACITY, REBASE_AFTER_MS, PairBudget, PairTable
 from beaconwatch.state.prevalence import Prevalence
 from beaconwatch.state.snapshot import decode_table, encode_table
@@ -105,6 +106,7 @@ class Detector:
         self._null_tables = null_tables(state.history_events)
         self._limits = limits_from(config)
         self._prefix_channels = state.prefix_channels
+        self._name_channels = state.name_channels
         self._channels = ChannelGate(
             self._window_ms,
             int(config.alerting.cooldown_s * 1000),
@@ -125,6 +127,8 @@ class Detector:
             table = PairTable(capacity, self._history_events, self.prevalence, self.budget)
             if self._prefix_channels:
                 table.enable_channels()
+            if self._name_channels:
+                table.enable_names()
             found = self._partitions[key] = PartitionState(
                 table, self._lateness_ms, self._tolerance_ms
             )
@@ -174,6 +178,8 @@ class Detector:
         )  # fmt: skip
         if self._prefix_channels:
             restored.table.enable_channels()
+        if self._name_channels:
+            restored.table.enable_names()
         old = self._partitions.pop(key, None)
         if old is not None:
             old.table.release()
@@ -239,8 +245,10 @@ class Detector:
         self._count_ahead(flows, timely, seen, wall_ms)
         batch_start_ms = int(flows.start_ms[timely].min()) if timely_ms.size else None
         self._follow_event_time(state, watermark_ms, batch_start_ms, seen.watermark_ms)
-        # Every flow could be a new pair (and a new prefix): grow now if the budget allows.
-        table.reserve(2 * n if self._prefix_channels else n)
+        # Every flow could be a new pair (and a new prefix, a new name): grow now if the
+        # budget allows.
+        named = table.name_channels is not None and bool(flows.name_hash.any())
+        table.reserve(n * (1 + self._prefix_channels + named))
 
         limits = self._limits._replace(
             watermark_ms=watermark_ms if watermark_ms is not None else _NEVER_MS,
@@ -263,6 +271,8 @@ class Detector:
             )  # fmt: skip
             for slot in (k.CNT_EVICTED_CAPACITY, k.CNT_EVICTED_ESTABLISHED, k.CNT_SCORED):
                 counters[slot] += more[slot]
+        if named:
+            raised += self._name_pass(table, flows, status, limits, counters)
         rejections, rejected_flows = self._rejections(flows, status, watermark_ms or 0)
         alerts = []
         kept, dropped = self._channels.decide(table, raised)
@@ -293,6 +303,35 @@ class Detector:
             else _NO_HOSTS
         )
         return DetectorResult(alerts, rejections, accepted, rejected_flows, hosts)
+
+    def _name_pass(
+        self, table: PairTable, flows: FlowBatch, status: np.ndarray, limits: Limits,
+        counters: np.ndarray,
+    ) -> list[tuple[Alert, int]]:  # fmt: skip
+        """The name pass: the accepted named flows of promoted name channels
+        (`state.name_channels`), keyed (source, name hash, port) at NAME_LEVEL."""
+        assert table.name_channels is not None
+        named = np.flatnonzero((flows.name_hash != 0) & (status == k.ACCEPTED))
+        if named.size == 0:
+            return []
+        table.names.add(flows.names)
+        f = flows.take(named)
+        feed = table.name_channels.route(
+            f.start_ms, f.src_hi, f.src_lo, f.dst_hi, f.dst_lo, f.dst_port, f.proto, f.name_hash
+        )
+        fed = np.flatnonzero(feed)
+        if fed.size == 0:
+            return []
+        f = f.take(fed)
+        f = dataclasses.replace(f, dst_hi=f.name_hash, dst_lo=np.zeros(fed.size, np.uint64))
+        more = np.zeros(k.CNT_SIZE, dtype=np.int64)
+        raised = self._ingest(
+            table, f, np.empty(fed.size, dtype=np.uint8), np.zeros(fed.size, dtype=np.uint8),
+            more, limits, NAME_LEVEL,
+        )  # fmt: skip
+        for slot in (k.CNT_EVICTED_CAPACITY, k.CNT_EVICTED_ESTABLISHED, k.CNT_SCORED):
+            counters[slot] += more[slot]
+        return raised
 
     def _ingest(
         self, table: PairTable, flows: FlowBatch, status: np.ndarray, feed: np.ndarray,
@@ -420,7 +459,7 @@ class Detector:
                 self._window_ms, self._long_window_ms, self._score_params, self._null_tables,
                 self._policy, rows, stats, extra,
             )  # fmt: skip
-            exact = (t.port_proto[rows[:n]] & PREFIX_LEVEL) == 0  # pairs, not prefix channels
+            exact = (t.port_proto[rows[:n]] & LEVEL_BITS) == 0  # pairs, not prefix/name channels
             scores.extend(pair_scores(t, rows[:n][exact], stats[:n][exact], extra[:n][exact]))
         return scores
 

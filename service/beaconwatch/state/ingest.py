@@ -553,7 +553,9 @@ def ingest(
                             tb, sketch, nonzero, entry, source, hc, src_hi[i], src_lo[i], net_hi,
                             net_lo, prefix_pp, NEVER_MS,
                         )  # fmt: skip
-            elif not listed(tb.channels, bucket_of(tb.channels, h), tagged(h, row)):
+            elif level == PREFIX_LEVEL_U32 and not listed(
+                tb.channels, bucket_of(tb.channels, h), tagged(h, row)
+            ):
                 register(tb.channels, tb.keys, tb.port_proto, tb.used, tb.last_seen_ms, h, row)
 
         if initiator[i] != INITIATOR_SRC:  # the record did not say who started it (`core.scope`)

@@ -44,6 +44,7 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.domain.dtypes import F32, I32, I64, U8, U16, U32, U64
+from beaconwatch.domain.names import NameBook
 from beaconwatch.state.channel_index import channel_slots, rebuild
 from beaconwatch.state.connections import CONN_FIELDS, CONN_SLOTS, END, NO_CONNECTION, PIECE, START
 from beaconwatch.state.hash_index import (
@@ -55,6 +56,7 @@ from beaconwatch.state.hash_index import (
     slots_for,
 )
 from beaconwatch.state.heap import release_freed_memory
+from beaconwatch.state.name_channels import NameChannels
 from beaconwatch.state.prevalence import Prevalence, add_pair
 from beaconwatch.state.table_columns import TableColumns
 
@@ -128,6 +130,10 @@ class PairTable:
         self.meta: I64 = np.array([capacity, 0], dtype=np.int64)
         # Prefix channels' promotion index (`state.channel_index`): empty until enabled.
         self.channels: I64 = np.empty(0, dtype=np.int64)
+        # Name channels' promotion index (`state.name_channels`), None until enabled, and the
+        # texts of the names this partition has seen (`domain.names`), for its alerts.
+        self.name_channels: NameChannels | None = None
+        self.names = NameBook()
 
     def _allocate(self, rows: int) -> None:
         h = self.history_events
@@ -161,6 +167,11 @@ class PairTable:
         self.channels = np.empty(channel_slots(self.capacity), dtype=np.int64)
         rebuild(self.channels, self.keys, self.port_proto, self.used)
 
+    def enable_names(self) -> None:
+        """Track name channels' promotion (`state.name_channels`): 32 bytes a row."""
+        self.name_channels = NameChannels(self.capacity)
+        self.name_channels.restore(self.keys, self.port_proto, self.used, self.last_seen_ms)
+
     def columns(self) -> TableColumns:
         """The arrays as the kernels take them; taken anew per call (`grow` replaces them)."""
         return TableColumns(
@@ -189,6 +200,8 @@ class PairTable:
         """Memory of the table's own arrays (the shared prevalence sketch not included)."""
         own = sum(getattr(self, name).nbytes for name in ROW_COLUMNS)
         index = self.index.nbytes + self.channels.nbytes
+        if self.name_channels is not None:
+            index += self.name_channels.nbytes
         return int(own + index + self.free.nbytes + self.meta.nbytes)
 
     @property
@@ -230,6 +243,8 @@ class PairTable:
         _index_rows(self.index, self.keys, self.port_proto, self.used)
         if self.channels.size:
             self.enable_channels()
+        if self.name_channels is not None:
+            self.enable_names()
         self.budget.granted += added
         self.capacity = capacity
         del columns
@@ -286,6 +301,8 @@ class PairTable:
         _index_rows(self.index, self.keys, self.port_proto, self.used)
         if self.channels.size:
             self.enable_channels()
+        if self.name_channels is not None:
+            self.enable_names()
         self.count_into(self.prevalence)
 
     def count_into(self, prevalence: Prevalence) -> None:
