@@ -27,6 +27,7 @@ def random_flows(n: int, seed: int = 0) -> FlowBatch:
         info = np.iinfo(dtype)
         columns[name] = rng.integers(info.min, info.max, size=n, dtype=dtype, endpoint=True)
     columns["name_hash"] = np.zeros(n, dtype=np.uint64)  # no names: `named_flows` has them
+    columns["annotation"] = np.zeros(n, dtype=np.uint8)
     return FlowBatch(**columns)
 
 
@@ -41,7 +42,9 @@ def named_flows(n: int, seed: int = 0) -> FlowBatch:
     picked = rng.integers(0, len(hashes), size=n)
     column = np.array(hashes, dtype=np.uint64)[picked]
     names = dict(zip(hashes[1:], NAMES, strict=True))
-    return dataclasses.replace(flows, name_hash=column, names=names)
+    # Some named rows are annotations (Zeek ssl/http records), not connections.
+    annotation = ((picked > 0) & (rng.random(n) < 0.2)).astype(np.uint8)
+    return dataclasses.replace(flows, name_hash=column, names=names, annotation=annotation)
 
 
 def assert_same_flows(got: FlowBatch, want: FlowBatch) -> None:
@@ -76,6 +79,12 @@ def test_names_round_trip_with_their_texts() -> None:
     assert len(used) == len(NAMES)
 
 
+def _set_annotation(record: bytes, n: int, value: int) -> bytes:
+    """The record of ``n`` flows with its first annotation flag set to ``value``."""
+    at = HEADER_BYTES + n * (BYTES_PER_FLOW + 8)  # behind the columns and the hash column
+    return record[:at] + bytes([value]) + record[at + 1 :]
+
+
 @pytest.mark.parametrize(
     ("damage", "detail"),
     [
@@ -84,6 +93,7 @@ def test_names_round_trip_with_their_texts() -> None:
         (lambda r: r.replace(b"c2.example.com", b"C2.example.com"), "not normalised"),
         (lambda r: r.replace("bücher".encode(), b"b\xff\xfecher"), "not UTF-8"),
         (lambda r: r[:8] + b"\2\0\0\0" + r[12:], "flags"),  # names without the initiator
+        (lambda r: _set_annotation(r, 60, 7), "annotation"),  # a flag other than 0/1
     ],
 )
 def test_a_damaged_names_section_is_rejected(damage, detail) -> None:  # type: ignore[no-untyped-def]

@@ -215,6 +215,12 @@ class Detector:
 
     def process(self, flows: FlowBatch, partition: PartitionKey = 0) -> DetectorResult:
         """Ingest one batch of flows from one input partition, in order."""
+        # Name annotations (Zeek ssl/http records) are no connections: learnt, then dropped;
+        # they name the partition's later flows of their pair (`state.name_notes`).
+        notes = flows.annotation.any()
+        known = self._partitions.get(partition)
+        if notes or (known is not None and len(known.notes)):
+            flows = self.partition(partition).notes.split(flows)
         scoped = self.scope.apply(flows)
         self.stats.ignored_by_reason.update(scoped.ignored)
         flows = scoped.flows

@@ -13,12 +13,13 @@ Layout (all little-endian)::
                           unknown flags is rejected); 0 in records of 0.1-era writers;
                           FLAG_NAMES (with FLAG_INITIATOR) when the names section is there
     crc    uint32         zlib.crc32 of the bytes after the header
-    columns               FLOW_COLUMNS but record_index and name_hash, widest first, each n
-                          values (without the initiator column when the flag is not set:
-                          unknown)
-    names                 with FLAG_NAMES only (else every flow has no name): name_hash,
-                          n uint64; then m uint32 and m times (hash uint64, length uint16,
-                          UTF-8 text): the texts of the record's names
+    columns               FLOW_COLUMNS but record_index, name_hash and annotation, widest
+                          first, each n values (without the initiator column when the flag is
+                          not set: unknown)
+    names                 with FLAG_NAMES only (else no flow has a name and none is an
+                          annotation): name_hash, n uint64; annotation, n uint8; then m uint32
+                          and m times (hash uint64, length uint16, UTF-8 text): the texts of
+                          the record's names
 
 A writer sets FLAG_NAMES only when a flow has a name, so records without names are the ones
 older readers read.
@@ -51,7 +52,7 @@ WIRE_COLUMNS: tuple[tuple[str, np.dtype[np.generic]], ...] = tuple(
         (
             (name, np.dtype(dtype).newbyteorder("<"))
             for name, dtype in FLOW_COLUMNS.items()
-            if name not in ("record_index", "name_hash")
+            if name not in ("record_index", "name_hash", "annotation")
         ),
         key=lambda column: -column[1].itemsize,
     )
@@ -76,13 +77,13 @@ def encoded_size(flows: int, flags: int = FLAG_INITIATOR) -> int:
     """Bytes of a record of ``flows`` flows, without its names' texts (FLAG_NAMES)."""
     size = HEADER_BYTES + flows * sum(d.itemsize for _, d in _COLUMNS_BY_FLAGS[flags])
     if flags & FLAG_NAMES:
-        size += flows * _NAME_HASH.itemsize + _NAME_COUNT.size
+        size += flows * (_NAME_HASH.itemsize + 1) + _NAME_COUNT.size
     return size
 
 
 def _names_section(flows: FlowBatch) -> bytes:
     hashes = np.ascontiguousarray(flows.name_hash, dtype=_NAME_HASH)
-    parts = [hashes.tobytes()]
+    parts = [hashes.tobytes(), np.ascontiguousarray(flows.annotation, dtype=np.uint8).tobytes()]
     used = np.unique(hashes[hashes != 0]).tolist()
     texts = [(h, flows.names[h].encode("utf-8")) for h in used if h in flows.names]
     parts.append(_NAME_COUNT.pack(len(texts)))
@@ -100,17 +101,22 @@ def encode_flows(flows: FlowBatch) -> bytes:
         for name, dtype in WIRE_COLUMNS
     )
     flags = FLAG_INITIATOR
-    if flows.name_hash.any():
+    if flows.name_hash.any() or flows.annotation.any():
         flags |= FLAG_NAMES
         body += _names_section(flows)
     return _HEADER.pack(MAGIC, len(flows), flags, zlib.crc32(body)) + body
 
 
-def _read_names(record: bytes, n: int) -> tuple[np.ndarray, dict[int, str]] | str:
-    """The name_hash column and the texts of a FLAG_NAMES record, or what is wrong."""
+def _read_names(record: bytes, n: int) -> tuple[np.ndarray, np.ndarray, dict[int, str]] | str:
+    """The name_hash and annotation columns and the texts of a FLAG_NAMES record, or what is
+    wrong."""
     offset = encoded_size(n, FLAG_INITIATOR)
     hashes = np.frombuffer(record, dtype=_NAME_HASH, count=n, offset=offset)
     offset += n * _NAME_HASH.itemsize
+    annotation = np.frombuffer(record, dtype=np.uint8, count=n, offset=offset)
+    offset += n
+    if (annotation > 1).any():
+        return "annotation flags other than 0/1"
     (count,) = _NAME_COUNT.unpack_from(record, offset)
     offset += _NAME_COUNT.size
     names: dict[int, str] = {}
@@ -132,7 +138,8 @@ def _read_names(record: bytes, n: int) -> tuple[np.ndarray, dict[int, str]] | st
         names[h] = text
     if offset != len(record):
         return f"{len(record) - offset} bytes after the names section"
-    return hashes.astype(np.uint64), names  # a copy: the column is not 8-byte aligned
+    # Copies: the hash column is not 8-byte aligned, and frombuffer views are read-only.
+    return hashes.astype(np.uint64), annotation.copy(), names
 
 
 def _problem(record: bytes) -> str | None:
@@ -189,7 +196,8 @@ def _columns(record: bytes, index: int) -> FlowBatch:
     if flags & FLAG_NAMES:
         read = _read_names(record, n)
         assert not isinstance(read, str)  # `_problem` checked it
-        columns["name_hash"], names = read
+        columns["name_hash"], columns["annotation"], names = read
     else:
         columns["name_hash"] = np.zeros(n, dtype=np.uint64)
+        columns["annotation"] = np.zeros(n, dtype=np.uint8)
     return FlowBatch(**columns, names=names)

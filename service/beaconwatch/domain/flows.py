@@ -41,6 +41,10 @@ FLOW_COLUMNS: dict[str, npt.DTypeLike] = {
     # The destination's name where the format carries one (TLS SNI, HTTP host, DNS name):
     # `domain.names.name_hash` of it, 0 = none; its text is in `FlowBatch.names`.
     "name_hash": np.uint64,
+    # 1: not a connection but a name annotation (a Zeek ssl.log/http.log record: this source
+    # reached this destination under `name_hash`); the detector learns it and drops the row
+    # (`state.name_notes`). 0 for every flow.
+    "annotation": np.uint8,
 }
 INITIATOR_UNKNOWN = 0
 INITIATOR_SRC = 1  # the record's source started the connection
@@ -69,6 +73,7 @@ class FlowBatch:
     record_index: npt.NDArray[np.int64]
     initiator: npt.NDArray[np.uint8]
     name_hash: npt.NDArray[np.uint64]
+    annotation: npt.NDArray[np.uint8]
     # name_hash -> its normalised text, for the names of this batch (a superset after `take`).
     names: Mapping[int, str] = field(default_factory=dict)
 
@@ -88,8 +93,8 @@ class FlowBatch:
         """Build a batch from array-likes, casting each to its canonical dtype.
 
         ``end_ms`` defaults to ``start_ms``; ``packets``/``sampling_rate`` default to 1,
-        ``record_index`` to ``arange(n)``, ``initiator`` to unknown, ``name_hash`` to none;
-        ``names`` (hash -> text) to none.
+        ``record_index`` to ``arange(n)``, ``initiator`` to unknown, ``name_hash`` to none,
+        ``annotation`` to 0 (a flow); ``names`` (hash -> text) to none.
         """
         names: Mapping[int, str] = columns.pop("names", {})
         n = len(columns["start_ms"])
@@ -99,6 +104,7 @@ class FlowBatch:
         columns.setdefault("record_index", np.arange(n))
         columns.setdefault("initiator", np.zeros(n))
         columns.setdefault("name_hash", np.zeros(n))
+        columns.setdefault("annotation", np.zeros(n))
         arrays = {}
         for name, dtype in FLOW_COLUMNS.items():
             arr = np.ascontiguousarray(np.asarray(columns[name]).astype(dtype, copy=False))

@@ -143,6 +143,7 @@ def resolve_many(
         columns[name] = np.fromiter((p[k] for p in good), dtype=np.uint64, count=m)
     columns["initiator"] = np.fromiter((p.initiator for p in good), dtype=np.uint8, count=m)
     columns["name_hash"] = np.fromiter((p.name_hash for p in good), dtype=np.uint64, count=m)
+    columns["annotation"] = np.zeros(m, dtype=np.uint8)
     bad = ~(ip_ok[0::2] & ip_ok[1::2] & t_ok[0::2] & t_ok[1::2])
     problems: list[Problem | None] = [r if isinstance(r, Problem) else None for r in rows]
     where = np.flatnonzero([p is not None for p in pending])  # row index of each good row

@@ -23,7 +23,8 @@ from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
 _new_tuple = tuple.__new__
 # FlowRow order (the initiator last: what the record says, `decode.initiator`).
 # No name: the scanned formats (goflow2) carry none, so name_hash is 0.
-ROW_COLUMNS = [name for name in FLOW_COLUMNS if name not in ("record_index", "name_hash")]
+_NO_NAMES = ("record_index", "name_hash", "annotation")
+ROW_COLUMNS = [name for name in FLOW_COLUMNS if name not in _NO_NAMES]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +126,12 @@ def finish_batch(
         picked: dict[str, Any] = dict(zip(ROW_COLUMNS, columns, strict=True))
         n = len(ok)
         return DecodeResult(
-            FlowBatch(**picked, record_index=np.arange(n), name_hash=np.zeros(n, np.uint64)),
+            FlowBatch.from_columns(**picked, record_index=np.arange(n)),
             rejections,
         )
     keep = np.flatnonzero(ok)
     kept: dict[str, Any] = {name: col[keep] for name, col in zip(ROW_COLUMNS, columns, strict=True)}
     return DecodeResult(
-        FlowBatch(
-            **kept, record_index=keep.astype(np.int64), name_hash=np.zeros(keep.size, np.uint64)
-        ),
+        FlowBatch.from_columns(**kept, record_index=keep.astype(np.int64)),
         rejections,
     )
