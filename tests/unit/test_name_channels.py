@@ -11,6 +11,7 @@ import orjson
 
 from beaconwatch.alerting.alert import CHANNEL_NAME, CHANNEL_PAIR, Alert
 from beaconwatch.alerting.ecs import encode_alert
+from beaconwatch.alerting.ocsf import OcsfEncoder
 from beaconwatch.alerting.rules import reason_sentence
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.channels import NAME_REPORTED
@@ -81,6 +82,8 @@ def test_a_beacon_rotating_across_24s_with_one_sni_is_one_name_alert() -> None:
     doc = orjson.loads(encode_alert(alert))
     assert doc["destination"]["domain"] == C2 and doc["destination"]["ip"] == alert.dst_ip
     assert doc["beacon"]["channel"] == "name" and doc["beacon"]["destination_domain"] == C2
+    ocsf = orjson.loads(OcsfEncoder()(alert))
+    assert ocsf["unmapped"]["beacon"]["destination_domain"] == C2
     # The name row: keyed by the name's hash at NAME_LEVEL, not counted in fan-out.
     row = det.table.find(ip_to_halves("10.0.0.5"), (name_hash(C2), 0), 443 << 8 | 6 | NAME_LEVEL)
     assert row >= 0 and det.table.count[row] >= 40

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from beaconwatch import __version__
-from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_LONG_CONNECTION, Alert
+from beaconwatch.alerting.alert import CHANNEL_NAME, CHANNEL_PREFIX, RULE_LONG_CONNECTION, Alert
 from beaconwatch.alerting.ecs import (
     ATTACK_TACTIC,
     ATTACK_TECHNIQUE,
@@ -181,6 +181,9 @@ def _unmapped(alert: Alert) -> dict[str, Any]:
     out["beacon"]["channel"] = alert.channel
     if alert.channel == CHANNEL_PREFIX:  # the destination IP rotated within a prefix
         out["beacon"]["destination_prefix"] = alert.dst_prefix
+        out["beacon"]["destination_ips"] = alert.dst_ips
+    if alert.channel == CHANNEL_NAME:  # the destination IP rotated under one name
+        out["beacon"]["destination_domain"] = alert.dst_domain
         out["beacon"]["destination_ips"] = alert.dst_ips
     return out
 
