@@ -163,3 +163,14 @@ def test_a_snapshot_without_name_rows_is_the_old_version() -> None:
     det = detector()
     run(det, unnamed(browsing()))
     assert struct.unpack_from("<H", det.snapshot_partition(0), 8)[0] == snapshot.FORMAT_VERSION
+
+
+def test_warm_up_compiles_the_name_kernels() -> None:
+    # A service warms up before reading: the first named flows must not wait for numba.
+    from beaconwatch.core import channels
+    from beaconwatch.core.detector import warm_up
+    from beaconwatch.state import name_channels
+
+    warm_up(Config())
+    assert name_channels.route_names.signatures
+    assert channels._name_rows.signatures

@@ -228,13 +228,8 @@ class ChannelGate:
         if alert.channel == CHANNEL_NAME:
             return None, self._named(table, alert, src, pp)
         if table.name_channels is not None:
-            out = np.empty(table.capacity, dtype=np.int32)
-            n = _name_rows(
-                table.keys, table.port_proto, table.used, table.alert_ms, np.uint64(src[0]),
-                np.uint64(src[1]), np.uint32(pp | NAME_LEVEL), alert.detected_ms - self.window_ms,
-                out,
-            )  # fmt: skip
-            if any(reported(int(row)) for row in out[:n]):
+            since_ms = alert.detected_ms - self.window_ms
+            if any(reported(int(row)) for row in self.name_rows(table, src, pp, since_ms)):
                 return NAME_REPORTED, alert
         if alert.channel != CHANNEL_PREFIX:
             net = _network(ip_to_halves(alert.dst_ip))
@@ -257,6 +252,17 @@ class ChannelGate:
             alert, dst_ip=halves_to_ip(keys[2], keys[3]), dst_ips=int(members.size)
         )
         return None, named
+
+    @staticmethod
+    def name_rows(table: PairTable, src: tuple[int, int], pp: int, since_ms: int) -> np.ndarray:
+        """Rows of the name channels of source ``src`` and port_proto ``pp`` (without the
+        level bit) that alerted from ``since_ms`` on."""
+        out = np.empty(table.capacity, dtype=np.int32)
+        n = _name_rows(
+            table.keys, table.port_proto, table.used, table.alert_ms, np.uint64(src[0]),
+            np.uint64(src[1]), np.uint32(pp | NAME_LEVEL), since_ms, out,
+        )  # fmt: skip
+        return out[:n]
 
     @staticmethod
     def _named(table: PairTable, alert: Alert, src: tuple[int, int], pp: int) -> Alert:

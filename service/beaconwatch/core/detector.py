@@ -493,3 +493,14 @@ def warm_up(config: Config) -> None:
     for net in ((0, 0xFFFF_CB00_7100), (0x2001_0DB8 << 32, 0)):
         detector._channels.members(detector.table, (0, 0xFFFF_0A00_0001), net, 443 << 8 | 6,
                                    start_ms)  # fmt: skip
+    # The name channels: their promotion index and name pass (two IPs of one name), and the
+    # look-up of a source's name rows, run at a pair or prefix alert.
+    if detector.table.name_channels is not None:
+        named = FlowBatch.from_columns(
+            start_ms=[start_ms, start_ms + 1], src_hi=[0, 0], src_lo=[0xFFFF_0A00_0001] * 2,
+            dst_hi=[0, 0], dst_lo=[0xFFFF_CB00_7101, 0xFFFF_C633_6401], src_port=[50_001] * 2,
+            dst_port=[443, 443], proto=[6, 6], bytes=[100, 100], name_hash=[1, 1],
+            names={1: "warm-up.invalid"},
+        )  # fmt: skip
+        detector.process(named)
+        detector._channels.name_rows(detector.table, (0, 0xFFFF_0A00_0001), 443 << 8 | 6, 0)
