@@ -7,7 +7,6 @@ import zlib
 import numpy as np
 import pytest
 
-from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.flow_columns import (
     BYTES_PER_FLOW,
     HEADER_BYTES,
@@ -16,6 +15,7 @@ from beaconwatch.decode.flow_columns import (
 )
 from beaconwatch.decode.registry import get_decoder
 from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
+from beaconwatch.domain.rejections import RejectReason
 
 
 def random_flows(n: int, seed: int = 0) -> FlowBatch:

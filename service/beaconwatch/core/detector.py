@@ -27,10 +27,10 @@ from beaconwatch.core.pair_scores import PairScore, pair_scores
 from beaconwatch.core.partition_state import PartitionKey, PartitionState
 from beaconwatch.core.scope import FlowScope
 from beaconwatch.core.watermark import Observation
-from beaconwatch.decode.base import Rejection, RejectReason
 from beaconwatch.domain.addresses import halves_to_ip
 from beaconwatch.domain.clock import EventClock
 from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.domain.rejections import Rejection, RejectReason
 from beaconwatch.domain.stats import AheadExample, DetectorStats
 from beaconwatch.scoring.window_score import (
     Stat,

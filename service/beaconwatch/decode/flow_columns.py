@@ -27,8 +27,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
+from beaconwatch.domain.rejections import Rejection, RejectReason
 
 FORMAT_NAME = "beaconwatch-flows"
 MAGIC = b"BWF1"
