@@ -377,7 +377,9 @@ class Detector:
             and batch_start_ms - before_ms > self._window_ms
         ):
             state.last_sweep_ms = batch_start_ms
-            self.stats.evicted_idle_total += table.evict_idle(batch_start_ms - self._window_ms)
+            self.stats.evicted_idle_total += table.evict_idle(
+                batch_start_ms - self._window_ms, batch_start_ms - self._long_window_ms
+            )
         if after_ms - table.epoch_ms > REBASE_AFTER_MS:
             table.rebase(after_ms - self._long_window_ms - self._lateness_ms)
 
@@ -404,7 +406,9 @@ class Detector:
         if last is not None and now_ms - last < self._sweep_every_ms:
             return
         state.last_sweep_ms = now_ms
-        self.stats.evicted_idle_total += state.table.evict_idle(now_ms - self._window_ms)
+        self.stats.evicted_idle_total += state.table.evict_idle(
+            now_ms - self._window_ms, now_ms - self._long_window_ms
+        )
 
     def score_all_pairs(self) -> list[PairScore]:
         """Every tracked pair of every partition scored on its current window (for
