@@ -2,9 +2,9 @@
 
 A 24 h beacon shows 3 check-ins in the long window (72 h). Before a rule scores such windows,
 this counts what it would see: every pair's first three connections after it starts being
-tracked (the idle sweep's rule: a pair of one connection is dropped after the window, one of
-more after the long window), when they span at least two slow intervals (the detector's
-trigger for slow pairs), on
+tracked (the idle sweep's rule: a pair of one connection is dropped after the window and a
+quarter, one of more after the long window), when they span at least two slow intervals (the
+detector's trigger for slow pairs), on
 
 - the synthetic background of `make eval` (benign pairs of 2,000 host-days),
 - the hard case "slow beacon: 24 h sleep within 72 h" (its planted pair, 20 seeds).
@@ -29,14 +29,14 @@ from beaconwatch.scoring.daily import (
     GATE_LONG,
     GATE_REGULAR,
     GATE_SIZES,
+    MIN_BYTES,
+    SIZE_SPREAD_LN,
     gates_of_windows,
 )
 
 HOUR_MS = 3_600_000
 MIN_INTERVAL_S = 18 * 3600.0  # long window / 4: shorter rhythms show 4+ connections in 72 h
 MAX_DEVIATION = 0.1  # 10 % symmetric jitter: r <= 0.1
-MAX_SIZE_SPREAD_LN = 0.05  # an implant's check-in size plus its padding
-MIN_BYTES = 200.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +124,15 @@ def gate_table(gates: I64, sources: I64) -> list[tuple[str, int]]:
     ]
 
 
+def _single_idle_ms(config: Config) -> int:
+    """When the idle sweep drops a pair of one connection (`Detector`)."""
+    window_ms = int(config.state.window_s * 1000)
+    return window_ms + (window_ms // 4 if config.alerting.sparse_min_interval_s > 0 else 0)
+
+
 def _gates(w: Windows, two_of_three: bool) -> I64:
     return gates_of_windows(w.times_s, w.sizes, MIN_INTERVAL_S, MAX_DEVIATION,
-                            MAX_SIZE_SPREAD_LN, MIN_BYTES, two_of_three)  # fmt: skip
+                            SIZE_SPREAD_LN, MIN_BYTES, two_of_three)  # fmt: skip
 
 
 def background(config: Config) -> tuple[float, dict[bool, list[tuple[str, int]]]]:
@@ -140,7 +146,7 @@ def background(config: Config) -> tuple[float, dict[bool, list[tuple[str, int]]]
     st = config.state
     w = three_connection_windows(
         pair[benign], f.start_ms[benign].astype(np.int64), f.src_port[benign].astype(np.int64),
-        f.bytes[benign].astype(np.float64), int(st.window_s * 1000), int(st.long_window_s * 1000),
+        f.bytes[benign].astype(np.float64), _single_idle_ms(config), int(st.long_window_s * 1000),
         int(2 * config.scoring.slow_interval_s * 1000),
     )  # fmt: skip
     dst_key = (sc.pair_dst.astype(np.int64) << 24) | (sc.pair_port.astype(np.int64) << 8)
@@ -164,7 +170,7 @@ def daily_case(config: Config, runs: int = 20) -> dict[bool, list[int]]:
         w = three_connection_windows(
             np.zeros(len(rows), dtype=np.int64), np.array([r.start_ms for r in rows]),
             np.array([r.src_port for r in rows]), np.array([float(r.bytes) for r in rows]),
-            int(st.window_s * 1000), int(st.long_window_s * 1000),
+            _single_idle_ms(config), int(st.long_window_s * 1000),
             int(2 * config.scoring.slow_interval_s * 1000),
         )  # fmt: skip
         for two in (False, True):

@@ -31,6 +31,11 @@ GATE_LONG = 1
 GATE_REGULAR = 2
 GATE_SIZES = 4
 ALL_GATES = GATE_LONG | GATE_REGULAR | GATE_SIZES
+# The detector's size gate (rule sparse-beacon): two of three within 5 %, an implant's own
+# check-in size plus its padding (one check-in may carry tasking); below 200 bytes (a SYN, an
+# empty reply) no payload to compare.
+SIZE_SPREAD_LN = 0.05
+MIN_BYTES = 200.0
 
 
 @njit(cache=True, nogil=True)

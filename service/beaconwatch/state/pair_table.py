@@ -265,18 +265,23 @@ class PairTable:
         row = int(_find_row(self.index, self.keys, self.port_proto, *args))
         return row if row != EMPTY else -1
 
-    def evict_idle(self, cutoff_ms: int, long_cutoff_ms: int | None = None) -> int:
+    def evict_idle(
+        self, cutoff_ms: int, long_cutoff_ms: int | None = None, single_cutoff_ms: int | None = None
+    ) -> int:
         """Drop pairs whose last connection is older than ``cutoff_ms``; returns how many.
 
         With ``long_cutoff_ms`` (now - long window), a pair with two or more connections is
         kept until its last one is older than that: a daily beacon is silent for 24 h
         between check-ins, longer than the window, and its slow-pair score reaches back over
-        the long window. Single-connection pairs (most of a table) still go after the window;
-        capacity eviction bounds memory either way."""
-        idle = self.last_seen_ms < cutoff_ms
-        if long_cutoff_ms is not None:
-            idle &= (self.count < 2) | (self.last_seen_ms < long_cutoff_ms)
-        return self._evict(idle)
+        the long window. Single-connection pairs (most of a table) go after the window, or
+        at ``single_cutoff_ms`` if given (the sparse-beacon rule's grace for a jittered 24 h
+        sleep); capacity eviction bounds memory either way."""
+        if long_cutoff_ms is None:
+            return self._evict(self.last_seen_ms < cutoff_ms)
+        single = cutoff_ms if single_cutoff_ms is None else single_cutoff_ms
+        return self._evict(
+            np.where(self.count < 2, self.last_seen_ms < single, self.last_seen_ms < long_cutoff_ms)
+        )
 
     def release(self) -> int:
         """Drop every pair (the partition was revoked) and give the rows back to the budget;
