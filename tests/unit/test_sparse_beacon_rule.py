@@ -3,13 +3,18 @@ sizes, to a destination no other internal host reaches, alert once as a low-seve
 
 from __future__ import annotations
 
+import orjson
+
 from beaconwatch.alerting.alert import RULE_SPARSE_BEACON, Alert
-from beaconwatch.alerting.ecs import SPARSE_BEACON_RULE_ID, to_ecs
-from beaconwatch.alerting.ocsf import to_ocsf
+from beaconwatch.alerting.ecs import SPARSE_BEACON_RULE_ID, encode_alert, to_ecs
+from beaconwatch.alerting.ocsf import OCSF_VERSION, to_ocsf
 from beaconwatch.alerting.rules import reason_sentence
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.detector import Detector
 from tests.unit.flowgen import T0_MS, WALL_MS, FullRow, make_flows
+from tests.unit.ocsf_schema import ocsf_errors
+from tests.unit.siem_alerts import flatten
+from tests.unit.test_siem_elasticsearch import accepts, mapped_type, merged_mappings
 
 H = 3_600_000
 C2 = "203.0.113.66"
@@ -66,3 +71,18 @@ def test_no_alert_without_every_gate() -> None:
 
 def test_the_rule_can_be_turned_off() -> None:
     assert run(check_ins(DAILY, SIZES), sparse_min_interval_s=0) == []
+
+
+def test_its_documents_are_valid_ocsf_and_indexable_as_mapped() -> None:
+    (alert,) = run(check_ins(DAILY, SIZES))
+    doc = to_ocsf(alert)
+    assert ocsf_errors(doc, OCSF_VERSION) == []
+    analytic = doc["finding_info"]["analytic"]
+    assert analytic["uid"] == SPARSE_BEACON_RULE_ID and analytic["type"] == "Rule"
+    assert doc["severity"] == "Low"
+    mapping = merged_mappings()
+    ecs = orjson.loads(encode_alert(alert))
+    assert ecs["event"]["action"] == "sparse-beacon-detected"
+    for path, value in flatten(ecs).items():
+        es_type = mapped_type(mapping, path, value)
+        assert es_type is not None and accepts(es_type, value), path
