@@ -44,7 +44,7 @@ test-integration: install ## Integration tests (start an embedded Kafka broker)
 NOJIT_TESTS := $(addprefix tests/unit/test_,$(addsuffix .py,kernels bursts periodicity \
 	record_batches window_score pair_table snapshot interval_significance detector_reference \
 	detector fanout long_connections event_time host_owners flow_columns alignment \
-	levels_every_cpu sparse lattice inbound_fixed_port))
+	levels_every_cpu sparse lattice inbound_fixed_port daily sparse_beacon_rule))
 # The decoders' scanners (decode/scan/ and the text parsers they call): the raw-pointer
 # primitives have plain-Python twins under NUMBA_DISABLE_JIT=1 (test_raw_pointer compares them).
 NOJIT_DECODE_TESTS := $(addprefix tests/unit/test_,$(addsuffix .py,decode_goflow2_json \

@@ -323,6 +323,12 @@ class AlertingConfig(_Section):
     # 0 turns the rule off.
     long_connection_s: float = Field(7_200.0, ge=0)
     long_connection_sessions: int = Field(3, ge=1, le=1000)
+    # Rule "sparse-beacon" (a hunting lead, severity low): a pair's first three connections,
+    # both intervals at least sparse_min_interval_s and within sparse_max_deviation of their
+    # mean, two of the three sizes alike, to a destination no other internal host reaches: a
+    # daily beacon in its first 72 h (scoring/daily.py). 0 turns the rule off.
+    sparse_min_interval_s: float = Field(64_800.0, ge=0)
+    sparse_max_deviation: float = Field(0.1, ge=0, le=1)
     severity_medium: float = Field(0.85, ge=0, le=1)  # score bands; below medium = low
     severity_high: float = Field(0.92, ge=0, le=1)
     severity_critical: float = Field(0.97, ge=0, le=1)

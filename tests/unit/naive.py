@@ -487,3 +487,26 @@ def reference_merge(
             out_t.append(t)
             out_b.append(b)
     return out_t, out_b
+
+
+def three_connection_gates(
+    times_s: F64, sizes: F64, min_interval_s: float, max_deviation: float,
+    max_size_spread_ln: float, min_bytes: float, two_of_three: bool,
+) -> int:  # fmt: skip
+    """`scoring.daily.three_connection_gates`: 1 both intervals long, 2 regular, 4 sizes."""
+    if len(times_s) != 3 or len(sizes) != 3:
+        return 0
+    d = np.diff(times_s)
+    r = 1.0 if d.sum() <= 0 else float(np.max(np.abs(d / d.mean() - 1)))
+    srt = sorted(float(s) for s in sizes)
+    spreads = [math.log(b / a) for a, b in ((srt[0], srt[2]), (srt[0], srt[1]), (srt[1], srt[2]))]
+    sized = srt[0] >= min_bytes and srt[0] > 0
+    close = sized and (
+        spreads[0] <= max_size_spread_ln
+        or (two_of_three and min(spreads[1:]) <= max_size_spread_ln)
+    )
+    return (
+        (1 if d.min() >= min_interval_s else 0)
+        | (2 if r <= max_deviation else 0)
+        | (4 if close else 0)
+    )

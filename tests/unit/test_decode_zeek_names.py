@@ -10,10 +10,10 @@ import numpy as np
 from beaconwatch.alerting.alert import CHANNEL_NAME
 from beaconwatch.config import Config
 from beaconwatch.core.detector import Detector
-from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.zeek.zeek_json import ZeekJsonDecoder
 from beaconwatch.domain.addresses import ip_to_halves
 from beaconwatch.domain.names import name_hash
+from beaconwatch.domain.rejections import RejectReason
 from beaconwatch.simulate.encoders import zeek_json
 from beaconwatch.simulate.model import SimFlow
 from tests.unit.flowgen import T0_MS, WALL_MS

@@ -8,7 +8,6 @@ import zlib
 import numpy as np
 import pytest
 
-from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.flow_columns import (
     BYTES_PER_FLOW,
     HEADER_BYTES,
@@ -18,6 +17,7 @@ from beaconwatch.decode.flow_columns import (
 from beaconwatch.decode.registry import get_decoder
 from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
 from beaconwatch.domain.names import name_hash
+from beaconwatch.domain.rejections import RejectReason
 
 
 def random_flows(n: int, seed: int = 0) -> FlowBatch:

@@ -20,6 +20,7 @@ from beaconwatch.alerting.alert import (
     CHANNEL_PREFIX,
     RULE_BEACON,
     RULE_LONG_CONNECTION,
+    RULE_SPARSE_BEACON,
     Alert,
 )
 from beaconwatch.alerting.statistics import AlertRow, BeaconStats, read_statistics
@@ -115,7 +116,11 @@ class AlertRules:
         detected_ms = int(times_ms[k.AT_DETECTED_MS])
         pair_key = f"{src_ip}>{dst_domain or dst_prefix or dst_ip}:{dst_port}/{proto}".encode()
         lifecycle = int(extra[k.EXTRA_LIFECYCLE])
-        long = int(extra[k.EXTRA_KIND]) == k.KIND_LONG_CONNECTION
+        kind = int(extra[k.EXTRA_KIND])
+        long = kind == k.KIND_LONG_CONNECTION
+        rule = RULE_LONG_CONNECTION if long else RULE_BEACON
+        if kind == k.KIND_SPARSE_BEACON:
+            rule = RULE_SPARSE_BEACON
         return Alert(
             event_id=self.stable_id(pair_key, detected_ms),
             series_id=self.stable_id(pair_key, int(times_ms[k.AT_FIRST_ALERT_MS])),
@@ -128,9 +133,9 @@ class AlertRules:
             window_end_ms=int(times_ms[k.AT_WINDOW_END_MS]),
             first_seen_ms=int(times_ms[k.AT_FIRST_SEEN_MS]),
             detected_ms=detected_ms,
-            severity=self.severity(beacon.score),
+            severity="low" if rule == RULE_SPARSE_BEACON else self.severity(beacon.score),
             stats=beacon,
-            rule=RULE_LONG_CONNECTION if long else RULE_BEACON,
+            rule=rule,
             duration_s=round(float(extra[k.EXTRA_DURATION_S]), 3) if long else 0.0,
             channel=channel,
             dst_prefix=dst_prefix,
@@ -189,6 +194,8 @@ def reason_sentence(alert: Alert) -> str:
     s = alert.stats
     if alert.rule == RULE_LONG_CONNECTION:
         return long_connection_sentence(alert)
+    if alert.rule == RULE_SPARSE_BEACON:
+        return sparse_beacon_sentence(alert)
     span_s = max(0.0, (alert.detected_ms - alert.first_seen_ms) / 1000)
     words = (
         f"{protocol_name(alert.proto)}/{alert.dst_port} every {sleep_words(s)}, "
@@ -206,6 +213,20 @@ def reason_sentence(alert: Alert) -> str:
         words += f"; {s.prevalence_sources} internal hosts contact this {where}"
     if s.sampling_rate > 1:
         words += f"; flows sampled 1:{s.sampling_rate}, so missed check-ins cost nothing"
+    if s.direction_inferred:
+        words += INFERRED_DIRECTION_WORDS
+    return words
+
+
+def sparse_beacon_sentence(alert: Alert) -> str:
+    """E.g. "tcp/443 3 connections about 24 h apart to a destination no other internal host
+    contacts: a daily beacon's first check-ins, or a scheduled task (hunting lead)"."""
+    s = alert.stats
+    words = (
+        f"{protocol_name(alert.proto)}/{alert.dst_port} 3 connections about "
+        f"{duration_words(s.mean_interval_s)} apart to a destination no other internal host "
+        "contacts: a daily beacon's first check-ins, or a scheduled task (hunting lead)"
+    )
     if s.direction_inferred:
         words += INFERRED_DIRECTION_WORDS
     return words

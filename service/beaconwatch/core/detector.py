@@ -28,10 +28,10 @@ from beaconwatch.core.pair_scores import PairScore, pair_scores
 from beaconwatch.core.partition_state import PartitionKey, PartitionState
 from beaconwatch.core.scope import FlowScope
 from beaconwatch.core.watermark import Observation
-from beaconwatch.decode.base import Rejection, RejectReason
 from beaconwatch.domain.addresses import halves_to_ip
 from beaconwatch.domain.clock import EventClock
 from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.domain.rejections import Rejection, RejectReason
 from beaconwatch.domain.stats import AheadExample, DetectorStats
 from beaconwatch.scoring.window_score import (
     Stat,
@@ -94,6 +94,10 @@ class Detector:
         self.scope = FlowScope(config.network)
         self._window_ms = int(state.window_s * 1000)
         self._long_window_ms = int(state.long_window_s * 1000)
+        # A pair of one connection is dropped after the window, a quarter more with rule
+        # sparse-beacon on: a 24 h sleep with jitter comes back after up to 26-30 h.
+        sparse = config.alerting.sparse_min_interval_s > 0
+        self._single_idle_ms = self._window_ms + (self._window_ms // 4 if sparse else 0)
         self._lateness_ms = int(state.allowed_lateness_s * 1000)
         self._tolerance_ms = int(state.clock_tolerance_s * 1000)
         # Row 0 for unsampled pairs, row 1 for pairs seen through packet sampling.
@@ -351,11 +355,12 @@ class Detector:
         limits = limits._replace(
             level=level, long_connection_ms=0 if level else limits.long_connection_ms
         )
-        # A flow can make its pair alert twice: a long connection, and a beacon.
-        alert_rows = np.empty(2 * n, dtype=np.int32)
-        alert_stats = np.empty((2 * n, Stat.SIZE), dtype=np.float64)
-        alert_times = np.empty((2 * n, k.AT_SIZE), dtype=np.int64)
-        alert_extra = np.empty((2 * n, k.EXTRA_SIZE), dtype=np.float64)
+        # A flow can make its pair alert three times: a long connection, a sparse beacon (its
+        # third connection) and a beacon (when min_events_slow is 3).
+        alert_rows = np.empty(3 * n, dtype=np.int32)
+        alert_stats = np.empty((3 * n, Stat.SIZE), dtype=np.float64)
+        alert_times = np.empty((3 * n, k.AT_SIZE), dtype=np.int64)
+        alert_extra = np.empty((3 * n, k.EXTRA_SIZE), dtype=np.float64)
         k.ingest(
             table.columns(), self.prevalence.sketch, self.prevalence.nonzero,
             flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi,
@@ -422,7 +427,11 @@ class Detector:
             and batch_start_ms - before_ms > self._window_ms
         ):
             state.last_sweep_ms = batch_start_ms
-            self.stats.evicted_idle_total += table.evict_idle(batch_start_ms - self._window_ms)
+            self.stats.evicted_idle_total += table.evict_idle(
+                batch_start_ms - self._window_ms,
+                batch_start_ms - self._long_window_ms,
+                batch_start_ms - self._single_idle_ms,
+            )
         if after_ms - table.epoch_ms > REBASE_AFTER_MS:
             table.rebase(after_ms - self._long_window_ms - self._lateness_ms)
 
@@ -449,7 +458,9 @@ class Detector:
         if last is not None and now_ms - last < self._sweep_every_ms:
             return
         state.last_sweep_ms = now_ms
-        self.stats.evicted_idle_total += state.table.evict_idle(now_ms - self._window_ms)
+        self.stats.evicted_idle_total += state.table.evict_idle(
+            now_ms - self._window_ms, now_ms - self._long_window_ms, now_ms - self._single_idle_ms
+        )
 
     def score_all_pairs(self) -> list[PairScore]:
         """Every tracked pair of every partition scored on its current window (for

@@ -31,10 +31,11 @@ from typing import Any
 import numpy as np
 import orjson
 
-from beaconwatch.decode.base import Decoder, DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.base import Decoder, DecodeResult
 from beaconwatch.decode.common.rows import DETAIL_MAX
 from beaconwatch.decode.sniff import JSON, UNKNOWN
 from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.domain.rejections import Rejection, RejectReason
 
 UNKNOWN_FORMAT = RejectReason.UNKNOWN_FORMAT
 

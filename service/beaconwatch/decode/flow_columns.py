@@ -36,9 +36,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
 from beaconwatch.domain.names import MAX_NAME_CHARS, normalise
+from beaconwatch.domain.rejections import Rejection, RejectReason
 
 FORMAT_NAME = "beaconwatch-flows"
 MAGIC = b"BWF1"

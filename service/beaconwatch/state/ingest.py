@@ -39,6 +39,7 @@ from numba import njit
 from beaconwatch.domain.dtypes import F32, F64, I32, I64, U8, U16, U32, U64
 from beaconwatch.domain.flows import INITIATOR_SRC, INITIATOR_TURNED
 from beaconwatch.scoring.bursts import burst_gap_s, merge_bursts
+from beaconwatch.scoring.daily import ALL_GATES, MIN_BYTES, SIZE_SPREAD_LN, three_connection_gates
 from beaconwatch.scoring.sleep_range import described_range
 from beaconwatch.scoring.window_score import (
     N_STATS,
@@ -112,6 +113,8 @@ EXTRA_SIZE = 10
 
 KIND_BEACON = 0
 KIND_LONG_CONNECTION = 1
+KIND_SPARSE_BEACON = 2  # three daily check-ins to a new destination (`_sparse_beacon`)
+SPARSE_SCORE = 0.8  # the rule's fixed score: its alerts are hunting leads, severity low
 
 LIFECYCLE_NEW = 1
 LIFECYCLE_UPDATE = 2
@@ -378,6 +381,66 @@ def _long_connection(
 
 
 @njit(cache=True, nogil=True)
+def _sparse_beacon(
+    tb: TableColumns, row: int, epoch: int, sketch: U32, nonzero: I64, limits: Limits,
+    policy: Policy, counters: I64, alert_rows: I32, alert_stats: F64, alert_times: I64,
+    alert_extra: F64, window_t: F64, window_b: F64,
+) -> None:  # fmt: skip
+    """Rule sparse-beacon, at a pair's third connection: a daily beacon has only 3 check-ins
+    in the long window, too few for any interval test (two intervals: p = r at best). It
+    alerts, once, as a hunting lead when every gate of `scoring.daily` passes (both intervals
+    >= sparse_min_interval_ms and regular, two of three sizes alike) and no other internal
+    host reaches the destination; evaluation.daily_windows counts what passes on benign
+    traffic."""
+    history = tb.ring_t.shape[1]
+    for j in range(3):
+        pos = (tb.n_connections[row] - 3 + j) % history
+        window_t[j] = tb.ring_t[row, pos] / 1000.0
+        window_b[j] = decode_size(tb.ring_b[row, pos])
+    times, sizes = window_t[:3], window_b[:3]
+    order = np.argsort(times)  # late records may have arrived out of order
+    times, sizes = times[order], sizes[order]
+    gates = three_connection_gates(
+        times, sizes, limits.sparse_min_interval_ms / 1000.0, policy.sparse_max_deviation,
+        SIZE_SPREAD_LN, MIN_BYTES, True,
+    )  # fmt: skip
+    if gates != ALL_GATES:
+        return
+    sources, share, _ = _prevalence(sketch, nonzero, tb.keys, tb.port_proto, row, policy)
+    if sources > 1:  # another internal host reaches it: not a new destination
+        return
+    mean_s = 0.5 * (times[2] - times[0])
+    k = counters[CNT_ALERTS]
+    alert_rows[k] = row
+    alert_stats[k, :] = 0.0
+    alert_stats[k, Stat.SCORE] = SPARSE_SCORE
+    alert_stats[k, Stat.CONNECTIONS] = 3
+    for s in (Stat.PERIOD_S, Stat.MEAN_INTERVAL_S, Stat.MEDIAN_INTERVAL_S):
+        alert_stats[k, s] = mean_s
+    low_s = min(times[1] - times[0], times[2] - times[1])
+    high_s = max(times[1] - times[0], times[2] - times[1])
+    alert_stats[k, Stat.LOW_S] = low_s
+    alert_stats[k, Stat.HIGH_S] = high_s
+    alert_stats[k, Stat.JITTER_RATIO] = (high_s - low_s) / high_s if high_s > 0.0 else 0.0
+    alert_stats[k, Stat.BYTES_MEDIAN] = np.median(sizes)
+    alert_extra[k, :] = 0.0
+    alert_extra[k, EXTRA_LIFECYCLE] = LIFECYCLE_NEW
+    alert_extra[k, EXTRA_KIND] = KIND_SPARSE_BEACON
+    alert_extra[k, EXTRA_PREVALENCE_SOURCES] = sources
+    alert_extra[k, EXTRA_PREVALENCE] = share
+    alert_extra[k, EXTRA_PREVALENCE_FACTOR] = 1.0
+    alert_extra[k, EXTRA_RAW_SCORE] = SPARSE_SCORE
+    alert_extra[k, EXTRA_CHECK_INS] = tb.n_connections[row]
+    alert_extra[k, EXTRA_PER_CHECK_IN] = 1.0
+    alert_times[k, AT_DETECTED_MS] = epoch + np.int64(times[2] * 1000.0)
+    alert_times[k, AT_WINDOW_START_MS] = epoch + np.int64(times[0] * 1000.0)
+    alert_times[k, AT_WINDOW_END_MS] = epoch + np.int64(times[2] * 1000.0)
+    alert_times[k, AT_FIRST_ALERT_MS] = alert_times[k, AT_DETECTED_MS]
+    alert_times[k, AT_FIRST_SEEN_MS] = tb.first_seen_ms[row]
+    counters[CNT_ALERTS] += 1
+
+
+@njit(cache=True, nogil=True)
 def _slow_and_enough(connections: np.int64, seen_for_ms: np.int64, limits: Limits) -> bool:
     """A slow pair with enough connections to score before min_events: at least
     min_events_slow of them, at most one per slow_interval_s on average since the first."""
@@ -617,9 +680,12 @@ def ingest(
             tb.first_seen_ms[row] = t
 
         n = np.int64(tb.n_connections[row])
-        if n < limits.min_events and not _slow_and_enough(n, t - tb.first_seen_ms[row], limits):
-            continue
         if tb.direction_inferred[row] & SERVER_SIDE:  # inbound-initiated: never the host's beacon
+            continue
+        if n == 3 and limits.sparse_min_interval_ms > 0 and limits.level == 0:
+            _sparse_beacon(tb, row, epoch, sketch, nonzero, limits, policy, counters, alert_rows,
+                           alert_stats, alert_times, alert_extra, window_t, window_b)  # fmt: skip
+        if n < limits.min_events and not _slow_and_enough(n, t - tb.first_seen_ms[row], limits):
             continue
         # An alert from a part-filled ring (as few as min_events connections) reads the
         # sleep from few intervals. Its period is checked again each time the pair's

@@ -32,6 +32,8 @@ Slow beacons need no more room than fast ones: the ring keeps the last H connect
 their spacing, so a 4 h beacon's ring spans 5 days and the window (default 24 h), not the ring,
 limits what is scored; a 1 s beacon's ring spans the last 32 s, plenty to judge it. The
 connection count and first-seen time summarise the whole life of the pair beyond the ring.
+A pair idle for the window is dropped (`evict_idle`), but one with two or more connections
+stays for the long window: a daily beacon is silent for a whole window between check-ins.
 
 Times in the rings are stored relative to a table-wide ``epoch_ms`` to halve their size; when
 event time runs 24 days past the epoch the table re-bases (`rebase`), which is rare and cheap.
@@ -278,9 +280,23 @@ class PairTable:
         row = int(_find_row(self.index, self.keys, self.port_proto, *args))
         return row if row != EMPTY else -1
 
-    def evict_idle(self, cutoff_ms: int) -> int:
-        """Drop pairs whose last connection is older than ``cutoff_ms``; returns how many."""
-        return self._evict(self.last_seen_ms < cutoff_ms)
+    def evict_idle(
+        self, cutoff_ms: int, long_cutoff_ms: int | None = None, single_cutoff_ms: int | None = None
+    ) -> int:
+        """Drop pairs whose last connection is older than ``cutoff_ms``; returns how many.
+
+        With ``long_cutoff_ms`` (now - long window), a pair with two or more connections is
+        kept until its last one is older than that: a daily beacon is silent for 24 h
+        between check-ins, longer than the window, and its slow-pair score reaches back over
+        the long window. Single-connection pairs (most of a table) go after the window, or
+        at ``single_cutoff_ms`` if given (the sparse-beacon rule's grace for a jittered 24 h
+        sleep); capacity eviction bounds memory either way."""
+        if long_cutoff_ms is None:
+            return self._evict(self.last_seen_ms < cutoff_ms)
+        single = cutoff_ms if single_cutoff_ms is None else single_cutoff_ms
+        return self._evict(
+            np.where(self.count < 2, self.last_seen_ms < single, self.last_seen_ms < long_cutoff_ms)
+        )
 
     def release(self) -> int:
         """Drop every pair (the partition was revoked) and give the rows back to the budget;

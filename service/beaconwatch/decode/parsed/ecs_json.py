@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.initiator import biflow_initiator, tcp_flags_initiator
 from beaconwatch.decode.common.protocols import PROTOCOL_NUMBERS, protocol_number
 from beaconwatch.decode.common.rows import (
@@ -71,6 +71,7 @@ from beaconwatch.decode.parsed.flow_rows import (
 )  # fmt: skip
 from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
 from beaconwatch.domain.names import NO_NAME, hash_of
+from beaconwatch.domain.rejections import Rejection, RejectReason
 
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024
 _NAMES = {name.lower(): number for name, number in PROTOCOL_NUMBERS.items()}

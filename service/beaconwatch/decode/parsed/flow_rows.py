@@ -21,7 +21,6 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.common.ip_text import parse_ip_many, parse_ip_text
 from beaconwatch.decode.common.rows import (
     DETAIL_MAX,
@@ -33,6 +32,7 @@ from beaconwatch.decode.common.rows import (
     show,
 )
 from beaconwatch.decode.common.time_text import reference_ms, times_to_ms
+from beaconwatch.domain.rejections import RejectReason
 
 
 def text(value: Any, key: str) -> bytes:

@@ -15,10 +15,11 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.rows import FlowRow, Problem
 from beaconwatch.domain.dtypes import I64
 from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
+from beaconwatch.domain.rejections import Rejection, RejectReason
 
 _new_tuple = tuple.__new__
 # FlowRow order (the initiator last: what the record says, `decode.initiator`).

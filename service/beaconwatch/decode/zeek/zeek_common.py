@@ -26,10 +26,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.ip_text import MAX_IP_TEXT_LEN, parse_ip_many
 from beaconwatch.decode.common.rows import DETAIL_MAX, show
 from beaconwatch.domain.flows import INITIATOR_SRC, FlowBatch
+from beaconwatch.domain.rejections import Rejection, RejectReason
 
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024
 

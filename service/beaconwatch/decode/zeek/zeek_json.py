@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from beaconwatch.decode.base import DecodeResult, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.rows import INT64_MAX, InvalidError, json_constant, show, uint
 from beaconwatch.decode.zeek.zeek_common import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -42,6 +42,7 @@ from beaconwatch.decode.zeek.zeek_common import (
     proto_number,
 )
 from beaconwatch.domain.names import hash_of
+from beaconwatch.domain.rejections import RejectReason
 
 _MILLIS_ABOVE = 100_000_000_000  # integer ts above this are JSON::TS_MILLIS
 _ID_KEYS = ("orig_h", "orig_p", "resp_h", "resp_p")
