@@ -44,7 +44,7 @@ test-integration: install ## Integration tests (start an embedded Kafka broker)
 NOJIT_TESTS := $(addprefix tests/unit/test_,$(addsuffix .py,kernels bursts periodicity \
 	record_batches window_score pair_table snapshot interval_significance detector_reference \
 	detector fanout long_connections event_time host_owners flow_columns alignment \
-	levels_every_cpu sparse lattice inbound_fixed_port))
+	levels_every_cpu sparse lattice inbound_fixed_port daily sparse_beacon_rule))
 # The decoders' scanners (decode/scan/ and the text parsers they call): the raw-pointer
 # primitives have plain-Python twins under NUMBA_DISABLE_JIT=1 (test_raw_pointer compares them).
 NOJIT_DECODE_TESTS := $(addprefix tests/unit/test_,$(addsuffix .py,decode_goflow2_json \
@@ -111,7 +111,7 @@ bench: install jit-fresh ## Run the benchmarks in bench/ (decode, core, storms, 
 eval: install jit-fresh ## Rerun the evaluation: labelled benchmark + RITA v5 comparison -> docs/evaluation.md
 	$(BIN)/python -m evaluation
 
-null-tables: install ## Rebuild the shipped Poisson null quantiles after editing scoring/periodicity.py or interval_significance.py
+null-tables: install ## Rebuild the shipped Poisson null quantiles after editing scoring/periodicity.py, interval_significance.py or lattice.py
 	$(BIN)/python bench/build_null_tables.py
 
 clean-jit: ## Drop numba's cached kernels (numba does not notice edits to a kernel's callees)

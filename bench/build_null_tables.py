@@ -1,16 +1,18 @@
 """Rebuild the shipped Poisson null quantiles: service/beaconwatch/scoring/null_quantiles.npz
-(the fit statistic's) and null_interval_quantiles.npz (the raw intervals' CV and gap floor).
+(the fit statistic's), null_interval_quantiles.npz (the raw intervals' CV and gap floor) and
+null_lattice_quantiles.npz (the lattice statistic of packet-sampled pairs).
 
 Usage: python bench/build_null_tables.py [--sims N] [--workers N] [--out PATH]
-       [--only fit|intervals]
+       [--only fit|intervals|lattice]
 
 Simulates NULL_SHIPPED_SIMS Poisson windows per window length (3..NULL_MAX_INTERVALS intervals)
 for both of the detector's tables (every connection, every second one), one row per task over
 a process pool, and saves the quantiles with the fingerprint of the sources they came from.
 Rerun it (``make null-tables``) after editing scoring/periodicity.py or the null simulation in
-scoring/significance.py (the fit's table, several minutes on 2 cores) or
-scoring/interval_significance.py (about a minute): a stale file is ignored with a warning, and
-tests/unit/test_significance.py / test_interval_significance.py fail on one.
+scoring/significance.py (the fit's table, several minutes on 2 cores),
+scoring/interval_significance.py (about a minute) or scoring/lattice.py (the lattice's, about 10
+minutes on 2 cores): a stale file is ignored with a warning, and tests/unit/test_significance.py
+/ test_interval_significance.py / test_lattice.py fail on one.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from beaconwatch.scoring import interval_significance
+from beaconwatch.scoring import interval_significance, lattice_null
 from beaconwatch.scoring import significance as sig
 
 F64 = sig.F64
@@ -54,14 +56,43 @@ def build(sims: int, seed: int, workers: int) -> F64:
     return tables
 
 
+def _lattice_row(task: tuple[int, int, int, int]) -> tuple[int, int, F64]:
+    m, sims, seed, k = task
+    return k, m, lattice_null.lattice_null_row(m, sims, seed, k)
+
+
+def build_lattice(workers: int) -> None:
+    """The lattice statistic's tables (`scoring.lattice_null`), one row per task."""
+    lattice_null.lattice_null_row(8, 10, 0, 1)  # compile before forking the workers
+    rows: dict[tuple[int, int], F64] = {}
+    tasks = lattice_null.shipped_tasks()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for k, m, row in pool.imap_unordered(_lattice_row, tasks):
+            rows[k, m] = row
+            print(f"  {len(rows):3d}/{len(tasks)}  lattice events_per_cycle={k} intervals={m:2d}",
+                  flush=True)  # fmt: skip
+    lattice_null.write_rows(
+        lattice_null.LATTICE_SHIPPED_PATH, rows, lattice_null.LATTICE_SHIPPED_SIMS
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=sig.NULL_SHIPPED_SIMS)
     parser.add_argument("--seed", type=int, default=sig.NULL_SEED)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=sig.SHIPPED_PATH)
-    parser.add_argument("--only", choices=("fit", "intervals"), help="rebuild one of the files")
+    parser.add_argument(
+        "--only", choices=("fit", "intervals", "lattice"), help="rebuild one of the files"
+    )
     args = parser.parse_args()
+    if args.only in (None, "lattice"):
+        t0 = time.perf_counter()
+        build_lattice(args.workers)
+        path = lattice_null.LATTICE_SHIPPED_PATH
+        print(f"wrote {path} ({path.stat().st_size:,} bytes) in {time.perf_counter() - t0:.0f} s")
+        if args.only == "lattice":
+            return
     if args.only != "fit":
         t0 = time.perf_counter()
         interval_significance.build_shipped()

@@ -19,7 +19,7 @@ import uuid
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from beaconwatch.decode.base import Rejection, RejectReason
+from beaconwatch.domain.rejections import Rejection, RejectReason
 from beaconwatch.embedded.tansu import EmbeddedBroker, create_topics
 from beaconwatch.sinks.dead_letter import DeadLetterSink, dead_letter_headers, source_headers
 

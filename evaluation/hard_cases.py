@@ -10,6 +10,7 @@ should not.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -19,6 +20,8 @@ import numpy as np
 from beaconwatch.alerting.alert import RULE_LONG_CONNECTION, Alert
 from beaconwatch.config import Config
 from beaconwatch.core.detector import Detector
+from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.domain.names import name_hash
 from beaconwatch.scoring.periodicity import Shape
 from beaconwatch.simulate.batch import to_batch
 from beaconwatch.simulate.browsing import poisson_browsing
@@ -31,6 +34,9 @@ RUNS = 20
 IMPLANT, PEER = "10.0.0.66", "203.0.113.66"
 SYMMETRIC = Shape.SYMMETRIC  # the cases' implants sleep S(1 +/- j) (`simulate.implant`)
 SLOW_TASKING_SHARE = 0.1  # slow beacons' check-ins that fetch tasking (bigger)
+C2_NAME = "cdn-c2.example.net"  # the SNI of the named rotation cases' C2
+POLLED_NAME = "updates.vendor.example"  # the SNI of the service the fleet polls
+EDGE_PREFIX = "23."  # the CDN's edges: 23.x.y.z, IPs of many /24s
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +80,13 @@ class _Replayed:
 
 
 def _replay(
-    config: Config, rows: list[SimFlow], true_ms: Callable[[int], int | None] | None = None
-) -> _Replayed:
+    config: Config, rows: list[SimFlow], true_ms: Callable[[int], int | None] | None = None,
+    names: Callable[[SimFlow], str] | None = None,
+) -> _Replayed:  # fmt: skip
     """``rows`` in batches of 200 by arrival (their order); the wall clock reads the newest
     true time of the batch plus a second (``true_ms``: a row's true time from its start, when
-    it is not the start)."""
+    it is not the start). ``names``: each row's destination name ("" none), as an ECS record
+    with ``tls.client.server_name`` carries it."""
     now = [0]
     det = Detector(config, wall_clock_ms=lambda: now[0])
     alerts: list[Alert] = []
@@ -86,8 +94,26 @@ def _replay(
         batch = rows[i : i + 200]
         true = [(true_ms(r[0]) if true_ms else None) or r[0] for r in batch]
         now[0] = max(true) + 1_000
-        alerts += det.process(to_batch(batch)).alerts
+        flows = to_batch(batch)
+        if names is not None:
+            flows = _named(flows, [names(r) for r in batch])
+        alerts += det.process(flows).alerts
     return _Replayed(det, alerts)
+
+
+def _named(flows: FlowBatch, names: list[str]) -> FlowBatch:
+    hashes = np.array([name_hash(n) if n else 0 for n in names], dtype=np.uint64)
+    texts = {name_hash(n): n for n in set(names) if n}
+    return dataclasses.replace(flows, name_hash=hashes, names=texts)
+
+
+def _sni(row: SimFlow) -> str:
+    """The named cases' names: the CDN's edges serve the case's one name (the C2's, or the
+    polled service's for the fleet's hosts); every other destination has a name of its own
+    (browsing: one name per site IP)."""
+    if row.dst_ip.startswith(EDGE_PREFIX):
+        return POLLED_NAME if row.src_ip.startswith("10.0.2.") else C2_NAME
+    return f"site-{row.dst_ip.replace('.', '-')}.example"
 
 
 def _bursts(rng: np.random.Generator, period_s: float, hours: float, kind: str) -> list[SimFlow]:
@@ -199,6 +225,16 @@ def _rotating(
     return rows
 
 
+def _edges(
+    rng: np.random.Generator, period_s: float, hours: float, src: str = IMPLANT,
+    jitter: float = 0.1,
+) -> list[SimFlow]:  # fmt: skip
+    """A beacon reaching a CDN edge in another /24 each check-in (23.x.y.z of 200 edges)."""
+    pool = [f"23.{a}.{b}.{c}" for a, b, c in rng.integers([0, 0, 1], [256, 256, 255], (200, 3))]
+    rows = _rotating(rng, period_s, hours, 254, src=src, jitter=jitter)
+    return [r._replace(dst_ip=pool[int(rng.integers(len(pool)))]) for r in rows]
+
+
 def _fleet_poll(rng: np.random.Generator, hosts: int, hours: float) -> list[SimFlow]:
     """An update/telemetry service behind a CDN that ``hosts`` hosts poll every 15 min."""
     rows: list[SimFlow] = []
@@ -213,13 +249,15 @@ def evaluate_hard_cases(config: Config, runs: int = RUNS) -> list[CaseResult]:
     def case(name: str, malicious: bool, what: str,
              make: Callable[[np.random.Generator], list[SimFlow]], hours: float,
              rule: str | None = None, peer_prefix: str | None = None,
-             src_prefix: str = IMPLANT) -> None:  # fmt: skip
+             src_prefix: str = IMPLANT, named: bool = False) -> None:  # fmt: skip
         alerted = 0
         for seed in range(runs):
             rng = np.random.default_rng(seed)
             rows = sorted(make(rng) + _browsing(rng, hours))
-            replayed = _replay(config, rows)
-            if peer_prefix is None:
+            replayed = _replay(config, rows, names=_sni if named else None)
+            if named:  # any alert of the case's sources: the name's, or a pair's or prefix's
+                alerted += any(a.src_ip.startswith(src_prefix) for a in replayed.alerts)
+            elif peer_prefix is None:
                 alerted += replayed.hit(rule)
             else:
                 alerted += any(
@@ -278,6 +316,17 @@ def evaluate_hard_cases(config: Config, runs: int = RUNS) -> list[CaseResult]:
          "rotating IPs of one /24, 12 h; prefix prevalence must down-rank it",
          lambda rng: _fleet_poll(rng, 12, 12), 12, peer_prefix="203.0.113.",
          src_prefix="10.0.2.")  # fmt: skip
+    # Rotating across /24s with one name (issue 14 step 5): the (source, name, port) channel.
+    case("CDN rotation across /24s, one SNI: a new edge each check-in, 5 min sleep", True,
+         "20 % jitter, 6 h; 200 edges in as many /24s, names in the records (ECS SNI)",
+         lambda rng: _edges(rng, 300, 6, jitter=0.2), 6, named=True)  # fmt: skip
+    case("CDN rotation across /24s, one SNI: a new edge each check-in, 1 h sleep", True,
+         "10 % jitter, 12 h (12 check-ins); names in the records",
+         lambda rng: _edges(rng, 3600, 12), 12, named=True)  # fmt: skip
+    case("SNI polled by 12 of 18 hosts every 15 min across CDN edges of many /24s", False,
+         "one name, rotating edges, 12 h; name prevalence must down-rank it",
+         lambda rng: [r for h in range(12) for r in _edges(rng, 900, 12, f"10.0.2.{h}", 0.05)],
+         12, src_prefix="10.0.2.", named=True)  # fmt: skip
     results.append(_fast_exporter(config, runs))
     return results
 

@@ -202,6 +202,10 @@ class StateConfig(_Section):
     # CDN or DNS round-robin changes IP per check-in (`core.channels`). A channel takes a row
     # once its source reached a second IP in it (`state.channel_index`).
     prefix_channels: bool = True
+    # Also score (source, destination name, port, protocol) channels where the input carries
+    # names (TLS SNI, HTTP host: `core.channels`), promoted at a second IP of the name
+    # (`state.name_channels`).
+    name_channels: bool = True
 
     @model_validator(mode="after")
     def _long_window_covers_window(self) -> StateConfig:
@@ -319,6 +323,12 @@ class AlertingConfig(_Section):
     # 0 turns the rule off.
     long_connection_s: float = Field(7_200.0, ge=0)
     long_connection_sessions: int = Field(3, ge=1, le=1000)
+    # Rule "sparse-beacon" (a hunting lead, severity low): a pair's first three connections,
+    # both intervals at least sparse_min_interval_s and within sparse_max_deviation of their
+    # mean, two of the three sizes alike, to a destination no other internal host reaches: a
+    # daily beacon in its first 72 h (scoring/daily.py). 0 turns the rule off.
+    sparse_min_interval_s: float = Field(64_800.0, ge=0)
+    sparse_max_deviation: float = Field(0.1, ge=0, le=1)
     severity_medium: float = Field(0.85, ge=0, le=1)  # score bands; below medium = low
     severity_high: float = Field(0.92, ge=0, le=1)
     severity_critical: float = Field(0.97, ge=0, le=1)

@@ -321,6 +321,76 @@ def channel_alerts(
     return out
 
 
+def name_channel_alerts(
+    rows: list[tuple[int, int, str, str, int, int, str]], *, batch: int, window_ms: int,
+    cooldown_ms: int, interval_ms: int, dropped: list[str] | None = None, **detector: Any,
+) -> list[tuple[str, int, float, str, int]]:  # fmt: skip
+    """`detector_alerts` over every pair and every promoted name channel
+    ("src>name:port/proto"; rows carry their name last, "" none; no prefix channels), then
+    one alert per channel, decided per ``batch`` rows in time order. A channel is promoted at
+    its first row to another destination IP than its previous row's; its state starts empty,
+    and it is fed that row and every later row of the channel (after the batch's pairs, as
+    the detector's name pass). A name alert is always kept, and reports the channel's IP
+    changes + 1 at the end of its batch; a pair alert is dropped ("name") when a name channel
+    of its source and service has alerted (reported, last alert within the window before
+    it), and forgotten as in `channel_alerts`. Returns (key, detected_ms, score, lifecycle,
+    destination IPs)."""
+    state: dict[str, dict[str, Any]] = {}
+    sources_of: dict[str, set[str]] = {}
+    last_dst: dict[str, str] = {}  # channel -> the destination of its previous row
+    changes: dict[str, int] = {}
+    out = []
+    shared = {
+        "state": state, "sources_of": sources_of, "window_ms": window_ms,
+        "cooldown_ms": cooldown_ms, "interval_ms": interval_ms, **detector,
+    }  # fmt: skip
+    for lo in range(0, len(rows), batch):
+        raised = []
+        named = []
+        for t, end, src, pair, port, nbytes, name in rows[lo : lo + batch]:
+            raised += [(a, False) for a in detector_alerts([(t, end, src, pair, port, nbytes)],
+                                                           **shared)]  # fmt: skip
+            if not name:
+                continue
+            _, dst, service = split_pair(pair)
+            channel = f"{src}>{name}:{service}"
+            if channel in last_dst and last_dst[channel] != dst:
+                changes[channel] = changes.get(channel, 0) + 1
+            last_dst[channel] = dst
+            if changes.get(channel, 0) > 0:
+                named.append((t, end, src, channel, port, nbytes))
+        raised += [(a, True) for a in detector_alerts(named, **shared)]
+        raised.sort(key=lambda r: r[0][1])
+        undecided = {a[0] for a, _ in raised if a[3] == "new"}
+        gone: set[str] = set()
+
+        def alerted(key: str, undecided: set[str] = undecided) -> bool:
+            return key in state and state[key]["alert"] is not None and key not in undecided
+
+        for (key, t, score, lifecycle), is_name in raised:
+            undecided.discard(key)
+            src, dst, service = split_pair(key)
+            if is_name:
+                out.append((key, t, score, lifecycle, changes[key] + 1))
+                continue
+            channels = [
+                k for k in last_dst
+                if k.startswith(f"{src}>") and split_pair(k)[2] == service and alerted(k)
+                and state[k]["alert"][0] >= t - window_ms
+            ]  # fmt: skip
+            if key in gone or channels:
+                gone.add(key)
+                if dropped is not None:
+                    dropped.append("name")
+                s = state[key]
+                s["alert"] = None
+                s["scored_count"] = 2**32 - 1  # not due by count: only a cooldown later
+                s["scored_t"] = max(s["scored_t"], t + max(cooldown_ms, interval_ms) - interval_ms)
+                continue
+            out.append((key, t, score, lifecycle, 1))
+    return out
+
+
 def window_score_period(
     times_s: F64, sizes: F64, **score_kwargs: Any
 ) -> tuple[float, float, tuple[float, float]]:
@@ -417,3 +487,26 @@ def reference_merge(
             out_t.append(t)
             out_b.append(b)
     return out_t, out_b
+
+
+def three_connection_gates(
+    times_s: F64, sizes: F64, min_interval_s: float, max_deviation: float,
+    max_size_spread_ln: float, min_bytes: float, two_of_three: bool,
+) -> int:  # fmt: skip
+    """`scoring.daily.three_connection_gates`: 1 both intervals long, 2 regular, 4 sizes."""
+    if len(times_s) != 3 or len(sizes) != 3:
+        return 0
+    d = np.diff(times_s)
+    r = 1.0 if d.sum() <= 0 else float(np.max(np.abs(d / d.mean() - 1)))
+    srt = sorted(float(s) for s in sizes)
+    spreads = [math.log(b / a) for a, b in ((srt[0], srt[2]), (srt[0], srt[1]), (srt[1], srt[2]))]
+    sized = srt[0] >= min_bytes and srt[0] > 0
+    close = sized and (
+        spreads[0] <= max_size_spread_ln
+        or (two_of_three and min(spreads[1:]) <= max_size_spread_ln)
+    )
+    return (
+        (1 if d.min() >= min_interval_s else 0)
+        | (2 if r <= max_deviation else 0)
+        | (4 if close else 0)
+    )

@@ -281,13 +281,14 @@ def window_stats(
     times_s: F64, sizes: F64, tables: F64, sparse: tuple[float, float, float] = SPARSE_DEFAULTS
 ) -> dict[str, float]:
     """The measured statistics of `score_window`; ``tables`` in `NullTable` order (fit, interval
-    CV, negated gap floor); ``sparse`` as `SPARSE_DEFAULTS`."""
+    CV, negated gap floor; the lattice's, for sampled pairs only, is not read here: see
+    tests/unit/test_lattice.py); ``sparse`` as `SPARSE_DEFAULTS`."""
     order = np.argsort(times_s, kind="stable")
     times_s, sizes = times_s[order], sizes[order]
     d = np.diff(times_s)
     fit = fit_window(times_s)
     used = d[len(d) - fit.intervals :] if fit.recent else d
-    fit_row, cv_row, floor_row = (null_row(table, len(d)) for table in tables)
+    fit_row, cv_row, floor_row = (null_row(table, len(d)) for table in tables[:3])
     p_fit = 1.0 if fit_row is None else p_value(fit_row, fit.quality)
     interval_cv = float(np.std(d) / np.mean(d)) if len(d) and np.std(d) > 0 else 0.0
     p_cv = 1.0 if cv_row is None else p_value(cv_row, interval_cv)
@@ -354,7 +355,7 @@ def window_score(
     # Linear in log10(1/p) from p = 1 - min_confidence (0) to the smaller p of
     # 1 - full_confidence and the best the table resolves (1).
     p = 1.0 - st["confidence"]
-    best = min(1.0, 3 * min(best_p_value(table) for table in tables))
+    best = min(1.0, 3 * min(best_p_value(table) for table in tables[:3]))
     if is_sparse(len(times_s), sparse):
         best = 0.0  # the closed form resolves any p
     p_start, p_full = 1.0 - min_confidence, max(1.0 - full_confidence, best)

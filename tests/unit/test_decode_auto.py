@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from beaconwatch.decode.auto import UNKNOWN_FORMAT, AutoDecoder, sniff_file
-from beaconwatch.decode.base import Decoder, DecodeResult, RejectReason
+from beaconwatch.decode.base import Decoder, DecodeResult
 from beaconwatch.decode.registry import FORMAT_NAMES, get_decoder, sniff_record
 from beaconwatch.domain.flows import FLOW_COLUMNS
+from beaconwatch.domain.rejections import RejectReason
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 

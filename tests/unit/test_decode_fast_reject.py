@@ -10,7 +10,6 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.common.ip_text import parse_ip, parse_ip_text
 from beaconwatch.decode.common.rows import Problem, ended_early
 from beaconwatch.decode.scan.fast_reject import frame_problems, utf8_errors, utf8_problems
@@ -18,6 +17,7 @@ from beaconwatch.decode.scan.goflow2_pb_record import decode_record as pb_decode
 from beaconwatch.decode.scan.goflow2_pb_schema import flow_message_class
 from beaconwatch.decode.scan.goflow2_record import _explain_invalid_json
 from beaconwatch.decode.scan.goflow2_record import decode_record as json_decode_record
+from beaconwatch.domain.rejections import RejectReason
 from beaconwatch.simulate import encoders
 from beaconwatch.simulate.model import SimFlow
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beaconwatch.decode.base import DecodeResult, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.protocols import name_table
 from beaconwatch.decode.common.rows import FlowRow, InvalidError, Problem
 from beaconwatch.decode.registry import get_decoder
@@ -38,6 +38,7 @@ from beaconwatch.decode.scan.json_scan import (
 from beaconwatch.decode.scan.json_scan import KEYS as SCANNED_KEYS
 from beaconwatch.domain.addresses import ip_to_halves
 from beaconwatch.domain.flows import FLOW_COLUMNS
+from beaconwatch.domain.rejections import RejectReason
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "goflow2" / "flows.jsonl"
 RECORDS: list[bytes] = FIXTURE.read_bytes().splitlines()

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from beaconwatch.decode.base import DecodeResult, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.rows import FlowRow
 from beaconwatch.decode.registry import get_decoder
 from beaconwatch.decode.scan.batch_scan import ROW_COLUMNS
@@ -21,6 +21,7 @@ from beaconwatch.decode.scan.goflow2_pb_schema import ENUMS, FIELDS, flow_messag
 from beaconwatch.decode.scan.pb_wire import BAD_FIELD, MISSING, NO_TIME, OK, field_kinds, scan_batch
 from beaconwatch.domain.addresses import ip_to_halves
 from beaconwatch.domain.flows import FLOW_COLUMNS
+from beaconwatch.domain.rejections import RejectReason
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "goflow2"
 PROTO_FILE = (

@@ -14,7 +14,6 @@ import pytest
 from beaconwatch.config import Config, NetworkConfig
 from beaconwatch.core.pipeline import Pipeline
 from beaconwatch.core.scope import FlowScope, IgnoreReason
-from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.common.initiator import biflow_initiator, tcp_flags_initiator
 from beaconwatch.decode.common.rows import FlowRow
 from beaconwatch.decode.parsed import ecs_json, pmacct_json
@@ -24,6 +23,7 @@ from beaconwatch.decode.scan import goflow2_pb_record, goflow2_record
 from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
 from beaconwatch.decode.scan.goflow2_pb import Goflow2PbDecoder, delimited
 from beaconwatch.domain.flows import INITIATOR_DST, INITIATOR_SRC, INITIATOR_UNKNOWN, FlowBatch
+from beaconwatch.domain.rejections import RejectReason
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 SCANNER, INTERNAL = "203.0.113.9", "10.20.1.12"

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beaconwatch.decode.base import DecodeResult, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.rows import FlowRow, Problem
 from beaconwatch.decode.parsed.pmacct_json import PmacctJsonDecoder, decode_record
 from beaconwatch.decode.registry import get_decoder
@@ -22,6 +22,7 @@ from beaconwatch.decode.scan.batch_scan import ROW_COLUMNS
 from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
 from beaconwatch.domain.addresses import ip_to_halves
 from beaconwatch.domain.flows import FLOW_COLUMNS
+from beaconwatch.domain.rejections import RejectReason
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SAME = (FIXTURES / "pmacct" / "same_flows.jsonl").read_bytes().splitlines()

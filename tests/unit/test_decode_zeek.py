@@ -14,7 +14,7 @@ from evaluation.data_dir import find_shared_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beaconwatch.decode.base import Decoder, DecodeResult, RejectReason
+from beaconwatch.decode.base import Decoder, DecodeResult
 from beaconwatch.decode.registry import get_decoder
 from beaconwatch.decode.zeek.zeek_common import iso_to_ms
 from beaconwatch.decode.zeek.zeek_json import ZeekJsonDecoder
@@ -26,6 +26,7 @@ from beaconwatch.decode.zeek.zeek_tsv import (
     read_zeek_log,
 )
 from beaconwatch.domain.addresses import ip_to_halves
+from beaconwatch.domain.rejections import RejectReason
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "zeek"
 _FOUND = find_shared_data()

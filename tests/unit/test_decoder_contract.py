@@ -24,11 +24,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beaconwatch.decode.base import DecodeResult, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.rows import DETAIL_MAX
 from beaconwatch.decode.flow_columns import encode_flows
 from beaconwatch.decode.registry import FORMATS, FormatSpec, get_decoder
 from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.domain.rejections import RejectReason
 from beaconwatch.simulate.encoders import encoder
 from beaconwatch.simulate.model import SimFlow
 from tests.unit.test_simulate_encoders import VARIED, assert_same_flows, simulated_flows

@@ -88,15 +88,37 @@ def test_capacity_evicts_least_recently_seen_pairs() -> None:
     assert_index_consistent(det.table)
 
 
-def test_idle_pairs_are_evicted_after_the_window() -> None:
+def test_idle_pairs_are_evicted_after_the_window_and_a_quarter() -> None:
+    # A quarter more than the window (rule sparse-beacon's grace for a jittered 24 h sleep).
     det = detector(window_s=3600)
     det.process(make_flows([(T0_MS, "10.0.0.1", "192.0.2.1", 443, 6, 1)]))
     det.process(make_flows([(T0_MS + 1_800_000, "10.0.0.2", "192.0.2.1", 443, 6, 1)]))
     assert det.table.tracked_pairs == 2
-    det.process(make_flows([(T0_MS + 3_700_000, "10.0.0.3", "192.0.2.1", 443, 6, 1)]))
+    det.process(make_flows([(T0_MS + 4_400_000, "10.0.0.3", "192.0.2.1", 443, 6, 1)]))
+    assert det.stats.evicted_idle_total == 0
+    det.process(make_flows([(T0_MS + 4_600_000, "10.0.0.3", "192.0.2.1", 443, 6, 1)]))
     assert det.stats.evicted_idle_total == 1
     assert lookup(det.table, "10.0.0.1", "192.0.2.1", 443) == EMPTY
     assert lookup(det.table, "10.0.0.2", "192.0.2.1", 443) != EMPTY
+    assert_index_consistent(det.table)
+
+
+def test_pairs_with_two_connections_stay_for_the_long_window() -> None:
+    # A daily beacon is silent for longer than the window between check-ins: its pair must
+    # outlive the window so its slow-pair score (over the long window) sees them all.
+    det = detector(window_s=3600, long_window_s=3 * 3600)
+    det.process(make_flows([(T0_MS, "10.0.0.1", "192.0.2.1", 443, 6, 1),
+                            (T0_MS + 60_000, "10.0.0.1", "192.0.2.1", 443, 6, 1),
+                            (T0_MS + 60_000, "10.0.0.2", "192.0.2.1", 443, 6, 1)]))  # fmt: skip
+    det.process(make_flows([(T0_MS + 4_600_000, "10.0.0.3", "192.0.2.1", 443, 6, 1)]))
+    assert lookup(det.table, "10.0.0.2", "192.0.2.1", 443) == EMPTY  # one connection: gone
+    assert lookup(det.table, "10.0.0.1", "192.0.2.1", 443) != EMPTY
+    det.process(make_flows([(T0_MS + 7_300_000, "10.0.0.1", "192.0.2.1", 443, 6, 1)]))
+    row = lookup(det.table, "10.0.0.1", "192.0.2.1", 443)
+    assert det.table.count[row] == 3  # the same pair, not a new one
+    det.process(make_flows([(T0_MS + 18_200_000, "10.0.0.3", "192.0.2.1", 443, 6, 1)]))
+    assert lookup(det.table, "10.0.0.1", "192.0.2.1", 443) == EMPTY  # idle > long window
+    assert det.stats.evicted_idle_total == 3  # 10.0.0.2, 10.0.0.1 and the first 10.0.0.3
     assert_index_consistent(det.table)
 
 

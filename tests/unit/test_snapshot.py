@@ -130,7 +130,7 @@ def test_another_format_or_ring_length_is_incompatible() -> None:
     run(det, traffic_batches()[:3])
     data = det.snapshot_partition(0)
     with pytest.raises(SnapshotError) as err:
-        detector().restore_partition(0, with_version(data, snapshot.FORMAT_VERSION + 1))
+        detector().restore_partition(0, with_version(data, snapshot.NAMES_VERSION + 1))
     assert err.value.reason == "incompatible"
     longer = detector(with_overrides(Config(), state={"history_events": 64}))
     with pytest.raises(SnapshotError) as err:

@@ -11,7 +11,13 @@ from typing import Any
 import orjson
 
 from beaconwatch import __version__
-from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_LONG_CONNECTION, Alert
+from beaconwatch.alerting.alert import (
+    CHANNEL_NAME,
+    CHANNEL_PREFIX,
+    RULE_LONG_CONNECTION,
+    RULE_SPARSE_BEACON,
+    Alert,
+)
 from beaconwatch.alerting.rules import SEVERITY_LEVELS, reason_sentence
 from beaconwatch.alerting.statistics import Group, encoded
 from beaconwatch.domain.addresses import protocol_name
@@ -29,7 +35,14 @@ LONG_CONNECTION_RULE_DESCRIPTION = (
     "A connection to a destination few internal hosts use stayed open for "
     "hours: C2 held in one session (a websocket, a reverse shell) rather than beacons."
 )
-# MITRE ATT&CK (id, name) of both rules.
+SPARSE_BEACON_RULE_ID = "beaconwatch-sparse-beacon-v1"
+SPARSE_BEACON_RULE_NAME = "Three daily connections to a new destination (hunting lead)"
+SPARSE_BEACON_RULE_DESCRIPTION = (
+    "A source's first three connections to a destination no other internal host contacts "
+    "came about a day apart, evenly, with alike sizes: a daily beacon's first check-ins or a "
+    "scheduled task. Too few for a statistical test; a lead to hunt, not a verdict."
+)
+# MITRE ATT&CK (id, name) of every rule.
 ATTACK_TACTIC = ("TA0011", "Command and Control")
 ATTACK_TECHNIQUE = ("T1071", "Application Layer Protocol")
 ECS_VERSION = "8.11.0"
@@ -42,8 +55,22 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
 
 
+def rule_text(alert: Alert) -> tuple[str, str, str]:
+    """(id, name, description) of the alert's rule."""
+    if alert.rule == RULE_LONG_CONNECTION:
+        return LONG_CONNECTION_RULE_ID, LONG_CONNECTION_RULE_NAME, LONG_CONNECTION_RULE_DESCRIPTION
+    if alert.rule == RULE_SPARSE_BEACON:
+        return SPARSE_BEACON_RULE_ID, SPARSE_BEACON_RULE_NAME, SPARSE_BEACON_RULE_DESCRIPTION
+    return RULE_ID, RULE_NAME, RULE_DESCRIPTION
+
+
 def to_ecs(alert: Alert) -> dict[str, Any]:
     doc = _beacon_ecs(alert)
+    if alert.rule == RULE_SPARSE_BEACON:
+        doc["event"]["action"] = "sparse-beacon-detected"
+        rule_id, name, description = rule_text(alert)
+        doc["rule"].update(id=rule_id, name=name, description=description)
+        return doc
     if alert.rule != RULE_LONG_CONNECTION:
         return doc
     doc["event"]["action"] = "long-connection-detected"
@@ -121,7 +148,7 @@ def _beacon_ecs(alert: Alert) -> dict[str, Any]:
             },
         },
         "source": {"ip": alert.src_ip},
-        "destination": {"ip": alert.dst_ip, "port": alert.dst_port},
+        "destination": _destination(alert),
         "network": {"transport": protocol_name(alert.proto), "iana_number": str(alert.proto)},
         "observer": {"vendor": "beaconwatch", "product": "beaconwatch", "type": "ids"},
         "labels": _labels(alert),
@@ -134,7 +161,13 @@ def _beacon_ecs(alert: Alert) -> dict[str, Any]:
 
 
 def _channel(alert: Alert) -> dict[str, Any]:
-    """Which level alerted: one pair, or a prefix whose IP rotated (`core.channels`)."""
+    """Which level alerted: one pair, or a prefix or name whose IP rotated (`core.channels`)."""
+    if alert.channel == CHANNEL_NAME:
+        return {
+            "channel": alert.channel,
+            "destination_domain": alert.dst_domain,
+            "destination_ips": alert.dst_ips,
+        }
     if alert.channel != CHANNEL_PREFIX:
         return {"channel": alert.channel}
     return {
@@ -142,6 +175,15 @@ def _channel(alert: Alert) -> dict[str, Any]:
         "destination_prefix": alert.dst_prefix,
         "destination_ips": alert.dst_ips,
     }
+
+
+def _destination(alert: Alert) -> dict[str, Any]:
+    """ECS destination: the last IP, and the name of a name channel (`destination.domain`;
+    not `tls.client.server_name`: the name may have come from an HTTP host or DNS field)."""
+    destination: dict[str, Any] = {"ip": alert.dst_ip, "port": alert.dst_port}
+    if alert.channel == CHANNEL_NAME:
+        destination["domain"] = alert.dst_domain
+    return destination
 
 
 def encode_alert(alert: Alert) -> bytes:

@@ -18,17 +18,14 @@ from typing import Any
 import orjson
 
 from beaconwatch import __version__
-from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_LONG_CONNECTION, Alert
-from beaconwatch.alerting.ecs import (
-    ATTACK_TACTIC,
-    ATTACK_TECHNIQUE,
-    LONG_CONNECTION_RULE_DESCRIPTION,
-    LONG_CONNECTION_RULE_ID,
-    LONG_CONNECTION_RULE_NAME,
-    RULE_DESCRIPTION,
-    RULE_ID,
-    RULE_NAME,
+from beaconwatch.alerting.alert import (
+    CHANNEL_NAME,
+    CHANNEL_PREFIX,
+    RULE_LONG_CONNECTION,
+    RULE_SPARSE_BEACON,
+    Alert,
 )
+from beaconwatch.alerting.ecs import ATTACK_TACTIC, ATTACK_TECHNIQUE, rule_text
 from beaconwatch.alerting.rules import SEVERITY_LEVELS, reason_sentence
 from beaconwatch.alerting.statistics import encoded
 from beaconwatch.domain.addresses import protocol_name
@@ -59,7 +56,6 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 def to_ocsf(alert: Alert, internal_networks: Sequence[Network] = ()) -> dict[str, Any]:
     """The finding for ``alert``; ``internal_networks`` tell a lateral pair from an outbound
     one (none given: every destination is taken as external)."""
-    long = alert.rule == RULE_LONG_CONNECTION
     activity_id, activity = ACTIVITY[alert.lifecycle]
     severity_id, severity = SEVERITY[alert.severity]
     confidence_id, confidence = CONFIDENCE[alert.severity]
@@ -91,7 +87,7 @@ def to_ocsf(alert: Alert, internal_networks: Sequence[Network] = ()) -> dict[str
         "metadata": {
             "version": OCSF_VERSION,
             "uid": alert.event_id,
-            "event_code": LONG_CONNECTION_RULE_ID if long else RULE_ID,
+            "event_code": rule_text(alert)[0],
             "product": {
                 "name": "beaconwatch",
                 "vendor_name": "beaconwatch",
@@ -107,8 +103,12 @@ def to_ocsf(alert: Alert, internal_networks: Sequence[Network] = ()) -> dict[str
 
 def _finding_info(alert: Alert, reason: str) -> dict[str, Any]:
     long = alert.rule == RULE_LONG_CONNECTION
+    gated = long or alert.rule == RULE_SPARSE_BEACON  # rules of thresholds, not statistics
     transport = f"{protocol_name(alert.proto)}/{alert.dst_port}"
     kind = "C2 long connection" if long else "C2 beaconing"
+    if alert.rule == RULE_SPARSE_BEACON:
+        kind = "C2 beaconing lead"
+    rule_id, rule_name, rule_description = rule_text(alert)
     info: dict[str, Any] = {
         "uid": alert.series_id,
         "title": f"{kind}: {alert.src_ip} -> {alert.dst_ip} {transport}",
@@ -118,12 +118,13 @@ def _finding_info(alert: Alert, reason: str) -> dict[str, Any]:
         "last_seen_time": alert.window_end_ms,
         "data_sources": ["network flows"],
         "analytic": {
-            "uid": LONG_CONNECTION_RULE_ID if long else RULE_ID,
-            "name": LONG_CONNECTION_RULE_NAME if long else RULE_NAME,
-            "desc": LONG_CONNECTION_RULE_DESCRIPTION if long else RULE_DESCRIPTION,
-            # Beacons are told by statistics of the intervals; long connections by a threshold.
-            "type_id": ANALYTIC_RULE if long else ANALYTIC_STATISTICAL,
-            "type": "Rule" if long else "Statistical",
+            "uid": rule_id,
+            "name": rule_name,
+            "desc": rule_description,
+            # Beacons are told by statistics of the intervals; long connections and sparse
+            # beacons by thresholds.
+            "type_id": ANALYTIC_RULE if gated else ANALYTIC_STATISTICAL,
+            "type": "Rule" if gated else "Statistical",
             "version": __version__,
         },
         "attacks": [
@@ -181,6 +182,9 @@ def _unmapped(alert: Alert) -> dict[str, Any]:
     out["beacon"]["channel"] = alert.channel
     if alert.channel == CHANNEL_PREFIX:  # the destination IP rotated within a prefix
         out["beacon"]["destination_prefix"] = alert.dst_prefix
+        out["beacon"]["destination_ips"] = alert.dst_ips
+    if alert.channel == CHANNEL_NAME:  # the destination IP rotated under one name
+        out["beacon"]["destination_domain"] = alert.dst_domain
         out["beacon"]["destination_ips"] = alert.dst_ips
     return out
 

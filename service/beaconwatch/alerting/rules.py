@@ -13,16 +13,23 @@ import hashlib
 from dataclasses import dataclass
 
 from beaconwatch.alerting.alert import (
+    CHANNEL_NAME,
     CHANNEL_PAIR,
     CHANNEL_PREFIX,
     RULE_BEACON,
     RULE_LONG_CONNECTION,
+    RULE_SPARSE_BEACON,
     Alert,
 )
 from beaconwatch.alerting.statistics import AlertRow, BeaconStats, read_statistics
 from beaconwatch.config import AlertingConfig, AllowRule
 from beaconwatch.domain.addresses import halves_to_ip, prefix_text, protocol_name
-from beaconwatch.domain.alert_rows import KIND_LONG_CONNECTION, LIFECYCLE_NEW, AlertRows
+from beaconwatch.domain.alert_rows import (
+    KIND_LONG_CONNECTION,
+    KIND_SPARSE_BEACON,
+    LIFECYCLE_NEW,
+    AlertRows,
+)
 from beaconwatch.domain.networks import NetworkSet
 from beaconwatch.scoring.shape_names import shape_of
 from beaconwatch.scoring.sleep_range import described_range
@@ -97,11 +104,18 @@ class AlertRules:
             if channel == CHANNEL_PREFIX
             else ""
         )
+        # A name row: its destination is the name's hash (`core.channels` names the last IP).
+        dst_domain = str(alerts.dst_domain[i])
+        channel = CHANNEL_NAME if dst_domain else channel
         pp = int(alerts.dst_port_proto[i])
         dst_port, proto = pp >> 8, pp & 0xFF
         detected_ms = int(alerts.detected_ms[i])
-        pair_key = f"{src_ip}>{dst_prefix or dst_ip}:{dst_port}/{proto}".encode()
-        long = int(alerts.kind[i]) == KIND_LONG_CONNECTION
+        pair_key = f"{src_ip}>{dst_domain or dst_prefix or dst_ip}:{dst_port}/{proto}".encode()
+        kind = int(alerts.kind[i])
+        long = kind == KIND_LONG_CONNECTION
+        rule = RULE_LONG_CONNECTION if long else RULE_BEACON
+        if kind == KIND_SPARSE_BEACON:
+            rule = RULE_SPARSE_BEACON
         return Alert(
             event_id=self.stable_id(pair_key, detected_ms),
             series_id=self.stable_id(pair_key, int(alerts.first_alert_ms[i])),
@@ -114,12 +128,13 @@ class AlertRules:
             window_end_ms=int(alerts.window_end_ms[i]),
             first_seen_ms=int(alerts.first_seen_ms[i]),
             detected_ms=detected_ms,
-            severity=self.severity(beacon.score),
+            severity="low" if rule == RULE_SPARSE_BEACON else self.severity(beacon.score),
             stats=beacon,
-            rule=RULE_LONG_CONNECTION if long else RULE_BEACON,
+            rule=rule,
             duration_s=round(float(alerts.duration_s[i]), 3) if long else 0.0,
             channel=channel,
             dst_prefix=dst_prefix,
+            dst_domain=dst_domain,
         )
 
 
@@ -167,6 +182,8 @@ def reason_sentence(alert: Alert) -> str:
     s = alert.stats
     if alert.rule == RULE_LONG_CONNECTION:
         return long_connection_sentence(alert)
+    if alert.rule == RULE_SPARSE_BEACON:
+        return sparse_beacon_sentence(alert)
     span_s = max(0.0, (alert.detected_ms - alert.first_seen_ms) / 1000)
     words = (
         f"{protocol_name(alert.proto)}/{alert.dst_port} every {sleep_words(s)}, "
@@ -175,13 +192,29 @@ def reason_sentence(alert: Alert) -> str:
     )
     if alert.channel == CHANNEL_PREFIX:
         words += f"; to {alert.dst_ips} rotating IPs of {alert.dst_prefix} (CDN or DNS round-robin)"
+    if alert.channel == CHANNEL_NAME:
+        words += f"; to {alert.dst_domain} at {alert.dst_ips} rotating IPs (CDN or DNS round-robin)"
     if s.connections_per_check_in > 1.0:
         words += f"; check-ins of {s.connections_per_check_in:g} connections each"
     if s.prevalence_sources > 1:
-        where = "prefix" if alert.channel == CHANNEL_PREFIX else "destination"
+        where = {CHANNEL_PREFIX: "prefix", CHANNEL_NAME: "name"}.get(alert.channel, "destination")
         words += f"; {s.prevalence_sources} internal hosts contact this {where}"
     if s.sampling_rate > 1:
         words += f"; flows sampled 1:{s.sampling_rate}, so missed check-ins cost nothing"
+    if s.direction_inferred:
+        words += INFERRED_DIRECTION_WORDS
+    return words
+
+
+def sparse_beacon_sentence(alert: Alert) -> str:
+    """E.g. "tcp/443 3 connections about 24 h apart to a destination no other internal host
+    contacts: a daily beacon's first check-ins, or a scheduled task (hunting lead)"."""
+    s = alert.stats
+    words = (
+        f"{protocol_name(alert.proto)}/{alert.dst_port} 3 connections about "
+        f"{duration_words(s.mean_interval_s)} apart to a destination no other internal host "
+        "contacts: a daily beacon's first check-ins, or a scheduled task (hunting lead)"
+    )
     if s.direction_inferred:
         words += INFERRED_DIRECTION_WORDS
     return words

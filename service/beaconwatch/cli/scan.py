@@ -18,7 +18,7 @@ from typing import BinaryIO, TextIO
 
 import orjson
 
-from beaconwatch.alerting.alert import CHANNEL_PREFIX, Alert
+from beaconwatch.alerting.alert import CHANNEL_NAME, CHANNEL_PREFIX, Alert
 from beaconwatch.alerting.formats import ALERT_FORMATS, alert_encoder
 from beaconwatch.cli.scan_output import (
     OUTPUT_FORMATS,
@@ -35,8 +35,9 @@ from beaconwatch.decode.base import Decoder, DecodeResult
 from beaconwatch.decode.registry import FORMAT_NAMES, get_decoder
 from beaconwatch.decode.zeek.zeek_tsv import ZeekHeader, ZeekTsvDecoder
 from beaconwatch.domain.addresses import ip_to_halves
+from beaconwatch.domain.names import name_hash
 from beaconwatch.sources.files import LineBatch, ReadProgress, Segment, read_batches
-from beaconwatch.state.levels import PREFIX_LEVEL
+from beaconwatch.state.levels import NAME_LEVEL, PREFIX_LEVEL
 
 PROGRESS_EVERY_S = 0.2
 
@@ -157,6 +158,9 @@ def pair_totals(detector: Detector, alerts: Sequence[Alert]) -> PairTotals:
         if alert.channel == CHANNEL_PREFIX:  # the prefix channel's row (`core.channels`)
             dst = ip_to_halves(alert.dst_prefix.split("/")[0])
             port_proto |= PREFIX_LEVEL
+        if alert.channel == CHANNEL_NAME:  # the name channel's row (`state.name_channels`)
+            dst = (name_hash(alert.dst_domain), 0)
+            port_proto |= NAME_LEVEL
         for state in detector.partitions.values():
             table = state.table
             row = table.find(src, dst, port_proto)

@@ -9,8 +9,15 @@ time with the destination masked to the prefix (`mask_prefix`), keyed with the l
 kernels score it; prevalence counts a prefix's (promoted) sources too, so a CDN-fronted
 service much of the fleet polls is down-ranked.
 
+Name channels (`state.name_channels`): the same for a (source, destination name, port)
+channel whose IPs span any number of prefixes (a CDN with many edges), fed by the name pass.
+
 One alert per channel, decided per batch in event-time order (`ChannelGate`):
 
+    name alert           always kept (its channel was promoted at a second IP); names the
+                         last IP and how many the source reached it at
+    exact-pair or prefix dropped while a name channel of its source and port has alerted
+    alert                (reported) within the window before it: the name says it all
     prefix alert "new"   kept only when the prefix saw >= 2 destination IPs (tracked exact
                          pairs first seen by the alert and seen within the window before it),
                          and none of those pairs has itself alerted: else the exact pair
@@ -33,12 +40,19 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numba import njit
 
-from beaconwatch.alerting.alert import CHANNEL_PREFIX, RULE_BEACON, Alert
+from beaconwatch.alerting.alert import CHANNEL_NAME, CHANNEL_PREFIX, RULE_BEACON, Alert
 from beaconwatch.domain.addresses import halves_to_ip, ip_to_halves, prefix_text
 from beaconwatch.domain.dtypes import BOOL, I32, I64, U32, U64
 from beaconwatch.domain.flows import IPV4_MAPPED_PREFIX, FlowBatch
+from beaconwatch.domain.names import name_hash
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
-from beaconwatch.state.levels import PORT_PROTO_MASK, PREFIX_LEVEL, V4_MASK, V6_MASK
+from beaconwatch.state.levels import (
+    NAME_LEVEL,
+    PORT_PROTO_MASK,
+    PREFIX_LEVEL,
+    V4_MASK,
+    V6_MASK,
+)
 from beaconwatch.state.pair_table import ALERTED_SIZE, NEVER_MS, PairTable
 
 _HIGH32 = np.uint64(0xFFFF_FFFF_0000_0000)
@@ -46,6 +60,7 @@ _HIGH32 = np.uint64(0xFFFF_FFFF_0000_0000)
 SINGLE_DESTINATION = "prefix_single_destination"  # a prefix alert of one IP: the pair's
 PAIR_REPORTED = "prefix_pair_reported"  # a prefix alert whose member pair alerted already
 PREFIX_REPORTED = "pair_prefix_reported"  # a pair alert whose prefix channel alerted already
+NAME_REPORTED = "name_reported"  # a pair or prefix alert whose name channel alerted already
 DUE_BY_TIME_ONLY = 0xFFFF_FFFF  # a row's scored_count that no connection count reaches
 
 
@@ -106,6 +121,28 @@ def _members(
             and (keys[row, 3] & mask_lo) == net_lo
             and first_seen_ms[row] <= until_ms
             and last_seen_ms[row] >= since_ms
+        ):
+            out[n] = row
+            n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _name_rows(
+    keys: U64, port_proto: U32, used: BOOL, alert_ms: I64, src_hi: np.uint64, src_lo: np.uint64,
+    pp: np.uint32, since_ms: int, out: I32,
+) -> int:  # fmt: skip
+    """Rows of the name channels of a source and port_proto (with NAME_LEVEL) that alerted
+    from ``since_ms`` on: into ``out``, returns how many. One pass over the table, at a pair
+    or prefix alert only."""
+    n = 0
+    for row in range(used.shape[0]):
+        if (
+            used[row]
+            and port_proto[row] == pp
+            and keys[row, 1] == src_lo
+            and keys[row, 0] == src_hi
+            and alert_ms[row] >= since_ms
         ):
             out[n] = row
             n += 1
@@ -187,6 +224,12 @@ class ChannelGate:
     ) -> tuple[str | None, Alert]:
         src = ip_to_halves(alert.src_ip)
         pp = alert.dst_port << 8 | alert.proto
+        if alert.channel == CHANNEL_NAME:
+            return None, self._named(table, alert, src, pp)
+        if table.name_channels is not None:
+            since_ms = alert.detected_ms - self.window_ms
+            if any(reported(int(row)) for row in self.name_rows(table, src, pp, since_ms)):
+                return NAME_REPORTED, alert
         if alert.channel != CHANNEL_PREFIX:
             net = _network(ip_to_halves(alert.dst_ip))
             prefix = table.find(src, net, pp | PREFIX_LEVEL)
@@ -209,6 +252,28 @@ class ChannelGate:
         )
         return None, named
 
+    @staticmethod
+    def name_rows(table: PairTable, src: tuple[int, int], pp: int, since_ms: int) -> np.ndarray:
+        """Rows of the name channels of source ``src`` and port_proto ``pp`` (without the
+        level bit) that alerted from ``since_ms`` on."""
+        out = np.empty(table.capacity, dtype=np.int32)
+        n = _name_rows(
+            table.keys, table.port_proto, table.used, table.alert_ms, np.uint64(src[0]),
+            np.uint64(src[1]), np.uint32(pp | NAME_LEVEL), since_ms, out,
+        )  # fmt: skip
+        return out[:n]
+
+    @staticmethod
+    def _named(table: PairTable, alert: Alert, src: tuple[int, int], pp: int) -> Alert:
+        """A name alert with the last IP the source reached the name at, and how many."""
+        if table.name_channels is None:
+            return alert
+        name = _name_of(alert.dst_domain)
+        (dst_hi, dst_lo), ips = table.name_channels.latest(src, name, pp)
+        if ips == 0 or (dst_hi, dst_lo) == (0, 0):  # lost from a full bucket: IP unknown
+            return dataclasses.replace(alert, dst_ip="::", dst_ips=max(ips, 2))
+        return dataclasses.replace(alert, dst_ip=halves_to_ip(dst_hi, dst_lo), dst_ips=ips)
+
     def forget(self, table: PairTable, row: int, alert: Alert) -> None:
         """The row has not alerted (no cooldown, no last alerted figures), and is not scored
         again for a cooldown, as if it had: a beacon's prefix row would otherwise raise its
@@ -229,13 +294,30 @@ def _network(dst: tuple[int, int]) -> tuple[int, int]:
     return int(hi[0]), int(lo[0])
 
 
+def domain_text(table: PairTable, name: int) -> str:
+    """A name row's destination name; its hash in hex when the text was not kept (a name
+    book over its bound, a snapshot of an older version). The core hands it to alerting in
+    the alert rows (`domain.alert_rows`)."""
+    text = table.names.get(name)
+    return text if text is not None else f"name-{name:016x}"
+
+
+def _name_of(domain: str) -> int:
+    """The hash of an alert's `dst_domain` (`domain_text`)."""
+    if domain.startswith("name-"):
+        return int(domain[5:], 16)
+    return name_hash(domain)
+
+
 def _holds(table: PairTable, row: int, alert: Alert) -> bool:
-    """Whether ``row`` is still the pair (or prefix) that raised ``alert``."""
+    """Whether ``row`` is still the pair (or prefix or name) that raised ``alert``."""
     if not table.used[row]:
         return False
     keys = table.keys[row]
     pp = int(table.port_proto[row])
     dst = prefix_text(keys[2], keys[3]) if pp & PREFIX_LEVEL else halves_to_ip(keys[2], keys[3])
+    if pp & NAME_LEVEL:
+        dst = domain_text(table, int(keys[2]))
     pp &= PORT_PROTO_MASK
     key = f"{halves_to_ip(keys[0], keys[1])}>{dst}:{pp >> 8}/{pp & 0xFF}".encode()
     return key == alert.pair_key

@@ -11,6 +11,7 @@ Alert rules (severity bands, deterministic ids, the reason sentence) live in
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,17 +22,17 @@ import numpy as np
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.alerting.rules import AlertRules
 from beaconwatch.config import Config, with_overrides
-from beaconwatch.core.channels import ChannelGate, prefix_flows
+from beaconwatch.core.channels import ChannelGate, domain_text, prefix_flows
 from beaconwatch.core.host_owners import host_hash
 from beaconwatch.core.pair_scores import PairScore, pair_scores
 from beaconwatch.core.partition_state import PartitionKey, PartitionState
 from beaconwatch.core.scope import FlowScope
 from beaconwatch.core.watermark import Observation
-from beaconwatch.decode.base import Rejection, RejectReason
 from beaconwatch.domain.addresses import halves_to_ip
 from beaconwatch.domain.alert_rows import AlertRows, new_alert_rows, take
 from beaconwatch.domain.clock import EventClock
 from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.domain.rejections import Rejection, RejectReason
 from beaconwatch.domain.stats import AheadExample, DetectorStats
 from beaconwatch.scoring.window_score import (
     Stat,
@@ -42,7 +43,7 @@ from beaconwatch.scoring.window_score import (
 from beaconwatch.state import ingest as k
 from beaconwatch.state.kernel_counters import PREFIX_PASS_COUNTERS, new_counters
 from beaconwatch.state.kernel_params import Limits, limits_from, policy_from
-from beaconwatch.state.levels import PORT_PROTO_MASK, PREFIX_LEVEL
+from beaconwatch.state.levels import LEVEL_BITS, NAME_LEVEL, PORT_PROTO_MASK, PREFIX_LEVEL
 from beaconwatch.state.pair_table import MIN_CAPACITY, REBASE_AFTER_MS, PairBudget, PairTable
 from beaconwatch.state.prevalence import Prevalence
 from beaconwatch.state.snapshot import decode_table, encode_table
@@ -95,6 +96,10 @@ class Detector:
         self.scope = FlowScope(config.network)
         self._window_ms = int(state.window_s * 1000)
         self._long_window_ms = int(state.long_window_s * 1000)
+        # A pair of one connection is dropped after the window, a quarter more with rule
+        # sparse-beacon on: a 24 h sleep with jitter comes back after up to 26-30 h.
+        sparse = config.alerting.sparse_min_interval_s > 0
+        self._single_idle_ms = self._window_ms + (self._window_ms // 4 if sparse else 0)
         self._lateness_ms = int(state.allowed_lateness_s * 1000)
         self._tolerance_ms = int(state.clock_tolerance_s * 1000)
         # Row 0 for unsampled pairs, row 1 for pairs seen through packet sampling.
@@ -107,6 +112,7 @@ class Detector:
         self._null_tables = null_tables(state.history_events)
         self._limits = limits_from(config)
         self._prefix_channels = state.prefix_channels
+        self._name_channels = state.name_channels
         self._channels = ChannelGate(
             self._window_ms,
             int(config.alerting.cooldown_s * 1000),
@@ -127,6 +133,8 @@ class Detector:
             table = PairTable(capacity, self._history_events, self.prevalence, self.budget)
             if self._prefix_channels:
                 table.enable_channels()
+            if self._name_channels:
+                table.enable_names()
             found = self._partitions[key] = PartitionState(
                 table, self._lateness_ms, self._tolerance_ms
             )
@@ -176,6 +184,8 @@ class Detector:
         )  # fmt: skip
         if self._prefix_channels:
             restored.table.enable_channels()
+        if self._name_channels:
+            restored.table.enable_names()
         old = self._partitions.pop(key, None)
         if old is not None:
             old.table.release()
@@ -211,6 +221,12 @@ class Detector:
 
     def process(self, flows: FlowBatch, partition: PartitionKey = 0) -> DetectorResult:
         """Ingest one batch of flows from one input partition, in order."""
+        # Name annotations (Zeek ssl/http records) are no connections: learnt, then dropped;
+        # they name the partition's later flows of their pair (`state.name_notes`).
+        notes = flows.annotation.any()
+        known = self._partitions.get(partition)
+        if notes or (known is not None and len(known.notes)):
+            flows = self.partition(partition).notes.split(flows)
         scoped = self.scope.apply(flows)
         self.stats.ignored_by_reason.update(scoped.ignored)
         flows = scoped.flows
@@ -241,8 +257,10 @@ class Detector:
         self._count_ahead(flows, timely, seen, wall_ms)
         batch_start_ms = int(flows.start_ms[timely].min()) if timely_ms.size else None
         self._follow_event_time(state, watermark_ms, batch_start_ms, seen.watermark_ms)
-        # Every flow could be a new pair (and a new prefix): grow now if the budget allows.
-        table.reserve(2 * n if self._prefix_channels else n)
+        # Every flow could be a new pair (and a new prefix, a new name): grow now if the
+        # budget allows.
+        named = table.name_channels is not None and bool(flows.name_hash.any())
+        table.reserve(n * (1 + self._prefix_channels + named))
 
         limits = self._limits._replace(
             watermark_ms=watermark_ms if watermark_ms is not None else _NEVER_MS,
@@ -265,6 +283,8 @@ class Detector:
             )  # fmt: skip
             for name in PREFIX_PASS_COUNTERS:
                 counters[name] += more[name]
+        if named:
+            raised += self._name_pass(table, flows, status, limits, counters)
         rejections, rejected_flows = self._rejections(flows, status, watermark_ms or 0)
         alerts = []
         kept, dropped = self._channels.decide(table, raised)
@@ -297,6 +317,36 @@ class Detector:
         )
         return DetectorResult(alerts, rejections, accepted, rejected_flows, hosts)
 
+    def _name_pass(
+        self, table: PairTable, flows: FlowBatch, status: np.ndarray, limits: Limits,
+        counters: np.ndarray,
+    ) -> list[tuple[Alert, int]]:  # fmt: skip
+        """The name pass: the accepted named flows of promoted name channels
+        (`state.name_channels`), keyed (source, name hash, port) at NAME_LEVEL."""
+        assert table.name_channels is not None
+        named = np.flatnonzero((flows.name_hash != 0) & (status == k.ACCEPTED))
+        if named.size == 0:
+            return []
+        table.names.add(flows.names)
+        f = flows.take(named)
+        feed = table.name_channels.route(
+            f.start_ms, f.src_hi, f.src_lo, f.dst_hi, f.dst_lo, f.dst_port, f.proto, f.name_hash
+        )
+        fed = np.flatnonzero(feed)
+        if fed.size == 0:
+            return []
+        f = f.take(fed)
+        f = dataclasses.replace(f, dst_hi=f.name_hash, dst_lo=np.zeros(fed.size, np.uint64))
+        more = new_counters()
+        raised = self._ingest(
+            table, f, np.empty(fed.size, dtype=np.uint8), np.zeros(fed.size, dtype=np.uint8),
+            more, limits, NAME_LEVEL,
+        )  # fmt: skip
+        # Its per-flow counters repeat the exact pass's, as the prefix pass's do.
+        for name in PREFIX_PASS_COUNTERS:
+            counters[name] += more[name]
+        return raised
+
     def _ingest(
         self, table: PairTable, flows: FlowBatch, status: np.ndarray, feed: np.ndarray,
         counters: np.ndarray, limits: Limits, level: int,
@@ -309,8 +359,9 @@ class Detector:
         limits = limits._replace(
             level=level, long_connection_ms=0 if level else limits.long_connection_ms
         )
-        # A flow can make its pair alert twice: a long connection, and a beacon.
-        alerts = new_alert_rows(2 * n, Stat.SIZE)
+        # A flow can make its pair alert three times: a long connection, a sparse beacon (its
+        # third connection) and a beacon (when min_events_slow is 3).
+        alerts = new_alert_rows(3 * n, Stat.SIZE)
         k.ingest(
             table.columns(), self.prevalence.sketch, self.prevalence.nonzero,
             flows.start_ms, flows.end_ms, flows.src_hi, flows.src_lo, flows.dst_hi,
@@ -370,7 +421,11 @@ class Detector:
             and batch_start_ms - before_ms > self._window_ms
         ):
             state.last_sweep_ms = batch_start_ms
-            self.stats.evicted_idle_total += table.evict_idle(batch_start_ms - self._window_ms)
+            self.stats.evicted_idle_total += table.evict_idle(
+                batch_start_ms - self._window_ms,
+                batch_start_ms - self._long_window_ms,
+                batch_start_ms - self._single_idle_ms,
+            )
         if after_ms - table.epoch_ms > REBASE_AFTER_MS:
             table.rebase(after_ms - self._long_window_ms - self._lateness_ms)
 
@@ -397,7 +452,9 @@ class Detector:
         if last is not None and now_ms - last < self._sweep_every_ms:
             return
         state.last_sweep_ms = now_ms
-        self.stats.evicted_idle_total += state.table.evict_idle(now_ms - self._window_ms)
+        self.stats.evicted_idle_total += state.table.evict_idle(
+            now_ms - self._window_ms, now_ms - self._long_window_ms, now_ms - self._single_idle_ms
+        )
 
     def score_all_pairs(self) -> list[PairScore]:
         """Every tracked pair of every partition scored on its current window (for
@@ -412,7 +469,8 @@ class Detector:
                 self._policy, out,
             )  # fmt: skip
             scored = take(out, n)
-            exact = (t.port_proto[scored.row] & PREFIX_LEVEL) == 0  # pairs, not prefix channels
+            # Pairs, not prefix or name channels.
+            exact = (t.port_proto[scored.row] & LEVEL_BITS) == 0
             scores.extend(pair_scores(t, scored, np.flatnonzero(exact)))
         return scores
 
@@ -423,10 +481,14 @@ def _with_pairs(alerts: AlertRows, table: PairTable) -> AlertRows:
     rows = alerts.row
     keys = table.keys[rows]
     pp = table.port_proto[rows]
+    named = (pp & np.uint32(NAME_LEVEL)) != 0
+    domains = [domain_text(table, int(h)) if is_name else "" for h, is_name in
+               zip(keys[:, 2].tolist(), named.tolist(), strict=True)]  # fmt: skip
     return alerts._replace(
         src_hi=keys[:, 0], src_lo=keys[:, 1], dst_hi=keys[:, 2], dst_lo=keys[:, 3],
         dst_port_proto=pp & np.uint32(PORT_PROTO_MASK),
         prefix=((pp & np.uint32(PREFIX_LEVEL)) != 0).astype(np.uint8),
+        dst_domain=np.array(domains, dtype=np.str_),
         sampling=table.sampling[rows], direction_inferred=table.direction_inferred[rows],
     )  # fmt: skip
 
@@ -454,3 +516,14 @@ def warm_up(config: Config) -> None:
     for net in ((0, 0xFFFF_CB00_7100), (0x2001_0DB8 << 32, 0)):
         detector._channels.members(detector.table, (0, 0xFFFF_0A00_0001), net, 443 << 8 | 6,
                                    start_ms)  # fmt: skip
+    # The name channels: their promotion index and name pass (two IPs of one name), and the
+    # look-up of a source's name rows, run at a pair or prefix alert.
+    if detector.table.name_channels is not None:
+        named = FlowBatch.from_columns(
+            start_ms=[start_ms, start_ms + 1], src_hi=[0, 0], src_lo=[0xFFFF_0A00_0001] * 2,
+            dst_hi=[0, 0], dst_lo=[0xFFFF_CB00_7101, 0xFFFF_C633_6401], src_port=[50_001] * 2,
+            dst_port=[443, 443], proto=[6, 6], bytes=[100, 100], name_hash=[1, 1],
+            names={1: "warm-up.invalid"},
+        )  # fmt: skip
+        detector.process(named)
+        detector._channels.name_rows(detector.table, (0, 0xFFFF_0A00_0001), 443 << 8 | 6, 0)

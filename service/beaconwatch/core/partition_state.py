@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 from beaconwatch.core.watermark import Watermark
+from beaconwatch.state.name_notes import NameNotes
 from beaconwatch.state.pair_table import PairTable
 
 PartitionKey = Hashable  # (topic, partition) in the service; any label in files and tests
@@ -21,10 +22,12 @@ PartitionKey = Hashable  # (topic, partition) in the service; any label in files
 class PartitionState:
     """Pair table, watermark (`core.watermark`), epoch (in the table) and idle sweep."""
 
-    __slots__ = ("last_sweep_ms", "table", "watermark")
+    __slots__ = ("last_sweep_ms", "notes", "table", "watermark")
 
     def __init__(self, table: PairTable, lateness_ms: int, clock_tolerance_ms: int) -> None:
         self.table = table
+        # Names of (source, destination) pairs from Zeek ssl/http records (`state.name_notes`).
+        self.notes = NameNotes()
         self.watermark = Watermark(lateness_ms, clock_tolerance_ms)
         self.last_sweep_ms: int | None = None
 

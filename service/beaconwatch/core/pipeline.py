@@ -16,10 +16,11 @@ import numpy as np
 from beaconwatch.alerting.alert import Alert
 from beaconwatch.config import Config
 from beaconwatch.core.detector import Detector, warm_up
-from beaconwatch.decode.base import Decoder, Rejection, RejectReason
+from beaconwatch.decode.base import Decoder
 from beaconwatch.decode.topic_decoders import TopicDecoders
 from beaconwatch.domain.clock import EventClock
 from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.domain.rejections import Rejection, RejectReason
 from beaconwatch.domain.stats import DetectorStats
 
 

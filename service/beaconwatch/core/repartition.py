@@ -21,7 +21,7 @@ from beaconwatch.config import Config
 from beaconwatch.core.host_owners import host_hash
 from beaconwatch.core.pipeline import split_tombstones
 from beaconwatch.core.scope import FlowScope
-from beaconwatch.decode.base import Decoder, DecodeResult, Rejection
+from beaconwatch.decode.base import Decoder, DecodeResult
 from beaconwatch.decode.flow_columns import BYTES_PER_FLOW, HEADER_BYTES, encode_flows
 from beaconwatch.decode.scan.batch_scan import join_columns
 from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
@@ -29,6 +29,7 @@ from beaconwatch.decode.scan.goflow2_pb import Goflow2PbDecoder
 from beaconwatch.decode.topic_decoders import TopicDecoders
 from beaconwatch.domain.dtypes import I64
 from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.domain.rejections import Rejection
 from beaconwatch.domain.stats import DetectorStats
 
 

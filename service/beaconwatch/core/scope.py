@@ -186,4 +186,4 @@ def _swap_ends(flows: FlowBatch, swap: np.ndarray, initiator: np.ndarray) -> Flo
         for a, b in (("src_hi", "dst_hi"), ("src_lo", "dst_lo"), ("src_port", "dst_port")):
             columns[a] = np.where(swap, getattr(flows, b), getattr(flows, a))
             columns[b] = np.where(swap, getattr(flows, a), getattr(flows, b))
-    return FlowBatch(**columns)
+    return FlowBatch(**columns, names=flows.names)

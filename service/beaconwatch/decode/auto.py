@@ -26,14 +26,16 @@ CSV/TSV row of Zeek field names means the whole file is ``zeek-tsv`` with that h
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import numpy as np
 import orjson
 
-from beaconwatch.decode.base import Decoder, DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.base import Decoder, DecodeResult
 from beaconwatch.decode.common.rows import DETAIL_MAX
 from beaconwatch.decode.sniff import JSON, UNKNOWN
 from beaconwatch.domain.flows import FlowBatch
+from beaconwatch.domain.rejections import Rejection, RejectReason
 
 UNKNOWN_FORMAT = RejectReason.UNKNOWN_FORMAT
 
@@ -122,5 +124,5 @@ class AutoDecoder:
         return DecodeResult(flows, rejections)
 
 
-def _columns(flows: FlowBatch) -> dict[str, np.ndarray]:
+def _columns(flows: FlowBatch) -> dict[str, Any]:
     return {name: getattr(flows, name) for name in flows.__dataclass_fields__}

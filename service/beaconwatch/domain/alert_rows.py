@@ -6,8 +6,9 @@ A `typing.NamedTuple` of arrays, one row per alert (numba passes it to ``@njit``
 by value, the arrays by reference, and caches the kernels compiled for it). The kernel
 (`state.ingest`) fills the alert's own columns; the core (`core.detector`) fills the pair's
 (``src_hi`` .. ``direction_inferred``) from the table after the call, so alerting reads no
-table. `score_rows` fills the scoring columns of the same structure for every tracked pair.
-Here, below every layer that reads or writes it.
+table (a name channel's name too, from the partition's name book). `score_rows` fills the
+scoring columns of the same structure for every tracked pair. Here, below every layer that
+reads or writes it.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from beaconwatch.domain.dtypes import F64, I32, I64, U8, U16, U32, U64
 
 KIND_BEACON = 0
 KIND_LONG_CONNECTION = 1  # one connection open for long_connection_s to a rare destination
+KIND_SPARSE_BEACON = 2  # three daily check-ins to a new destination (rule sparse-beacon)
 
 LIFECYCLE_NEW = 1  # the pair's first alert (of its series)
 LIFECYCLE_UPDATE = 2  # the period or the score changed materially since the last alert
@@ -30,7 +33,7 @@ class AlertRows(NamedTuple):
     row: I32  # the pair's row of the partition's table
     stats: F64  # (alerts, `Stat.SIZE`): the scored window's statistics (`score_window`)
     lifecycle: U8  # LIFECYCLE_NEW or LIFECYCLE_UPDATE
-    kind: U8  # KIND_BEACON or KIND_LONG_CONNECTION
+    kind: U8  # KIND_BEACON, KIND_LONG_CONNECTION or KIND_SPARSE_BEACON
     detected_ms: I64  # event time of the connection that made the pair alert
     window_start_ms: I64  # first connection of the scored window
     window_end_ms: I64  # last connection of the scored window
@@ -51,6 +54,9 @@ class AlertRows(NamedTuple):
     dst_lo: U64  # a prefix channel's: the prefix
     dst_port_proto: U32  # dst_port << 8 | proto
     prefix: U8  # 1: a prefix channel's row (`core.channels`), 0: a pair's
+    # A name channel's destination name (its row's dst_hi is the name's hash, `state.levels`);
+    # "" for pairs and prefixes. Text, which the kernel never sees: empty until then.
+    dst_domain: npt.NDArray[np.str_]
     sampling: U16  # highest packet-sampling rate among the pair's flows
     # The pair's direction bits (`state.pair_table`): any set reads as inferred from the ports.
     direction_inferred: U8
@@ -87,6 +93,7 @@ def new_alert_rows(n: int, n_stats: int) -> AlertRows:
         dst_lo=np.empty(0, dtype=np.uint64),
         dst_port_proto=np.empty(0, dtype=np.uint32),
         prefix=np.empty(0, dtype=np.uint8),
+        dst_domain=np.empty(0, dtype=np.str_),
         sampling=np.empty(0, dtype=np.uint16),
         direction_inferred=np.empty(0, dtype=np.uint8),
     )

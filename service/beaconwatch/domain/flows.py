@@ -9,7 +9,8 @@ epoch, taken from the flow record itself, never from the wall clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,13 @@ FLOW_COLUMNS: dict[str, npt.DTypeLike] = {
     # inferred from the ports), or INITIATOR_TURNED when it was inferred and the record
     # turned round (the internal end was its destination).
     "initiator": np.uint8,
+    # The destination's name where the format carries one (TLS SNI, HTTP host, DNS name):
+    # `domain.names.name_hash` of it, 0 = none; its text is in `FlowBatch.names`.
+    "name_hash": np.uint64,
+    # 1: not a connection but a name annotation (a Zeek ssl.log/http.log record: this source
+    # reached this destination under `name_hash`); the detector learns it and drops the row
+    # (`state.name_notes`). 0 for every flow.
+    "annotation": np.uint8,
 }
 INITIATOR_UNKNOWN = 0
 INITIATOR_SRC = 1  # the record's source started the connection
@@ -64,6 +72,10 @@ class FlowBatch:
     sampling_rate: npt.NDArray[np.uint32]
     record_index: npt.NDArray[np.int64]
     initiator: npt.NDArray[np.uint8]
+    name_hash: npt.NDArray[np.uint64]
+    annotation: npt.NDArray[np.uint8]
+    # name_hash -> its normalised text, for the names of this batch (a superset after `take`).
+    names: Mapping[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.start_ms.shape[0])
@@ -71,32 +83,41 @@ class FlowBatch:
     @classmethod
     def empty(cls, n: int = 0) -> FlowBatch:
         """A batch of ``n`` zeroed rows, for decoders to fill in place."""
-        return cls(**{name: np.zeros(n, dtype=dtype) for name, dtype in FLOW_COLUMNS.items()})
+        columns: dict[str, Any] = {
+            name: np.zeros(n, dtype=dtype) for name, dtype in FLOW_COLUMNS.items()
+        }
+        return cls(**columns)
 
     @classmethod
     def from_columns(cls, **columns: Any) -> FlowBatch:
         """Build a batch from array-likes, casting each to its canonical dtype.
 
         ``end_ms`` defaults to ``start_ms``; ``packets``/``sampling_rate`` default to 1,
-        ``record_index`` to ``arange(n)`` and ``initiator`` to unknown.
+        ``record_index`` to ``arange(n)``, ``initiator`` to unknown, ``name_hash`` to none,
+        ``annotation`` to 0 (a flow); ``names`` (hash -> text) to none.
         """
+        names: Mapping[int, str] = columns.pop("names", {})
         n = len(columns["start_ms"])
         columns.setdefault("end_ms", columns["start_ms"])
         columns.setdefault("packets", np.ones(n))
         columns.setdefault("sampling_rate", np.ones(n))
         columns.setdefault("record_index", np.arange(n))
         columns.setdefault("initiator", np.zeros(n))
+        columns.setdefault("name_hash", np.zeros(n))
+        columns.setdefault("annotation", np.zeros(n))
         arrays = {}
         for name, dtype in FLOW_COLUMNS.items():
             arr = np.ascontiguousarray(np.asarray(columns[name]).astype(dtype, copy=False))
             if arr.shape != (n,):
                 raise ValueError(f"column {name!r} has shape {arr.shape}, expected ({n},)")
             arrays[name] = arr
-        return cls(**arrays)
+        return cls(**arrays, names=names)
 
     def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> FlowBatch:
         """Rows selected by an integer index or a boolean mask."""
-        return FlowBatch(**{name: getattr(self, name)[index] for name in FLOW_COLUMNS})
+        return FlowBatch(
+            **{name: getattr(self, name)[index] for name in FLOW_COLUMNS}, names=self.names
+        )
 
     @staticmethod
     def concat(batches: list[FlowBatch]) -> FlowBatch:
@@ -104,6 +125,10 @@ class FlowBatch:
             return FlowBatch.empty(0)
         if len(batches) == 1:
             return batches[0]
+        names: dict[int, str] = {}
+        for b in batches:
+            names.update(b.names)
         return FlowBatch(
-            **{name: np.concatenate([getattr(b, name) for b in batches]) for name in FLOW_COLUMNS}
+            **{name: np.concatenate([getattr(b, name) for b in batches]) for name in FLOW_COLUMNS},
+            names=names,
         )

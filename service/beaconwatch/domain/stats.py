@@ -25,7 +25,7 @@ class DetectorStats:
     flows_total: int = 0  # flows accepted into state
     rejected_by_reason: Counter[str] = field(default_factory=Counter)  # records, by reason
     ignored_by_reason: Counter[str] = field(default_factory=Counter)  # valid flows out of scope
-    evicted_idle_total: int = 0  # pairs dropped after being idle for the whole window
+    evicted_idle_total: int = 0  # idle pairs dropped (>= 2 connections: after the long window)
     evicted_capacity_total: int = 0  # pairs dropped because max_pairs was reached
     # ...of them pairs with history (two connections or more): a table under pressure evicts
     # one-off pairs first (`state.pair_table.evict_least_recent`); non-zero means it is full of

@@ -26,7 +26,7 @@ from beaconwatch.alerting.log_line import log_alerts
 from beaconwatch.config import Config
 from beaconwatch.core.host_owners import HostOwners
 from beaconwatch.core.pipeline import Pipeline
-from beaconwatch.decode.base import Rejection
+from beaconwatch.domain.rejections import Rejection
 from beaconwatch.metrics.prometheus import ServiceMetrics
 from beaconwatch.runtime.backoff import Backoff
 from beaconwatch.runtime.checkpointing import Checkpointer

@@ -66,7 +66,8 @@ from beaconwatch.scoring.interval_significance import (
     raw_statistics,
 )
 from beaconwatch.scoring.kernels import mad_about, median_sorted
-from beaconwatch.scoring.lattice import lattice_test
+from beaconwatch.scoring.lattice import lattice_statistic
+from beaconwatch.scoring.lattice_null import detector_lattice_tables
 from beaconwatch.scoring.periodicity import N_FIT, Fit, fit_window
 from beaconwatch.scoring.significance import (
     best_p_value,
@@ -122,6 +123,7 @@ class NullTable(IntEnum):
     FIT = 0  # significance: the fit statistic
     CV = 1  # interval_significance: CV of the raw intervals
     FLOOR = 2  # interval_significance: negated gap floor
+    LATTICE = 3  # lattice_null: the lattice statistic (packet-sampled pairs only)
 
 
 N_TABLES = len(NullTable)
@@ -132,10 +134,12 @@ def null_tables(history_events: int) -> F64:
     for every second one (`score_window_paired`); the shipped ones when current."""
     fit = detector_null_tables(history_events)
     raw = detector_interval_tables(history_events)
+    lattice = detector_lattice_tables(history_events)
     tables = np.empty((fit.shape[0], N_TABLES, *fit.shape[1:]))
     tables[:, NullTable.FIT] = fit
     tables[:, NullTable.CV] = raw[:, RawTest.CV]
     tables[:, NullTable.FLOOR] = raw[:, RawTest.FLOOR]
+    tables[:, NullTable.LATTICE] = lattice
     return tables
 
 
@@ -284,9 +288,10 @@ def score_window(
         tests, p_min, best_p = tests + 1.0, min(p_min, p_sparse), 0.0
     p_lattice, lattice_period, lattice_share = 1.0, 0.0, 0.0
     if params[Param.LATTICE] > 0.0 and m >= 1:  # work[1] holds the intervals sorted
-        p_lattice, lattice_period, lattice_share = lattice_test(
+        statistic, lattice_period, lattice_share = lattice_statistic(
             work[1, :m], params[Param.MIN_PERIOD_S]
         )
+        p_lattice = p_value(tables[NullTable.LATTICE], m, statistic)
         tests, p_min = tests + 1.0, min(p_min, p_lattice)
     p_all = combined_p_value(p_fit, p_cv, p_floor) if tests == 3.0 else min(1.0, tests * p_min)
     on_lattice = p_lattice < min(p_fit, p_cv, p_floor)

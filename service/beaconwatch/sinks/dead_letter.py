@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
 
-from beaconwatch.decode.base import Rejection
+from beaconwatch.domain.rejections import Rejection
 from beaconwatch.sinks.base import Producer
 
 # Reported as the "exception class": the decoder does not raise, it returns a Rejection.

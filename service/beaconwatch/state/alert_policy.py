@@ -1,5 +1,6 @@
 """The ingest kernel's alert policy: prevalence down-ranking, the beacon alert lifecycle
-(threshold, cooldown, new/update, period checks, backoff) and the long-connection rule.
+(threshold, cooldown, new/update, period checks, backoff), the long-connection rule and
+rule sparse-beacon.
 
 Alert lifecycle per pair: the first score at or above the threshold emits a "new" alert;
 later, an "update" is emitted only when the period or the score changed materially since the
@@ -20,11 +21,13 @@ from numba import njit
 
 from beaconwatch.domain.alert_rows import (
     KIND_LONG_CONNECTION,
+    KIND_SPARSE_BEACON,
     LIFECYCLE_NEW,
     LIFECYCLE_UPDATE,
     AlertRows,
 )
 from beaconwatch.domain.dtypes import F32, F64, I64, U32, U64, AnyArray
+from beaconwatch.scoring.daily import ALL_GATES, MIN_BYTES, SIZE_SPREAD_LN, three_connection_gates
 from beaconwatch.scoring.sleep_range import described_range
 from beaconwatch.scoring.window_score import Stat
 from beaconwatch.state.connections import END, START
@@ -37,7 +40,10 @@ from beaconwatch.state.pair_table import (
     NEVER_MS,
 )
 from beaconwatch.state.prevalence import destination_sources, fleet_sources, source_fanout
+from beaconwatch.state.size_codec import decode_size
 from beaconwatch.state.table_columns import TableColumns
+
+SPARSE_SCORE = 0.8  # rule sparse-beacon's fixed score: its alerts are hunting leads, severity low
 
 
 @njit(cache=True, nogil=True)
@@ -193,6 +199,67 @@ def long_connection_alert(
     alerts.window_start_ms[k] = epoch + start
     alerts.window_end_ms[k] = epoch + end
     alerts.first_alert_ms[k] = epoch + start
+    alerts.first_seen_ms[k] = tb.first_seen_ms[row]
+    counters[0]["alerts"] += 1
+
+
+@njit(cache=True, nogil=True)
+def sparse_beacon_alert(
+    tb: TableColumns, row: int, epoch: int, sketch: U32, nonzero: I64, limits: Limits,
+    policy: Policy, counters: AnyArray, alerts: AlertRows, window_t: F64, window_b: F64,
+) -> None:  # fmt: skip
+    """Rule sparse-beacon, at a pair's third connection: a daily beacon has only 3 check-ins
+    in the long window, too few for any interval test (two intervals: p = r at best). It
+    alerts, once, as a hunting lead when every gate of `scoring.daily` passes (both intervals
+    >= sparse_min_interval_ms and regular, two of three sizes alike) and no other internal
+    host reaches the destination; evaluation.daily_windows counts what passes on benign
+    traffic."""
+    history = tb.ring_t.shape[1]
+    for j in range(3):
+        pos = (tb.n_connections[row] - 3 + j) % history
+        window_t[j] = tb.ring_t[row, pos] / 1000.0
+        window_b[j] = decode_size(tb.ring_b[row, pos])
+    times, sizes = window_t[:3], window_b[:3]
+    order = np.argsort(times)  # late records may have arrived out of order
+    times, sizes = times[order], sizes[order]
+    gates = three_connection_gates(
+        times, sizes, limits.sparse_min_interval_ms / 1000.0, policy.sparse_max_deviation,
+        SIZE_SPREAD_LN, MIN_BYTES, True,
+    )  # fmt: skip
+    if gates != ALL_GATES:
+        return
+    sources, share, _ = prevalence(sketch, nonzero, tb.keys, tb.port_proto, row, policy)
+    if sources > 1:  # another internal host reaches it: not a new destination
+        return
+    mean_s = 0.5 * (times[2] - times[0])
+    k = counters[0]["alerts"]
+    alerts.row[k] = row
+    alerts.stats[k, :] = 0.0
+    alerts.stats[k, Stat.SCORE] = SPARSE_SCORE
+    alerts.stats[k, Stat.CONNECTIONS] = 3
+    for s in (Stat.PERIOD_S, Stat.MEAN_INTERVAL_S, Stat.MEDIAN_INTERVAL_S):
+        alerts.stats[k, s] = mean_s
+    low_s = min(times[1] - times[0], times[2] - times[1])
+    high_s = max(times[1] - times[0], times[2] - times[1])
+    alerts.stats[k, Stat.LOW_S] = low_s
+    alerts.stats[k, Stat.HIGH_S] = high_s
+    alerts.stats[k, Stat.JITTER_RATIO] = (high_s - low_s) / high_s if high_s > 0.0 else 0.0
+    alerts.stats[k, Stat.BYTES_MEDIAN] = np.median(sizes)
+    alerts.lifecycle[k] = LIFECYCLE_NEW
+    alerts.kind[k] = KIND_SPARSE_BEACON
+    alerts.duration_s[k] = 0.0
+    alerts.prevalence_sources[k] = sources
+    alerts.prevalence[k] = share
+    alerts.prevalence_factor[k] = 1.0
+    alerts.fanout[k] = 0.0
+    alerts.raw_score[k] = SPARSE_SCORE
+    alerts.check_ins[k] = tb.n_connections[row]
+    alerts.per_check_in[k] = 1.0
+    detected_ms = epoch + np.int64(times[2] * 1000.0)
+    alerts.detected_ms[k] = detected_ms
+    alerts.window_start_ms[k] = epoch + np.int64(times[0] * 1000.0)
+    alerts.window_end_ms[k] = detected_ms
+    alerts.first_alert_ms[k] = detected_ms
     alerts.first_seen_ms[k] = tb.first_seen_ms[row]
     counters[0]["alerts"] += 1
 

@@ -29,7 +29,12 @@ from numba import njit
 from beaconwatch.domain.dtypes import BOOL, I32, I64, U32, U64
 from beaconwatch.state.hash_index import EMPTY as NO_ROW
 from beaconwatch.state.hash_index import find_slot, key_hash
-from beaconwatch.state.levels import PORT_PROTO_MASK_U32, PREFIX_LEVEL_U32, mask_destination
+from beaconwatch.state.levels import (
+    NAME_LEVEL_U32,
+    PORT_PROTO_MASK_U32,
+    PREFIX_LEVEL_U32,
+    mask_destination,
+)
 from beaconwatch.state.prevalence import add_pair
 from beaconwatch.state.table_columns import TableColumns
 
@@ -176,6 +181,8 @@ def rebuild(channels: I64, keys: U64, port_proto: U32, used: BOOL) -> None:
     for prefix_rows in (True, False):
         for row in range(used.shape[0]):
             if not used[row] or ((port_proto[row] & PREFIX_LEVEL_U32) != 0) != prefix_rows:
+                continue
+            if (port_proto[row] & NAME_LEVEL_U32) != 0:  # a name channel (`name_channels`)
                 continue
             pp = port_proto[row] & PORT_PROTO_MASK_U32
             net_hi, net_lo = mask_destination(keys[row, 2], keys[row, 3])

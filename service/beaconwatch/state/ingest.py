@@ -55,6 +55,7 @@ from beaconwatch.state.alert_policy import (
     long_connection_alert,
     newly_long,
     next_period_check,
+    sparse_beacon_alert,
 )
 from beaconwatch.state.channel_index import (
     NOT_FED,
@@ -350,7 +351,9 @@ def ingest(
                             tb, sketch, nonzero, entry, source, hc, src_hi[i], src_lo[i], net_hi,
                             net_lo, prefix_pp, NEVER_MS,
                         )  # fmt: skip
-            elif not listed(channels, bucket_of(channels, h), tagged(h, row)):
+            elif level == PREFIX_LEVEL_U32 and not listed(
+                channels, bucket_of(channels, h), tagged(h, row)
+            ):
                 register(channels, keys, port_proto, used, last_seen_ms, h, row)
 
         if initiator[i] != INITIATOR_SRC:  # the record did not say who started it (`core.scope`)
@@ -406,9 +409,14 @@ def ingest(
             first_seen_ms[row] = t
 
         n = np.int64(n_connections[row])
-        if n < limits.min_events and not _slow_and_enough(n, t - first_seen_ms[row], limits):
-            continue
         if direction_inferred[row] & SERVER_SIDE:  # inbound-initiated: never the host's beacon
+            continue
+        if n == 3 and limits.sparse_min_interval_ms > 0 and limits.level == 0:
+            sparse_beacon_alert(
+                tb, row, epoch, sketch, nonzero, limits, policy, counters, alerts, window_t,
+                window_b,
+            )  # fmt: skip
+        if n < limits.min_events and not _slow_and_enough(n, t - first_seen_ms[row], limits):
             continue
         # An alert from a part-filled ring (as few as min_events connections) reads the
         # sleep from few intervals. Its period is checked again each time the pair's

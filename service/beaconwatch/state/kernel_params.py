@@ -41,6 +41,7 @@ class Limits(NamedTuple):
     duplicate_tolerance_ms: int
     continuation_gap_ms: int
     long_sessions: int  # ...once the pair has had this many, each within the window of the last
+    sparse_min_interval_ms: int  # rule sparse-beacon: both intervals of 3 at least this (0: off)
 
 
 class Policy(NamedTuple):
@@ -54,6 +55,7 @@ class Policy(NamedTuple):
     update_score_change: float  # absolute score change that makes an alert update
     fanout_low: float  # destinations of a source in a port block where down-ranking starts...
     fanout_high: float  # ...and where the score reaches 0 (P2P fan-out, `state.prevalence`)
+    sparse_max_deviation: float  # rule sparse-beacon: largest relative deviation of 2 intervals
 
 
 def limits_from(config: Config) -> Limits:
@@ -77,6 +79,7 @@ def limits_from(config: Config) -> Limits:
         duplicate_tolerance_ms=_ms(state.duplicate_tolerance_s),
         continuation_gap_ms=_ms(state.continuation_gap_s),
         long_sessions=int(alerting.long_connection_sessions),
+        sparse_min_interval_ms=_ms(alerting.sparse_min_interval_s),
     )
 
 
@@ -92,6 +95,7 @@ def policy_from(config: Config) -> Policy:
         update_score_change=float(alerting.update_score_change),
         fanout_low=float(prevalence.fanout_low_destinations),
         fanout_high=float(prevalence.fanout_high_destinations),
+        sparse_max_deviation=float(alerting.sparse_max_deviation),
     )
 
 

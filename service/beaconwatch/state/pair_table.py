@@ -32,6 +32,8 @@ Slow beacons need no more room than fast ones: the ring keeps the last H connect
 their spacing, so a 4 h beacon's ring spans 5 days and the window (default 24 h), not the ring,
 limits what is scored; a 1 s beacon's ring spans the last 32 s, plenty to judge it. The
 connection count and first-seen time summarise the whole life of the pair beyond the ring.
+A pair idle for the window is dropped (`evict_idle`), but one with two or more connections
+stays for the long window: a daily beacon is silent for a whole window between check-ins.
 
 Times in the rings are stored relative to a table-wide ``epoch_ms`` to halve their size; when
 event time runs 24 days past the epoch the table re-bases (`rebase`), which is rare and cheap.
@@ -44,6 +46,7 @@ import numpy.typing as npt
 from numba import njit
 
 from beaconwatch.domain.dtypes import F32, I32, I64, U8, U16, U32, U64
+from beaconwatch.domain.names import NameBook
 from beaconwatch.state.channel_index import channel_slots, rebuild
 from beaconwatch.state.connections import CONN_FIELDS, CONN_SLOTS, END, NO_CONNECTION, PIECE, START
 from beaconwatch.state.hash_index import (
@@ -55,6 +58,7 @@ from beaconwatch.state.hash_index import (
     slots_for,
 )
 from beaconwatch.state.heap import release_freed_memory
+from beaconwatch.state.name_channels import NameChannels
 from beaconwatch.state.prevalence import Prevalence, add_pair
 from beaconwatch.state.table_columns import TableColumns
 
@@ -128,6 +132,10 @@ class PairTable:
         self.meta: I64 = np.array([capacity, 0], dtype=np.int64)
         # Prefix channels' promotion index (`state.channel_index`): empty until enabled.
         self.channels: I64 = np.empty(0, dtype=np.int64)
+        # Name channels' promotion index (`state.name_channels`), None until enabled, and the
+        # texts of the names this partition has seen (`domain.names`), for its alerts.
+        self.name_channels: NameChannels | None = None
+        self.names = NameBook()
 
     def _allocate(self, rows: int) -> None:
         h = self.history_events
@@ -161,6 +169,11 @@ class PairTable:
         self.channels = np.empty(channel_slots(self.capacity), dtype=np.int64)
         rebuild(self.channels, self.keys, self.port_proto, self.used)
 
+    def enable_names(self) -> None:
+        """Track name channels' promotion (`state.name_channels`): 32 bytes a row."""
+        self.name_channels = NameChannels(self.capacity)
+        self.name_channels.restore(self.keys, self.port_proto, self.used, self.last_seen_ms)
+
     def columns(self) -> TableColumns:
         """The arrays as the kernels take them; taken anew per call (`grow` replaces them)."""
         return TableColumns(
@@ -189,6 +202,8 @@ class PairTable:
         """Memory of the table's own arrays (the shared prevalence sketch not included)."""
         own = sum(getattr(self, name).nbytes for name in ROW_COLUMNS)
         index = self.index.nbytes + self.channels.nbytes
+        if self.name_channels is not None:
+            index += self.name_channels.nbytes
         return int(own + index + self.free.nbytes + self.meta.nbytes)
 
     @property
@@ -230,6 +245,8 @@ class PairTable:
         _index_rows(self.index, self.keys, self.port_proto, self.used)
         if self.channels.size:
             self.enable_channels()
+        if self.name_channels is not None:
+            self.enable_names()
         self.budget.granted += added
         self.capacity = capacity
         del columns
@@ -263,9 +280,23 @@ class PairTable:
         row = int(_find_row(self.index, self.keys, self.port_proto, *args))
         return row if row != EMPTY else -1
 
-    def evict_idle(self, cutoff_ms: int) -> int:
-        """Drop pairs whose last connection is older than ``cutoff_ms``; returns how many."""
-        return self._evict(self.last_seen_ms < cutoff_ms)
+    def evict_idle(
+        self, cutoff_ms: int, long_cutoff_ms: int | None = None, single_cutoff_ms: int | None = None
+    ) -> int:
+        """Drop pairs whose last connection is older than ``cutoff_ms``; returns how many.
+
+        With ``long_cutoff_ms`` (now - long window), a pair with two or more connections is
+        kept until its last one is older than that: a daily beacon is silent for 24 h
+        between check-ins, longer than the window, and its slow-pair score reaches back over
+        the long window. Single-connection pairs (most of a table) go after the window, or
+        at ``single_cutoff_ms`` if given (the sparse-beacon rule's grace for a jittered 24 h
+        sleep); capacity eviction bounds memory either way."""
+        if long_cutoff_ms is None:
+            return self._evict(self.last_seen_ms < cutoff_ms)
+        single = cutoff_ms if single_cutoff_ms is None else single_cutoff_ms
+        return self._evict(
+            np.where(self.count < 2, self.last_seen_ms < single, self.last_seen_ms < long_cutoff_ms)
+        )
 
     def release(self) -> int:
         """Drop every pair (the partition was revoked) and give the rows back to the budget;
@@ -286,6 +317,8 @@ class PairTable:
         _index_rows(self.index, self.keys, self.port_proto, self.used)
         if self.channels.size:
             self.enable_channels()
+        if self.name_channels is not None:
+            self.enable_names()
         self.count_into(self.prevalence)
 
     def count_into(self, prevalence: Prevalence) -> None:

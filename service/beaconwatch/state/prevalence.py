@@ -32,7 +32,7 @@ from numba import njit
 
 from beaconwatch.domain.dtypes import I64, U32
 from beaconwatch.state.hash_index import key_hash
-from beaconwatch.state.levels import PORT_PROTO_MASK_U32, PREFIX_LEVEL_U32
+from beaconwatch.state.levels import LEVEL_BITS_U32, PORT_PROTO_MASK_U32
 
 SKETCH_ROWS = 5  # rows 0, 1: destination count-min; 2: source counters; 3, 4: fan-out
 _SALT = np.uint64(0x5851_F42D_4C95_7F2D)
@@ -77,9 +77,10 @@ def _fanout_buckets(
     src_hi: np.uint64, src_lo: np.uint64, pp: np.uint32, width: int
 ) -> tuple[np.int64, np.int64]:
     """Buckets of (source, protocol, port block); (-1, -1) for a service port, and for a
-    prefix row (`state.levels`): fan-out counts destinations, which its exact rows already do."""
+    prefix or name row (`state.levels`): fan-out counts destinations, which its exact rows
+    already do."""
     port = pp >> np.uint32(8)
-    if port < FANOUT_MIN_PORT or (pp & PREFIX_LEVEL_U32) != 0:
+    if port < FANOUT_MIN_PORT or (pp & LEVEL_BITS_U32) != 0:
         return np.int64(-1), np.int64(-1)
     block = ((port // np.uint32(FANOUT_PORT_BLOCK)) << np.uint32(8)) | (pp & np.uint32(0xFF))
     h = key_hash(src_hi, src_lo, _FANOUT_SALT, _FANOUT_SALT, np.uint32(block))

@@ -3,10 +3,12 @@
 Layout (all integers little-endian):
 
     magic      8 B   b"BWSTATE\\0"
-    version    u16   FORMAT_VERSION; another version is `incompatible`
+    version    u16   FORMAT_VERSION, or NAMES_VERSION when the table has name channels
+                     (`state.name_channels`); another version is `incompatible`
     head_len   u32   then ``head_len`` bytes of JSON: history_events, epoch_ms, rows, the
-                     columns (name, dtype, row shape) and the caller's fields (input offset,
-                     watermark, ...)
+                     columns (name, dtype, row shape), the caller's fields (input offset,
+                     watermark, ...) and, in NAMES_VERSION, "names": [[hash, text], ...],
+                     the texts of the name rows' names (`domain.names`)
     columns          each column's used rows, in `ROW_COLUMNS` order, C order
     crc32      u32   of everything before it
 
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from beaconwatch.state.levels import NAME_LEVEL
 from beaconwatch.state.pair_table import ROW_COLUMNS, PairBudget, PairTable
 from beaconwatch.state.prevalence import Prevalence
 
@@ -34,6 +37,10 @@ LATER_COLUMNS = ("direction_inferred", "long_alert_ms", "long_sessions")
 
 MAGIC = b"BWSTATE\0"
 FORMAT_VERSION = 1
+# Written only when the table has name rows: a reader from before names refuses it (and starts
+# the partition afresh) rather than take a name row for a pair.
+NAMES_VERSION = 2
+_VERSIONS = (FORMAT_VERSION, NAMES_VERSION)
 _PREFIX = struct.Struct("<8sHI")
 _CRC = struct.Struct("<I")
 
@@ -66,15 +73,21 @@ def encode_table(table: PairTable, **fields: Any) -> bytes:
         )
         columns.append([name, column.dtype.str, list(column.shape[1:])])
         bodies.append(column)
-    head = {
+    head: dict[str, Any] = {
         "history_events": table.history_events,
         "epoch_ms": table.epoch_ms,
         "rows": int(rows.size),
         "columns": columns,
         "fields": fields,
     }
+    version = FORMAT_VERSION
+    named = rows[(table.port_proto[rows] & NAME_LEVEL) != 0]
+    if named.size:
+        version = NAMES_VERSION
+        hashes = sorted(set(table.keys[named, 2].tolist()))
+        head["names"] = [[h, text] for h in hashes if (text := table.names.get(h)) is not None]
     head_bytes = json.dumps(head, separators=(",", ":")).encode()
-    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head_bytes))
+    prefix = _PREFIX.pack(MAGIC, version, len(head_bytes))
     crc = zlib.crc32(head_bytes, zlib.crc32(prefix))
     for body in bodies:
         crc = zlib.crc32(body, crc)
@@ -103,8 +116,8 @@ def decode_table(
     (crc,) = _CRC.unpack_from(view, len(view) - _CRC.size)
     if zlib.crc32(view[: len(view) - _CRC.size]) != crc:
         raise SnapshotError("corrupt", "checksum mismatch")
-    if version != FORMAT_VERSION:
-        raise SnapshotError("incompatible", f"format version {version}, expected {FORMAT_VERSION}")
+    if version not in _VERSIONS:
+        raise SnapshotError("incompatible", f"format version {version}, expected {_VERSIONS}")
     try:
         head = json.loads(bytes(view[_PREFIX.size : _PREFIX.size + head_len]))
     except ValueError as exc:
@@ -121,6 +134,10 @@ def decode_table(
     for name, values in columns.items():
         getattr(table, name)[:rows] = values
     table.adopt_rows(rows, int(head["epoch_ms"]))
+    try:
+        table.names.add((int(h), str(text)) for h, text in head.get("names", []))
+    except (TypeError, ValueError) as exc:
+        raise SnapshotError("corrupt", f"names: {exc}") from exc
     return Restored(table, dict(head["fields"]))
 
 

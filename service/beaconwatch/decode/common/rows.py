@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from beaconwatch.decode.base import RejectReason
+from beaconwatch.domain.rejections import RejectReason
 
 INT64_MAX = (1 << 63) - 1
 UINT32_MAX = (1 << 32) - 1

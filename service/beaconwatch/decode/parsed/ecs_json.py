@@ -33,6 +33,10 @@ Field rules:
   a TCP flow with SYN and not ACK names the source. Both optional (0: not stated).
   ``network.direction`` is not used: Filebeat derives it from its own internal-networks
   setting (inbound/outbound/...), which says where the ends are, not who started.
+* Name (`FlowBatch.name_hash`), optional: the first usable of ``tls.client.server_name`` (the
+  SNI), ``destination.domain``, ``url.domain`` (`domain.names.normalise`: lower case, no
+  trailing dot; empty, over 253 characters, spaces, control characters: not usable). A name
+  that is not usable leaves the flow unnamed; it never rejects the flow.
 * JSON ``null`` counts as absent (Elastic's convention).
 """
 
@@ -45,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.initiator import biflow_initiator, tcp_flags_initiator
 from beaconwatch.decode.common.protocols import PROTOCOL_NUMBERS, protocol_number
 from beaconwatch.decode.common.rows import (
@@ -66,6 +70,8 @@ from beaconwatch.decode.parsed.flow_rows import (
     text,
 )  # fmt: skip
 from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
+from beaconwatch.domain.names import NO_NAME, hash_of
+from beaconwatch.domain.rejections import Rejection, RejectReason
 
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024
 _NAMES = {name.lower(): number for name, number in PROTOCOL_NUMBERS.items()}
@@ -74,6 +80,7 @@ _ABSENT = object()
 
 _START = ("event.start", "netflow.flow_start_milliseconds", "netflow.flow_start_microseconds",
           "netflow.flow_start_nanoseconds", "netflow.flow_start_seconds", "@timestamp")  # fmt: skip
+_NAME = (("tls", "client", "server_name"), ("destination", "domain"), ("url", "domain"))
 _END = ("event.end", "netflow.flow_end_milliseconds", "netflow.flow_end_microseconds",
         "netflow.flow_end_nanoseconds", "netflow.flow_end_seconds")  # fmt: skip
 
@@ -160,6 +167,17 @@ def _text_at(obj: dict[str, Any], path: str) -> bytes:
     return text(value, path)
 
 
+def _name(obj: dict[str, Any]) -> tuple[int, str | None]:
+    """The flow's name (`domain.names`): the first usable of the fields in `_NAME`."""
+    for parts in _NAME:
+        value = lookup(obj, parts)
+        if value is not _ABSENT:
+            h, name = hash_of(value)
+            if h != NO_NAME:
+                return h, name
+    return NO_NAME, None
+
+
 def flow_of(obj: dict[str, Any]) -> Pending | Problem:
     """The field rules for one ECS document."""
     try:
@@ -186,9 +204,11 @@ def flow_of(obj: dict[str, Any]) -> Pending | Problem:
     keys = ("source.ip", "destination.ip", start_key, end_key)
     # The exporter's biflowDirection, when it states one, else the TCP flags.
     initiator = biflow_initiator(biflow) or tcp_flags_initiator(proto, flags)
+    name_hash, name = _name(obj)
     return Pending(
-        src, dst, start, end, src_port, dst_port, proto, nbytes, packets, rate, keys, initiator
-    )
+        src, dst, start, end, src_port, dst_port, proto, nbytes, packets, rate, keys, initiator,
+        name_hash, name,
+    )  # fmt: skip
 
 
 def _document(record: bytes, max_record_bytes: int) -> Pending | Problem:
@@ -230,7 +250,12 @@ class EcsJsonDecoder:
             if name != "record_index"
         }
         record_index = np.flatnonzero(keep).astype(np.int64)
-        return DecodeResult(FlowBatch(**picked, record_index=record_index), rejections)
+        names = {
+            row.name_hash: row.name
+            for row, problem in zip(rows, problems, strict=True)
+            if problem is None and isinstance(row, Pending) and row.name is not None
+        }
+        return DecodeResult(FlowBatch(**picked, record_index=record_index, names=names), rejections)
 
 
 def decode_record(

@@ -21,7 +21,6 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.common.ip_text import parse_ip_many, parse_ip_text
 from beaconwatch.decode.common.rows import (
     DETAIL_MAX,
@@ -33,6 +32,7 @@ from beaconwatch.decode.common.rows import (
     show,
 )
 from beaconwatch.decode.common.time_text import reference_ms, times_to_ms
+from beaconwatch.domain.rejections import RejectReason
 
 
 def text(value: Any, key: str) -> bytes:
@@ -59,6 +59,8 @@ class Pending(NamedTuple):
     sampling_rate: int
     keys: tuple[str, str, str, str]  # field names of src, dst, start, end (for details)
     initiator: int = 0  # `FlowBatch.initiator`, as the record says (`decode.initiator`)
+    name_hash: int = 0  # `FlowBatch.name_hash` (`domain.names`), 0 = no name
+    name: str | None = None  # its normalised text
 
 
 def _address_problem(key: str, raw: bytes) -> Problem:
@@ -140,6 +142,8 @@ def resolve_many(
     for k, name in enumerate(_NUMERIC, start=4):
         columns[name] = np.fromiter((p[k] for p in good), dtype=np.uint64, count=m)
     columns["initiator"] = np.fromiter((p.initiator for p in good), dtype=np.uint8, count=m)
+    columns["name_hash"] = np.fromiter((p.name_hash for p in good), dtype=np.uint64, count=m)
+    columns["annotation"] = np.zeros(m, dtype=np.uint8)
     bad = ~(ip_ok[0::2] & ip_ok[1::2] & t_ok[0::2] & t_ok[1::2])
     problems: list[Problem | None] = [r if isinstance(r, Problem) else None for r in rows]
     where = np.flatnonzero([p is not None for p in pending])  # row index of each good row

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.initiator import tcp_flags_initiator
 from beaconwatch.decode.common.protocols import PROTOCOL_NUMBERS, protocol_number
 from beaconwatch.decode.common.rows import (
@@ -67,6 +67,7 @@ from beaconwatch.decode.parsed.flow_rows import (
     text,
 )  # fmt: skip
 from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
+from beaconwatch.domain.rejections import Rejection, RejectReason
 
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024  # kafka_multi_values buffers can hold many objects
 
@@ -238,7 +239,7 @@ class PmacctJsonDecoder:
             else:
                 keep[first : first + count] = True
         rejections.sort(key=lambda r: r.record_index)
-        picked = {
+        picked: dict[str, Any] = {
             name: columns[name][keep].astype(FLOW_COLUMNS[name], copy=False)
             for name in FLOW_COLUMNS
             if name != "record_index"

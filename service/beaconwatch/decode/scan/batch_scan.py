@@ -15,14 +15,17 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.rows import FlowRow, Problem
 from beaconwatch.domain.dtypes import I64
 from beaconwatch.domain.flows import FLOW_COLUMNS, FlowBatch
+from beaconwatch.domain.rejections import Rejection, RejectReason
 
 _new_tuple = tuple.__new__
 # FlowRow order (the initiator last: what the record says, `decode.initiator`).
-ROW_COLUMNS = [name for name in FLOW_COLUMNS if name != "record_index"]
+# No name: the scanned formats (goflow2) carry none, so name_hash is 0.
+_NO_NAMES = ("record_index", "name_hash", "annotation")
+ROW_COLUMNS = [name for name in FLOW_COLUMNS if name not in _NO_NAMES]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +124,15 @@ def finish_batch(
             problem = result
         append(_new_tuple(Rejection, (index, problem[0], problem[1], None)))
     if ok.all():
-        picked = dict(zip(ROW_COLUMNS, columns, strict=True))
+        picked: dict[str, Any] = dict(zip(ROW_COLUMNS, columns, strict=True))
         n = len(ok)
-        return DecodeResult(FlowBatch(**picked, record_index=np.arange(n)), rejections)
+        return DecodeResult(
+            FlowBatch.from_columns(**picked, record_index=np.arange(n)),
+            rejections,
+        )
     keep = np.flatnonzero(ok)
-    picked = {name: col[keep] for name, col in zip(ROW_COLUMNS, columns, strict=True)}
-    return DecodeResult(FlowBatch(**picked, record_index=keep.astype(np.int64)), rejections)
+    kept: dict[str, Any] = {name: col[keep] for name, col in zip(ROW_COLUMNS, columns, strict=True)}
+    return DecodeResult(
+        FlowBatch.from_columns(**kept, record_index=keep.astype(np.int64)),
+        rejections,
+    )

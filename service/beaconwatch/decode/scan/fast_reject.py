@@ -18,9 +18,9 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.common.rows import DETAIL_MAX, Problem
 from beaconwatch.domain.dtypes import I64, U8
+from beaconwatch.domain.rejections import RejectReason
 
 Known = dict[int, tuple[str, str]]  # row -> (reason, detail)
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.common.rows import DETAIL_MAX, FlowRow, Problem
 from beaconwatch.decode.scan.goflow2_record import validate
+from beaconwatch.domain.rejections import RejectReason
 
 MAX_VARINT_BYTES = 10
 

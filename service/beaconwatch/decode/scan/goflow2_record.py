@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 
 import orjson
 
-from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.common.initiator import tcp_flags_initiator
 from beaconwatch.decode.common.ip_text import parse_ip_text
 from beaconwatch.decode.common.protocols import protocol_number
@@ -47,6 +46,7 @@ from beaconwatch.decode.common.rows import (
     json_constant,
     show,
 )
+from beaconwatch.domain.rejections import RejectReason
 
 # Detail templates (field name, shown value), shared with the scanners' direct rejections.
 OUT_OF_RANGE = "%s: out of range: %s"

@@ -17,11 +17,11 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.common.rows import DETAIL_MAX, Problem
 from beaconwatch.decode.scan.goflow2_record import field_problem, remember_problem
 from beaconwatch.decode.scan.json_scan import BAD_FIELD, KEYS, MISSING, NO_TIME, SLOW, TRUNCATED
 from beaconwatch.domain.dtypes import I64
+from beaconwatch.domain.rejections import RejectReason
 
 MEMO_VALUE_BYTES = 64  # longer values are answered afresh: the memo stays < 1 MiB
 _MISSING = tuple(Problem(RejectReason.MISSING_FIELD, f"missing {key}") for key in KEYS)

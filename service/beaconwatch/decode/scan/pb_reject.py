@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from beaconwatch.decode.base import RejectReason
 from beaconwatch.decode.common.rows import Problem
 from beaconwatch.decode.scan.goflow2_pb_record import address_text
 from beaconwatch.decode.scan.goflow2_record import RULE_ORDER, field_problem, remember_problem
 from beaconwatch.decode.scan.pb_wire import MISSING, NO_TIME, SLOW
+from beaconwatch.domain.rejections import RejectReason
 
 _MISSING = tuple(Problem(RejectReason.MISSING_FIELD, f"missing {key}") for key in RULE_ORDER)
 _NO_TIME = Problem(RejectReason.MISSING_FIELD, "missing time_flow_start_ns/time_received_ns")

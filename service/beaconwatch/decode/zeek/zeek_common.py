@@ -26,10 +26,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from beaconwatch.decode.base import DecodeResult, Rejection, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.ip_text import MAX_IP_TEXT_LEN, parse_ip_many
 from beaconwatch.decode.common.rows import DETAIL_MAX, show
 from beaconwatch.domain.flows import INITIATOR_SRC, FlowBatch
+from beaconwatch.domain.rejections import Rejection, RejectReason
 
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024
 
@@ -83,8 +84,8 @@ class ZeekRows:
     """
 
     __slots__ = (
-        "_addr_ends", "_addrs", "_bytes", "_dport", "_end", "_index", "_packets", "_proto",
-        "_sport", "_start", "rejections",
+        "_addr_ends", "_addrs", "_bytes", "_dport", "_end", "_index", "_names", "_notes",
+        "_packets", "_proto", "_sport", "_start", "names", "rejections",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -97,6 +98,9 @@ class ZeekRows:
         self._bytes: list[int] = []
         self._packets: list[int] = []
         self._addrs: list[bytes] = []  # src, dst, src, dst, ...
+        self._names: list[int] = []  # name hash per row (ssl/http annotations), 0 = none
+        self._notes: list[int] = []  # 1: an annotation row (`FlowBatch.annotation`)
+        self.names: dict[int, str] = {}
         self.rejections: list[Rejection] = []
 
     def reject(self, index: int, reason: str, detail: str) -> None:
@@ -104,9 +108,14 @@ class ZeekRows:
 
     def add(
         self, index: int, start_ms: int, end_ms: int, src: bytes, dst: bytes, src_port: int,
-        dst_port: int, proto: int, nbytes: int, packets: int,
+        dst_port: int, proto: int, nbytes: int, packets: int, *, name_hash: int = 0,
+        name: str | None = None, annotation: bool = False,
     ) -> None:  # fmt: skip
         self._index.append(index)
+        self._names.append(name_hash)
+        self._notes.append(int(annotation))
+        if name is not None:
+            self.names[name_hash] = name
         self._start.append(start_ms)
         self._end.append(max(end_ms, start_ms))
         self._addrs.append(src)
@@ -153,6 +162,9 @@ class ZeekRows:
             sampling_rate=np.ones(n, dtype=np.uint32),
             record_index=index,
             initiator=np.full(n, INITIATOR_SRC, dtype=np.uint8),  # id.orig_h started it
+            name_hash=np.asarray(self._names, dtype=np.uint64),
+            annotation=np.asarray(self._notes, dtype=np.uint8),
+            names=self.names,
         )  # fmt: skip
         if not good.all():
             flows = flows.take(good)

@@ -14,10 +14,18 @@ Accepted shapes, one object per record:
 seconds by size: an integer above 1e11, i.e. past the year 5138 in seconds, is milliseconds).
 ``duration`` is seconds as a number. Ports and counts must be JSON integers in range.
 See ``zeek_common`` for how a connection maps to a flow.
+
+ssl.log and http.log records (``_path`` ``ssl``/``http``, or the Kafka plugin's ``ssl``/``http``
+tag) are name annotations, not connections (`state.name_notes`): ``ts``, ``id.orig_h``,
+``id.resp_h``, ``id.resp_p`` and the name, ``server_name`` (SNI) or ``host`` (without a
+``:port``; an IP literal is no name), become an annotation row (`FlowBatch.annotation`) that
+names the pair's conn records. A record without a usable name (no SNI) gives no row and is
+not rejected; one with a bad address or time is rejected as a conn record would be.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 from collections.abc import Sequence
@@ -25,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from beaconwatch.decode.base import DecodeResult, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.rows import INT64_MAX, InvalidError, json_constant, show, uint
 from beaconwatch.decode.zeek.zeek_common import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -33,9 +41,14 @@ from beaconwatch.decode.zeek.zeek_common import (
     iso_to_ms,
     proto_number,
 )
+from beaconwatch.domain.names import hash_of
+from beaconwatch.domain.rejections import RejectReason
 
 _MILLIS_ABOVE = 100_000_000_000  # integer ts above this are JSON::TS_MILLIS
 _ID_KEYS = ("orig_h", "orig_p", "resp_h", "resp_p")
+# Streams whose records name a connection: the field holding the name.
+NAME_FIELDS = {"ssl": "server_name", "http": "host"}
+_TCP = 6
 
 
 def _count(obj: dict[str, Any], key: str, high: int, required: bool = False) -> int | None:
@@ -89,25 +102,59 @@ def _address(obj: dict[str, Any], key: str) -> bytes:
     return value.encode("ascii")
 
 
-def _unwrap(obj: dict[str, Any]) -> dict[str, Any]:
-    """Strip the Kafka plugin's tag and flatten a nested ``id``; reject other log streams."""
+def _unwrap(obj: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Strip the Kafka plugin's tag and flatten a nested ``id``: (record, stream), the stream
+    ``conn`` or one of `NAME_FIELDS`; reject other log streams."""
+    stream = "conn"
     if len(obj) == 1:
         ((tag, inner),) = obj.items()
         if isinstance(inner, dict):
-            if tag != "conn":
+            if tag != "conn" and tag not in NAME_FIELDS:
                 raise InvalidError(RejectReason.INVALID_FIELD, f"log stream {show(tag)}, not conn")
-            obj = inner
+            obj, stream = inner, tag
     path = obj.get("_path")
-    if isinstance(path, str) and not path.startswith("conn"):
-        raise InvalidError(RejectReason.INVALID_FIELD, f"_path {show(path)} is not a conn log")
+    if isinstance(path, str):
+        stream = next((s for s in NAME_FIELDS if path.startswith(s)), stream)
+        if stream == "conn" and not path.startswith("conn"):
+            raise InvalidError(RejectReason.INVALID_FIELD, f"_path {show(path)} is not a conn log")
     nested = obj.get("id")
     if isinstance(nested, dict):
         obj = {**obj, **{f"id.{k}": nested[k] for k in _ID_KEYS if k in nested}}
-    return obj
+    return obj, stream
+
+
+def _add_note(rows: ZeekRows, index: int, obj: dict[str, Any], stream: str) -> None:
+    """An ssl/http record: an annotation row when it carries a usable name."""
+    start_ms = _ts_ms(obj)
+    src = _address(obj, "id.orig_h")
+    dst = _address(obj, "id.resp_h")
+    src_port = _count(obj, "id.orig_p", 65535) or 0
+    dst_port = _count(obj, "id.resp_p", 65535, required=True) or 0
+    h, name = hash_of(host_name(obj.get(NAME_FIELDS[stream])))
+    if name is not None:
+        rows.add(index, start_ms, start_ms, src, dst, src_port, dst_port, _TCP, 0, 0,
+                 name_hash=h, name=name, annotation=True)  # fmt: skip
+
+
+def host_name(value: Any) -> Any:
+    """An HTTP ``host`` (or SNI) without its ``:port``; None for an IP literal."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith("["):  # [IPv6]:port
+        return None
+    text = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    return None
 
 
 def _add(rows: ZeekRows, index: int, obj: dict[str, Any]) -> None:
-    obj = _unwrap(obj)
+    obj, stream = _unwrap(obj)
+    if stream != "conn":
+        _add_note(rows, index, obj, stream)
+        return
     start_ms = _ts_ms(obj)
     src = _address(obj, "id.orig_h")
     dst = _address(obj, "id.resp_h")

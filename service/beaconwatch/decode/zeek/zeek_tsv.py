@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
 
-from beaconwatch.decode.base import DecodeResult, RejectReason
+from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.rows import INT64_MAX, show
 from beaconwatch.decode.zeek.zeek_common import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -35,6 +35,7 @@ from beaconwatch.decode.zeek.zeek_common import (
     iso_to_ms,
     proto_number,
 )
+from beaconwatch.domain.rejections import RejectReason
 
 # Zeek's default conn.log columns (base/protocols/conn/main.zeek, no optional scripts loaded).
 DEFAULT_CONN_FIELDS: tuple[str, ...] = (
