@@ -169,8 +169,8 @@ class Detector:
         caller's: input offset, ...) in its header."""
         state = self.partition(key)
         return encode_table(
-            state.table, watermark_ms=state.watermark_ms, last_sweep_ms=state.last_sweep_ms,
-            **fields,
+            state.table, state.notes.entries(), watermark_ms=state.watermark_ms,
+            last_sweep_ms=state.last_sweep_ms, **fields,
         )  # fmt: skip
 
     def restore_partition(self, key: PartitionKey, data: bytes | memoryview) -> dict[str, Any]:
@@ -191,6 +191,7 @@ class Detector:
             old.table.release()
         fields = dict(restored.fields)
         state = PartitionState(restored.table, self._lateness_ms, self._tolerance_ms)
+        state.notes.load(restored.notes)
         watermark_ms = fields.pop("watermark_ms", None)
         if watermark_ms is not None:
             state.watermark.start_at(int(watermark_ms))

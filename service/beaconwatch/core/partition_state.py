@@ -4,7 +4,8 @@ Kafka Streams, Flink and quix-streams keep state per input partition: a partitio
 instances with its state, and one partition lagging another (a replayed backlog, a slow
 exporter) cannot disturb the other's windows. So does beaconwatch. A partition's state is its
 pair table (rings of connection times and sizes, the alert lifecycle of every pair), its
-event-time watermark, the epoch of its ring times and its idle sweep. Prevalence is the one
+event-time watermark, the epoch of its ring times, its idle sweep and the names its pairs were
+reached under in Zeek ssl/http records (`state.name_notes`). Prevalence is the one
 thing shared: the process's sketch is the sum of its partitions' pairs (`state.prevalence`).
 """
 

@@ -8,26 +8,38 @@ Layout (all integers little-endian):
     head_len   u32   then ``head_len`` bytes of JSON: history_events, epoch_ms, rows, the
                      columns (name, dtype, row shape), the caller's fields (input offset,
                      watermark, ...) and, in NAMES_VERSION, "names": [[hash, text], ...],
-                     the texts of the name rows' names (`domain.names`)
+                     the texts of the name rows' names (`domain.names`), and, when the
+                     partition has Zeek name notes (`state.name_notes`), "notes":
+                     {"pairs": base64 of u64 LE [src_hi, src_lo, dst_hi, dst_lo, hash] per
+                     pair, oldest first, "names": [[hash, text], ...]}
     columns          each column's used rows, in `ROW_COLUMNS` order, C order
     crc32      u32   of everything before it
 
 Only tracked rows are written, compacted to 0..rows-1; the hash index, free stack and
 prevalence contribution are rebuilt on restore. The epoch is kept exactly: ring times are ms
 after it, and a restored table scores bit for bit as the one it was taken from.
+
+The notes need no version of their own: a reader from before them ignores the key and loses
+only the notes (what every restore did then), and a snapshot without the key restores none.
+Bounded by the notes' own bound (`DEFAULT_NOTE_PAIRS`, 40 B a pair and a name of at most 253
+characters); a restore keeps the newest that fit.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from beaconwatch.state.levels import NAME_LEVEL
+from beaconwatch.state.name_notes import DEFAULT_NOTE_PAIRS, NoteEntry
 from beaconwatch.state.pair_table import ROW_COLUMNS, PairBudget, PairTable
 from beaconwatch.state.prevalence import Prevalence
 
@@ -58,10 +70,12 @@ class SnapshotError(ValueError):
 class Restored:
     table: PairTable
     fields: dict[str, Any]  # the caller's fields, as given to `encode_table`
+    notes: list[NoteEntry]  # the partition's name notes, oldest first (`state.name_notes`)
 
 
-def encode_table(table: PairTable, **fields: Any) -> bytes:
-    """The tracked rows of ``table`` with ``fields`` (JSON-serialisable) in the header."""
+def encode_table(table: PairTable, name_notes: Sequence[NoteEntry] = (), **fields: Any) -> bytes:
+    """The tracked rows of ``table`` and the partition's ``name_notes`` (oldest first), with
+    ``fields`` (JSON-serialisable) in the header."""
     rows = np.flatnonzero(table.used)
     columns = []
     bodies = []
@@ -86,6 +100,8 @@ def encode_table(table: PairTable, **fields: Any) -> bytes:
         version = NAMES_VERSION
         hashes = sorted(set(table.keys[named, 2].tolist()))
         head["names"] = [[h, text] for h in hashes if (text := table.names.get(h)) is not None]
+    if name_notes:
+        head["notes"] = _encode_notes(name_notes)
     head_bytes = json.dumps(head, separators=(",", ":")).encode()
     prefix = _PREFIX.pack(MAGIC, version, len(head_bytes))
     crc = zlib.crc32(head_bytes, zlib.crc32(prefix))
@@ -138,7 +154,36 @@ def decode_table(
         table.names.add((int(h), str(text)) for h, text in head.get("names", []))
     except (TypeError, ValueError) as exc:
         raise SnapshotError("corrupt", f"names: {exc}") from exc
-    return Restored(table, dict(head["fields"]))
+    notes = _decode_notes(head["notes"]) if "notes" in head else []
+    return Restored(table, dict(head["fields"]), notes)
+
+
+_NOTE_DTYPE = np.dtype("<u8")
+_NOTE_WIDTH = 5  # src_hi, src_lo, dst_hi, dst_lo, name hash
+
+
+def _encode_notes(entries: Sequence[NoteEntry]) -> dict[str, Any]:
+    pairs = np.array([(*key, h) for key, h, _ in entries], dtype=_NOTE_DTYPE)
+    texts = {h: text for _, h, text in entries if text is not None}
+    return {
+        "pairs": base64.b64encode(pairs.tobytes()).decode("ascii"),
+        "names": sorted(texts.items()),
+    }
+
+
+def _decode_notes(notes: Any) -> list[NoteEntry]:
+    """The entries of a snapshot's "notes" (the newest `DEFAULT_NOTE_PAIRS` at most)."""
+    try:
+        raw = base64.b64decode(notes["pairs"], validate=True)
+        texts = {int(h): str(text) for h, text in notes["names"]}
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise SnapshotError("corrupt", f"notes: {exc!r}") from exc
+    row_bytes = _NOTE_WIDTH * _NOTE_DTYPE.itemsize
+    if len(raw) % row_bytes:
+        raise SnapshotError("corrupt", f"notes: {len(raw)} bytes is no whole number of pairs")
+    pairs = np.frombuffer(raw, dtype=_NOTE_DTYPE).reshape(-1, _NOTE_WIDTH)
+    pairs = pairs[-DEFAULT_NOTE_PAIRS:]
+    return [((sh, sl, dh, dl), h, texts.get(h)) for sh, sl, dh, dl, h in pairs.tolist()]
 
 
 def _columns(

@@ -15,14 +15,20 @@ becomes one flow in the originator -> responder direction:
   them only with ``use_conn_size_analyzer``); ``packets`` = ``orig_pkts`` (unset: 1).
 * ``sampling_rate`` = 1: Zeek sees every packet.
 
+ssl.log and http.log records name a connection rather than being one: `NAME_FIELDS` holds
+the field with the name, `note_name` turns it into the (hash, text) of an annotation row
+(`state.name_notes`).
+
 Times are passed through as written, even when they are not epoch times (Stratosphere's NjRAT
 capture counts seconds from the capture start); the detector judges event time, not decoders.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -30,11 +36,15 @@ from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.ip_text import MAX_IP_TEXT_LEN, parse_ip_many
 from beaconwatch.decode.common.rows import DETAIL_MAX, show
 from beaconwatch.domain.flows import INITIATOR_SRC, FlowBatch
+from beaconwatch.domain.names import hash_of
 from beaconwatch.domain.rejections import Rejection, RejectReason
 
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024
 
 PROTO_NUMBERS: dict[str, int] = {"tcp": 6, "udp": 17, "icmp": 1}
+TCP = 6
+# Streams whose records name a connection: the field holding the name.
+NAME_FIELDS = {"ssl": "server_name", "http": "host"}
 UNKNOWN_TRANSPORT = "unknown_transport"
 _ICMP, _ICMPV6 = 1, 58
 _MAPPED_HIGH_32 = 0xFFFF  # lo >> 32 of an IPv4-mapped address
@@ -64,6 +74,26 @@ def iso_to_ms(text: str) -> int | None:
         moment = moment.replace(tzinfo=UTC)
     millis = int((fraction.group(1) + "00")[:3]) if fraction else 0
     return int(moment.timestamp()) * 1000 + millis
+
+
+def host_name(value: Any) -> Any:
+    """An HTTP ``host`` (or SNI) without its ``:port``; None for an IP literal."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith("["):  # [IPv6]:port
+        return None
+    text = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    return None
+
+
+def note_name(value: Any) -> tuple[int, str | None]:
+    """(hash, normalised text) of an ssl ``server_name`` / http ``host`` value; (0, None)
+    when it is no usable name (unset, an IP literal, garbage: `domain.names.normalise`)."""
+    return hash_of(host_name(value))
 
 
 def proto_number(name: str, ip_proto: int | None) -> int | None:

@@ -25,7 +25,6 @@ not rejected; one with a bad address or time is rejected as a conn record would 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 from collections.abc import Sequence
@@ -37,18 +36,17 @@ from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.rows import INT64_MAX, InvalidError, json_constant, show, uint
 from beaconwatch.decode.zeek.zeek_common import (
     DEFAULT_MAX_RECORD_BYTES,
+    NAME_FIELDS,
+    TCP,
     ZeekRows,
     iso_to_ms,
+    note_name,
     proto_number,
 )
-from beaconwatch.domain.names import hash_of
 from beaconwatch.domain.rejections import RejectReason
 
 _MILLIS_ABOVE = 100_000_000_000  # integer ts above this are JSON::TS_MILLIS
 _ID_KEYS = ("orig_h", "orig_p", "resp_h", "resp_p")
-# Streams whose records name a connection: the field holding the name.
-NAME_FIELDS = {"ssl": "server_name", "http": "host"}
-_TCP = 6
 
 
 def _count(obj: dict[str, Any], key: str, high: int, required: bool = False) -> int | None:
@@ -130,24 +128,10 @@ def _add_note(rows: ZeekRows, index: int, obj: dict[str, Any], stream: str) -> N
     dst = _address(obj, "id.resp_h")
     src_port = _count(obj, "id.orig_p", 65535) or 0
     dst_port = _count(obj, "id.resp_p", 65535, required=True) or 0
-    h, name = hash_of(host_name(obj.get(NAME_FIELDS[stream])))
+    h, name = note_name(obj.get(NAME_FIELDS[stream]))
     if name is not None:
-        rows.add(index, start_ms, start_ms, src, dst, src_port, dst_port, _TCP, 0, 0,
+        rows.add(index, start_ms, start_ms, src, dst, src_port, dst_port, TCP, 0, 0,
                  name_hash=h, name=name, annotation=True)  # fmt: skip
-
-
-def host_name(value: Any) -> Any:
-    """An HTTP ``host`` (or SNI) without its ``:port``; None for an IP literal."""
-    if not isinstance(value, str):
-        return value
-    if value.startswith("["):  # [IPv6]:port
-        return None
-    text = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return text
-    return None
 
 
 def _add(rows: ZeekRows, index: int, obj: dict[str, Any]) -> None:

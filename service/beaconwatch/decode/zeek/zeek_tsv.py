@@ -1,5 +1,11 @@
 """Decoder for Zeek ``conn.log`` text files (``zeek-tsv``): Zeek TSV and CSV with Zeek fields.
 
+With a ``#path ssl`` / ``#path http`` header (``ssl.log``/``http.log``) the records are name
+annotations, as in ``zeek_json``: ``ts``, ``id.orig_h``, ``id.resp_h``, ``id.resp_p`` and
+``server_name`` / ``host`` (without ``:port``; an IP literal is no name; Zeek's ``\\xHH``
+escapes undone) become an annotation row (`state.name_notes`). A record without a usable name
+(``-``, ``(empty)``) gives no row and is not rejected; one with a bad address or time is.
+
 The columns are found by name from a header, so extra columns (Stratosphere's ``label`` /
 ``detailedlabel``, ``community_id``, ...) and any column order work:
 
@@ -31,8 +37,11 @@ from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.rows import INT64_MAX, show
 from beaconwatch.decode.zeek.zeek_common import (
     DEFAULT_MAX_RECORD_BYTES,
+    NAME_FIELDS,
+    TCP,
     ZeekRows,
     iso_to_ms,
+    note_name,
     proto_number,
 )
 from beaconwatch.domain.rejections import RejectReason
@@ -45,11 +54,14 @@ DEFAULT_CONN_FIELDS: tuple[str, ...] = (
     "tunnel_parents",
 )  # fmt: skip
 REQUIRED_FIELDS = ("ts", "id.orig_h", "id.resp_h", "id.resp_p", "proto")
+# Of an ssl.log/http.log (and its `NAME_FIELDS` column).
+NOTE_REQUIRED_FIELDS = ("ts", "id.orig_h", "id.resp_h", "id.resp_p")
 # Names label columns go by in the Stratosphere (TSV) and IoT-23 (CSV) files.
 LABEL_COLUMNS = ("label", "detailedlabel", "detailed-label", "detailed_label")
 
 _SECONDS_RE = re.compile(rb"(\d{1,15})(?:\.(\d{0,9}))?")
 _HEX_ESCAPE_RE = re.compile(r"\\x([0-9a-fA-F]{2})")
+_HEX_ESCAPE_BYTES_RE = re.compile(rb"\\x([0-9a-fA-F]{2})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +143,14 @@ class ZeekTsvDecoder:
         self.header = header if header is not None else ZeekHeader()
         self.max_record_bytes = max_record_bytes
         h = self.header
-        self._missing = [f for f in REQUIRED_FIELDS if h.column(f) is None]
-        self._not_conn = h.path is not None and not h.path.startswith("conn")
+        # The stream the #path names: conn (also without #path), ssl, http, or None (another).
+        self._stream = _stream(h.path)
+        self._name_field = NAME_FIELDS.get(self._stream or "")
+        required = (
+            (*NOTE_REQUIRED_FIELDS, self._name_field) if self._name_field else REQUIRED_FIELDS
+        )
+        self._missing = [f for f in required if h.column(f) is None]
+        self._not_conn = self._stream is None
         self._width = len(h.fields)
         self._unset = {b"", h.unset_field, h.empty_field}
         self._sep = h.separator
@@ -141,6 +159,7 @@ class ZeekTsvDecoder:
         self._ts, self._src, self._dst = col("ts"), col("id.orig_h"), col("id.resp_h")
         self._sport, self._dport, self._proto = col("id.orig_p"), col("id.resp_p"), col("proto")
         self._ip_proto, self._duration = col("ip_proto"), col("duration")
+        self._name = col(self._name_field) if self._name_field else None
         self._ip_bytes, self._bytes, self._pkts = (
             col("orig_ip_bytes"),
             col("orig_bytes"),
@@ -150,12 +169,13 @@ class ZeekTsvDecoder:
     def decode(self, records: Sequence[bytes]) -> DecodeResult:
         rows = ZeekRows()
         if self._missing or self._not_conn:
+            # Another log first: its columns are not what is missing.
             detail = (
-                f"header has no column {self._missing[0]}"
-                if self._missing
-                else f"#path {show(self.header.path)} is not a conn log"
+                f"#path {show(self.header.path)} is not a conn, ssl or http log"
+                if self._not_conn
+                else f"header has no column {self._missing[0]}"
             )
-            reason = RejectReason.MISSING_FIELD if self._missing else RejectReason.INVALID_FIELD
+            reason = RejectReason.INVALID_FIELD if self._not_conn else RejectReason.MISSING_FIELD
             for index in range(len(records)):
                 rows.reject(index, reason, detail)
             return rows.finish()
@@ -189,7 +209,7 @@ class ZeekTsvDecoder:
             return RejectReason.INVALID_FIELD, f"{len(cells)} columns, the header has {self._width}"
         unset = self._unset
         assert self._ts is not None and self._src is not None and self._dst is not None
-        assert self._dport is not None and self._proto is not None  # checked in decode()
+        assert self._dport is not None  # checked in decode()
         ts = cells[self._ts]
         if ts in unset:
             return RejectReason.MISSING_FIELD, "missing ts"
@@ -201,6 +221,9 @@ class ZeekTsvDecoder:
             return RejectReason.MISSING_FIELD, "missing id.orig_h"
         if dst in unset:
             return RejectReason.MISSING_FIELD, "missing id.resp_h"
+        if self._name is not None:
+            return self._add_note(rows, index, cells, start_ms, src, dst)
+        assert self._proto is not None  # checked in decode() for a conn log
         proto_text = cells[self._proto]
         if proto_text in unset:
             return RejectReason.MISSING_FIELD, "missing proto"
@@ -233,6 +256,32 @@ class ZeekTsvDecoder:
         )  # fmt: skip
         return None
 
+    def _add_note(
+        self, rows: ZeekRows, index: int, cells: list[bytes], start_ms: int, src: bytes,
+        dst: bytes,
+    ) -> tuple[str, str] | None:  # fmt: skip
+        """An ssl/http record: an annotation row when it carries a usable name."""
+        assert self._name is not None
+        try:
+            src_port = self._count(cells, self._sport, "id.orig_p", 65535) or 0
+            dst_port = self._count(cells, self._dport, "id.resp_p", 65535)
+        except ValueError as exc:
+            return RejectReason.INVALID_FIELD, str(exc)
+        if dst_port is None:
+            return RejectReason.MISSING_FIELD, "missing id.resp_p"
+        cell = cells[self._name]
+        if cell in self._unset:
+            return None
+        try:  # the record is valid UTF-8; an escape may spell bytes that are not
+            text = _HEX_ESCAPE_BYTES_RE.sub(lambda m: bytes([int(m[1], 16)]), cell).decode()
+        except UnicodeDecodeError:
+            return None
+        h, name = note_name(text)
+        if name is not None:
+            rows.add(index, start_ms, start_ms, src, dst, src_port, dst_port, TCP, 0, 0,
+                     name_hash=h, name=name, annotation=True)  # fmt: skip
+        return None
+
     def _count(self, cells: list[bytes], column: int | None, name: str, high: int) -> int | None:
         """A Zeek ``count``/``port`` cell: plain decimal digits, None when unset."""
         if column is None:
@@ -243,6 +292,14 @@ class ZeekTsvDecoder:
         if not (cell.isdigit() and len(cell) <= 20) or int(cell) > high:
             raise ValueError(f"{name}: not a count in 0..{high}: {show(cell)}")
         return int(cell)
+
+
+def _stream(path: str | None) -> str | None:
+    """The log a #path names: ``conn`` (none given: the default columns are conn.log's), one
+    of `NAME_FIELDS`, or None for another log (dns, files, ...)."""
+    if path is None or path.startswith("conn"):
+        return "conn"
+    return next((s for s in NAME_FIELDS if path.startswith(s)), None)
 
 
 def _time_ms(cell: bytes, iso: bool = True) -> int | None:
