@@ -76,7 +76,7 @@ async def test_named_c2_across_cdn_edges_alerts_once_with_its_domain(kit: KafkaT
     async with kit.running(config) as run:
         registry = run.service.registry
         total = len(ecs) + len(zeek)
-        await kit.wait_until(lambda: run.consumed() == total, timeout_s=60, what="all consumed")
+        await kit.wait_until(lambda: run.consumed() == total, timeout_s=120, what="all consumed")
         await kit.drained(run)
         # The ssl records are annotations: only the connections are flows.
         flows = len(ecs_flows) + len(zeek_flows)
