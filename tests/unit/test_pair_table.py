@@ -14,10 +14,12 @@ from beaconwatch.state.size_codec import decode_size
 from tests.unit.flowgen import T0_MS, WALL_MS, make_flows
 
 
-def detector(**state: object) -> Detector:
+def detector(alerting: dict[str, object] | None = None, **state: object) -> Detector:
     # The table's mechanics, one row per pair: prefix channels (a second row per destination
     # prefix) are tested in test_channels.py.
-    config = with_overrides(Config(), state={"prefix_channels": False, **state})
+    config = with_overrides(
+        Config(), state={"prefix_channels": False, **state}, alerting=alerting or {}
+    )
     return Detector(config, wall_clock_ms=lambda: WALL_MS)
 
 
@@ -103,22 +105,42 @@ def test_idle_pairs_are_evicted_after_the_window_and_a_quarter() -> None:
     assert_index_consistent(det.table)
 
 
-def test_pairs_with_two_connections_stay_for_the_long_window() -> None:
-    # A daily beacon is silent for longer than the window between check-ins: its pair must
-    # outlive the window so its slow-pair score (over the long window) sees them all.
-    det = detector(window_s=3600, long_window_s=3 * 3600)
+def _daily_candidates(sparse_min_interval_s: float) -> Detector:
+    """Window 1 h, long window 3 h; at +40 min: pair .1's second connection 40 min after its
+    first, pair .4's second 1 min after its first, pair .2's first."""
+    det = detector({"sparse_min_interval_s": sparse_min_interval_s},
+                   window_s=3600, long_window_s=3 * 3600)  # fmt: skip
     det.process(make_flows([(T0_MS, "10.0.0.1", "192.0.2.1", 443, 6, 1),
-                            (T0_MS + 60_000, "10.0.0.1", "192.0.2.1", 443, 6, 1),
-                            (T0_MS + 60_000, "10.0.0.2", "192.0.2.1", 443, 6, 1)]))  # fmt: skip
-    det.process(make_flows([(T0_MS + 4_600_000, "10.0.0.3", "192.0.2.1", 443, 6, 1)]))
+                            (T0_MS + 2_340_000, "10.0.0.4", "192.0.2.1", 443, 6, 1),
+                            (T0_MS + 2_400_000, "10.0.0.1", "192.0.2.1", 443, 6, 1),
+                            (T0_MS + 2_400_000, "10.0.0.4", "192.0.2.1", 443, 6, 1),
+                            (T0_MS + 2_400_000, "10.0.0.2", "192.0.2.1", 443, 6, 1)]))  # fmt: skip
+    # 76 min later: every pair has been idle for longer than the window and its quarter.
+    det.process(make_flows([(T0_MS + 7_000_000, "10.0.0.3", "192.0.2.1", 443, 6, 1)]))
+    return det
+
+
+def test_two_connections_a_long_sleep_apart_stay_for_the_long_window() -> None:
+    # A daily beacon is silent for longer than the window between check-ins: a pair of two
+    # connections a sparse-beacon sleep apart must outlive the window for its third.
+    det = _daily_candidates(sparse_min_interval_s=2400)
     assert lookup(det.table, "10.0.0.2", "192.0.2.1", 443) == EMPTY  # one connection: gone
-    assert lookup(det.table, "10.0.0.1", "192.0.2.1", 443) != EMPTY
-    det.process(make_flows([(T0_MS + 7_300_000, "10.0.0.1", "192.0.2.1", 443, 6, 1)]))
+    assert lookup(det.table, "10.0.0.4", "192.0.2.1", 443) == EMPTY  # two, 1 min apart: gone
+    assert lookup(det.table, "10.0.0.1", "192.0.2.1", 443) != EMPTY  # two, 40 min apart: kept
+    det.process(make_flows([(T0_MS + 7_100_000, "10.0.0.1", "192.0.2.1", 443, 6, 1)]))
     row = lookup(det.table, "10.0.0.1", "192.0.2.1", 443)
     assert det.table.count[row] == 3  # the same pair, not a new one
-    det.process(make_flows([(T0_MS + 18_200_000, "10.0.0.3", "192.0.2.1", 443, 6, 1)]))
-    assert lookup(det.table, "10.0.0.1", "192.0.2.1", 443) == EMPTY  # idle > long window
-    assert det.stats.evicted_idle_total == 3  # 10.0.0.2, 10.0.0.1 and the first 10.0.0.3
+    # Three connections: the rule has judged it; it goes after the window like any pair.
+    det.process(make_flows([(T0_MS + 10_800_000, "10.0.0.3", "192.0.2.1", 443, 6, 1)]))
+    assert lookup(det.table, "10.0.0.1", "192.0.2.1", 443) == EMPTY
+    assert_index_consistent(det.table)
+
+
+def test_without_rule_sparse_beacon_no_pair_outlives_the_window() -> None:
+    det = _daily_candidates(sparse_min_interval_s=0)
+    for src in ("10.0.0.1", "10.0.0.2", "10.0.0.4"):
+        assert lookup(det.table, src, "192.0.2.1", 443) == EMPTY
+    assert det.stats.evicted_idle_total == 3
     assert_index_consistent(det.table)
 
 

@@ -100,6 +100,10 @@ class Detector:
         # sparse-beacon on: a 24 h sleep with jitter comes back after up to 26-30 h.
         sparse = config.alerting.sparse_min_interval_s > 0
         self._single_idle_ms = self._window_ms + (self._window_ms // 4 if sparse else 0)
+        # With the rule on, a pair of two connections a long sleep apart waits for its third
+        # over the long window (`PairTable.evict_idle`); with it off, no pair outlives the window.
+        self._sparse_keep_ms = self._long_window_ms if sparse else self._window_ms
+        self._sparse_gap_ms = int(config.alerting.sparse_min_interval_s * 1000)
         self._lateness_ms = int(state.allowed_lateness_s * 1000)
         self._tolerance_ms = int(state.clock_tolerance_s * 1000)
         # Row 0 for unsampled pairs, row 1 for pairs seen through packet sampling.
@@ -424,8 +428,9 @@ class Detector:
             state.last_sweep_ms = batch_start_ms
             self.stats.evicted_idle_total += table.evict_idle(
                 batch_start_ms - self._window_ms,
-                batch_start_ms - self._long_window_ms,
+                batch_start_ms - self._sparse_keep_ms,
                 batch_start_ms - self._single_idle_ms,
+                self._sparse_gap_ms,
             )
         if after_ms - table.epoch_ms > REBASE_AFTER_MS:
             table.rebase(after_ms - self._long_window_ms - self._lateness_ms)
@@ -454,7 +459,10 @@ class Detector:
             return
         state.last_sweep_ms = now_ms
         self.stats.evicted_idle_total += state.table.evict_idle(
-            now_ms - self._window_ms, now_ms - self._long_window_ms, now_ms - self._single_idle_ms
+            now_ms - self._window_ms,
+            now_ms - self._sparse_keep_ms,
+            now_ms - self._single_idle_ms,
+            self._sparse_gap_ms,
         )
 
     def score_all_pairs(self) -> list[PairScore]:
