@@ -180,13 +180,28 @@ def long_connection_alert(
     # 0.8 at long_connection_s, rising with the log of the duration: 0.85 (medium) at 3x,
     # 0.92 (high) at 6x, 0.97 (critical) at 12x.
     score = min(0.99, 0.8 + 0.17 * np.log(duration_s * 1000.0 / min_ms) / np.log(12.0))
+    k = _rule_alert(
+        tb, row, counters, alerts, KIND_LONG_CONNECTION, score, sources, share, duration_s,
+        epoch + start, epoch + end, epoch + start,
+    )  # fmt: skip
+    alerts.stats[k, Stat.CONNECTIONS] = tb.long_sessions[row]
+
+
+@njit(cache=True, nogil=True)
+def _rule_alert(
+    tb: TableColumns, row: int, counters: AnyArray, alerts: AlertRows, kind: int, score: float,
+    sources: float, share: float, duration_s: float, window_start_ms: np.int64,
+    detected_ms: np.int64, first_alert_ms: np.int64,
+) -> int:  # fmt: skip
+    """The next alert row of a one-off rule (long connection, sparse beacon): new, not
+    down-ranked by prevalence, every statistic 0 but the score; returns its index for the
+    rule's own statistics. The window ends at the detection."""
     k = counters[0]["alerts"]
     alerts.row[k] = row
     alerts.stats[k, :] = 0.0
     alerts.stats[k, Stat.SCORE] = score
-    alerts.stats[k, Stat.CONNECTIONS] = tb.long_sessions[row]
     alerts.lifecycle[k] = LIFECYCLE_NEW
-    alerts.kind[k] = KIND_LONG_CONNECTION
+    alerts.kind[k] = kind
     alerts.duration_s[k] = duration_s
     alerts.prevalence_sources[k] = sources
     alerts.prevalence[k] = share
@@ -195,12 +210,13 @@ def long_connection_alert(
     alerts.raw_score[k] = score
     alerts.check_ins[k] = tb.n_connections[row]
     alerts.per_check_in[k] = 1.0
-    alerts.detected_ms[k] = epoch + end
-    alerts.window_start_ms[k] = epoch + start
-    alerts.window_end_ms[k] = epoch + end
-    alerts.first_alert_ms[k] = epoch + start
+    alerts.detected_ms[k] = detected_ms
+    alerts.window_start_ms[k] = window_start_ms
+    alerts.window_end_ms[k] = detected_ms
+    alerts.first_alert_ms[k] = first_alert_ms
     alerts.first_seen_ms[k] = tb.first_seen_ms[row]
     counters[0]["alerts"] += 1
+    return int(k)
 
 
 @njit(cache=True, nogil=True)
@@ -232,10 +248,11 @@ def sparse_beacon_alert(
     if sources > 1:  # another internal host reaches it: not a new destination
         return
     mean_s = 0.5 * (times[2] - times[0])
-    k = counters[0]["alerts"]
-    alerts.row[k] = row
-    alerts.stats[k, :] = 0.0
-    alerts.stats[k, Stat.SCORE] = SPARSE_SCORE
+    detected_ms = epoch + np.int64(times[2] * 1000.0)
+    k = _rule_alert(
+        tb, row, counters, alerts, KIND_SPARSE_BEACON, SPARSE_SCORE, sources, share, 0.0,
+        epoch + np.int64(times[0] * 1000.0), detected_ms, detected_ms,
+    )  # fmt: skip
     alerts.stats[k, Stat.CONNECTIONS] = 3
     for s in (Stat.PERIOD_S, Stat.MEAN_INTERVAL_S, Stat.MEDIAN_INTERVAL_S):
         alerts.stats[k, s] = mean_s
@@ -245,23 +262,6 @@ def sparse_beacon_alert(
     alerts.stats[k, Stat.HIGH_S] = high_s
     alerts.stats[k, Stat.JITTER_RATIO] = (high_s - low_s) / high_s if high_s > 0.0 else 0.0
     alerts.stats[k, Stat.BYTES_MEDIAN] = np.median(sizes)
-    alerts.lifecycle[k] = LIFECYCLE_NEW
-    alerts.kind[k] = KIND_SPARSE_BEACON
-    alerts.duration_s[k] = 0.0
-    alerts.prevalence_sources[k] = sources
-    alerts.prevalence[k] = share
-    alerts.prevalence_factor[k] = 1.0
-    alerts.fanout[k] = 0.0
-    alerts.raw_score[k] = SPARSE_SCORE
-    alerts.check_ins[k] = tb.n_connections[row]
-    alerts.per_check_in[k] = 1.0
-    detected_ms = epoch + np.int64(times[2] * 1000.0)
-    alerts.detected_ms[k] = detected_ms
-    alerts.window_start_ms[k] = epoch + np.int64(times[0] * 1000.0)
-    alerts.window_end_ms[k] = detected_ms
-    alerts.first_alert_ms[k] = detected_ms
-    alerts.first_seen_ms[k] = tb.first_seen_ms[row]
-    counters[0]["alerts"] += 1
 
 
 @njit(cache=True, nogil=True)
