@@ -27,7 +27,6 @@ Booleans, floats (even integral ones), strings and null are wrong types for nume
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, TypeVar
 
 import orjson
@@ -45,6 +44,7 @@ from beaconwatch.decode.common.rows import (
     ended_early,
     json_constant,
     show,
+    uint,
 )
 from beaconwatch.domain.rejections import RejectReason
 
@@ -58,16 +58,7 @@ def _int(obj: dict[str, Any], key: str, high: int, default: int | None) -> int |
         if default is None:
             raise InvalidError(RejectReason.MISSING_FIELD, f"missing {key}")
         return default
-    value = obj[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and math.isnan(value):
-            raise InvalidError(RejectReason.INVALID_FIELD, f"{key}: NaN")
-        raise InvalidError(
-            RejectReason.INVALID_FIELD, f"{key}: expected an integer, got {show(value)}"
-        )
-    if not 0 <= value <= high:
-        raise InvalidError(RejectReason.INVALID_FIELD, OUT_OF_RANGE % (key, show(value)))
-    return value
+    return uint(obj[key], key, high)
 
 
 def _address(obj: dict[str, Any], key: str) -> tuple[int, int]:
