@@ -26,13 +26,15 @@ _PROBE = """
 import json
 import numpy as np
 from beaconwatch.scoring import interval_significance as isig
+from beaconwatch.scoring import lattice_null as lnull
 from beaconwatch.scoring import significance as sig
 fit, why_fit = sig.read_shipped.__wrapped__(sig.SHIPPED_PATH)
 raw, why_raw = sig.read_shipped.__wrapped__(isig.INTERVAL_SHIPPED_PATH, isig.interval_fingerprint())
+lat, why_lat = sig.read_shipped.__wrapped__(lnull.LATTICE_SHIPPED_PATH, lnull.lattice_fingerprint())
 vectorised = 10.0 ** (-np.arange(sig.N_LEVELS - 1, -1, -1) / sig.LEVELS_PER_DECADE)
 print(json.dumps({
     "levels": sig.P_LEVELS.tobytes().hex(),
-    "fit": why_fit, "raw": why_raw,
+    "fit": why_fit, "raw": why_raw, "lattice": why_lat,
     "fit_sum": float(np.nansum(np.where(np.isfinite(fit), fit, 0))) if fit is not None else None,
     "vectorised_differs": int(np.count_nonzero(vectorised != sig.P_LEVELS)),
 }))
@@ -89,6 +91,7 @@ def test_shipped_tables_load_with_numpy_avx512_paths_on_and_off() -> None:
     for result in (default, without):
         assert result["fit"] == "", result["fit"]
         assert result["raw"] == "", result["raw"]
+        assert result["lattice"] == "", result["lattice"]
     assert default["levels"] == without["levels"] == sig.P_LEVELS.tobytes().hex()
     assert default["fit_sum"] == without["fit_sum"]
     # Where the CPU has AVX-512, numpy's vectorised power is what used to break the tables:
