@@ -226,7 +226,7 @@ class ChannelGate:
         pp = alert.dst_port << 8 | alert.proto
         if alert.channel == CHANNEL_NAME:
             return None, self._named(table, alert, src, pp)
-        if table.name_channels is not None:
+        if table.name_channels is not None and table.name_channels.active:
             since_ms = alert.detected_ms - self.window_ms
             if any(reported(int(row)) for row in self.name_rows(table, src, pp, since_ms)):
                 return NAME_REPORTED, alert

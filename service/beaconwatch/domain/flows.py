@@ -115,6 +115,9 @@ class FlowBatch:
 
     def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> FlowBatch:
         """Rows selected by an integer index or a boolean mask."""
+        if isinstance(index, np.ndarray) and index.dtype == np.bool_:
+            # A mask is searched afresh by every column it indexes; positions are found once.
+            index = np.flatnonzero(index)
         return FlowBatch(
             **{name: getattr(self, name)[index] for name in FLOW_COLUMNS}, names=self.names
         )

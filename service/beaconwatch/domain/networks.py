@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,7 @@ from beaconwatch.domain.dtypes import U64
 
 _ALL_ONES = (1 << 128) - 1
 _MAPPED = 0xFFFF_0000_0000
+_ALL_ONES_64 = (1 << 64) - 1
 
 
 def _prefix_bits(cidr: str) -> tuple[int, int]:
@@ -61,11 +63,32 @@ class NetworkSet:
     def contains(self, hi: U64, lo: U64) -> npt.NDArray[np.bool_]:
         """Element-wise: is the address in any of the networks?"""
         out = np.zeros(hi.shape, dtype=np.bool_)
-        for k in range(len(self.cidrs)):
-            out |= ((hi & self._mask_hi[k]) == self._net_hi[k]) & (
-                (lo & self._mask_lo[k]) == self._net_lo[k]
-            )
+        high_zero: npt.NDArray[np.bool_] | None = None
+        scratch = np.empty(hi.shape, dtype=np.uint64)
+        # Only the halves a prefix constrains are compared: an IPv4 prefix's high half is 0
+        # (compared once for all of them), a prefix of /64 or shorter has no low half.
+        for net_hi, net_lo, mask_hi, mask_lo in self._halves:
+            hit: npt.NDArray[np.bool_] | None = None
+            if mask_lo:
+                np.bitwise_and(lo, mask_lo, out=scratch)
+                hit = scratch == net_lo
+            if mask_hi == _ALL_ONES_64 and net_hi == 0:
+                if high_zero is None:
+                    high_zero = hi == 0
+                hit = high_zero if hit is None else hit & high_zero
+            elif mask_hi:
+                np.bitwise_and(hi, mask_hi, out=scratch)
+                high = scratch == net_hi
+                hit = high if hit is None else hit & high
+            if hit is None:  # ::/0
+                out[:] = True
+                return out
+            out |= hit
         return out
+
+    @cached_property
+    def _halves(self) -> list[tuple[np.uint64, np.uint64, np.uint64, np.uint64]]:
+        return list(zip(self._net_hi, self._net_lo, self._mask_hi, self._mask_lo, strict=True))
 
     def __contains__(self, address: str) -> bool:
         value = int(ipaddress.ip_address(address))

@@ -78,6 +78,7 @@ from beaconwatch.state.connections import (
 )  # fmt: skip
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
 from beaconwatch.state.kernel_params import Limits, Policy
+from beaconwatch.state.kernel_typeof import register_kernel_types
 from beaconwatch.state.levels import PREFIX_LEVEL_U32, mask_destination
 from beaconwatch.state.pair_table import (
     ALERTED_HIGH_S,
@@ -94,6 +95,8 @@ from beaconwatch.state.prevalence import (
 )
 from beaconwatch.state.size_codec import decode_size, encode_size
 from beaconwatch.state.table_columns import TableColumns
+
+register_kernel_types()
 
 ACCEPTED = 0
 TOO_LATE = 1

@@ -114,6 +114,9 @@ class NameChannels:
         self.dst: U64 = np.zeros((slots, 2), dtype=np.uint64)
         self.changes: U32 = np.zeros(slots, dtype=np.uint32)
         self.seen_ms: I64 = np.zeros(slots, dtype=np.int64)
+        # Whether any name row may exist in the table: no flow fed one yet (and none
+        # restored) means none does, and a pair alert need not look for its source's.
+        self.active = False
 
     @property
     def nbytes(self) -> int:
@@ -129,6 +132,8 @@ class NameChannels:
             self.tags, self.dst, self.changes, self.seen_ms, start_ms, src_hi, src_lo, dst_hi,
             dst_lo, dst_port, proto, name, feed,
         )  # fmt: skip
+        if not self.active and feed.any():
+            self.active = True
         return feed
 
     def restore(self, keys: U64, port_proto: U32, used: np.ndarray, last_seen_ms: I64) -> None:
@@ -136,6 +141,7 @@ class NameChannels:
         next flows feed them; the last IP is not known until then."""
         _restore(self.tags, self.dst, self.changes, self.seen_ms, keys, port_proto, used,
                  last_seen_ms)  # fmt: skip
+        self.active = bool(self.tags.any())
 
     def latest(self, src: tuple[int, int], name: int, pp: int) -> tuple[tuple[int, int], int]:
         """(last destination (hi, lo), IPs reached counted as changes + 1) of a channel;

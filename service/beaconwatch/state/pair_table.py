@@ -299,11 +299,13 @@ class PairTable:
         connection go after the window, or at ``single_cutoff_ms`` if given (the rule's grace
         for a jittered 24 h first sleep); capacity eviction bounds memory either way."""
         single = cutoff_ms if single_cutoff_ms is None else single_cutoff_ms
-        idle = np.where(self.count < 2, self.last_seen_ms < single, self.last_seen_ms < cutoff_ms)
-        if long_cutoff_ms is not None:
-            sparse = (self.count == 2) & (self.last_seen_ms - self.first_seen_ms >= long_gap_ms)
-            idle = np.where(sparse, self.last_seen_ms < long_cutoff_ms, idle)
-        return self._evict(idle)
+        p = self.prevalence
+        return int(
+            _evict_idle(self.index, self.keys, self.port_proto, self.free, self.used, self.meta,
+                        p.sketch, p.nonzero, self.count, self.first_seen_ms, self.last_seen_ms,
+                        cutoff_ms, single, long_cutoff_ms is not None,
+                        cutoff_ms if long_cutoff_ms is None else long_cutoff_ms, long_gap_ms)
+        )  # fmt: skip
 
     def release(self) -> int:
         """Drop every pair (the partition was revoked) and give the rows back to the budget;
@@ -390,6 +392,33 @@ def _evict_where(
     evicted = 0
     for row in range(used.shape[0]):
         if used[row] and mask[row]:
+            release_row(index, keys, port_proto, free, used, meta, sketch, nonzero, row)
+            evicted += 1
+    return evicted
+
+
+@njit(cache=True, nogil=True)
+def _evict_idle(
+    index: I32, keys: U64, port_proto: U32, free: I32, used: npt.NDArray[np.bool_],
+    meta: I64, sketch: U32, nonzero: I64, count: U32, first_seen_ms: I64, last_seen_ms: I64,
+    cutoff_ms: int, single_cutoff_ms: int, keep_sparse: bool, long_cutoff_ms: int,
+    long_gap_ms: int,
+) -> int:  # fmt: skip
+    """`PairTable.evict_idle` in one pass over the rows (masks over a table of 100k+ rows,
+    built per sweep, cost more than the sweep's evictions)."""
+    evicted = 0
+    for row in range(used.shape[0]):
+        if not used[row]:
+            continue
+        last = last_seen_ms[row]
+        n = count[row]
+        if keep_sparse and n == 2 and last - first_seen_ms[row] >= long_gap_ms:
+            idle = last < long_cutoff_ms
+        elif n < 2:
+            idle = last < single_cutoff_ms
+        else:
+            idle = last < cutoff_ms
+        if idle:
             release_row(index, keys, port_proto, free, used, meta, sketch, nonzero, row)
             evicted += 1
     return evicted
