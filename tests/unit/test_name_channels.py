@@ -159,6 +159,31 @@ def test_name_channels_survive_a_snapshot_and_alert_as_if_never_stopped() -> Non
     ]
 
 
+def test_pair_alerts_stay_dropped_for_a_name_channel_restored_from_a_snapshot() -> None:
+    # The round-robin beacon above, stopped and restored after its name channel alerted:
+    # the pairs' alerts are still the name channel's, as if the service never stopped. A
+    # table that never had a name row skips the look-up (`NameChannels.active`).
+    ips = ["198.51.100.9", "203.0.113.40"]
+    rows = beacon_rows("10.0.0.8", ips[0], period_s=30, count=240, jitter=0.05, seed=4)
+    named = [((t, s, ips[i % 2], p, pr, b), C2) for i, (t, s, _, p, pr, b) in enumerate(rows)]
+    batches = [named[i : i + 50] for i in range(0, len(named), 50)]
+    through = detector()
+    expected = [[a.event_id for a in through.process(named_batch(b)).alerts]  # type: ignore[arg-type]
+                for b in batches]  # fmt: skip
+    cut = next(i for i, ids in enumerate(expected) if ids)  # the batch the name alerted in
+    before = detector()
+    assert before.table.name_channels is not None and not before.table.name_channels.active
+    for b in batches[: cut + 1]:
+        before.process(named_batch(b))  # type: ignore[arg-type]
+    after = detector()
+    after.restore_partition(0, before.snapshot_partition(0))
+    assert after.table.name_channels is not None and after.table.name_channels.active
+    resumed = [[a.event_id for a in after.process(named_batch(b)).alerts]  # type: ignore[arg-type]
+               for b in batches[cut + 1 :]]  # fmt: skip
+    assert resumed == expected[cut + 1 :]
+    assert after.stats.alerts_suppressed_by_reason[NAME_REPORTED] >= 1
+
+
 def test_a_snapshot_without_name_rows_is_the_old_version() -> None:
     det = detector()
     run(det, unnamed(browsing()))

@@ -208,6 +208,27 @@ def test_tables_grow_within_the_process_budget_and_give_rows_back() -> None:
     assert_prevalence_is_the_sum_of_the_partitions(det)
 
 
+def test_a_table_grows_only_when_a_pass_s_flows_may_not_fit() -> None:
+    # Prefix and name channels on (the defaults): each ingest pass reserves rows for its own
+    # flows. Reserving for all passes at once doubled a table its batches fit.
+    det = detector(prefix_channels=True, name_channels=True)
+    assert det.table.capacity == 1024
+
+    def batch(first: int, pairs: int) -> None:
+        # One destination per /24, so no prefix channel is promoted: one pass per batch.
+        rows = [(T0_MS + first + i, "10.0.0.1", f"198.{(first + i) // 256}.{(first + i) % 256}.1",
+                 443, 6, 1) for i in range(pairs)]  # fmt: skip
+        det.process(make_flows(rows))
+
+    batch(0, 600)
+    batch(600, 400)  # 1,000 pairs: fits 1,024 rows
+    assert (det.table.capacity, det.table.tracked_pairs) == (1024, 1000)
+    batch(1000, 100)
+    assert (det.table.capacity, det.table.tracked_pairs) == (2048, 1100)
+    assert det.stats.evicted_capacity_total == 0
+    assert_index_consistent(det.table)
+
+
 def test_rebase_keeps_windows_intact_across_a_month_of_event_time() -> None:
     det = detector(window_s=3600)
     day_ms = 86_400_000
