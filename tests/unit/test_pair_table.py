@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 
 from beaconwatch.config import Config, with_overrides
@@ -260,3 +263,17 @@ def test_find_takes_pairs_whose_key_hash_has_the_top_bit_set() -> None:
         assert det.table.find(s, d, 443 << 8 | 6) == lookup(det.table, src, "203.0.113.9", 443)
         assert det.table.find(s, d, 443 << 8 | 6) >= 0
     assert 0 < top_bit < len(sources)
+
+
+def test_warm_up_loads_the_idle_sweep() -> None:
+    # A service warms up before reading: its first sweep must not wait for numba. In a fresh
+    # process: in this one, other tests have run the sweep already.
+    code = (
+        "from beaconwatch.config import Config\n"
+        "from beaconwatch.core.detector import warm_up\n"
+        "from beaconwatch.state import pair_table\n"
+        "warm_up(Config())\n"
+        "assert pair_table._evict_idle.signatures, 'idle sweep not loaded by warm_up'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
