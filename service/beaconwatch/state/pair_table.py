@@ -407,10 +407,12 @@ def _evict_idle(
     """`PairTable.evict_idle` in one pass over the rows (masks over a table of 100k+ rows,
     built per sweep, cost more than the sweep's evictions)."""
     evicted = 0
+    # Most rows were seen after every cutoff: one comparison each.
+    latest_cutoff_ms = max(cutoff_ms, single_cutoff_ms, long_cutoff_ms if keep_sparse else 0)
     for row in range(used.shape[0]):
-        if not used[row]:
-            continue
         last = last_seen_ms[row]
+        if last >= latest_cutoff_ms or not used[row]:
+            continue
         n = count[row]
         if keep_sparse and n == 2 and last - first_seen_ms[row] >= long_gap_ms:
             idle = last < long_cutoff_ms
