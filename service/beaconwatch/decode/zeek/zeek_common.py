@@ -35,6 +35,7 @@ import numpy as np
 from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.ip_text import MAX_IP_TEXT_LEN, parse_ip_many
 from beaconwatch.decode.common.rows import DETAIL_MAX, show
+from beaconwatch.decode.zeek.zeek_columns import NAME_FIELDS as NAME_FIELDS
 from beaconwatch.domain.flows import INITIATOR_SRC, FlowBatch
 from beaconwatch.domain.names import hash_of
 from beaconwatch.domain.rejections import Rejection, RejectReason
@@ -43,8 +44,6 @@ DEFAULT_MAX_RECORD_BYTES = 64 * 1024
 
 PROTO_NUMBERS: dict[str, int] = {"tcp": 6, "udp": 17, "icmp": 1}
 TCP = 6
-# Streams whose records name a connection: the field holding the name.
-NAME_FIELDS = {"ssl": "server_name", "http": "host"}
 UNKNOWN_TRANSPORT = "unknown_transport"
 _ICMP, _ICMPV6 = 1, 58
 _MAPPED_HIGH_32 = 0xFFFF  # lo >> 32 of an IPv4-mapped address
