@@ -78,15 +78,16 @@ def test_json_bad_names_give_no_name_and_keep_the_flow(value: str) -> None:
     assert names(result) == [None, None]
 
 
-def test_json_key_inside_a_string_or_with_another_type_is_no_name() -> None:
+def test_json_key_inside_a_string_nested_or_of_another_type_is_no_name() -> None:
     doc = orjson.loads(JSON[1])
     doc["type"] = 'IPFIX","server_name":"6162'  # escaped inside the string
     in_string = orjson.dumps(doc)
     number = JSON[1][:-1] + b',"server_name":6162}'
-    spaced = JSON[1][:-1] + b', "server_name" : "6162"}'  # not goflow2's shape: not read
-    result = JSON_DECODER.decode([in_string, number, spaced])
-    assert result.rejections == [] and len(result.flows) == 3
-    assert names(result) == [None, None, None]
+    nested = JSON[1][:-1] + b',"x":{"server_name":"6162"}}'  # not the record's own key
+    spaced = JSON[1][:-1] + b', "server_name" : "6364"}'  # valid JSON: read as any key
+    result = JSON_DECODER.decode([in_string, number, nested, spaced])
+    assert result.rejections == [] and len(result.flows) == 4
+    assert names(result) == [None, None, None, "cd"]
 
 
 def test_json_reference_path_rows_are_named_too() -> None:

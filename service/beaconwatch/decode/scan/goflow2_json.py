@@ -71,12 +71,13 @@ class Goflow2JsonDecoder:
 
     def decode_joined(self, joined: JoinedBatch) -> DecodeResult:
         """`decode` of records already back to back in one buffer (a Kafka fetch)."""
-        status, field, value_start, value_end, *scanned = scan_batch(
+        status, field, value_start, value_end, *scanned, name_start, name_end = scan_batch(
             joined.buf, joined.starts, joined.ends, self._keys, self._key_lens,
             self._names, self._name_lens, self._name_nums,
         )  # fmt: skip
         columns: list[npt.NDArray[Any]] = [np.asarray(column) for column in scanned]
         ok = status == OK
+        read = ok.copy()  # finish_batch marks the reference path's rows ok too
         # Invalid UTF-8 (random bytes, binary records) decided for the whole batch at once.
         known = utf8_problems(
             joined.records, joined.buf, joined.starts, joined.ends,
@@ -94,4 +95,4 @@ class Goflow2JsonDecoder:
             known,
         )  # fmt: skip
         # A name goflow2 was told to map (config/goflow2-names.yaml): `goflow2_names`.
-        return with_json_names(result, joined.buf, joined.starts, joined.ends)
+        return with_json_names(result, joined.buf, read, name_start, name_end, joined.records)

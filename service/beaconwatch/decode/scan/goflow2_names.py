@@ -12,38 +12,38 @@ The bytes are the name as the exporter saw it (a ClientHello's SNI, an HTTP Host
 ``:port`` and IP literals dropped, then `domain.names.normalise`. Anything else -- not hex,
 odd length, not UTF-8, an unusable name -- leaves the flow unnamed and never rejects it.
 
-JSON: one regular-expression pass over the batch's joined buffer finds the key (nothing to do
-for a batch without names). In valid JSON ``"server_name":"`` preceded by ``,`` or ``{`` is a
-key, never the inside of a string (a quote in a string is escaped), and the scanner and the
-reference path accept only valid JSON. When a record has the key twice the last counts, as
-for JSON parsers.
+The scanners find the field where they read the flow's fields and return its span (JSON:
+``json_scan``, only at the top level of the record; protobuf: ``pb_wire``); a record they
+leave to the reference path is parsed by orjson / the protobuf runtime here. A field given
+twice: the last counts, as for JSON and protobuf parsers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.host_names import host_name_hash
 from beaconwatch.decode.scan.goflow2_pb_record import read_varint
 from beaconwatch.decode.scan.goflow2_pb_schema import WIRE_LEN
+from beaconwatch.decode.scan.json_scan import NAME_KEY
 from beaconwatch.domain.names import MAX_NAME_CHARS
 
-NAME_KEY = "server_name"
 NAME_FIELD = 1000  # the protobuf field number config/goflow2-names.yaml gives it
 # A name is at most 253 characters, UTF-8 up to 4 bytes each: longer hex is no name.
-_MAX_HEX = 2 * 4 * MAX_NAME_CHARS
-_JSON_NAME_RE = re.compile(rb'"server_name":"([0-9a-fA-F]{0,%d})"' % _MAX_HEX)
-_KEY_BEFORE = frozenset(b",{")
+_JSON_HEX_RE = re.compile(rb'"([0-9a-fA-F]{0,%d})"' % (2 * 4 * MAX_NAME_CHARS))
 
 
+@functools.lru_cache(maxsize=65_536)  # a name is in many flows: decode it once
 def name_of_bytes(raw: bytes) -> tuple[int, str | None]:
     """(hash, text) of a name field's bytes; (0, None) when they are no usable name."""
     try:
@@ -60,42 +60,38 @@ def name_of_hex(value: bytes) -> tuple[int, str | None]:
     return name_of_bytes(bytes.fromhex(value.decode("ascii")))
 
 
+@functools.lru_cache(maxsize=65_536)
+def name_of_json(value: bytes) -> tuple[int, str | None]:
+    """(hash, text) of the JSON text of a `NAME_KEY` value: a string of hex digits."""
+    match = _JSON_HEX_RE.fullmatch(value)
+    return (0, None) if match is None else name_of_hex(match.group(1))
+
+
 def with_json_names(
     result: DecodeResult,
     buf: npt.NDArray[np.uint8],
-    starts: npt.NDArray[np.int64],
-    ends: npt.NDArray[np.int64],
+    scanned: npt.NDArray[np.bool_],
+    name_start: npt.NDArray[np.int64],
+    name_end: npt.NDArray[np.int64],
+    records: Sequence[bytes],
 ) -> DecodeResult:
-    """``result`` with the names of its flows' records (records ``buf[starts[i]:ends[i]]``)."""
-    by_record: dict[int, bytes] = {}
-    view = memoryview(buf)  # type: ignore[arg-type]  # searched in place, no copy
-    for match in _JSON_NAME_RE.finditer(view):
-        at = match.start()
-        if at == 0 or int(buf[at - 1]) not in _KEY_BEFORE:
-            continue
-        record = int(np.searchsorted(ends, at, side="right"))
-        if record < len(ends) and starts[record] <= at and match.end() <= ends[record]:
-            by_record[record] = match.group(1)  # the last of a record's keys wins
-    if not by_record:
-        return result
-    return _named(result, {r: name_of_hex(v) for r, v in by_record.items()})
+    """``result`` with the names of its flows: the `NAME_KEY` value the scanner found where it
+    read the record (``scanned``; its JSON text ``buf[name_start:name_end]``), else from
+    orjson's parse of the record (the reference path's rows, rare)."""
+    named = np.flatnonzero(scanned & (name_end > name_start))
+    spans = (name_start[named], name_end[named] - name_start[named])
+    reference = {r: _reference_json_name(records[r]) for r in _reference_rows(result, scanned)}
+    return _named(result, len(records), buf, named, spans, name_of_json, reference)
 
 
-def _named(result: DecodeResult, names: dict[int, tuple[int, str | None]]) -> DecodeResult:
-    """``result`` with ``names`` (record index -> (hash, text)) put on its flows' rows."""
-    flows = result.flows
-    hashes = flows.name_hash.copy()
-    texts: dict[int, str] = dict(flows.names)
-    for row, record in enumerate(flows.record_index.tolist()):
-        h, text = names.get(record, (0, None))
-        if text is not None:
-            hashes[row] = h
-            texts[h] = text
-    if not texts:
-        return result
-    return dataclasses.replace(
-        result, flows=dataclasses.replace(flows, name_hash=hashes, names=texts)
-    )
+def _reference_json_name(record: bytes) -> tuple[int, str | None]:
+    try:
+        value = orjson.loads(record).get(NAME_KEY)
+    except Exception:  # the decoder contract: bad input never raises
+        return 0, None
+    if not isinstance(value, str) or not value.isascii():
+        return 0, None
+    return name_of_json(b'"' + value.encode("ascii") + b'"')
 
 
 def with_pb_names(
@@ -110,26 +106,23 @@ def with_pb_names(
     """``result`` with the names of its flows: field `NAME_FIELD` where the wire scanner read
     the record (``scanned``; its span ``name_at``/``name_len``), else from the protobuf
     runtime's parse of the record (the reference path's rows, rare)."""
-    names: dict[int, tuple[int, str | None]] = {}
-    for record in np.flatnonzero(scanned & (name_len > 0)).tolist():
-        at = int(name_at[record])
-        names[record] = name_of_bytes(buf[at : at + int(name_len[record])].tobytes())
-    for record in result.flows.record_index.tolist():
-        if not scanned[record]:
-            names[record] = _reference_name(records[record], message_class)
-    if not names:
-        return result
-    return _named(result, names)
+    named = np.flatnonzero(scanned & (name_len > 0))
+    reference = {
+        r: _reference_pb_name(records[r], message_class) for r in _reference_rows(result, scanned)
+    }
+    spans = (name_at[named], name_len[named])
+    return _named(result, len(records), buf, named, spans, name_of_bytes, reference)
 
 
-def _reference_name(record: bytes, message_class: Any) -> tuple[int, str | None]:
+def _reference_pb_name(record: bytes, message_class: Any) -> tuple[int, str | None]:
     """The name field of one accepted record, parsed by the protobuf runtime (where the name
     field is unknown: the FlowMessage schema has no field `NAME_FIELD`)."""
     try:
-        prefix = read_varint(bytes(record), 0)
+        data = bytes(record)
+        prefix = read_varint(data, 0)
         if prefix is None:
             return 0, None
-        message = message_class.FromString(bytes(record)[prefix[1] :])
+        message = message_class.FromString(data[prefix[1] :])
         raw = None
         fields = UnknownFieldSet(message)
         for k in range(len(fields)):
@@ -139,3 +132,52 @@ def _reference_name(record: bytes, message_class: Any) -> tuple[int, str | None]
         return (0, None) if raw is None else name_of_bytes(bytes(raw))
     except Exception:  # the decoder contract: bad input never raises
         return 0, None
+
+
+def _reference_rows(result: DecodeResult, scanned: npt.NDArray[np.bool_]) -> list[int]:
+    """The records of ``result``'s flows the scanner did not read (the reference path's)."""
+    if scanned.all():
+        return []
+    index = result.flows.record_index
+    return [int(r) for r in index[~scanned[index]].tolist()]
+
+
+def _named(
+    result: DecodeResult,
+    n_records: int,
+    buf: npt.NDArray[np.uint8],
+    named: npt.NDArray[np.intp],
+    spans: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    name_of: Callable[[bytes], tuple[int, str | None]],
+    reference: dict[int, tuple[int, str | None]],
+) -> DecodeResult:
+    """``result`` with its flows named: record ``named[i]``'s field is ``spans`` (offsets and
+    lengths in ``buf``), read by ``name_of``; ``reference`` (record -> name) for the others."""
+    flows = result.flows
+    if (named.size == 0 and not reference) or len(flows) == 0:
+        return result
+    view = memoryview(buf)  # type: ignore[arg-type]  # sliced without copying the batch
+    memo: dict[bytes, int] = {}  # the same name in many flows: decoded once per batch
+    texts: dict[int, str] = {}
+    found: list[int] = []
+    for at, n in zip(spans[0].tolist(), spans[1].tolist(), strict=True):
+        raw = bytes(view[at : at + n])
+        h = memo.get(raw)
+        if h is None:
+            h, text = name_of(raw)
+            memo[raw] = h
+            if text is not None:
+                texts[h] = text
+        found.append(h)
+    by_record = np.zeros(n_records, dtype=np.uint64)
+    by_record[named] = np.array(found, np.uint64)
+    for record, (h, text) in reference.items():
+        if text is not None:
+            by_record[record] = h
+            texts[h] = text
+    if not texts:
+        return result
+    row_hashes = by_record[flows.record_index]
+    name_hash = np.where(row_hashes != 0, row_hashes, flows.name_hash)
+    named_flows = dataclasses.replace(flows, name_hash=name_hash, names={**flows.names, **texts})
+    return dataclasses.replace(result, flows=named_flows)
