@@ -94,9 +94,14 @@ def test_json_reference_path_rows_are_named_too() -> None:
     """A record the scanner leaves to the reference path (an escape in a string)."""
     doc = orjson.loads(JSON[1])
     doc["type"] = "IPFIX\u00e9"
-    record = named_json(b"slow.example".hex(), orjson.dumps(doc))
-    result = JSON_DECODER.decode([record])
-    assert result.rejections == [] and names(result) == ["slow.example"]
+    slow = orjson.dumps(doc)
+    record = named_json(b"slow.example".hex(), slow)
+    number = slow[:-1] + b',"server_name":6162}'
+    accent = slow[:-1] + b',"server_name":"61\u00e9"}'
+    bad_hex = named_json("6", slow)
+    result = JSON_DECODER.decode([record, number, accent, bad_hex, slow])
+    assert result.rejections == []
+    assert names(result) == ["slow.example", None, None, None, None]
 
 
 def test_pb_name_is_read_from_field_1000() -> None:
