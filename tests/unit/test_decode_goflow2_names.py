@@ -97,7 +97,7 @@ def test_json_reference_path_rows_are_named_too() -> None:
     slow = orjson.dumps(doc)
     record = named_json(b"slow.example".hex(), slow)
     number = slow[:-1] + b',"server_name":6162}'
-    accent = slow[:-1] + b',"server_name":"61\u00e9"}'
+    accent = slow[:-1] + rb',"server_name":"61\u00e9"}'
     bad_hex = named_json("6", slow)
     result = JSON_DECODER.decode([record, number, accent, bad_hex, slow])
     assert result.rejections == []
