@@ -1,11 +1,11 @@
-"""A small IPFIX exporter of flows with names, the way ipfixprobe's tls plugin exports them.
+"""A small IPFIX exporter of flows with names, the way ipfixprobe's tls and http plugins do.
 
 No exporter that puts the TLS SNI in IPFIX installs here (ipfixprobe, nProbe, YAF are neither
 Debian packages nor on PyPI), so this writes the messages itself, from RFC 7011: a template
-set whose record has CESNET's enterprise element TLS_SNI (PEN 8057, element 808, variable
-length, as in include/ipfixprobe/ipfix-elements.hpp of CESNET/ipfixprobe) after the IANA
-elements of the flow, then data sets of those records. A name of ``None`` is exported as a
-zero-length value (ipfixprobe's flows without a ClientHello SNI).
+set with two templates, the IANA elements of the flow then one enterprise element: TLS_SNI
+(PEN 8057, element 808) or HTTP_DOMAIN (PEN 39499, element 1), both variable length, as in
+include/ipfixprobe/ipfix-elements.hpp of CESNET/ipfixprobe; then data sets of those records.
+A name of ``None`` is exported as a zero-length value (a flow without a ClientHello SNI).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-CESNET_PEN = 8057
-TLS_SNI = 808  # ipfixprobe's TLS_SNI: F(8057, 808, -1, ...)
+TLS_SNI = (8057, 808)  # ipfixprobe's TLS_SNI: F(8057, 808, -1, ...)
+HTTP_DOMAIN = (39499, 1)  # ipfixprobe's HTTP_DOMAIN (the Host header): F(39499, 1, -1, ...)
 VARIABLE = 0xFFFF  # a template field length: the value carries its own length (RFC 7011 7.)
 ENTERPRISE_BIT = 0x8000
 
@@ -26,7 +26,7 @@ ENTERPRISE_BIT = 0x8000
 SRC_V4, DST_V4, SRC_PORT, DST_PORT, PROTO = (8, 4), (12, 4), (7, 2), (11, 2), (4, 1)
 OCTETS, PACKETS, START_MS, END_MS = (1, 8), (2, 8), (152, 8), (153, 8)
 IANA_FIELDS = (SRC_V4, DST_V4, SRC_PORT, DST_PORT, PROTO, OCTETS, PACKETS, START_MS, END_MS)
-TEMPLATE_ID = 300
+TEMPLATE_IDS = {TLS_SNI: 300, HTTP_DOMAIN: 301}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,8 @@ class NamedFlow:
     end_ms: int
     nbytes: int
     packets: int
-    name: bytes | None  # the SNI as the ClientHello carried it (any bytes)
+    name: bytes | None  # the SNI / Host as the packet carried it (any bytes)
+    element: tuple[int, int] = TLS_SNI  # (PEN, element id) the exporter puts the name in
 
 
 def _set(set_id: int, body: bytes) -> bytes:
@@ -48,8 +49,11 @@ def _set(set_id: int, body: bytes) -> bytes:
 
 def template_set() -> bytes:
     fields = b"".join(struct.pack("!HH", ie, length) for ie, length in IANA_FIELDS)
-    sni = struct.pack("!HHI", TLS_SNI | ENTERPRISE_BIT, VARIABLE, CESNET_PEN)
-    return _set(2, struct.pack("!HH", TEMPLATE_ID, len(IANA_FIELDS) + 1) + fields + sni)
+    body = b""
+    for (pen, element), template_id in TEMPLATE_IDS.items():
+        name = struct.pack("!HHI", element | ENTERPRISE_BIT, VARIABLE, pen)
+        body += struct.pack("!HH", template_id, len(IANA_FIELDS) + 1) + fields + name
+    return _set(2, body)
 
 
 def _variable(value: bytes) -> bytes:
@@ -74,11 +78,17 @@ def message(sets: bytes, sequence: int, domain_id: int = 1) -> bytes:
 
 
 def messages(flows: Sequence[NamedFlow], per_message: int = 20) -> list[bytes]:
-    """The template in the first message, then data sets of ``per_message`` records."""
+    """The templates in the first message, then data sets of up to ``per_message`` records
+    (one set per template used)."""
     out = [message(template_set(), 0)]
     for k in range(0, len(flows), per_message):
         chunk = flows[k : k + per_message]
-        out.append(message(_set(TEMPLATE_ID, b"".join(map(data_record, chunk))), k))
+        sets = b"".join(
+            _set(tid, b"".join(data_record(f) for f in chunk if f.element == element))
+            for element, tid in TEMPLATE_IDS.items()
+            if any(f.element == element for f in chunk)
+        )
+        out.append(message(sets, k))
     return out
 
 

@@ -1,16 +1,17 @@
 """IPFIX with names, end to end: an exporter's enterprise SNI element -> real goflow2 with our
 mapping file (config/goflow2-names.yaml) -> Apache Kafka -> beaconwatch reads the names.
 
-    tests/e2e/ipfix_names.py (IPFIX with ipfixprobe's TLS_SNI, PEN 8057 element 808)
+    tests/e2e/ipfix_names.py (IPFIX with ipfixprobe's TLS_SNI 8057/808 and HTTP_DOMAIN 39499/1)
         -> goflow2 v2.2.6 -mapping=config/goflow2-names.yaml -format=json | bin -> Kafka
         -> goflow2-json / goflow2-pb decoders, and a beaconwatch service on the topic
 
 The exporter is a small one of ours: no exporter that puts the SNI in IPFIX (ipfixprobe,
 nProbe, YAF) is installable here (neither a Debian package nor on PyPI). It writes the
-template and records the way ipfixprobe's tls plugin does (variable-length enterprise element;
-a flow without an SNI gets a zero-length value). The C2 rotates across CDN edges in 70 /24s
-under one SNI: only its name ties the check-ins together, so the service's one name alert
-proves that goflow2 carried the name and the decoder read it. Tools: make e2e-tools."""
+templates and records the way ipfixprobe's tls and http plugins do (variable-length
+enterprise elements; a flow without an SNI gets a zero-length value). The C2 rotates across
+CDN edges in 70 /24s under one SNI: only its name ties the check-ins together, so the
+service's one name alert proves that goflow2 carried the name and the decoder read it.
+Tools: make e2e-tools."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from tests.e2e.collectors import (
     goflow2_binary,
     goflow2_kafka,
 )
-from tests.e2e.ipfix_names import NamedFlow, messages, send
+from tests.e2e.ipfix_names import HTTP_DOMAIN, NamedFlow, messages, send
 from tests.harness.apache_kafka import ApacheKafkaBroker
 from tests.integration.conftest import KafkaTestKit, Names, read_topic
 
@@ -45,6 +46,8 @@ pytestmark = pytest.mark.integration
 MAPPING = REPO / "config" / "goflow2-names.yaml"
 C2_SNI = b"Updates.C2-Example.NET"  # as the implant's ClientHello writes it
 C2_NAME = "updates.c2-example.net"  # the flow's name: lower case
+HTTP_HOST = b"Repo.Example.ORG:8080"  # an HTTP Host header, port and all
+HTTP_NAME = "repo.example.org"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +58,8 @@ def apache_kafka() -> Iterator[ApacheKafkaBroker]:
 
 def c2_and_noise(start_ms: int) -> list[NamedFlow]:
     """70 check-ins every 60 s +/- 10 % to an edge in another /24 each time, all with the C2's
-    SNI; a browsing host's flows without an SNI, with garbage for one, and with an IP literal."""
+    SNI; a browsing host's flows without an SNI, with garbage for one, and with an IP literal;
+    plain HTTP flows with their Host (ipfixprobe's http plugin)."""
     rng = np.random.default_rng(14)
     t, flows = float(start_ms), []
     for n in range(70):
@@ -67,6 +71,10 @@ def c2_and_noise(start_ms: int) -> list[NamedFlow]:
         at = start_ms + 600_000 * k
         flows.append(NamedFlow("10.4.0.9", f"198.51.100.{k + 1}", 50_000 + k, 443, at, at + 50,
                                3_000, 12, sni))  # fmt: skip
+    for k in range(3):
+        at = start_ms + 900_000 * k
+        flows.append(NamedFlow("10.4.0.9", "203.0.113.80", 51_000 + k, 8080, at, at + 80,
+                               700, 6, HTTP_HOST, HTTP_DOMAIN))  # fmt: skip
     return flows
 
 
@@ -104,7 +112,8 @@ async def test_goflow2_carries_the_sni_and_the_c2_gets_one_name_alert(
         (int(port), result.flows.names.get(h))
         for port, h in zip(result.flows.src_port, result.flows.name_hash.tolist(), strict=True)
     }
-    assert named == {(f.src_port, C2_NAME if f.name == C2_SNI else None) for f in flows}
+    expected = {C2_SNI: C2_NAME, HTTP_HOST: HTTP_NAME}
+    assert named == {(f.src_port, expected.get(f.name or b"")) for f in flows}
 
     # And through a beaconwatch service on the topic: one alert, the name's.
     kit = KafkaTestKit(apache_kafka, Names(topic, f"alerts-{tag}", f"dlq-{tag}", f"group-{tag}"))
