@@ -48,7 +48,7 @@ NOJIT_TESTS := $(addprefix tests/unit/test_,$(addsuffix .py,kernels bursts perio
 # The decoders' scanners (decode/scan/ and the text parsers they call): the raw-pointer
 # primitives have plain-Python twins under NUMBA_DISABLE_JIT=1 (test_raw_pointer compares them).
 NOJIT_DECODE_TESTS := $(addprefix tests/unit/test_,$(addsuffix .py,decode_goflow2_json \
-	decode_goflow2_pb decode_goflow2_pb_props decode_fast_reject decode_initiator decode_auto \
+	decode_goflow2_pb decode_goflow2_pb_props decode_goflow2_names decode_fast_reject decode_initiator decode_auto \
 	decode_ecs decode_pmacct decode_zeek decoder_contract json_tokens ip_text time_text))
 NOJIT_DECODE_FILES := */decode/scan/*,*/decode/common/*_text.py,*/decode/common/initiator.py
 # Its coverage data goes to the ignored .cache/, not beside the sources.

@@ -38,12 +38,34 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ZeekTsvTopic(_Section):
+    """``[kafka.zeek_tsv_topics.<topic>]``: what a `zeek-tsv` topic of header-less Zeek TSV
+    lines (one log per topic, as Filebeat/Vector/fluent-bit ship them) carries."""
+
+    log: Literal["conn", "ssl", "http"] = "conn"
+    # The lines' columns in order, for sites that changed them (policy scripts, plugins);
+    # unset = Zeek's default columns of `log` (decode/zeek/zeek_columns.py).
+    fields: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _readable_columns(self) -> ZeekTsvTopic:
+        from beaconwatch.decode.zeek.zeek_columns import column_problem
+
+        problem = None if self.fields is None else column_problem(self.log, self.fields)
+        if problem is not None:
+            raise ValueError(f"fields: {problem}")
+        return self
+
+
 class KafkaConfig(KafkaSecurity):  # TLS and SASL settings: config_security.py
     bootstrap_servers: str = "127.0.0.1:9092"
     input_topics: list[str] = Field(default_factory=lambda: ["flows"], min_length=1)
     # Record format of every input topic, unless `topic_formats` names one for the topic.
     input_format: str = "goflow2-json"
     topic_formats: dict[str, str] = Field(default_factory=dict)  # topic -> format
+    # Header-less Zeek TSV lines on Kafka: which log (and columns) each zeek-tsv topic carries;
+    # a zeek-tsv topic not named here carries conn.log lines with Zeek's default columns.
+    zeek_tsv_topics: dict[str, ZeekTsvTopic] = Field(default_factory=dict)
     alerts_topic: str = Field("beaconwatch.alerts", min_length=1)
     dead_letter_topic: str = Field("beaconwatch.dead-letter", min_length=1)
     group_id: str = Field("beaconwatch", min_length=1)
@@ -125,6 +147,16 @@ class KafkaConfig(KafkaSecurity):  # TLS and SASL settings: config_security.py
         for name in (self.input_format, *self.topic_formats.values()):
             if name not in FORMAT_NAMES:
                 raise ValueError(f"unknown input format {name!r}; known: {', '.join(FORMAT_NAMES)}")
+        return self
+
+    @model_validator(mode="after")
+    def _zeek_tsv_topics_are_zeek_tsv(self) -> KafkaConfig:
+        for topic in self.zeek_tsv_topics:
+            if self.format_for(topic) != "zeek-tsv":
+                raise ValueError(
+                    f"zeek_tsv_topics names topic {topic!r}, whose format is "
+                    f"{self.format_for(topic)!r}, not 'zeek-tsv' (see topic_formats)"
+                )
         return self
 
     def format_for(self, topic: str) -> str:

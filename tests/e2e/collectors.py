@@ -194,8 +194,9 @@ class Collector:
 
 
 def goflow2_args(
-    listen_port: int, bootstrap_servers: str, topic: str, fmt: Goflow2Format, http_port: int
-) -> list[str]:
+    listen_port: int, bootstrap_servers: str, topic: str, fmt: Goflow2Format, http_port: int,
+    mapping: Path | None = None,
+) -> list[str]:  # fmt: skip
     return [
         # One decoding worker: with more, data packets can overtake their template.
         f"-listen=netflow://127.0.0.1:{listen_port}?workers=1",
@@ -205,18 +206,20 @@ def goflow2_args(
         f"-transport.kafka.brokers={bootstrap_servers}",
         f"-transport.kafka.topic={topic}",
         "-transport.kafka.flushfreq=200ms",
+        *([f"-mapping={mapping}"] if mapping is not None else []),
     ]
 
 
 @contextmanager
 def goflow2_kafka(
     binary: Path, listen_port: int, bootstrap_servers: str, topic: str, fmt: Goflow2Format,
-    workdir: Path,
+    workdir: Path, mapping: Path | None = None,
 ) -> Iterator[Collector]:  # fmt: skip
     """goflow2 receiving NetFlow v9/IPFIX on 127.0.0.1:``listen_port`` and producing one Kafka
-    record per flow to ``topic``; stopped (SIGTERM: flushes its producer) on exit."""
+    record per flow to ``topic`` (with a ``mapping`` file: its extra fields too); stopped
+    (SIGTERM: flushes its producer) on exit."""
     log = workdir / f"goflow2-{listen_port}.log"
-    args = goflow2_args(listen_port, bootstrap_servers, topic, fmt, free_port())
+    args = goflow2_args(listen_port, bootstrap_servers, topic, fmt, free_port(), mapping)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(binary), *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True

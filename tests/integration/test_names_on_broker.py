@@ -1,7 +1,8 @@
 """Names through the real service on the embedded broker: ECS records with their SNI, and Zeek
 conn records with the ssl records that name them, of two C2s that rotate across CDN edges of
 many /24s; through the repartition stage and the internal topic (which carries the names) to
-one name alert each, naming the domain, and no annotation counted as a flow."""
+one name alert each, naming the domain, and no annotation counted as a flow; and header-less
+Zeek TSV conn and ssl lines on two topics, the ssl topic configured as such."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import orjson
 import pytest
 
 from beaconwatch.alerting.alert import CHANNEL_NAME
+from beaconwatch.decode.zeek.zeek_columns import DEFAULT_FIELDS
 from beaconwatch.embedded.tansu import create_topics
 from beaconwatch.simulate.encoders import encoder
 from beaconwatch.simulate.goflow2 import pair_key
@@ -90,3 +92,48 @@ async def test_named_c2_across_cdn_edges_alerts_once_with_its_domain(kit: KafkaT
     docs = [orjson.loads(r.value) for r in records]
     assert sorted({d["destination"]["domain"] for d in docs}) == [ECS_C2, ZEEK_C2]
     assert all(d["destination"]["ip"].startswith("23.") for d in docs)
+
+
+def ssl_tsv_line(flow: SimFlow, name: str) -> bytes:
+    """A header-less Zeek ssl.log line (Zeek's default columns), as a log shipper sends it."""
+    values = {
+        "ts": f"{flow.start_ms / 1000:.6f}", "uid": f"C{flow.src_port}", "id.orig_h": flow.src_ip,
+        "id.orig_p": str(flow.src_port), "id.resp_h": flow.dst_ip,
+        "id.resp_p": str(flow.dst_port), "version": "TLSv13", "server_name": name,
+        "resumed": "F", "established": "T", "ssl_history": "CsiI",
+    }  # fmt: skip
+    return "\t".join(values.get(f, "-") for f in DEFAULT_FIELDS["ssl"]).encode()
+
+
+async def test_zeek_tsv_conn_and_ssl_topics_name_the_c2(kit: KafkaTestKit) -> None:
+    """Zeek TSV lines without a header, one log per topic (Filebeat/Vector tailing conn.log
+    and ssl.log): the ssl topic is configured as such (`kafka.zeek_tsv_topics`), the conn
+    topic keeps the default. The ssl lines are read before the conn lines, as in real time
+    (Zeek writes a connection's ssl record at its handshake, its conn record at its end):
+    notes name only conn records read after them."""
+    start_ms = int(time.time() * 1000) - 3 * 3_600_000
+    flows = cdn_beacon("10.3.0.5", 3, start_ms)
+    conn_topic, ssl_topic = f"{kit.names.input}-zeek-conn", f"{kit.names.input}-zeek-ssl"
+    await create_topics(kit.broker.bootstrap_servers, {conn_topic: 2, ssl_topic: 2})
+    ssl = [(None, ssl_tsv_line(f, ZEEK_C2)) for f in flows]  # shippers send no key
+    conns = [(None, line) for line in encoder("zeek-tsv")(flows)]
+    await kit.produce(ssl_topic, ssl)
+    config = kit.config(
+        input_topics=[conn_topic, ssl_topic],
+        input_format="zeek-tsv",
+        zeek_tsv_topics={ssl_topic: {"log": "ssl"}},
+    )
+    async with kit.running(config) as run:
+        registry = run.service.registry
+        await kit.wait_until(lambda: run.consumed() == len(ssl), timeout_s=120, what="ssl read")
+        await kit.drained(run)
+        await kit.produce(conn_topic, conns)
+        total = len(ssl) + len(conns)
+        await kit.wait_until(lambda: run.consumed() == total, timeout_s=120, what="all consumed")
+        await kit.drained(run)
+        assert kit.metric(registry, "beaconwatch_flows_accepted_total") == len(flows)
+        assert kit.metric(registry, "beaconwatch_dead_letter_records_total") == 0
+
+    new = [(a.src_ip, a.channel, a.dst_domain) for a in run.alerts if a.lifecycle == "new"]
+    assert new == [("10.3.0.5", CHANNEL_NAME, ZEEK_C2)]
+    assert all(a.channel == CHANNEL_NAME for a in run.alerts)

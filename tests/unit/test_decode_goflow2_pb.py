@@ -14,6 +14,7 @@ from beaconwatch.decode.common.rows import FlowRow
 from beaconwatch.decode.registry import get_decoder
 from beaconwatch.decode.scan.batch_scan import ROW_COLUMNS
 from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
+from beaconwatch.decode.scan.goflow2_names import NAME_FIELD
 from beaconwatch.decode.scan.goflow2_pb import Goflow2PbDecoder, delimited
 from beaconwatch.decode.scan.goflow2_pb_record import decode_record, read_varint
 from beaconwatch.decode.scan.goflow2_pb_record import encode_varint as _varint
@@ -64,7 +65,7 @@ def fast_status(records: list[bytes]) -> np.ndarray:
     lengths = np.array([len(r) for r in records], dtype=np.int64)
     ends = np.cumsum(lengths)
     buf = np.frombuffer(b"".join(records), dtype=np.uint8)
-    status, *_ = scan_batch(buf, ends - lengths, ends, field_kinds())
+    status, *_ = scan_batch(buf, ends - lengths, ends, field_kinds(), NAME_FIELD)
     return status
 
 

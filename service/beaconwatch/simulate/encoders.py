@@ -39,7 +39,7 @@ from beaconwatch.decode.common.protocols import protocol_number
 from beaconwatch.decode.registry import ENCODED_FORMATS, SPECS
 from beaconwatch.decode.scan.goflow2_pb import delimited
 from beaconwatch.decode.scan.goflow2_pb_schema import ENUMS, FIELDS, flow_message_class
-from beaconwatch.decode.zeek.zeek_tsv import DEFAULT_CONN_FIELDS
+from beaconwatch.decode.zeek.zeek_columns import DEFAULT_CONN_FIELDS
 from beaconwatch.simulate.goflow2 import goflow2_record
 from beaconwatch.simulate.model import SimFlow
 

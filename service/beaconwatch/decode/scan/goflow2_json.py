@@ -4,7 +4,8 @@ The batch is joined into one byte buffer and scanned by a numba kernel (``json_s
 turns the plain goflow2 shape straight into columns. Records the kernel does not fully accept
 go one by one through the reference path (``goflow2_record``: orjson + Python rules), which
 either accepts them with the same values or rejects them with a precise reason. See
-``goflow2_record`` for the field rules (time fallback, defaults, ranges).
+``goflow2_record`` for the field rules (time fallback, defaults, ranges), ``goflow2_names``
+for the flow's name (a ``server_name`` key a goflow2 mapping file adds).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.protocols import name_table
 from beaconwatch.decode.scan.batch_scan import JoinedBatch, finish_batch, join_records, not_accepted
 from beaconwatch.decode.scan.fast_reject import utf8_problems
+from beaconwatch.decode.scan.goflow2_names import with_json_names
 from beaconwatch.decode.scan.goflow2_record import decode_record
 from beaconwatch.decode.scan.json_reject import judged_problems
 from beaconwatch.decode.scan.json_scan import OK, SLOW, key_table, scan_batch
@@ -69,12 +71,13 @@ class Goflow2JsonDecoder:
 
     def decode_joined(self, joined: JoinedBatch) -> DecodeResult:
         """`decode` of records already back to back in one buffer (a Kafka fetch)."""
-        status, field, value_start, value_end, *scanned = scan_batch(
+        status, field, value_start, value_end, *scanned, name_start, name_end = scan_batch(
             joined.buf, joined.starts, joined.ends, self._keys, self._key_lens,
             self._names, self._name_lens, self._name_nums,
         )  # fmt: skip
         columns: list[npt.NDArray[Any]] = [np.asarray(column) for column in scanned]
         ok = status == OK
+        read = ok.copy()  # finish_batch marks the reference path's rows ok too
         # Invalid UTF-8 (random bytes, binary records) decided for the whole batch at once.
         known = utf8_problems(
             joined.records, joined.buf, joined.starts, joined.ends,
@@ -86,8 +89,10 @@ class Goflow2JsonDecoder:
                 joined.records, joined.starts, status, field, value_start, value_end,
                 self.unknown_proto, self._bad_values,
             ))  # fmt: skip
-        return finish_batch(
+        result = finish_batch(
             joined, ok, columns, self.max_record_bytes,
             lambda record: decode_record(record, self.max_record_bytes, self.unknown_proto),
             known,
         )  # fmt: skip
+        # A name goflow2 was told to map (config/goflow2-names.yaml): `goflow2_names`.
+        return with_json_names(result, joined.buf, read, name_start, name_end, joined.records)

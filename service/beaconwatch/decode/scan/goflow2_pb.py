@@ -5,7 +5,7 @@ The batch is joined into one byte buffer and wire-scanned by a numba kernel (``p
 straight into columns. Records the kernel does not fully accept go one by one through the
 reference path (``goflow2_pb_record``: the protobuf runtime + the goflow2 field rules of
 ``goflow2_record``), which either accepts them with the same values or rejects them with a
-precise reason.
+precise reason. The flow's name: field 1000 that a goflow2 mapping file adds (``goflow2_names``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.scan.batch_scan import JoinedBatch, finish_batch, join_records, not_accepted
 from beaconwatch.decode.scan.fast_reject import frame_problems
+from beaconwatch.decode.scan.goflow2_names import NAME_FIELD, with_pb_names
 from beaconwatch.decode.scan.goflow2_pb_record import decode_record, encode_varint
 from beaconwatch.decode.scan.goflow2_pb_schema import flow_message_class
 from beaconwatch.decode.scan.pb_reject import judged_problems
@@ -58,10 +59,11 @@ class Goflow2PbDecoder:
 
     def decode_joined(self, joined: JoinedBatch) -> DecodeResult:
         """`decode` of records already back to back in one buffer (a Kafka fetch)."""
-        status, field, value, *scanned = scan_batch(
-            joined.buf, joined.starts, joined.ends, self._kinds
+        status, field, value, *scanned, name_at, name_len = scan_batch(
+            joined.buf, joined.starts, joined.ends, self._kinds, NAME_FIELD
         )
         ok = status == OK
+        read = ok.copy()  # finish_batch marks the reference path's rows ok too
         # Bad length prefixes (random bytes, truncated or foreign records) decided in bulk.
         known = frame_problems(
             joined.buf, joined.starts, joined.ends, not_accepted(joined, status != SLOW)
@@ -69,8 +71,12 @@ class Goflow2PbDecoder:
         # Well-formed messages the scanner found breaking a field rule.
         if not ok.all():
             known.update(judged_problems(status, field, value, self._bad_values))
-        return finish_batch(
+        result = finish_batch(
             joined, ok, list(scanned), self.max_record_bytes,
             lambda record: decode_record(record, self.max_record_bytes, self.message_class),
             known,
         )  # fmt: skip
+        # A name goflow2 was told to map (config/goflow2-names.yaml): `goflow2_names`.
+        return with_pb_names(
+            result, joined.buf, read, name_at, name_len, joined.records, self.message_class
+        )

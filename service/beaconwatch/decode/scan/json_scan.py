@@ -64,20 +64,25 @@ KEYS: tuple[str, ...] = (
 )
 _K_START, _K_END, _K_RECV, _K_SRC, _K_DST, _K_PROTO = 0, 1, 2, 3, 4, 5
 _K_SPORT, _K_DPORT, _K_BYTES, _K_PACKETS, _K_RATE, _K_FLAGS = 6, 7, 8, 9, 10, 11
+# Read but under no field rule: the flow's name, when a goflow2 mapping file adds the field
+# (``goflow2_names``). Any value is skipped, never rejected; its span is returned.
+NAME_KEY = "server_name"
+SCAN_KEYS = (*KEYS, NAME_KEY)
+_K_NAME = len(KEYS)
 
-_KEY_LENGTHS = sum(1 << n for n in {len(k) for k in KEYS})  # bit n: some needed key has length n
+_KEY_LENGTHS = sum(1 << n for n in {len(k) for k in SCAN_KEYS})  # bit n: a key has length n
 INT64_MAX = (1 << 63) - 1
 UINT32_MAX = (1 << 32) - 1
 UINT64_MAX = (1 << 64) - 1
 
 
 def key_table() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    """KEYS as a padded byte matrix plus lengths, for the scanner."""
-    width = max(len(k) for k in KEYS)
-    table = np.zeros((len(KEYS), width), dtype=np.uint8)
-    for row, key in enumerate(KEYS):
+    """SCAN_KEYS as a padded byte matrix plus lengths, for the scanner."""
+    width = max(len(k) for k in SCAN_KEYS)
+    table = np.zeros((len(SCAN_KEYS), width), dtype=np.uint8)
+    for row, key in enumerate(SCAN_KEYS):
         table[row, : len(key)] = np.frombuffer(key.encode("ascii"), dtype=np.uint8)
-    return table, np.array([len(k) for k in KEYS], dtype=np.int64)
+    return table, np.array([len(k) for k in SCAN_KEYS], dtype=np.int64)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -204,6 +209,8 @@ def _needed_value(
     fast path could read it). A valid value it cannot read (a string for a number, a negative
     number, an unknown protocol name, a bad address...) is skipped and flagged for the caller;
     an invalid or unusual token ends the scan (-1, or ``ENDED``)."""
+    if k == _K_NAME:  # judged by goflow2_names from its span
+        return skip_value(buf, i, end, stack), True
     if k in (_K_SRC, _K_DST):
         if buf[i] == 34:
             j = string_end(buf, i, end)
@@ -351,7 +358,9 @@ def scan_batch(
     """Scan every record; rows whose status is not OK hold zeros.
 
     Returns (status, field, value_start, value_end, start_ms, end_ms, src_hi, src_lo, dst_hi,
-    dst_lo, src_port, dst_port, proto, bytes, packets, sampling_rate, initiator). ``field`` is
+    dst_lo, src_port, dst_port, proto, bytes, packets, sampling_rate, initiator, name_start,
+    name_end). ``name_start:name_end`` is the `NAME_KEY` value's JSON text (0:0 without
+    one) of OK rows. ``field`` is
     the KEYS index for BAD_FIELD and MISSING, ``value_start:value_end`` the offsets in ``buf``
     of a BAD_FIELD value. The field rules mirror ``goflow2_record``, in the order it applies them:
     the first needed field that is missing or that the fast path cannot accept is reported.
@@ -374,8 +383,10 @@ def scan_batch(
     packets = np.zeros(n, dtype=np.uint64)
     rate = np.zeros(n, dtype=np.uint32)
     initiator = np.zeros(n, dtype=np.uint8)
+    name_start = np.zeros(n, dtype=np.int64)
+    name_end = np.zeros(n, dtype=np.int64)
     vals_mem = np.zeros(len(KEYS) + 2, dtype=np.uint64)
-    spans_mem = np.zeros(2 * len(KEYS), dtype=np.int64)
+    spans_mem = np.zeros(2 * len(SCAN_KEYS), dtype=np.int64)
     stack_mem = np.zeros(MAX_DEPTH, dtype=np.uint8)
     template_mem = np.zeros(3 * MAX_TEMPLATE_MEMBERS, dtype=np.int64)
     # Upper bounds per key (the address and proto slots are checked while parsing).
@@ -451,7 +462,10 @@ def scan_batch(
         rate[r] = vals[_K_RATE] if (seen >> _K_RATE) & 1 else np.uint64(1)
         if (seen >> _K_FLAGS) & 1:
             initiator[r] = tcp_flags_initiator(int(vals[_K_PROTO]), int(vals[_K_FLAGS]))
+        if (seen >> _K_NAME) & 1:
+            name_start[r] = spans[2 * _K_NAME]
+            name_end[r] = spans[2 * _K_NAME + 1]
     return (
         status, field, value_start, value_end, start_ms, end_ms, src_hi, src_lo, dst_hi, dst_lo,
-        src_port, dst_port, proto, nbytes, packets, rate, initiator,
+        src_port, dst_port, proto, nbytes, packets, rate, initiator, name_start, name_end,
     )  # fmt: skip

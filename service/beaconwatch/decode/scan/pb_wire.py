@@ -121,50 +121,54 @@ def scan_record(
     end: int,
     kinds: npt.NDArray[np.int8],
     values: npt.NDArray[np.uint64],
-) -> tuple[bool, int, int, int, int]:
+    name_number: int,
+    spans: npt.NDArray[np.int64],
+) -> bool:
     """Wire-scan one record into ``values`` (by field number, the read varint fields; zeroed
-    here). Returns (ok, src offset, src length, dst offset, dst length)."""
+    here) and ``spans`` (offset, length of: source address, destination address, the last
+    length-delimited field ``name_number``, a goflow2-mapped name; zeroed here). Returns
+    whether the record is well formed."""
     values[:] = 0
-    src_at, src_len, dst_at, dst_len = 0, 0, 0, 0
+    spans[:] = 0
     length, pos = read_varint(buf, start, end)
     if pos < 0 or length != np.uint64(end - pos):
-        return False, 0, 0, 0, 0
+        return False
     while pos < end:
         tag, next_pos = read_varint(buf, pos, end)
         if next_pos < 0 or next_pos - pos > 5 or tag > _UINT32_MAX:
-            return False, 0, 0, 0, 0
+            return False
         pos = next_pos
         number = int(tag >> np.uint64(3))
         wire = int(tag & np.uint64(7))
         if number == 0:
-            return False, 0, 0, 0, 0
+            return False
         kind = kinds[number] if number < TABLE_SIZE else 0
         if wire == WIRE_VARINT:
             value, pos = read_varint(buf, pos, end)
             if pos < 0 or kind == KIND_ADDRESS:
-                return False, 0, 0, 0, 0
+                return False
             if kind == KIND_READ_VARINT:
                 values[number] = value
         elif wire == WIRE_LEN:
             size, pos = read_varint(buf, pos, end)
             if pos < 0 or size > np.uint64(end - pos) or kind == KIND_READ_VARINT:
-                return False, 0, 0, 0, 0
+                return False
             n = int(size)
             if kind == KIND_ADDRESS:
-                if number == F_SRC_ADDR:
-                    src_at, src_len = pos, n
-                else:
-                    dst_at, dst_len = pos, n
+                at = 0 if number == F_SRC_ADDR else 2
+                spans[at], spans[at + 1] = pos, n
             elif kind == KIND_PACKED and not packed_varints_ok(buf, pos, pos + n):
-                return False, 0, 0, 0, 0
+                return False
+            elif number == name_number:
+                spans[4], spans[5] = pos, n
             pos += n
         elif wire in (WIRE_I64, WIRE_I32):
             pos += 8 if wire == WIRE_I64 else 4
             if pos > end or kind in (KIND_READ_VARINT, KIND_ADDRESS):
-                return False, 0, 0, 0, 0
+                return False
         else:  # groups (3, 4) and the invalid wire types 6, 7
-            return False, 0, 0, 0, 0
-    return True, src_at, src_len, dst_at, dst_len
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -181,8 +185,10 @@ def scan_batch(
     starts: npt.NDArray[np.int64],
     ends: npt.NDArray[np.int64],
     kinds: npt.NDArray[np.int8],
+    name_number: int,
 ) -> tuple[npt.NDArray[Any], ...]:
-    """Status, field, value and the 13 flow columns (FlowRow order) for every record.
+    """Status, field, value, the 13 flow columns (FlowRow order), and the offset and length
+    of field ``name_number`` (a goflow2-mapped name; length 0 when absent) of every record.
 
     For BAD_FIELD and MISSING, ``field`` is the index of the first failing field in the order
     ``goflow2_record.validate`` checks them (`RULE_ORDER`) and ``value`` what the reference
@@ -204,13 +210,17 @@ def scan_batch(
     packets = np.zeros(n, dtype=np.uint64)
     rate = np.zeros(n, dtype=np.uint32)
     initiator = np.zeros(n, dtype=np.uint8)
+    name_at = np.zeros(n, dtype=np.int64)
+    name_len = np.zeros(n, dtype=np.int64)
     v = np.zeros(TABLE_SIZE, dtype=np.uint64)
+    spans = np.zeros(6, dtype=np.int64)
     # What the reference path sees in each field, in RULE_ORDER (addresses: their length).
     seen = np.zeros(_HIGHS.shape[0], dtype=np.uint64)
     for i in range(n):
-        ok, src_at, src_len, dst_at, dst_len = scan_record(buf, starts[i], ends[i], kinds, v)
-        if not ok:
+        if not scan_record(buf, starts[i], ends[i], kinds, v, name_number, spans):
             continue
+        src_at, src_len, dst_at, dst_len = spans[0], spans[1], spans[2], spans[3]
+        name_at[i], name_len[i] = spans[4], spans[5]
         seen[0] = v[F_TIME_FLOW_START_NS]
         seen[1] = v[F_TIME_FLOW_END_NS]
         seen[2] = v[F_TIME_RECEIVED_NS]
@@ -270,5 +280,5 @@ def scan_batch(
         status[i] = OK
     return (
         status, field, value, start_ms, end_ms, src_hi, src_lo, dst_hi, dst_lo, src_port,
-        dst_port, proto, nbytes, packets, rate, initiator,
+        dst_port, proto, nbytes, packets, rate, initiator, name_at, name_len,
     )  # fmt: skip

@@ -25,7 +25,6 @@ capture counts seconds from the capture start); the detector judges event time, 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -33,18 +32,17 @@ from typing import Any
 import numpy as np
 
 from beaconwatch.decode.base import DecodeResult
+from beaconwatch.decode.common.host_names import host_name_hash
 from beaconwatch.decode.common.ip_text import MAX_IP_TEXT_LEN, parse_ip_many
 from beaconwatch.decode.common.rows import DETAIL_MAX, show
+from beaconwatch.decode.zeek.zeek_columns import NAME_FIELDS as NAME_FIELDS
 from beaconwatch.domain.flows import INITIATOR_SRC, FlowBatch
-from beaconwatch.domain.names import hash_of
 from beaconwatch.domain.rejections import Rejection, RejectReason
 
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024
 
 PROTO_NUMBERS: dict[str, int] = {"tcp": 6, "udp": 17, "icmp": 1}
 TCP = 6
-# Streams whose records name a connection: the field holding the name.
-NAME_FIELDS = {"ssl": "server_name", "http": "host"}
 UNKNOWN_TRANSPORT = "unknown_transport"
 _ICMP, _ICMPV6 = 1, 58
 _MAPPED_HIGH_32 = 0xFFFF  # lo >> 32 of an IPv4-mapped address
@@ -76,24 +74,10 @@ def iso_to_ms(text: str) -> int | None:
     return int(moment.timestamp()) * 1000 + millis
 
 
-def host_name(value: Any) -> Any:
-    """An HTTP ``host`` (or SNI) without its ``:port``; None for an IP literal."""
-    if not isinstance(value, str):
-        return value
-    if value.startswith("["):  # [IPv6]:port
-        return None
-    text = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return text
-    return None
-
-
 def note_name(value: Any) -> tuple[int, str | None]:
     """(hash, normalised text) of an ssl ``server_name`` / http ``host`` value; (0, None)
     when it is no usable name (unset, an IP literal, garbage: `domain.names.normalise`)."""
-    return hash_of(host_name(value))
+    return host_name_hash(value)
 
 
 def proto_number(name: str, ip_proto: int | None) -> int | None:

@@ -19,8 +19,10 @@ The columns are found by name from a header, so extra columns (Stratosphere's ``
 A decoder instance is built for one header (:meth:`ZeekHeader.parse`) and then decodes data
 lines only: header lines are metadata, not records, so whoever reads the file consumes them
 (``sources.files`` for ``scan``; :func:`read_zeek_log` for evaluations). Without a header the
-decoder assumes Zeek's default TSV conn.log columns. A ``#`` line given to ``decode`` is
-rejected. Field semantics (what becomes start, end, bytes, ...) are in ``zeek_common``.
+decoder assumes Zeek's default TSV conn.log columns; a Kafka topic of header-less lines of
+another log, or of changed columns, says so in its configuration (`kafka.zeek_tsv_topics`,
+:meth:`ZeekHeader.for_log`). A ``#`` line given to ``decode`` is rejected. Field semantics
+(what becomes start, end, bytes, ...) are in ``zeek_common``.
 """
 
 from __future__ import annotations
@@ -35,9 +37,14 @@ from typing import IO, cast
 
 from beaconwatch.decode.base import DecodeResult
 from beaconwatch.decode.common.rows import INT64_MAX, show
+from beaconwatch.decode.zeek.zeek_columns import (
+    DEFAULT_CONN_FIELDS,
+    DEFAULT_FIELDS,
+    NAME_FIELDS,
+    required_fields,
+)
 from beaconwatch.decode.zeek.zeek_common import (
     DEFAULT_MAX_RECORD_BYTES,
-    NAME_FIELDS,
     TCP,
     ZeekRows,
     iso_to_ms,
@@ -46,16 +53,6 @@ from beaconwatch.decode.zeek.zeek_common import (
 )
 from beaconwatch.domain.rejections import RejectReason
 
-# Zeek's default conn.log columns (base/protocols/conn/main.zeek, no optional scripts loaded).
-DEFAULT_CONN_FIELDS: tuple[str, ...] = (
-    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
-    "duration", "orig_bytes", "resp_bytes", "conn_state", "local_orig", "local_resp",
-    "missed_bytes", "history", "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes",
-    "tunnel_parents",
-)  # fmt: skip
-REQUIRED_FIELDS = ("ts", "id.orig_h", "id.resp_h", "id.resp_p", "proto")
-# Of an ssl.log/http.log (and its `NAME_FIELDS` column).
-NOTE_REQUIRED_FIELDS = ("ts", "id.orig_h", "id.resp_h", "id.resp_p")
 # Names label columns go by in the Stratosphere (TSV) and IoT-23 (CSV) files.
 LABEL_COLUMNS = ("label", "detailedlabel", "detailed-label", "detailed_label")
 
@@ -123,6 +120,12 @@ class ZeekHeader:
             return cls(tuple(names), sep, b"-", b"" if csv_mode else b"(empty)", None, csv_mode)
         return cls(fields or DEFAULT_CONN_FIELDS, separator, unset, empty, path, False)
 
+    @classmethod
+    def for_log(cls, log: str, fields: Sequence[str] | None = None) -> ZeekHeader:
+        """The header of header-less TSV lines of a ``log`` (``conn``, ``ssl``, ``http``):
+        ``fields`` as given, else Zeek's default columns of that log (`zeek_columns`)."""
+        return cls(tuple(fields) if fields else DEFAULT_FIELDS[log], path=log)
+
     def column(self, name: str) -> int | None:
         try:
             return self.fields.index(name)
@@ -146,10 +149,7 @@ class ZeekTsvDecoder:
         # The stream the #path names: conn (also without #path), ssl, http, or None (another).
         self._stream = _stream(h.path)
         self._name_field = NAME_FIELDS.get(self._stream or "")
-        required = (
-            (*NOTE_REQUIRED_FIELDS, self._name_field) if self._name_field else REQUIRED_FIELDS
-        )
-        self._missing = [f for f in required if h.column(f) is None]
+        self._missing = [f for f in required_fields(self._stream or "") if h.column(f) is None]
         self._not_conn = self._stream is None
         self._width = len(h.fields)
         self._unset = {b"", h.unset_field, h.empty_field}
