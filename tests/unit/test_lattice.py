@@ -184,7 +184,8 @@ def test_an_interval_off_the_lattice_costs_a_bounded_amount() -> None:
     worst = max(lat.phase_log_likelihood(d, -1, period, v) for v in lat.PHASE_VARIANCES)
     stretched = np.sort(np.append(d[1:], 1.5 * period))  # the shortest one moved off
     off = max(lat.phase_log_likelihood(stretched, -1, period, v) for v in lat.PHASE_VARIANCES)
-    peak = math.log((1 - lat.OFF_LATTICE_SHARE) * math.sqrt(2 * math.pi / 0.04) + 0.1)
+    sharpest = min(lat.PHASE_VARIANCES)
+    peak = math.log((1 - lat.OFF_LATTICE_SHARE) * math.sqrt(2 * math.pi / sharpest) + 0.1)
     assert worst - off <= peak - math.log(lat.OFF_LATTICE_SHARE) + 1e-9
     assert lattice_p(np.concatenate([[0.0], np.cumsum(stretched)])) <= 1e-3
 

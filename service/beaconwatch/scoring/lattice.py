@@ -27,8 +27,8 @@ P give phases spread round the circle. The test:
    from: L = sum log((1 - e) 2 pi f(phase; k v) + e), f the wrapped normal density, v the
    phase variance of one beat, k = max(1, round(d / P)), e = `OFF_LATTICE_SHARE` (a share
    of intervals off the lattice, e.g. a sleep stretched by tasking, costs a bounded log e
-   each instead of an arbitrarily large one). Each v of `PHASE_VARIANCES` (about 5 %, 10 %
-   and 18 % uniform jitter a beat) is tried and the largest L kept.
+   each instead of an arbitrarily large one). Each v of `PHASE_VARIANCES` (about 2 %, 5 %,
+   10 % and 18 % uniform jitter a beat) is tried and the largest L kept.
    Why a likelihood and not a resultant: a weighted Rayleigh resultant (the test before,
    weights exp(-v k / 2)) reads only the first harmonic of the phases. That is all a long
    interval has (k = 9 beats at 10 % jitter keep a resultant of 0.55), but the short ones
@@ -60,8 +60,10 @@ CANDIDATE_INTERVALS = 3
 CANDIDATE_BEATS = 3
 REFINE_MAX_BEATS = 64
 # Phase variance (rad^2) of one beat: uniform jitter +/- j of the sleep has (2 pi j)^2 / 3, so
-# 0.04, 0.14, 0.4 stand for j = 5 %, 10 %, 18 %.
-PHASE_VARIANCES = (0.04, 0.14, 0.4)
+# 0.005, 0.04, 0.14, 0.4 stand for j = 2 %, 5 %, 10 %, 18 %. The 2 % one is for jitter-free
+# implants (Cobalt Strike's default): at 5 % the likelihood caps what an exact lattice earns,
+# and 900 s beacons with 8-9 exported check-ins (the office at 1:100) fell from p 1e-5 to 1e-3.
+PHASE_VARIANCES = (0.005, 0.04, 0.14, 0.4)
 OFF_LATTICE_SHARE = 0.1  # the uniform part of the phases' mixture
 # Above this variance (rad^2, sd 3 rad) a wrapped normal is uniform to 1 %: the term is 0.
 FLAT_VARIANCE = 9.0
