@@ -10,7 +10,7 @@ for both of the detector's tables (every connection, every second one), one row 
 a process pool, and saves the quantiles with the fingerprint of the sources they came from.
 Rerun it (``make null-tables``) after editing scoring/periodicity.py or the null simulation in
 scoring/significance.py (the fit's table, several minutes on 2 cores),
-scoring/interval_significance.py (about a minute) or scoring/lattice.py (the lattice's, about 10
+scoring/interval_significance.py (about a minute) or scoring/lattice.py (the lattice's, about 20
 minutes on 2 cores): a stale file is ignored with a warning, and tests/unit/test_significance.py
 / test_interval_significance.py / test_lattice.py fail on one.
 """

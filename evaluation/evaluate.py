@@ -17,6 +17,7 @@ from evaluation.hard_cases import CaseResult, evaluate_hard_cases
 from evaluation.realdata import DATASETS, DatasetResult, evaluate_dataset
 from evaluation.rita_batch import scenario_scores
 from evaluation.runner import RunResult, run_detector, sweep_config
+from evaluation.sampled_background import SAMPLED_RUNS, SampledRun, evaluate_sampled
 from evaluation.scenarios import ScenarioSpec, build_scenario
 from evaluation.traffic_cases import evaluate_traffic_cases
 from evaluation.truth import Kind, Scenario
@@ -40,6 +41,7 @@ class EvalResults:
     real: list[DatasetResult] = field(default_factory=list)
     real_error: str | None = None
     hard_cases: list[CaseResult] = field(default_factory=list)
+    sampled: list[SampledRun] = field(default_factory=list)  # the office packet-sampled
 
     @property
     def benign(self) -> npt.NDArray[np.bool_]:
@@ -94,6 +96,10 @@ def evaluate(
     hard += evaluate_traffic_cases(config, runs=spec.hard_case_runs)
     timed("hard cases", t0)
 
+    t0 = time.perf_counter()
+    sampled = [evaluate_sampled(scenario, config, r, share, spec.seed) for r, share in SAMPLED_RUNS]
+    timed("sampled background", t0)
+
     real: list[DatasetResult] = []
     real_error = None
     if data_dir is not None:
@@ -118,4 +124,5 @@ def evaluate(
         real,
         real_error,
         hard,
+        sampled,
     )

@@ -13,6 +13,8 @@ from evaluation import plots
 from evaluation.evaluate import SWEEP_FLOOR, EvalResults
 from evaluation.hard_cases import CaseResult
 from evaluation.realdata import PairReport
+from evaluation.sampled_background import SAMPLED_INTRO
+from evaluation.sampled_background import section as sampled_section
 from evaluation.truth import CATEGORIES, SHAPE_NAMES, Kind
 
 RITA_THRESHOLDS = (0.7, 0.9)  # RITA's default beacon bands: low >= 70, medium >= 90
@@ -225,6 +227,7 @@ def write_report(res: EvalResults, out_md: Path, plot_dir: Path, command: str) -
         "cloud check-ins. They are periodic by nature and are reported apart from the false "
         "alert rate.\n"
     )
+    _sampled_section(res, w)
 
     w("## Score distributions\n")
     final = res.outcomes.final_score
@@ -332,6 +335,13 @@ def _rita_by_period(res: EvalResults, threshold: float) -> dict[int, str]:
         c[0] += int(res.rita[o.pair] >= threshold)
         c[1] += 1
     return {k: f"{d / t:.2f}" for k, (d, t) in sorted(cells.items())}
+
+
+def _sampled_section(res: EvalResults, write: Callable[[str], None]) -> None:
+    if res.sampled:
+        write("### The same office, packet-sampled\n")
+        write(SAMPLED_INTRO)
+        write(sampled_section(res.sampled))
 
 
 def _hard_cases_section(res: EvalResults, write: Callable[[str], None]) -> None:

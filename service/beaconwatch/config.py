@@ -230,6 +230,10 @@ class StateConfig(_Section):
     # end continues it (active-timeout export). Neither is a new check-in.
     duplicate_tolerance_s: float = Field(1.0, ge=0, le=60)
     continuation_gap_s: float = Field(1.0, ge=0, le=60)
+    # Under 1:N packet sampling an active-timeout piece with no sampled packet is not exported:
+    # a sampled pair's record on the 5-tuple up to this after the known end still continues
+    # it (else one long session became several "sessions" for the long-connection rule).
+    sampled_continuation_gap_s: float = Field(3_600.0, ge=0, le=86_400)
     # Also score (source, destination /24 or IPv6 /48, port, protocol) channels: C2 behind a
     # CDN or DNS round-robin changes IP per check-in (`core.channels`). A channel takes a row
     # once its source reached a second IP in it (`state.channel_index`).

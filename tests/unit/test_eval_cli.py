@@ -15,6 +15,7 @@ def test_eval_quick_writes_report_and_plots(tmp_path: Path) -> None:
         "## Summary",
         "## Recall on the synthetic grid",
         "## False alerts",
+        "### The same office, packet-sampled",
         "## beaconwatch vs RITA v5",
         "## Real labelled captures",
         "## Where we lose",
@@ -23,6 +24,7 @@ def test_eval_quick_writes_report_and_plots(tmp_path: Path) -> None:
         assert heading in md
     assert "doi:10.5281/zenodo.4743746" in md
     assert "NjRAT" in md  # the real captures were replayed
+    assert "| 1:10 |" in md and "| 1:100 |" in md  # the office replayed packet-sampled
     for png in (
         "recall_vs_jitter",
         "recall_vs_period",

@@ -5,7 +5,7 @@ window length, for every connection and every second one (gamma(2) gaps), shippe
 `bench/build_null_tables.py`) and simulated with fewer windows at start-up when stale.
 
 Why simulated: the statistic is the best of 9 candidate periods, each refined on the data,
-times 3 decays. A Bonferroni factor for those 27 tries overpays (most land on the same
+times 4 phase variances. A Bonferroni factor for those 36 tries overpays (most land on the same
 period), and the refinement fits the period to the phases, which no closed form prices.
 
 Scale: the statistic depends on the intervals only through d / P with P taken from the data,

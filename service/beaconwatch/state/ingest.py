@@ -368,9 +368,12 @@ def ingest(
             last_seen_ms[row] = t
         rel = max(np.int64(0), t - epoch)
         rel_end = min(max(rel, end_ms[i] - epoch), np.int64(U32_MAX) - 1)
+        # Sampled export drops whole active-timeout pieces: a wider gap still continues.
+        sampled = sampling[row] > 1
+        gap_ms = limits.sampled_continuation_gap_ms if sampled else limits.continuation_gap_ms
         kind, c = match_connection(
             conn_port, conn_times, row, int(src_port[i]), int(rel), int(rel_end),
-            int(limits.duplicate_tolerance_ms), int(limits.continuation_gap_ms),
+            int(limits.duplicate_tolerance_ms), int(gap_ms),
         )  # fmt: skip
         # A piece of a known connection, which may now be long.
         piece = kind != NEW_CONNECTION

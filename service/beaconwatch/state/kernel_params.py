@@ -40,6 +40,7 @@ class Limits(NamedTuple):
     cooldown_ms: int
     duplicate_tolerance_ms: int
     continuation_gap_ms: int
+    sampled_continuation_gap_ms: int  # the same for packet-sampled pairs (pieces go missing)
     long_sessions: int  # ...once the pair has had this many, each within the window of the last
     sparse_min_interval_ms: int  # rule sparse-beacon: both intervals of 3 at least this (0: off)
 
@@ -78,6 +79,7 @@ def limits_from(config: Config) -> Limits:
         cooldown_ms=_ms(alerting.cooldown_s),
         duplicate_tolerance_ms=_ms(state.duplicate_tolerance_s),
         continuation_gap_ms=_ms(state.continuation_gap_s),
+        sampled_continuation_gap_ms=_ms(state.sampled_continuation_gap_s),
         long_sessions=int(alerting.long_connection_sessions),
         sparse_min_interval_ms=_ms(alerting.sparse_min_interval_s),
     )
