@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from beaconwatch.alerting.alert import Alert
+from beaconwatch.alerting.policy import policy_from
 from beaconwatch.alerting.rules import AlertRules
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.channels import ChannelGate, domain_text, prefix_flows
@@ -42,7 +43,7 @@ from beaconwatch.scoring.window_score import (
 )
 from beaconwatch.state import ingest as k
 from beaconwatch.state.kernel_counters import PREFIX_PASS_COUNTERS, new_counters
-from beaconwatch.state.kernel_params import Limits, limits_from, policy_from
+from beaconwatch.state.kernel_params import Limits, limits_from
 from beaconwatch.state.levels import LEVEL_BITS, NAME_LEVEL, PORT_PROTO_MASK, PREFIX_LEVEL
 from beaconwatch.state.pair_table import MIN_CAPACITY, REBASE_AFTER_MS, PairBudget, PairTable
 from beaconwatch.state.prevalence import Prevalence

@@ -11,7 +11,8 @@ on the same flows give the same alerts. A pair is never re-scored on every recor
 costs microseconds, and doing it per record would cap throughput far below the pipeline target.
 
 Records that repeat or continue a known connection (`connections`) update it but add no new
-start. Prevalence, the alert lifecycle and the long-connection rule are `state.alert_policy`.
+start. Prevalence down-ranking, the alert lifecycle and the one-off rules' alerts are
+`alerting.policy`'s, given the pair's state as scalars (the rules' bookkeeping: `pair_rules`).
 
 Event-time window of a score, with W = window_ms and t = the due connection's start:
 
@@ -32,6 +33,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from beaconwatch.alerting.policy import (
+    Policy,
+    apply_prevalence,
+    backoff_events,
+    described_sleep_range,
+    lifecycle,
+    next_period_check,
+)
 from beaconwatch.domain.alert_rows import (
     KIND_BEACON,
     LIFECYCLE_NEW,
@@ -46,16 +55,6 @@ from beaconwatch.scoring.window_score import (
     Stat,
     new_workspace,
     score_window_paired,
-)
-from beaconwatch.state.alert_policy import (
-    apply_prevalence,
-    backoff_events,
-    described_sleep_range,
-    lifecycle,
-    long_connection_alert,
-    newly_long,
-    next_period_check,
-    sparse_beacon_alert,
 )
 from beaconwatch.state.channel_index import (
     NOT_FED,
@@ -77,8 +76,9 @@ from beaconwatch.state.connections import (
     remember_connection,
 )  # fmt: skip
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
-from beaconwatch.state.kernel_params import Limits, Policy
+from beaconwatch.state.kernel_params import Limits
 from beaconwatch.state.levels import PREFIX_LEVEL_U32, mask_destination
+from beaconwatch.state.pair_rules import long_connection_alert, newly_long, sparse_beacon_alert
 from beaconwatch.state.pair_table import (
     ALERTED_HIGH_S,
     ALERTED_LOW_S,
@@ -89,9 +89,7 @@ from beaconwatch.state.pair_table import (
     SERVER_SIDE,
     evict_least_recent,
 )
-from beaconwatch.state.prevalence import (
-    add_pair,
-)
+from beaconwatch.state.prevalence import add_pair, pair_fanout, pair_prevalence
 from beaconwatch.state.size_codec import decode_size, encode_size
 from beaconwatch.state.table_columns import TableColumns
 
@@ -373,8 +371,9 @@ def ingest(
         piece = kind != NEW_CONNECTION
         if piece and newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
             long_connection_alert(
-                tb, row, c, epoch, sketch, nonzero, limits, policy, counters, alerts
-            )
+                conn_times, long_alert_ms, long_sessions, n_connections, first_seen_ms, keys,
+                port_proto, row, c, epoch, sketch, nonzero, limits, policy, counters, alerts,
+            )  # fmt: skip
         if kind == DUPLICATE:
             counters[0]["duplicates"] += 1
             continue
@@ -399,8 +398,9 @@ def ingest(
                             int(rel_end), int(n_connections[row]))  # fmt: skip
         if newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
             long_connection_alert(
-                tb, row, c, epoch, sketch, nonzero, limits, policy, counters, alerts
-            )
+                conn_times, long_alert_ms, long_sessions, n_connections, first_seen_ms, keys,
+                port_proto, row, c, epoch, sketch, nonzero, limits, policy, counters, alerts,
+            )  # fmt: skip
         pos = n_connections[row] % history
         ring_t[row, pos] = ring_start
         ring_b[row, pos] = encode_size(np.float64(nbytes[i]))
@@ -413,8 +413,8 @@ def ingest(
             continue
         if n == 3 and limits.sparse_min_interval_ms > 0 and limits.level == 0:
             sparse_beacon_alert(
-                tb, row, epoch, sketch, nonzero, limits, policy, counters, alerts, window_t,
-                window_b,
+                ring_t, ring_b, n_connections, first_seen_ms, keys, port_proto, row, epoch,
+                sketch, nonzero, limits, policy, counters, alerts, window_t, window_b,
             )  # fmt: skip
         if n < limits.min_events and not _slow_and_enough(n, t - first_seen_ms[row], limits):
             continue
@@ -440,13 +440,20 @@ def ingest(
             null_tables, stats, window_t, window_b, work, scratch, lean, int(sampling[row]),
         )  # fmt: skip
         k = counters[0]["alerts"]  # the row an alert of this scoring takes
-        apply_prevalence(stats, alerts, k, sketch, nonzero, keys, port_proto, row, policy)
+        sources, fleet = pair_prevalence(sketch, nonzero, keys, port_proto, row)
+        fanout = pair_fanout(sketch, keys, port_proto, row)
+        apply_prevalence(stats, alerts, k, sources, fleet, fanout, policy)
         scored_count[row] = n_connections[row]
         scored_ms[row] = t
         counters[0]["scored"] += 1
         if refining:
             alerted[row, ALERTED_REFINE_AT] = next_period_check(int(n), history)
-        verdict = lifecycle(stats, t, alert_ms, alerted, row, limits, policy, refining)
+        verdict = lifecycle(
+            stats, t, alert_ms[row] != NEVER_MS, alert_ms[row],
+            np.float64(alerted[row, ALERTED_MEAN_S]), np.float64(alerted[row, ALERTED_SCORE]),
+            np.float64(alerted[row, ALERTED_LOW_S]), np.float64(alerted[row, ALERTED_HIGH_S]),
+            limits.cooldown_ms, policy, refining,
+        )  # fmt: skip
         if verdict == 0:
             if stats[Stat.SCORE] <= 0.0 or alert_ms[row] != NEVER_MS:
                 # No evidence of periodicity at all (most busy benign pairs), or an alerted
@@ -454,7 +461,7 @@ def ingest(
                 # the pair's connections (a chatty pair need not be rescored every few),
                 # at most a whole ring, and twice the interval.
                 scored_count[row] = n_connections[row] + np.uint32(
-                    backoff_events(int(n), limits, history)
+                    backoff_events(int(n), limits.rescore_every, history)
                 )
                 scored_ms[row] = t + limits.rescore_interval_ms
             continue
@@ -508,8 +515,9 @@ def score_rows(
             work, scratch, False, int(tb.sampling[row]),
         )  # fmt: skip
         out.per_check_in[k] = per_check_in
-        apply_prevalence(out.stats[k], out, k, sketch, nonzero, tb.keys, tb.port_proto, row,
-                          policy)  # fmt: skip
+        sources, fleet = pair_prevalence(sketch, nonzero, tb.keys, tb.port_proto, row)
+        fanout = pair_fanout(sketch, tb.keys, tb.port_proto, row)
+        apply_prevalence(out.stats[k], out, k, sources, fleet, fanout, policy)
         out.check_ins[k] = tb.n_connections[row]
         out.row[k] = row
         k += 1
