@@ -48,13 +48,10 @@ from beaconwatch.domain.alert_rows import (
 )
 from beaconwatch.domain.dtypes import F64, I64, U8, U16, U32, U64, AnyArray
 from beaconwatch.domain.flows import INITIATOR_SRC, INITIATOR_TURNED
-from beaconwatch.scoring.bursts import burst_gap_s, merge_bursts
 from beaconwatch.scoring.window_score import (
     N_STATS,
-    Param,
     Stat,
     new_workspace,
-    score_window_paired,
 )
 from beaconwatch.state.channel_index import (
     NOT_FED,
@@ -76,6 +73,15 @@ from beaconwatch.state.connections import (
     remember_connection,
 )  # fmt: skip
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
+from beaconwatch.state.ingest_steps import (
+    ACCEPTED,
+    DUE_PERIOD_CHECK,
+    NEVER_MS,
+    NOT_DUE,
+    U32_MAX,
+    due_for_scoring,
+    event_time_verdict,
+)
 from beaconwatch.state.kernel_params import Limits
 from beaconwatch.state.levels import PREFIX_LEVEL_U32, mask_destination
 from beaconwatch.state.pair_rules import long_connection_alert, newly_long, sparse_beacon_alert
@@ -92,108 +98,9 @@ from beaconwatch.state.pair_table import (
 from beaconwatch.state.prevalence import add_pair, pair_fanout, pair_prevalence
 from beaconwatch.state.size_codec import decode_size, encode_size
 from beaconwatch.state.table_columns import TableColumns
+from beaconwatch.state.window import score_row
 
-ACCEPTED = 0
-TOO_LATE = 1
-TOO_FAR_FUTURE = 2
-# A start beyond what 32-bit ring times after the partition's epoch can hold (~46 days after
-# its watermark): only a file of old data can hold one, since live flows are checked against
-# the wall clock. Rejected as too far in the future rather than stored with a clipped time.
-BEYOND_RING = 3
-
-U32_MAX = np.uint64(0xFFFF_FFFF)
 TCP = 6
-NEVER_MS = np.iinfo(np.int64).min // 2
-
-
-@njit(cache=True, nogil=True)
-def _gather_window(
-    ring_t: U32, ring_b: U16, row: int, valid: int, oldest: int, cutoff_rel: int,
-    long_cutoff_rel: int, times_s: F64, sizes: F64,
-) -> tuple[int, int, int]:  # fmt: skip
-    """Copy the ring entries inside the window into ``times_s``/``sizes``, sorted by time.
-
-    The window is the entries at or after ``cutoff_rel``; when those are fewer than half the
-    ring, older entries at or after ``long_cutoff_rel`` are added, newest first, up to half the
-    ring. Returns (entries, first_rel_ms, last_rel_ms). Reading the ring from its oldest slot
-    gives a nearly sorted sequence (only late arrivals are out of place), so insertion sort is
-    O(n).
-    """
-    history = ring_t.shape[1]
-    m = 0
-    recent = 0
-    for j in range(valid):
-        slot = (oldest + j) % history
-        rel = ring_t[row, slot]
-        if np.int64(rel) < long_cutoff_rel:
-            continue
-        if np.int64(rel) >= cutoff_rel:
-            recent += 1
-        t = rel / 1000.0
-        b = decode_size(ring_b[row, slot])
-        k = m
-        while k > 0 and times_s[k - 1] > t:
-            times_s[k] = times_s[k - 1]
-            sizes[k] = sizes[k - 1]
-            k -= 1
-        times_s[k] = t
-        sizes[k] = b
-        m += 1
-    keep = max(recent, min(m, history // 2))
-    drop = m - keep
-    if drop > 0:
-        times_s[:keep] = times_s[drop:m]
-        sizes[:keep] = sizes[drop:m]
-        m = keep
-    if m == 0:
-        return 0, 0, 0
-    # Times are whole ms, exactly representable: adding 0.5 and truncating rounds them back.
-    return m, int(np.int64(times_s[0] * 1000.0 + 0.5)), int(np.int64(times_s[m - 1] * 1000.0 + 0.5))
-
-
-@njit(cache=True, nogil=True)
-def _score_row(
-    ring_t: U32, ring_b: U16, count: U32, row: int, cutoff_rel: int, long_cutoff_rel: int,
-    score_params: F64, null_tables: F64, stats: F64, window_t: F64, window_b: F64, work: F64,
-    scratch: F64, lean: bool, sampling_rate: int = 1,
-) -> tuple[int, int, float]:  # fmt: skip
-    """Score the row's window (see `_gather_window`) into ``stats`` (``lean``: see
-    `score_window`), its connections grouped into check-ins when they come in bursts
-    (`scoring.bursts`).
-
-    Returns the window's (first, last) start, relative to the epoch, and the connections per
-    check-in (1.0 when not grouped).
-    """
-    history = ring_t.shape[1]
-    n = np.int64(count[row])
-    valid = min(n, history)
-    oldest = count[row] % history if n > history else 0
-    m, first_rel, last_rel = _gather_window(
-        ring_t, ring_b, row, valid, oldest, cutoff_rel, long_cutoff_rel, window_t, window_b
-    )
-    if sampling_rate > 1:  # a sampled record's bytes times the rate estimate the connection's
-        window_b[:m] *= sampling_rate
-    per_check_in = 1.0
-    gap_s = burst_gap_s(window_t, m, score_params[Param.BURST_GAP_S], scratch)
-    if gap_s > 0.0:
-        check_ins = merge_bursts(window_t, window_b, m, gap_s)
-        per_check_in = m / check_ins
-        m = check_ins
-    score_window_paired(
-        window_t[:m], window_b[:m], score_params, stats, work, null_tables[0], null_tables[1],
-        lean,
-    )  # fmt: skip
-    return first_rel, last_rel, per_check_in
-
-
-@njit(cache=True, nogil=True)
-def _slow_and_enough(connections: np.int64, seen_for_ms: np.int64, limits: Limits) -> bool:
-    """A slow pair with enough connections to score before min_events: at least
-    min_events_slow of them, at most one per slow_interval_s on average since the first."""
-    return bool(
-        connections >= limits.min_events_slow
-        and seen_for_ms >= (connections - 1) * limits.slow_interval_ms
-    )
 
 
 @njit(cache=True, nogil=True)
@@ -270,18 +177,10 @@ def ingest(
     lean = policy.threshold > 0.0
     for i in range(start_ms.shape[0]):
         t = start_ms[i]
-        # Before the epoch a start time cannot be stored (only data older than a whole window
-        # before the first batch of another partition gets here).
-        if max(t, end_ms[i]) < oldest_export or t < epoch:
-            status[i] = TOO_LATE
+        verdict = event_time_verdict(t, end_ms[i], oldest_export, epoch, limits.max_start_ms)
+        status[i] = verdict
+        if verdict != ACCEPTED:
             continue
-        if t > limits.max_start_ms:
-            status[i] = TOO_FAR_FUTURE
-            continue
-        if t - epoch >= np.int64(U32_MAX):
-            status[i] = BEYOND_RING
-            continue
-        status[i] = ACCEPTED
         counters[0]["accepted"] += 1
 
         pp = np.uint32((np.uint32(dst_port[i]) << np.uint32(8)) | np.uint32(proto[i]))
@@ -416,25 +315,14 @@ def ingest(
                 ring_t, ring_b, n_connections, first_seen_ms, keys, port_proto, row, epoch,
                 sketch, nonzero, limits, policy, counters, alerts, window_t, window_b,
             )  # fmt: skip
-        if n < limits.min_events and not _slow_and_enough(n, t - first_seen_ms[row], limits):
+        due = due_for_scoring(
+            int(n), t, first_seen_ms[row], alert_ms[row], int(scored_count[row]),
+            scored_ms[row], int(alerted[row, ALERTED_REFINE_AT]), limits,
+        )  # fmt: skip
+        if due == NOT_DUE:
             continue
-        # An alert from a part-filled ring (as few as min_events connections) reads the
-        # sleep from few intervals. Its period is checked again each time the pair's
-        # connections double, until the ring is full: a described sleep range that moved is
-        # an update even within the cooldown (at most log2(history / min_events) checks).
-        refine_at = int(alerted[row, ALERTED_REFINE_AT])
-        refining = bool(refine_at > 0 and n >= refine_at)
-        # Otherwise no alert can follow within the cooldown after an alert, so the pair is not
-        # scored: a beacon that has alerted costs no scoring until its cooldown is over.
-        if not refining:
-            if alert_ms[row] != NEVER_MS and t - alert_ms[row] < limits.cooldown_ms:
-                continue
-            if (
-                n - np.int64(scored_count[row]) < limits.rescore_every
-                and t - scored_ms[row] < limits.rescore_interval_ms
-            ):
-                continue
-        first_rel, last_rel, per_check_in = _score_row(
+        refining = due == DUE_PERIOD_CHECK
+        first_rel, last_rel, per_check_in = score_row(
             ring_t, ring_b, n_connections, row, rel - limits.window_ms,
             rel - limits.long_window_ms, score_params[1 if sampling[row] > 1 else 0],
             null_tables, stats, window_t, window_b, work, scratch, lean, int(sampling[row]),
@@ -509,7 +397,7 @@ def score_rows(
             continue
         last_rel = tb.last_seen_ms[row] - epoch
         params = score_params[1 if tb.sampling[row] > 1 else 0]
-        _, _, per_check_in = _score_row(
+        _, _, per_check_in = score_row(
             tb.ring_t, tb.ring_b, tb.n_connections, row, last_rel - window_ms,
             last_rel - long_window_ms, params, null_tables, out.stats[k], window_t, window_b,
             work, scratch, False, int(tb.sampling[row]),
