@@ -47,7 +47,7 @@ from beaconwatch.domain.alert_rows import (
     AlertRows,
 )
 from beaconwatch.domain.dtypes import F64, I64, U8, U16, U32, U64, AnyArray
-from beaconwatch.domain.flows import INITIATOR_SRC, INITIATOR_TURNED
+from beaconwatch.domain.flows import INITIATOR_TURNED
 from beaconwatch.scoring.window_score import (
     N_STATS,
     Stat,
@@ -66,9 +66,6 @@ from beaconwatch.state.connections import (
     CONTINUATION,
     DUPLICATE,
     NEW_CONNECTION,
-    NO_CONNECTION,
-    SEQ,
-    START,
     match_connection,
     remember_connection,
 )  # fmt: skip
@@ -79,8 +76,15 @@ from beaconwatch.state.ingest_steps import (
     NEVER_MS,
     NOT_DUE,
     U32_MAX,
+    add_piece_bytes,
+    append_to_ring,
+    claim_row,
     due_for_scoring,
     event_time_verdict,
+    in_ring,
+    note_flow,
+    note_server_side,
+    reset_row,
 )
 from beaconwatch.state.kernel_params import Limits
 from beaconwatch.state.levels import PREFIX_LEVEL_U32, mask_destination
@@ -91,44 +95,13 @@ from beaconwatch.state.pair_table import (
     ALERTED_MEAN_S,
     ALERTED_REFINE_AT,
     ALERTED_SCORE,
-    INFERRED,
     SERVER_SIDE,
-    evict_least_recent,
 )
-from beaconwatch.state.prevalence import add_pair, pair_fanout, pair_prevalence
-from beaconwatch.state.size_codec import decode_size, encode_size
+from beaconwatch.state.prevalence import pair_fanout, pair_prevalence
 from beaconwatch.state.table_columns import TableColumns
 from beaconwatch.state.window import score_row
 
 TCP = 6
-
-
-@njit(cache=True, nogil=True)
-def _in_ring(ring_t: U32, row: int, count: int, start: np.uint32) -> bool:
-    """Whether a connection in the pair's ring starts at ``start`` (its ring time)."""
-    for k in range(min(count, ring_t.shape[1])):  # noqa: SIM110 (a loop numba compiles)
-        if ring_t[row, k] == start:
-            return True
-    return False
-
-
-@njit(cache=True, nogil=True)
-def _note_server_side(
-    direction_inferred: U8, conn_port: U16, conn_times: U32, row: int, port: int
-) -> None:
-    """A new TCP connection from a turned-round record (`INITIATOR_TURNED`): the pair is
-    the internal host's server side (`SERVER_SIDE`) when its internal port is that of one of
-    the pair's last connections, and no longer when it is not. A TCP client takes a fresh
-    ephemeral port per connection (two in a row share one by chance about once in 28,000);
-    a server keeps its port, and so does a scanner's target (`core.scope`)."""
-    kept = False
-    for s in range(conn_port.shape[1]):
-        if conn_times[row, s, START] != NO_CONNECTION and conn_port[row, s] == port:
-            kept = True
-    if kept:
-        direction_inferred[row] = np.uint8(direction_inferred[row] | SERVER_SIDE)
-    else:
-        direction_inferred[row] = np.uint8(direction_inferred[row] & (0xFF ^ SERVER_SIDE))
 
 
 @njit(cache=True, nogil=True)
@@ -177,9 +150,8 @@ def ingest(
     lean = policy.threshold > 0.0
     for i in range(start_ms.shape[0]):
         t = start_ms[i]
-        verdict = event_time_verdict(t, end_ms[i], oldest_export, epoch, limits.max_start_ms)
-        status[i] = verdict
-        if verdict != ACCEPTED:
+        status[i] = event_time_verdict(t, end_ms[i], oldest_export, epoch, limits.max_start_ms)
+        if status[i] != ACCEPTED:
             continue
         counters[0]["accepted"] += 1
 
@@ -191,44 +163,16 @@ def ingest(
         )
         row = hash_slots[slot]
         if row == EMPTY:
-            if meta[0] == 0:
-                evicted, established = evict_least_recent(
-                    hash_slots, keys, port_proto, free, used, meta, sketch,
-                    nonzero, last_seen_ms, n_connections, limits.evict_batch,
-                    limits.window_ms,
-                )  # fmt: skip
-                counters[0]["evicted_capacity"] += evicted
-                counters[0]["evicted_established"] += established
-                # Eviction shifted the index: look the slot up again.
-                slot = find_slot(
-                    hash_slots, keys, port_proto, h, src_hi[i], src_lo[i], dst_hi[i],
-                    dst_lo[i], pp,
-                )  # fmt: skip
-            meta[0] -= 1
-            row = free[meta[0]]
-            used[row] = True
-            hash_slots[slot] = row
-            keys[row, 0] = src_hi[i]
-            keys[row, 1] = src_lo[i]
-            keys[row, 2] = dst_hi[i]
-            keys[row, 3] = dst_lo[i]
-            port_proto[row] = pp
-            first_seen_ms[row] = t
-            last_seen_ms[row] = t
-            scored_ms[row] = t
-            alert_ms[row] = NEVER_MS
-            first_alert_ms[row] = NEVER_MS
-            n_connections[row] = 0
-            scored_count[row] = 0
-            alerted[row, :] = 0.0
-            sampling[row] = 1
-            direction_inferred[row] = 0
-            long_alert_ms[row] = NEVER_MS
-            long_sessions[row] = 0
-            for c in range(conn_times.shape[1]):
-                conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
-            add_pair(sketch, nonzero, keys, pp, row, 1)
-            counters[0]["new_pairs"] += 1
+            row = claim_row(
+                hash_slots, keys, port_proto, free, used, meta, sketch, nonzero, last_seen_ms,
+                n_connections, limits, counters, h, slot, src_hi[i], src_lo[i], dst_hi[i],
+                dst_lo[i], pp,
+            )  # fmt: skip
+            reset_row(
+                first_seen_ms, last_seen_ms, scored_ms, alert_ms, first_alert_ms, n_connections,
+                scored_count, alerted, sampling, direction_inferred, long_alert_ms,
+                long_sessions, conn_times, row, t,
+            )  # fmt: skip
         if channels.shape[0] > 0:
             # Prefix channels (`state.channel_index`): the ordinary flow, of a channel's one
             # pair, costs a hash and a look at one bucket; the rest is out of line.
@@ -253,13 +197,9 @@ def ingest(
             ):
                 register(channels, keys, port_proto, used, last_seen_ms, h, row)
 
-        if initiator[i] != INITIATOR_SRC:  # the record did not say who started it (`core.scope`)
-            direction_inferred[row] = np.uint8(direction_inferred[row] | INFERRED)
-        rate = min(sampling_rate[i], np.uint32(0xFFFF))
-        if rate > sampling[row]:
-            sampling[row] = rate
-        if t > last_seen_ms[row]:
-            last_seen_ms[row] = t
+        note_flow(
+            direction_inferred, sampling, last_seen_ms, row, initiator[i], sampling_rate[i], t
+        )
         rel = max(np.int64(0), t - epoch)
         rel_end = min(max(rel, end_ms[i] - epoch), np.int64(U32_MAX) - 1)
         kind, c = match_connection(
@@ -278,21 +218,17 @@ def ingest(
             continue
         if kind == CONTINUATION:
             counters[0]["continuations"] += 1
-            seq = np.int64(conn_times[row, c, SEQ])
-            in_ring = np.int64(n_connections[row]) - seq <= history
-            if in_ring:  # the connection is still in the ring
-                pos = seq % history
-                ring_b[row, pos] = encode_size(decode_size(ring_b[row, pos]) + nbytes[i])
+            add_piece_bytes(ring_b, conn_times, n_connections, row, c, nbytes[i])
             continue
         # A late record starting at the very millisecond of a connection still in the ring
         # repeats it, however many connections came since: a collector that publishes a cache
         # purge twice, an exporter that lags by minutes.
         ring_start = np.uint32(min(np.uint64(rel), U32_MAX))
-        if t < last_seen_ms[row] and _in_ring(ring_t, row, int(n_connections[row]), ring_start):
+        if t < last_seen_ms[row] and in_ring(ring_t, row, int(n_connections[row]), ring_start):
             counters[0]["duplicates"] += 1
             continue
         if proto[i] == TCP and initiator[i] == INITIATOR_TURNED:
-            _note_server_side(direction_inferred, conn_port, conn_times, row, int(src_port[i]))
+            note_server_side(direction_inferred, conn_port, conn_times, row, int(src_port[i]))
         remember_connection(conn_port, conn_times, row, c, int(src_port[i]), int(rel),
                             int(rel_end), int(n_connections[row]))  # fmt: skip
         if newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
@@ -300,14 +236,8 @@ def ingest(
                 conn_times, long_alert_ms, long_sessions, n_connections, first_seen_ms, keys,
                 port_proto, row, c, epoch, sketch, nonzero, limits, policy, counters, alerts,
             )  # fmt: skip
-        pos = n_connections[row] % history
-        ring_t[row, pos] = ring_start
-        ring_b[row, pos] = encode_size(np.float64(nbytes[i]))
-        n_connections[row] += 1
-        if t < first_seen_ms[row]:
-            first_seen_ms[row] = t
-
-        n = np.int64(n_connections[row])
+        n = append_to_ring(ring_t, ring_b, n_connections, first_seen_ms, row, ring_start,
+                           nbytes[i], t)  # fmt: skip
         if direction_inferred[row] & SERVER_SIDE:  # inbound-initiated: never the host's beacon
             continue
         if n == 3 and limits.sparse_min_interval_ms > 0 and limits.level == 0:
