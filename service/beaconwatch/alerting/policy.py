@@ -24,7 +24,6 @@ from numba import njit
 
 from beaconwatch.config import Config
 from beaconwatch.domain.alert_rows import (
-    KIND_BEACON,
     LIFECYCLE_NEW,
     LIFECYCLE_UPDATE,
     AlertRows,
@@ -230,25 +229,3 @@ def sparse_beacon_stats(alerts: AlertRows, k: int, times_s: F64, sizes: F64) -> 
     alerts.stats[k, Stat.HIGH_S] = high_s
     alerts.stats[k, Stat.JITTER_RATIO] = (high_s - low_s) / high_s if high_s > 0.0 else 0.0
     alerts.stats[k, Stat.BYTES_MEDIAN] = np.median(sizes)
-
-
-@njit(cache=True, nogil=True)
-def beacon_alert(
-    alerts: AlertRows, k: int, row: int, stats: F64, lifecycle: int, check_ins: float,
-    per_check_in: float, detected_ms: int, window_start_ms: int, window_end_ms: int,
-    first_alert_ms: int, first_seen_ms: int,
-) -> None:  # fmt: skip
-    """Fill the kernel's columns of beacon alert row ``k`` (prevalence's are
-    `apply_prevalence`'s, filled at the scoring)."""
-    alerts.row[k] = row
-    alerts.stats[k, :] = stats
-    alerts.lifecycle[k] = lifecycle
-    alerts.kind[k] = KIND_BEACON
-    alerts.duration_s[k] = 0.0
-    alerts.check_ins[k] = check_ins
-    alerts.per_check_in[k] = per_check_in
-    alerts.detected_ms[k] = detected_ms
-    alerts.window_start_ms[k] = window_start_ms
-    alerts.window_end_ms[k] = window_end_ms
-    alerts.first_alert_ms[k] = first_alert_ms
-    alerts.first_seen_ms[k] = first_seen_ms
