@@ -59,9 +59,10 @@ test-nojit: install ## The kernels' and scanners' tests with NUMBA_DISABLE_JIT=1
 	mkdir -p .cache && rm -f $(COVERAGE_FILE)
 	NUMBA_DISABLE_JIT=1 $(BIN)/pytest -q -p no:cacheprovider -W ignore::RuntimeWarning \
 	  --cov=beaconwatch.scoring --cov=beaconwatch.state --cov=beaconwatch.sources.record_batches \
+	  --cov=beaconwatch.alerting.policy \
 	  --cov=beaconwatch.decode --cov-report= $(NOJIT_TESTS) $(NOJIT_DECODE_TESTS)
 	$(BIN)/coverage report --fail-under=90 \
-	  --include='*/beaconwatch/scoring/*,*/beaconwatch/state/*,*/beaconwatch/sources/record_batches.py'
+	  --include='*/beaconwatch/scoring/*,*/beaconwatch/state/*,*/beaconwatch/sources/record_batches.py,*/beaconwatch/alerting/policy.py'
 	$(BIN)/coverage report --fail-under=95 --include='$(NOJIT_DECODE_FILES)'
 
 test: install lint typecheck ## Lint, type-check, unit and integration tests

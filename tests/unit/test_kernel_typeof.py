@@ -9,11 +9,12 @@ import numba
 import numpy as np
 from numba.core.typing.typeof import Purpose, _TypeofContext, typeof_impl
 
+from beaconwatch.alerting.policy import policy_from
 from beaconwatch.config import Config
 from beaconwatch.domain.alert_rows import new_alert_rows
 from beaconwatch.scoring.window_score import Stat
 from beaconwatch.state import kernel_typeof
-from beaconwatch.state.kernel_params import limits_from, policy_from
+from beaconwatch.state.kernel_params import limits_from
 from beaconwatch.state.pair_table import PairTable
 from beaconwatch.state.prevalence import Prevalence
 

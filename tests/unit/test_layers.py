@@ -52,6 +52,12 @@ def test_the_package_keeps_every_contract() -> None:
             "import beaconwatch.state.pair_table",
             "beaconwatch.alerting is not allowed to import beaconwatch.state",
         ),
+        # the kernel's alert policy that takes the table instead of the scalars state hands it
+        (
+            "alerting/policy.py",
+            "import beaconwatch.state.table_columns",
+            "beaconwatch.alerting is not allowed to import beaconwatch.state",
+        ),
         # the engine that starts an event loop or talks Prometheus
         ("core/detector.py", "import asyncio", "beaconwatch.core is not allowed to import asyncio"),
         (

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from beaconwatch.alerting.alert import Alert
+from beaconwatch.alerting.policy import policy_from
 from beaconwatch.alerting.rules import AlertRules
 from beaconwatch.config import Config, with_overrides
 from beaconwatch.core.channels import ChannelGate, domain_text, prefix_flows
@@ -41,8 +42,9 @@ from beaconwatch.scoring.window_score import (
     scoring_params,
 )
 from beaconwatch.state import ingest as k
+from beaconwatch.state import ingest_steps as steps
 from beaconwatch.state.kernel_counters import PREFIX_PASS_COUNTERS, new_counters
-from beaconwatch.state.kernel_params import Limits, limits_from, policy_from
+from beaconwatch.state.kernel_params import Limits, limits_from
 from beaconwatch.state.levels import LEVEL_BITS, NAME_LEVEL, PORT_PROTO_MASK, PREFIX_LEVEL
 from beaconwatch.state.pair_table import MIN_CAPACITY, REBASE_AFTER_MS, PairBudget, PairTable
 from beaconwatch.state.prevalence import Prevalence
@@ -324,7 +326,7 @@ class Detector:
         """The name pass: the accepted named flows of promoted name channels
         (`state.name_channels`), keyed (source, name hash, port) at NAME_LEVEL."""
         assert table.name_channels is not None
-        named = np.flatnonzero((flows.name_hash != 0) & (status == k.ACCEPTED))
+        named = np.flatnonzero((flows.name_hash != 0) & (status == steps.ACCEPTED))
         if named.size == 0:
             return []
         table.names.add(flows.names)
@@ -382,20 +384,20 @@ class Detector:
     def _rejections(
         self, flows: FlowBatch, status: np.ndarray, watermark_ms: int
     ) -> tuple[list[Rejection], FlowBatch]:
-        rejected = np.flatnonzero(status != k.ACCEPTED)
+        rejected = np.flatnonzero(status != steps.ACCEPTED)
         if rejected.size == 0:
             return [], FlowBatch.empty(0)
         out = []
         for i in rejected:
             start_ms = int(flows.start_ms[i])
-            if status[i] == k.TOO_LATE:
+            if status[i] == steps.TOO_LATE:
                 reason = RejectReason.TOO_LATE
                 ended_ms = max(start_ms, int(flows.end_ms[i]))
                 detail = (
                     f"flow ended {(watermark_ms - ended_ms) / 1000:.0f} s before the "
                     f"partition's event time (allowed lateness {self._lateness_ms // 1000} s)"
                 )
-            elif status[i] == k.BEYOND_RING:
+            elif status[i] == steps.BEYOND_RING:
                 reason = RejectReason.TOO_FAR_FUTURE
                 detail = (
                     f"flow start {(start_ms - watermark_ms) / 86_400_000:.0f} days after the "

@@ -1,5 +1,13 @@
-"""The per-record kernel: event-time checks, pair lookup/insert, connection merging, ring
-update, scoring when due, prevalence and the alert lifecycle.
+"""The per-record kernel, a loop over flows through named steps, each on the columns it
+touches (`ingest_steps`, `window`):
+
+    event_time_verdict -> find_slot | claim_row + reset_row -> (prefix channels) -> note_flow
+    -> match_connection: duplicate | continuation (add_piece_bytes) | new connection
+    -> remember_connection, append_to_ring -> (rule sparse-beacon) -> due_for_scoring
+    -> score_row -> prevalence and lifecycle (`alerting.policy`), the pair's alert state
+
+The last, the decision after a scoring, stays in the loop: as a step of its own (with the
+alert rows and the 8 columns it writes) it cost 2-5 % of throughput, inlined or not.
 
 A pair is scored at the connection that makes it due: once it has ``min_events`` connections,
 after every ``rescore_every_events`` new ones, or when a connection arrives at least
@@ -11,7 +19,8 @@ on the same flows give the same alerts. A pair is never re-scored on every recor
 costs microseconds, and doing it per record would cap throughput far below the pipeline target.
 
 Records that repeat or continue a known connection (`connections`) update it but add no new
-start. Prevalence, the alert lifecycle and the long-connection rule are `state.alert_policy`.
+start. Prevalence down-ranking, the alert lifecycle and the one-off rules' alerts are
+`alerting.policy`'s, given the pair's state as scalars (the rules' bookkeeping: `pair_rules`).
 
 Event-time window of a score, with W = window_ms and t = the due connection's start:
 
@@ -32,30 +41,25 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from beaconwatch.alerting.policy import (
+    Policy,
+    apply_prevalence,
+    backoff_events,
+    described_sleep_range,
+    lifecycle,
+    next_period_check,
+)
 from beaconwatch.domain.alert_rows import (
     KIND_BEACON,
     LIFECYCLE_NEW,
     AlertRows,
 )
 from beaconwatch.domain.dtypes import F64, I64, U8, U16, U32, U64, AnyArray
-from beaconwatch.domain.flows import INITIATOR_SRC, INITIATOR_TURNED
-from beaconwatch.scoring.bursts import burst_gap_s, merge_bursts
+from beaconwatch.domain.flows import INITIATOR_TURNED
 from beaconwatch.scoring.window_score import (
     N_STATS,
-    Param,
     Stat,
     new_workspace,
-    score_window_paired,
-)
-from beaconwatch.state.alert_policy import (
-    apply_prevalence,
-    backoff_events,
-    described_sleep_range,
-    lifecycle,
-    long_connection_alert,
-    newly_long,
-    next_period_check,
-    sparse_beacon_alert,
 )
 from beaconwatch.state.channel_index import (
     NOT_FED,
@@ -70,163 +74,45 @@ from beaconwatch.state.connections import (
     CONTINUATION,
     DUPLICATE,
     NEW_CONNECTION,
-    NO_CONNECTION,
-    SEQ,
-    START,
     match_connection,
     remember_connection,
 )  # fmt: skip
 from beaconwatch.state.hash_index import EMPTY, find_slot, key_hash
-from beaconwatch.state.kernel_params import Limits, Policy
+from beaconwatch.state.ingest_steps import (
+    ACCEPTED,
+    DUE_PERIOD_CHECK,
+    NEVER_MS,
+    NOT_DUE,
+    U32_MAX,
+    add_piece_bytes,
+    append_to_ring,
+    claim_row,
+    due_for_scoring,
+    event_time_verdict,
+    in_ring,
+    note_flow,
+    note_server_side,
+    reset_row,
+)
+from beaconwatch.state.kernel_params import Limits
 from beaconwatch.state.kernel_typeof import register_kernel_types
 from beaconwatch.state.levels import PREFIX_LEVEL_U32, mask_destination
+from beaconwatch.state.pair_rules import long_connection_alert, newly_long, sparse_beacon_alert
 from beaconwatch.state.pair_table import (
     ALERTED_HIGH_S,
     ALERTED_LOW_S,
     ALERTED_MEAN_S,
     ALERTED_REFINE_AT,
     ALERTED_SCORE,
-    INFERRED,
     SERVER_SIDE,
-    evict_least_recent,
 )
-from beaconwatch.state.prevalence import (
-    add_pair,
-)
-from beaconwatch.state.size_codec import decode_size, encode_size
+from beaconwatch.state.prevalence import pair_fanout, pair_prevalence
 from beaconwatch.state.table_columns import TableColumns
+from beaconwatch.state.window import score_row
 
 register_kernel_types()
 
-ACCEPTED = 0
-TOO_LATE = 1
-TOO_FAR_FUTURE = 2
-# A start beyond what 32-bit ring times after the partition's epoch can hold (~46 days after
-# its watermark): only a file of old data can hold one, since live flows are checked against
-# the wall clock. Rejected as too far in the future rather than stored with a clipped time.
-BEYOND_RING = 3
-
-U32_MAX = np.uint64(0xFFFF_FFFF)
 TCP = 6
-NEVER_MS = np.iinfo(np.int64).min // 2
-
-
-@njit(cache=True, nogil=True)
-def _gather_window(
-    ring_t: U32, ring_b: U16, row: int, valid: int, oldest: int, cutoff_rel: int,
-    long_cutoff_rel: int, times_s: F64, sizes: F64,
-) -> tuple[int, int, int]:  # fmt: skip
-    """Copy the ring entries inside the window into ``times_s``/``sizes``, sorted by time.
-
-    The window is the entries at or after ``cutoff_rel``; when those are fewer than half the
-    ring, older entries at or after ``long_cutoff_rel`` are added, newest first, up to half the
-    ring. Returns (entries, first_rel_ms, last_rel_ms). Reading the ring from its oldest slot
-    gives a nearly sorted sequence (only late arrivals are out of place), so insertion sort is
-    O(n).
-    """
-    history = ring_t.shape[1]
-    m = 0
-    recent = 0
-    for j in range(valid):
-        slot = (oldest + j) % history
-        rel = ring_t[row, slot]
-        if np.int64(rel) < long_cutoff_rel:
-            continue
-        if np.int64(rel) >= cutoff_rel:
-            recent += 1
-        t = rel / 1000.0
-        b = decode_size(ring_b[row, slot])
-        k = m
-        while k > 0 and times_s[k - 1] > t:
-            times_s[k] = times_s[k - 1]
-            sizes[k] = sizes[k - 1]
-            k -= 1
-        times_s[k] = t
-        sizes[k] = b
-        m += 1
-    keep = max(recent, min(m, history // 2))
-    drop = m - keep
-    if drop > 0:
-        times_s[:keep] = times_s[drop:m]
-        sizes[:keep] = sizes[drop:m]
-        m = keep
-    if m == 0:
-        return 0, 0, 0
-    # Times are whole ms, exactly representable: adding 0.5 and truncating rounds them back.
-    return m, int(np.int64(times_s[0] * 1000.0 + 0.5)), int(np.int64(times_s[m - 1] * 1000.0 + 0.5))
-
-
-@njit(cache=True, nogil=True)
-def _score_row(
-    ring_t: U32, ring_b: U16, count: U32, row: int, cutoff_rel: int, long_cutoff_rel: int,
-    score_params: F64, null_tables: F64, stats: F64, window_t: F64, window_b: F64, work: F64,
-    scratch: F64, lean: bool, sampling_rate: int = 1,
-) -> tuple[int, int, float]:  # fmt: skip
-    """Score the row's window (see `_gather_window`) into ``stats`` (``lean``: see
-    `score_window`), its connections grouped into check-ins when they come in bursts
-    (`scoring.bursts`).
-
-    Returns the window's (first, last) start, relative to the epoch, and the connections per
-    check-in (1.0 when not grouped).
-    """
-    history = ring_t.shape[1]
-    n = np.int64(count[row])
-    valid = min(n, history)
-    oldest = count[row] % history if n > history else 0
-    m, first_rel, last_rel = _gather_window(
-        ring_t, ring_b, row, valid, oldest, cutoff_rel, long_cutoff_rel, window_t, window_b
-    )
-    if sampling_rate > 1:  # a sampled record's bytes times the rate estimate the connection's
-        window_b[:m] *= sampling_rate
-    per_check_in = 1.0
-    gap_s = burst_gap_s(window_t, m, score_params[Param.BURST_GAP_S], scratch)
-    if gap_s > 0.0:
-        check_ins = merge_bursts(window_t, window_b, m, gap_s)
-        per_check_in = m / check_ins
-        m = check_ins
-    score_window_paired(
-        window_t[:m], window_b[:m], score_params, stats, work, null_tables[0], null_tables[1],
-        lean,
-    )  # fmt: skip
-    return first_rel, last_rel, per_check_in
-
-
-@njit(cache=True, nogil=True)
-def _slow_and_enough(connections: np.int64, seen_for_ms: np.int64, limits: Limits) -> bool:
-    """A slow pair with enough connections to score before min_events: at least
-    min_events_slow of them, at most one per slow_interval_s on average since the first."""
-    return bool(
-        connections >= limits.min_events_slow
-        and seen_for_ms >= (connections - 1) * limits.slow_interval_ms
-    )
-
-
-@njit(cache=True, nogil=True)
-def _in_ring(ring_t: U32, row: int, count: int, start: np.uint32) -> bool:
-    """Whether a connection in the pair's ring starts at ``start`` (its ring time)."""
-    for k in range(min(count, ring_t.shape[1])):  # noqa: SIM110 (a loop numba compiles)
-        if ring_t[row, k] == start:
-            return True
-    return False
-
-
-@njit(cache=True, nogil=True)
-def _note_server_side(
-    direction_inferred: U8, conn_port: U16, conn_times: U32, row: int, port: int
-) -> None:
-    """A new TCP connection from a turned-round record (`INITIATOR_TURNED`): the pair is
-    the internal host's server side (`SERVER_SIDE`) when its internal port is that of one of
-    the pair's last connections, and no longer when it is not. A TCP client takes a fresh
-    ephemeral port per connection (two in a row share one by chance about once in 28,000);
-    a server keeps its port, and so does a scanner's target (`core.scope`)."""
-    kept = False
-    for s in range(conn_port.shape[1]):
-        if conn_times[row, s, START] != NO_CONNECTION and conn_port[row, s] == port:
-            kept = True
-    if kept:
-        direction_inferred[row] = np.uint8(direction_inferred[row] | SERVER_SIDE)
-    else:
-        direction_inferred[row] = np.uint8(direction_inferred[row] & (0xFF ^ SERVER_SIDE))
 
 
 @njit(cache=True, nogil=True)
@@ -275,18 +161,9 @@ def ingest(
     lean = policy.threshold > 0.0
     for i in range(start_ms.shape[0]):
         t = start_ms[i]
-        # Before the epoch a start time cannot be stored (only data older than a whole window
-        # before the first batch of another partition gets here).
-        if max(t, end_ms[i]) < oldest_export or t < epoch:
-            status[i] = TOO_LATE
+        status[i] = event_time_verdict(t, end_ms[i], oldest_export, epoch, limits.max_start_ms)
+        if status[i] != ACCEPTED:
             continue
-        if t > limits.max_start_ms:
-            status[i] = TOO_FAR_FUTURE
-            continue
-        if t - epoch >= np.int64(U32_MAX):
-            status[i] = BEYOND_RING
-            continue
-        status[i] = ACCEPTED
         counters[0]["accepted"] += 1
 
         pp = np.uint32((np.uint32(dst_port[i]) << np.uint32(8)) | np.uint32(proto[i]))
@@ -297,44 +174,16 @@ def ingest(
         )
         row = hash_slots[slot]
         if row == EMPTY:
-            if meta[0] == 0:
-                evicted, established = evict_least_recent(
-                    hash_slots, keys, port_proto, free, used, meta, sketch,
-                    nonzero, last_seen_ms, n_connections, limits.evict_batch,
-                    limits.window_ms,
-                )  # fmt: skip
-                counters[0]["evicted_capacity"] += evicted
-                counters[0]["evicted_established"] += established
-                # Eviction shifted the index: look the slot up again.
-                slot = find_slot(
-                    hash_slots, keys, port_proto, h, src_hi[i], src_lo[i], dst_hi[i],
-                    dst_lo[i], pp,
-                )  # fmt: skip
-            meta[0] -= 1
-            row = free[meta[0]]
-            used[row] = True
-            hash_slots[slot] = row
-            keys[row, 0] = src_hi[i]
-            keys[row, 1] = src_lo[i]
-            keys[row, 2] = dst_hi[i]
-            keys[row, 3] = dst_lo[i]
-            port_proto[row] = pp
-            first_seen_ms[row] = t
-            last_seen_ms[row] = t
-            scored_ms[row] = t
-            alert_ms[row] = NEVER_MS
-            first_alert_ms[row] = NEVER_MS
-            n_connections[row] = 0
-            scored_count[row] = 0
-            alerted[row, :] = 0.0
-            sampling[row] = 1
-            direction_inferred[row] = 0
-            long_alert_ms[row] = NEVER_MS
-            long_sessions[row] = 0
-            for c in range(conn_times.shape[1]):
-                conn_times[row, c, 0] = np.uint32(0xFFFF_FFFF)
-            add_pair(sketch, nonzero, keys, pp, row, 1)
-            counters[0]["new_pairs"] += 1
+            row = claim_row(
+                hash_slots, keys, port_proto, free, used, meta, sketch, nonzero, last_seen_ms,
+                n_connections, limits, counters, h, slot, src_hi[i], src_lo[i], dst_hi[i],
+                dst_lo[i], pp,
+            )  # fmt: skip
+            reset_row(
+                first_seen_ms, last_seen_ms, scored_ms, alert_ms, first_alert_ms, n_connections,
+                scored_count, alerted, sampling, direction_inferred, long_alert_ms,
+                long_sessions, conn_times, row, t,
+            )  # fmt: skip
         if channels.shape[0] > 0:
             # Prefix channels (`state.channel_index`): the ordinary flow, of a channel's one
             # pair, costs a hash and a look at one bucket; the rest is out of line.
@@ -359,13 +208,9 @@ def ingest(
             ):
                 register(channels, keys, port_proto, used, last_seen_ms, h, row)
 
-        if initiator[i] != INITIATOR_SRC:  # the record did not say who started it (`core.scope`)
-            direction_inferred[row] = np.uint8(direction_inferred[row] | INFERRED)
-        rate = min(sampling_rate[i], np.uint32(0xFFFF))
-        if rate > sampling[row]:
-            sampling[row] = rate
-        if t > last_seen_ms[row]:
-            last_seen_ms[row] = t
+        note_flow(
+            direction_inferred, sampling, last_seen_ms, row, initiator[i], sampling_rate[i], t
+        )
         rel = max(np.int64(0), t - epoch)
         rel_end = min(max(rel, end_ms[i] - epoch), np.int64(U32_MAX) - 1)
         # Sampled export drops whole active-timeout pieces: a wider gap still continues.
@@ -379,80 +224,68 @@ def ingest(
         piece = kind != NEW_CONNECTION
         if piece and newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
             long_connection_alert(
-                tb, row, c, epoch, sketch, nonzero, limits, policy, counters, alerts
-            )
+                conn_times, long_alert_ms, long_sessions, n_connections, first_seen_ms, keys,
+                port_proto, row, c, epoch, sketch, nonzero, limits, policy, counters, alerts,
+            )  # fmt: skip
         if kind == DUPLICATE:
             counters[0]["duplicates"] += 1
             continue
         if kind == CONTINUATION:
             counters[0]["continuations"] += 1
-            seq = np.int64(conn_times[row, c, SEQ])
-            in_ring = np.int64(n_connections[row]) - seq <= history
-            if in_ring:  # the connection is still in the ring
-                pos = seq % history
-                ring_b[row, pos] = encode_size(decode_size(ring_b[row, pos]) + nbytes[i])
+            add_piece_bytes(ring_b, conn_times, n_connections, row, c, nbytes[i])
             continue
         # A late record starting at the very millisecond of a connection still in the ring
         # repeats it, however many connections came since: a collector that publishes a cache
         # purge twice, an exporter that lags by minutes.
         ring_start = np.uint32(min(np.uint64(rel), U32_MAX))
-        if t < last_seen_ms[row] and _in_ring(ring_t, row, int(n_connections[row]), ring_start):
+        if t < last_seen_ms[row] and in_ring(ring_t, row, int(n_connections[row]), ring_start):
             counters[0]["duplicates"] += 1
             continue
         if proto[i] == TCP and initiator[i] == INITIATOR_TURNED:
-            _note_server_side(direction_inferred, conn_port, conn_times, row, int(src_port[i]))
+            note_server_side(direction_inferred, conn_port, conn_times, row, int(src_port[i]))
         remember_connection(conn_port, conn_times, row, c, int(src_port[i]), int(rel),
                             int(rel_end), int(n_connections[row]))  # fmt: skip
         if newly_long(conn_times, row, c, epoch, long_alert_ms, limits):
             long_connection_alert(
-                tb, row, c, epoch, sketch, nonzero, limits, policy, counters, alerts
-            )
-        pos = n_connections[row] % history
-        ring_t[row, pos] = ring_start
-        ring_b[row, pos] = encode_size(np.float64(nbytes[i]))
-        n_connections[row] += 1
-        if t < first_seen_ms[row]:
-            first_seen_ms[row] = t
-
-        n = np.int64(n_connections[row])
+                conn_times, long_alert_ms, long_sessions, n_connections, first_seen_ms, keys,
+                port_proto, row, c, epoch, sketch, nonzero, limits, policy, counters, alerts,
+            )  # fmt: skip
+        n = append_to_ring(ring_t, ring_b, n_connections, first_seen_ms, row, ring_start,
+                           nbytes[i], t)  # fmt: skip
         if direction_inferred[row] & SERVER_SIDE:  # inbound-initiated: never the host's beacon
             continue
         if n == 3 and limits.sparse_min_interval_ms > 0 and limits.level == 0:
             sparse_beacon_alert(
-                tb, row, epoch, sketch, nonzero, limits, policy, counters, alerts, window_t,
-                window_b,
+                ring_t, ring_b, n_connections, first_seen_ms, keys, port_proto, row, epoch,
+                sketch, nonzero, limits, policy, counters, alerts, window_t, window_b,
             )  # fmt: skip
-        if n < limits.min_events and not _slow_and_enough(n, t - first_seen_ms[row], limits):
+        due = due_for_scoring(
+            int(n), t, first_seen_ms[row], alert_ms[row], int(scored_count[row]),
+            scored_ms[row], int(alerted[row, ALERTED_REFINE_AT]), limits,
+        )  # fmt: skip
+        if due == NOT_DUE:
             continue
-        # An alert from a part-filled ring (as few as min_events connections) reads the
-        # sleep from few intervals. Its period is checked again each time the pair's
-        # connections double, until the ring is full: a described sleep range that moved is
-        # an update even within the cooldown (at most log2(history / min_events) checks).
-        refine_at = int(alerted[row, ALERTED_REFINE_AT])
-        refining = bool(refine_at > 0 and n >= refine_at)
-        # Otherwise no alert can follow within the cooldown after an alert, so the pair is not
-        # scored: a beacon that has alerted costs no scoring until its cooldown is over.
-        if not refining:
-            if alert_ms[row] != NEVER_MS and t - alert_ms[row] < limits.cooldown_ms:
-                continue
-            if (
-                n - np.int64(scored_count[row]) < limits.rescore_every
-                and t - scored_ms[row] < limits.rescore_interval_ms
-            ):
-                continue
-        first_rel, last_rel, per_check_in = _score_row(
+        refining = due == DUE_PERIOD_CHECK
+        first_rel, last_rel, per_check_in = score_row(
             ring_t, ring_b, n_connections, row, rel - limits.window_ms,
             rel - limits.long_window_ms, score_params[1 if sampling[row] > 1 else 0],
             null_tables, stats, window_t, window_b, work, scratch, lean, int(sampling[row]),
         )  # fmt: skip
         k = counters[0]["alerts"]  # the row an alert of this scoring takes
-        apply_prevalence(stats, alerts, k, sketch, nonzero, keys, port_proto, row, policy)
+        sources, fleet = pair_prevalence(sketch, nonzero, keys, port_proto, row)
+        fanout = pair_fanout(sketch, keys, port_proto, row)
+        apply_prevalence(stats, alerts, k, sources, fleet, fanout, policy)
         scored_count[row] = n_connections[row]
         scored_ms[row] = t
         counters[0]["scored"] += 1
         if refining:
             alerted[row, ALERTED_REFINE_AT] = next_period_check(int(n), history)
-        verdict = lifecycle(stats, t, alert_ms, alerted, row, limits, policy, refining)
+        verdict = lifecycle(
+            stats, t, alert_ms[row] != NEVER_MS, alert_ms[row],
+            np.float64(alerted[row, ALERTED_MEAN_S]), np.float64(alerted[row, ALERTED_SCORE]),
+            np.float64(alerted[row, ALERTED_LOW_S]), np.float64(alerted[row, ALERTED_HIGH_S]),
+            limits.cooldown_ms, policy, refining,
+        )  # fmt: skip
         if verdict == 0:
             if stats[Stat.SCORE] <= 0.0 or alert_ms[row] != NEVER_MS:
                 # No evidence of periodicity at all (most busy benign pairs), or an alerted
@@ -460,7 +293,7 @@ def ingest(
                 # the pair's connections (a chatty pair need not be rescored every few),
                 # at most a whole ring, and twice the interval.
                 scored_count[row] = n_connections[row] + np.uint32(
-                    backoff_events(int(n), limits, history)
+                    backoff_events(int(n), limits.rescore_every, history)
                 )
                 scored_ms[row] = t + limits.rescore_interval_ms
             continue
@@ -508,14 +341,15 @@ def score_rows(
             continue
         last_rel = tb.last_seen_ms[row] - epoch
         params = score_params[1 if tb.sampling[row] > 1 else 0]
-        _, _, per_check_in = _score_row(
+        _, _, per_check_in = score_row(
             tb.ring_t, tb.ring_b, tb.n_connections, row, last_rel - window_ms,
             last_rel - long_window_ms, params, null_tables, out.stats[k], window_t, window_b,
             work, scratch, False, int(tb.sampling[row]),
         )  # fmt: skip
         out.per_check_in[k] = per_check_in
-        apply_prevalence(out.stats[k], out, k, sketch, nonzero, tb.keys, tb.port_proto, row,
-                          policy)  # fmt: skip
+        sources, fleet = pair_prevalence(sketch, nonzero, tb.keys, tb.port_proto, row)
+        fanout = pair_fanout(sketch, tb.keys, tb.port_proto, row)
+        apply_prevalence(out.stats[k], out, k, sources, fleet, fanout, policy)
         out.check_ins[k] = tb.n_connections[row]
         out.row[k] = row
         k += 1

@@ -1,6 +1,7 @@
-"""The ingest kernel's parameters as named records, built from the config in one place.
+"""The ingest kernel's limits as a named record, built from the config in one place (its
+alert policy's floats are `alerting.policy.Policy`, a record of the same kind).
 
-`typing.NamedTuple`s of scalars: numba passes them to ``@njit`` functions by value, reads a
+A `typing.NamedTuple` of scalars: numba passes them to ``@njit`` functions by value, reads a
 field as cheaply as a local, and caches the kernels compiled for them (``cache=True``), while
 the Python side names every field instead of indexing a vector by hand-numbered slots. All
 fields of one record have one type (``int`` / ``float``), so numba types each as a uniform
@@ -45,20 +46,6 @@ class Limits(NamedTuple):
     sparse_min_interval_ms: int  # rule sparse-beacon: both intervals of 3 at least this (0: off)
 
 
-class Policy(NamedTuple):
-    """Float parameters of prevalence and the alert lifecycle."""
-
-    threshold: float
-    prevalence_min_sources: float  # below this many sources a destination is never down-ranked
-    prevalence_low: float  # share of the fleet where down-ranking starts...
-    prevalence_high: float  # ...and where the score reaches 0
-    update_period_change: float  # relative change of the mean interval that makes an update
-    update_score_change: float  # absolute score change that makes an alert update
-    fanout_low: float  # destinations of a source in a port block where down-ranking starts...
-    fanout_high: float  # ...and where the score reaches 0 (P2P fan-out, `state.prevalence`)
-    sparse_max_deviation: float  # rule sparse-beacon: largest relative deviation of 2 intervals
-
-
 def limits_from(config: Config) -> Limits:
     """The config's limits; the per-batch fields are 0 until the detector sets them."""
     state, scoring, alerting = config.state, config.scoring, config.alerting
@@ -82,22 +69,6 @@ def limits_from(config: Config) -> Limits:
         sampled_continuation_gap_ms=_ms(state.sampled_continuation_gap_s),
         long_sessions=int(alerting.long_connection_sessions),
         sparse_min_interval_ms=_ms(alerting.sparse_min_interval_s),
-    )
-
-
-def policy_from(config: Config) -> Policy:
-    """The config's prevalence and alert lifecycle parameters."""
-    prevalence, alerting = config.prevalence, config.alerting
-    return Policy(
-        threshold=float(config.scoring.threshold),
-        prevalence_min_sources=float(prevalence.min_sources),
-        prevalence_low=float(prevalence.low_share),
-        prevalence_high=float(prevalence.high_share),
-        update_period_change=float(alerting.update_period_change),
-        update_score_change=float(alerting.update_score_change),
-        fanout_low=float(prevalence.fanout_low_destinations),
-        fanout_high=float(prevalence.fanout_high_destinations),
-        sparse_max_deviation=float(alerting.sparse_max_deviation),
     )
 
 

@@ -17,8 +17,9 @@ import numpy as np
 from numba.core import types
 from numba.core.typing.typeof import typeof_impl
 
+from beaconwatch.alerting.policy import Policy
 from beaconwatch.domain.alert_rows import AlertRows
-from beaconwatch.state.kernel_params import Limits, Policy
+from beaconwatch.state.kernel_params import Limits
 from beaconwatch.state.table_columns import TableColumns
 
 _I64_MIN = -(1 << 63)

@@ -141,3 +141,19 @@ def source_fanout(sketch: U32, src_hi: np.uint64, src_lo: np.uint64, pp: np.uint
     if f < 0:
         return 0
     return int(min(sketch[3, f], sketch[4, g]))
+
+
+@njit(cache=True, nogil=True)
+def pair_prevalence(
+    sketch: U32, nonzero: I64, keys: npt.NDArray[np.uint64], port_proto: U32, row: int
+) -> tuple[int, float]:
+    """(distinct sources of the row's destination, distinct sources of the fleet): what
+    `alerting.policy.prevalence` down-ranks by."""
+    sources = destination_sources(sketch, keys[row, 2], keys[row, 3], port_proto[row])
+    return sources, fleet_sources(sketch, nonzero)
+
+
+@njit(cache=True, nogil=True)
+def pair_fanout(sketch: U32, keys: npt.NDArray[np.uint64], port_proto: U32, row: int) -> int:
+    """The row's source's fan-out in the port block of its destination port."""
+    return source_fanout(sketch, keys[row, 0], keys[row, 1], port_proto[row])
