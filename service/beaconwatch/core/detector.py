@@ -428,13 +428,7 @@ class Detector:
             and batch_start_ms is not None
             and batch_start_ms - before_ms > self._window_ms
         ):
-            state.last_sweep_ms = batch_start_ms
-            self.stats.evicted_idle_total += table.evict_idle(
-                batch_start_ms - self._window_ms,
-                batch_start_ms - self._sparse_keep_ms,
-                batch_start_ms - self._single_idle_ms,
-                self._sparse_gap_ms,
-            )
+            self._evict_idle(state, batch_start_ms)
         if after_ms - table.epoch_ms > REBASE_AFTER_MS:
             table.rebase(after_ms - self._long_window_ms - self._lateness_ms)
 
@@ -460,6 +454,10 @@ class Detector:
         last = state.last_sweep_ms
         if last is not None and now_ms - last < self._sweep_every_ms:
             return
+        self._evict_idle(state, now_ms)
+
+    def _evict_idle(self, state: PartitionState, now_ms: int) -> None:
+        """Drop the partition's pairs idle at ``now_ms`` (`PairTable.evict_idle`)."""
         state.last_sweep_ms = now_ms
         self.stats.evicted_idle_total += state.table.evict_idle(
             now_ms - self._window_ms,

@@ -56,11 +56,8 @@ def _typeof_memoised(value: tuple[Any, ...], c: Any) -> types.Type | None:
 
 
 def _typeof_plain(value: tuple[Any, ...], c: Any) -> types.Type | None:
-    """numba's own typing of a tuple (`numba.core.typing.typeof._typeof_tuple`)."""
-    tys = [typeof_impl(v, c) for v in value]
-    if any(ty is None for ty in tys):
-        return None
-    found: types.Type = types.BaseTuple.from_types(tys, type(value))  # type: ignore[no-untyped-call]
+    """numba's own typing of a tuple, the one registered for `tuple`."""
+    found: types.Type | None = typeof_impl.dispatch(tuple)(value, c)
     return found
 
 
