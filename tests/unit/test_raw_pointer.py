@@ -6,7 +6,9 @@ This file needs the JIT (it compares both forms in one process), so the nojit ru
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -106,3 +108,95 @@ def test_trailing_zeros_agree() -> None:
         value = np.uint64(word)
         expected = (word & -word).bit_length() - 1
         assert rp.python_trailing_zeros(value) == _jit_trailing_zeros(value) == expected, word
+
+
+@njit(cache=False)
+def _reused_without_keep_alive() -> bool:
+    """Whether a later allocation got the memory of an array whose pointer is still held
+    (addresses compared only, never read through)."""
+    held = np.zeros(300, dtype=np.int64)
+    address = held.ctypes.data
+    reused = False
+    for _ in range(4):
+        reused = reused or np.zeros(300, dtype=np.int64).ctypes.data == address
+    return reused
+
+
+@njit(cache=False)
+def _reused_with_keep_alive() -> bool:
+    held = np.zeros(300, dtype=np.int64)
+    address = held.ctypes.data
+    reused = False
+    for _ in range(4):
+        reused = reused or np.zeros(300, dtype=np.int64).ctypes.data == address
+    rp.jit_keep_alive(held)
+    return reused
+
+
+def test_keep_alive_keeps_the_memory_a_pointer_points_into() -> None:
+    # The control: numba frees an array after its last use, here the `.ctypes.data`, and the
+    # allocator hands its memory to the next array of that size (the hazard keep_alive fixes).
+    assert _reused_without_keep_alive()
+    assert not _reused_with_keep_alive()
+    rp.python_keep_alive(np.zeros(1))  # the twin is a no-op that accepts an array
+
+
+def _pointer_owners(function: ast.FunctionDef) -> dict[str, int]:
+    """Arrays a function allocates whose ``.ctypes.data`` it takes, with that line."""
+    params = {a.arg for a in function.args.args}
+    owners: dict[str, int] = {}
+    for node in ast.walk(function):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "data"
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "ctypes"
+            and isinstance(node.value.value, ast.Name)
+            and node.value.value.id not in params
+        ):
+            owners.setdefault(node.value.value.id, node.lineno)
+    return owners
+
+
+def test_every_kernel_keeps_the_arrays_its_pointers_point_into_alive() -> None:
+    """Each array a function allocates and takes a pointer into is passed to ``keep_alive``
+    after the function's last line that uses a pointer (any name bound to a ``*_pointer``
+    call), so a future kernel cannot repeat the demo's use-after-free."""
+    package = Path(rp.__file__).resolve().parents[2]
+    checked = 0
+    for path in package.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for function in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+            owners = _pointer_owners(function)
+            if not owners:
+                continue
+            pointers = {
+                target.id
+                for node in ast.walk(function)
+                if isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Name)
+                and node.value.func.id.endswith("_pointer")
+                for target in node.targets
+                if isinstance(target, ast.Name)
+            }
+            last_use = max(
+                n.lineno
+                for n in ast.walk(function)
+                if isinstance(n, ast.Name) and n.id in pointers and isinstance(n.ctx, ast.Load)
+            )
+            kept = {
+                node.args[0].id: node.lineno
+                for node in ast.walk(function)
+                if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "keep_alive"
+                and node.args
+                and isinstance(node.args[0], ast.Name)
+            }
+            for owner in owners:
+                where = f"{path.relative_to(package)}:{function.name}"
+                assert owner in kept, f"{where}: {owner} is never passed to keep_alive"
+                assert kept[owner] > last_use, f"{where}: keep_alive({owner}) before its use"
+                checked += 1
+    assert checked >= 4  # json_scan's four scratch arrays at least

@@ -33,6 +33,7 @@ from beaconwatch.decode.scan.json_tokens import (
 from beaconwatch.decode.scan.raw_pointer import (
     Pointer,
     i64_pointer,
+    keep_alive,
     load_u64,
     u8_pointer,
     u64_pointer,
@@ -394,7 +395,8 @@ def scan_batch(
     highs[_K_SRC] = highs[_K_DST] = np.uint64(UINT64_MAX)  # the high halves of addresses
     highs[_K_SPORT] = highs[_K_DPORT] = 65535
     highs[_K_RATE] = highs[_K_FLAGS] = UINT32_MAX
-    # Raw pointers for the helpers (see raw_pointer); the arrays above own the memory.
+    # Raw pointers for the helpers (see raw_pointer); the arrays own the memory, and those
+    # allocated here are kept alive past the loop (``keep_alive``, below).
     p_buf = u8_pointer(buf.ctypes.data)
     p_keys = u8_pointer(keys.ctypes.data)
     p_key_lens = i64_pointer(key_lens.ctypes.data)
@@ -465,6 +467,12 @@ def scan_batch(
         if (seen >> _K_NAME) & 1:
             name_start[r] = spans[2 * _K_NAME]
             name_end[r] = spans[2 * _K_NAME + 1]
+    # Without these the scratch arrays were freed once their pointers were taken, and under
+    # load another thread's allocation took their memory over (SIGSEGV in the demo).
+    keep_alive(vals_mem)
+    keep_alive(spans_mem)
+    keep_alive(stack_mem)
+    keep_alive(template_mem)
     return (
         status, field, value_start, value_end, start_ms, end_ms, src_hi, src_lo, dst_hi, dst_lo,
         src_port, dst_port, proto, nbytes, packets, rate, initiator, name_start, name_end,

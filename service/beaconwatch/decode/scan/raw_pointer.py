@@ -2,8 +2,15 @@
 
 Numba reference-counts every array passed to a helper function, with atomic operations, and
 the JSON scanner calls small helpers per byte run: with arrays it ran ~10x slower. Helpers
-therefore index raw pointers obtained from ``array.ctypes.data``. The caller's arrays own the
-memory and stay alive for the whole kernel call; the pointers never escape it.
+therefore index raw pointers obtained from ``array.ctypes.data``; the pointers never escape
+the kernel call.
+
+A pointer does not keep its array alive. Numba frees an array the kernel allocated right after
+the array's last use in the source, and taking ``.ctypes.data`` can be that last use: the
+pointer then points into freed memory, which another thread's allocation may take over and
+overwrite while the kernel still writes through it (a wild store, SIGSEGV, under load only).
+So a kernel calls ``keep_alive(array)`` after its last use of each pointer into an array it
+allocated; ``tests/unit/test_raw_pointer.py`` checks that every kernel taking a pointer does.
 
 Each primitive has two forms: the numba intrinsics, and plain-Python twins that the kernels
 call when numba's JIT is disabled (``NUMBA_DISABLE_JIT=1``, the nojit coverage run), so the
@@ -68,6 +75,18 @@ def _trailing_zeros(typingctx: Any, value: Any) -> Any:
     return sig, codegen
 
 
+@intrinsic
+def _keep_alive(typingctx: Any, array: Any) -> Any:
+    """A use of ``array`` that emits no code but that numba's dead-code pass keeps (it is a
+    call), so the array is not freed before this point (see the module docstring)."""
+    sig = types.none(array)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 # The plain-Python twins. A pointer is an unowned numpy view of the memory at the address, as
 # long as any address range (no bounds, like the raw pointer; nothing is allocated): indexing
 # it reads and writes numpy scalars of the element type, as the jitted pointer does.
@@ -96,6 +115,10 @@ def python_trailing_zeros(value: np.uint64) -> int:
     return (bits & -bits).bit_length() - 1
 
 
+def python_keep_alive(array: npt.NDArray[Any]) -> None:
+    """``_keep_alive`` in Python: the caller's reference already keeps the array alive."""
+
+
 python_u8_pointer = _python_pointer(ctypes.c_uint8)
 python_i64_pointer = _python_pointer(ctypes.c_int64)
 python_u64_pointer = _python_pointer(ctypes.c_uint64)
@@ -104,6 +127,7 @@ jit_i64_pointer = _pointer_intrinsic(types.int64)
 jit_u64_pointer = _pointer_intrinsic(types.uint64)
 jit_load_u64 = _load_u64
 jit_trailing_zeros = _trailing_zeros
+jit_keep_alive = _keep_alive
 
 # numba reads NUMBA_DISABLE_JIT into its config at import (attributes mypy cannot see).
 JIT_DISABLED = bool(config.DISABLE_JIT)  # type: ignore[attr-defined]
@@ -115,9 +139,11 @@ if JIT_DISABLED:
     u64_pointer: Any = python_u64_pointer
     load_u64: Callable[[Pointer, int], np.uint64] = python_load_u64
     trailing_zeros: Callable[[np.uint64], int] = python_trailing_zeros
+    keep_alive: Callable[[npt.NDArray[Any]], None] = python_keep_alive
 else:
     u8_pointer = jit_u8_pointer
     i64_pointer = jit_i64_pointer
     u64_pointer = jit_u64_pointer
     load_u64 = cast(Callable[[Pointer, int], np.uint64], jit_load_u64)
     trailing_zeros = cast(Callable[[np.uint64], int], jit_trailing_zeros)
+    keep_alive = cast(Callable[[npt.NDArray[Any]], None], jit_keep_alive)

@@ -1,0 +1,88 @@
+"""Scan goflow2 JSON with the numba scanner while many Python threads allocate and free.
+
+``python -m tests.harness.scan_under_allocation SECONDS THREADS`` exits 0 when every scan
+gave the same columns as a scan made before the threads started, 1 when one differed; a
+crash is the failure it exists for. The scanner releases the GIL, so the other threads run
+during the scan; with more threads than glibc has malloc arenas (8 per core) they share the
+scanner's arena and take over any block it frees. Lists of ~300 items are malloc'ed at the
+size of the scanner's largest scratch array: before `raw_pointer.keep_alive`, numba freed
+that array once its pointer was taken, a list's item pointers landed in it, and the scanner
+stored through one of them (the demo's intermittent SIGSEGV).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import numpy as np
+
+from beaconwatch.decode.scan.batch_scan import join_records
+from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
+from beaconwatch.decode.scan.json_scan import OK, scan_batch
+
+T0_NS = 1_700_000_000_000_000_000
+
+
+def goflow2_records(count: int) -> list[bytes]:
+    """goflow2-shaped records, same keys in the same order (the scanner's template path)."""
+    template = (
+        '{"type":"IPFIX","time_received_ns":%d,"sampling_rate":0,"sequence_num":%d,'
+        '"time_flow_start_ns":%d,"time_flow_end_ns":%d,"bytes":%d,"packets":%d,'
+        '"src_addr":"10.0.%d.%d","dst_addr":"203.0.113.%d","etype":"IPv4","proto":"TCP",'
+        '"src_port":%d,"dst_port":443,"in_if":0,"out_if":0,"tcp_flags":%d,"as_path":[]}'
+    )
+    return [
+        (
+            template
+            % (
+                T0_NS + i, i, T0_NS + i * 1000, T0_NS + i * 2000, 100 + i, 1 + i % 7,
+                i // 256 % 256, i % 256, i % 200, 1024 + i % 60000, 2 if i % 3 else 18,
+            )
+        ).encode()
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def _allocate_and_free(stop: threading.Event, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    while not stop.is_set():
+        for n in rng.integers(250, 360, size=50).tolist():
+            items = list(range(1000, 1000 + n))
+            del items
+        time.sleep(0)
+
+
+def main(seconds: float, threads: int) -> int:
+    decoder = Goflow2JsonDecoder()
+    joined = join_records(goflow2_records(4000), 1 << 16)
+    args = (
+        joined.buf, joined.starts, joined.ends, decoder._keys, decoder._key_lens,
+        decoder._names, decoder._name_lens, decoder._name_nums,
+    )  # fmt: skip
+    expected = [np.asarray(column).copy() for column in scan_batch(*args)]
+    assert (expected[0] == OK).all(), "every record is plain goflow2 JSON"
+    stop = threading.Event()
+    workers = [
+        threading.Thread(target=_allocate_and_free, args=(stop, seed)) for seed in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    scans = differing = 0
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            got = scan_batch(*args)
+            scans += 1
+            differing += any(not np.array_equal(a, b) for a, b in zip(expected, got, strict=True))
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    print(f"scans {scans}, differing {differing}")
+    return 1 if differing or scans == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(float(sys.argv[1]), int(sys.argv[2])))
