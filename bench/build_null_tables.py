@@ -8,6 +8,7 @@ Usage: python bench/build_null_tables.py [--sims N] [--workers N] [--out PATH]
 Simulates NULL_SHIPPED_SIMS Poisson windows per window length (3..NULL_MAX_INTERVALS intervals)
 for both of the detector's tables (every connection, every second one), one row per task over
 a process pool, and saves the quantiles with the fingerprint of the sources they came from.
+It drops numba's cached kernels first when kernel sources changed (`tests/harness/jit_cache.py`).
 Rerun it (``make null-tables``) after editing scoring/periodicity.py or the null simulation in
 scoring/significance.py (the fit's table, several minutes on 2 cores),
 scoring/interval_significance.py (about a minute) or scoring/lattice.py (the lattice's, about 20
@@ -27,6 +28,7 @@ import numpy as np
 
 from beaconwatch.scoring import interval_significance, lattice_null
 from beaconwatch.scoring import significance as sig
+from tests.harness.jit_cache import drop_stale
 
 F64 = sig.F64
 
@@ -86,6 +88,10 @@ def main() -> None:
         "--only", choices=("fit", "intervals", "lattice"), help="rebuild one of the files"
     )
     args = parser.parse_args()
+    # numba's cache misses edits to a kernel's callees: a table simulated by the null
+    # kernels' cached code for a lattice.py edited since would be the old statistic's.
+    if dropped := drop_stale():
+        print(f"kernel sources changed: dropped {dropped} cached kernel files")
     if args.only in (None, "lattice"):
         t0 = time.perf_counter()
         build_lattice(args.workers)

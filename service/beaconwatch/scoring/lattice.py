@@ -17,7 +17,7 @@ P give phases spread round the circle. The test:
    export), at least `LATTICE_MIN_PERIOD_S` (exporters with whole-second timestamps put
    every interval on a 1 s lattice) and ``min_period_s``.
 2. Each candidate is refined by least squares on the lattice: k_i = round(d_i / P) and
-   P = sum d_i / sum k_i over the intervals of 1..K beats, K doubling from 2 (the jitter of
+   P = sum d_i / sum k_i over the intervals of 1..K beats, K doubling from 2 to 16 (the jitter of
    a k-beat interval grows as sqrt(k), so sum d / sum k weighs them right); one single-beat
    interval alone is off by its jitter, which k = 9 beats multiply.
 3. The log-likelihood ratio of the phases: an interval of k beats is k P plus the sum of k
@@ -58,13 +58,22 @@ LATTICE_MIN_PERIOD_S = 10.0
 LATTICE_MIN_INTERVALS = 6
 CANDIDATE_INTERVALS = 3
 CANDIDATE_BEATS = 3
-REFINE_MAX_BEATS = 64
+# Refined on intervals of up to 16 beats: longer ones (phase sd >= 0.23 cycles a beat at 10 %
+# jitter, times sqrt(k)) add little to a beacon's period but let the fit bend a Poisson
+# window's period to its phases. From 64 to 16 (with e 0.02): the sampled 300 s case's
+# marginal runs went from p 7e-5..9e-5 to 1e-5 (Poisson null simulated for each, 200,000).
+REFINE_MAX_BEATS = 16
 # Phase variance (rad^2) of one beat: uniform jitter +/- j of the sleep has (2 pi j)^2 / 3, so
 # 0.005, 0.04, 0.14, 0.4 stand for j = 2 %, 5 %, 10 %, 18 %. The 2 % one is for jitter-free
 # implants (Cobalt Strike's default): at 5 % the likelihood caps what an exact lattice earns,
 # and 900 s beacons with 8-9 exported check-ins (the office at 1:100) fell from p 1e-5 to 1e-3.
 PHASE_VARIANCES = (0.005, 0.04, 0.14, 0.4)
-OFF_LATTICE_SHARE = 0.1  # the uniform part of the phases' mixture
+# The uniform part of the phases' mixture: the share of intervals expected off the lattice (a
+# sleep stretched by tasking). Each interval on the lattice pays log(1 - e), each one off it
+# log e: at 0.1 a window of 26 clean intervals gave up 2.7 nats, at 0.02 0.5, for an off one
+# costing 3.9 nats instead of 2.3. Alone it took the sampled 300 s case's marginal runs' p
+# ~1.5-fold lower (a Poisson null simulated for each e, 200,000 windows); 0.01 gained no more.
+OFF_LATTICE_SHARE = 0.02
 # Above this variance (rad^2, sd 3 rad) a wrapped normal is uniform to 1 %: the term is 0.
 FLAT_VARIANCE = 9.0
 WRAPS = 1  # the wrapped normal summed over 2 pi w, |w| <= WRAPS (exact to 0.3 % below FLAT)
@@ -75,7 +84,7 @@ ON_LATTICE = 0.25  # an interval within this fraction of P of a lattice point is
 @njit(cache=True, nogil=True)
 def refine_period(ds: F64, period_s: float) -> float:
     """Least-squares period of the lattice the intervals ``ds`` fall on, from ``period_s``:
-    P = sum d / sum k over the intervals of 1..K beats (k = round(d / P)), K = 2, 4, ... 64."""
+    P = sum d / sum k over the intervals of 1..K beats (k = round(d / P)), K = 2, 4, 8, 16."""
     p = period_s
     top = 2
     while top <= REFINE_MAX_BEATS:
