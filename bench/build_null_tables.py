@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tests.harness.jit_cache import drop_stale
 
 from beaconwatch.scoring import interval_significance, lattice_null
 from beaconwatch.scoring import significance as sig
-from tests.harness.jit_cache import drop_stale
 
 F64 = sig.F64
 

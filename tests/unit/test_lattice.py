@@ -185,8 +185,9 @@ def test_an_interval_off_the_lattice_costs_a_bounded_amount() -> None:
     stretched = np.sort(np.append(d[1:], 1.5 * period))  # the shortest one moved off
     off = max(lat.phase_log_likelihood(stretched, -1, period, v) for v in lat.PHASE_VARIANCES)
     sharpest = min(lat.PHASE_VARIANCES)
-    peak = math.log((1 - lat.OFF_LATTICE_SHARE) * math.sqrt(2 * math.pi / sharpest) + lat.OFF_LATTICE_SHARE)
-    assert worst - off <= peak - math.log(lat.OFF_LATTICE_SHARE) + 1e-9
+    e = lat.OFF_LATTICE_SHARE
+    peak = math.log((1 - e) * math.sqrt(2 * math.pi / sharpest) + e)
+    assert worst - off <= peak - math.log(e) + 1e-9
     assert lattice_p(np.concatenate([[0.0], np.cumsum(stretched)])) <= 1e-3
 
 
