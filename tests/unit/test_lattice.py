@@ -18,6 +18,7 @@ from beaconwatch.scoring import significance as sig
 from beaconwatch.scoring.window_score import (
     N_STATS,
     NullTable,
+    Param,
     Stat,
     new_workspace,
     null_tables,
@@ -211,3 +212,15 @@ def test_sampled_pairs_score_on_the_lattice_and_poisson_does_not() -> None:
     assert all(abs(o[Stat.PERIOD_S] - 60.0) < 2.0 for o in hit)
     noise = [score(poisson(rng, 32), sampled=True)[Stat.SCORE] for _ in range(2000)]
     assert max(noise) < 0.8
+
+
+def test_a_sampled_window_scores_only_with_a_full_count_of_check_ins() -> None:
+    # No size part for sampled pairs: timing alone over a few check-ins (a page's fetches ~15 s
+    # apart) looked like a beacon, so a sampled window needs 12 check-ins; unsampled, 4.
+    rng = np.random.default_rng(3)
+    t = np.round(np.cumsum(15.0 * rng.uniform(0.97, 1.03, 12)), 3)
+    full = scoring_params(ScoringConfig(), HISTORY)[Param.FULL_COUNT]
+    assert full == 12
+    assert score(t[:11], sampled=True)[Stat.SCORE] == 0.0
+    assert score(t[:12], sampled=True)[Stat.SCORE] >= 0.8
+    assert score(t[:11], sampled=False)[Stat.SCORE] > 0.0
