@@ -42,9 +42,8 @@ P give phases spread round the circle. The test:
    which prices the look-elsewhere of candidates, refinement and variances exactly, where
    Bonferroni (x 18 before) overpaid for tries that mostly land on the same period.
 
-Also returned: the period of the best candidate and the share of the intervals within a
-quarter period of its lattice (one half for Poisson gaps), which stands for the timing part
-of sampled pairs' score.
+Also returned: the period of the best candidate (the alert's period where the lattice is the
+strongest evidence).
 """
 
 from __future__ import annotations
@@ -78,7 +77,6 @@ OFF_LATTICE_SHARE = 0.02
 FLAT_VARIANCE = 9.0
 WRAPS = 1  # the wrapped normal summed over 2 pi w, |w| <= WRAPS (exact to 0.3 % below FLAT)
 TWO_PI = 2.0 * np.pi
-ON_LATTICE = 0.25  # an interval within this fraction of P of a lattice point is on it
 
 
 @njit(cache=True, nogil=True)
@@ -126,27 +124,14 @@ def phase_log_likelihood(ds: F64, skip: int, period_s: float, variance: float) -
 
 
 @njit(cache=True, nogil=True)
-def on_lattice_share(ds: F64, skip: int, period_s: float) -> float:
-    """Share of ``ds`` (but index ``skip``) within `ON_LATTICE` periods of a lattice point."""
-    on = 0
-    for j in range(ds.shape[0]):
-        if j == skip:
-            continue
-        k = np.floor(ds[j] / period_s + 0.5)
-        if k >= 1.0 and abs(ds[j] - k * period_s) <= ON_LATTICE * period_s:
-            on += 1
-    return float(on / (ds.shape[0] - 1))
-
-
-@njit(cache=True, nogil=True)
-def lattice_statistic(ds: F64, min_period_s: float) -> tuple[float, float, float]:
-    """(statistic, period_s, share on the lattice) of the sorted intervals ``ds``: statistic =
-    -max L over the candidates and `PHASE_VARIANCES` (lower = more regular; its p-value from
-    `lattice_null`); (inf, 0, 0) when there are too few or no candidate period qualifies."""
+def lattice_statistic(ds: F64, min_period_s: float) -> tuple[float, float]:
+    """(statistic, period_s) of the sorted intervals ``ds``: statistic = -max L over the
+    candidates and `PHASE_VARIANCES` (lower = more regular; its p-value from `lattice_null`);
+    (inf, 0) when there are too few or no candidate period qualifies."""
     m = ds.shape[0]
     best_z, best_period, best_skip = -np.inf, 0.0, -1
     if m < LATTICE_MIN_INTERVALS:
-        return np.inf, 0.0, 0.0
+        return np.inf, 0.0
     floor_s = max(min_period_s, LATTICE_MIN_PERIOD_S)
     for i in range(min(CANDIDATE_INTERVALS, m)):
         for beats in range(1, CANDIDATE_BEATS + 1):
@@ -159,5 +144,5 @@ def lattice_statistic(ds: F64, min_period_s: float) -> tuple[float, float, float
                 if z > best_z:
                     best_z, best_period, best_skip = z, period, i
     if best_skip < 0:
-        return np.inf, 0.0, 0.0
-    return -best_z, best_period, on_lattice_share(ds, best_skip, best_period)
+        return np.inf, 0.0
+    return -best_z, best_period
