@@ -297,9 +297,7 @@ def score_window(
         tests, p_min, best_p = tests + 1.0, min(p_min, p_sparse), 0.0
     p_lattice, lattice_period = 1.0, 0.0
     if params[Param.LATTICE] > 0.0 and m >= 1:  # work[1] holds the intervals sorted
-        statistic, lattice_period = lattice_statistic(
-            work[1, :m], params[Param.MIN_PERIOD_S]
-        )
+        statistic, lattice_period = lattice_statistic(work[1, :m], params[Param.MIN_PERIOD_S])
         p_lattice = p_value(tables[NullTable.LATTICE], m, statistic)
         tests, p_min = tests + 1.0, min(p_min, p_lattice)
     p_all = combined_p_value(p_fit, p_cv, p_floor) if tests == 3.0 else min(1.0, tests * p_min)
