@@ -3,11 +3,12 @@
 ``python -m tests.harness.scan_under_allocation SECONDS THREADS`` exits 0 when every scan
 gave the same columns as a scan made before the threads started, 1 when one differed; a
 crash is the failure it exists for. The scanner releases the GIL, so the other threads run
-during the scan; with more threads than glibc has malloc arenas (8 per core) they share the
-scanner's arena and take over any block it frees. Lists of ~300 items are malloc'ed at the
-size of the scanner's largest scratch array: before `raw_pointer.keep_alive`, numba freed
-that array once its pointer was taken, a list's item pointers landed in it, and the scanner
-stored through one of them (the demo's intermittent SIGSEGV).
+during the scan; sharing the scanner's malloc arena (``MALLOC_ARENA_MAX=1``, or more threads
+than glibc's 8 arenas per core) they take over any block it frees. Lists of ~300 items are
+malloc'ed at the size of the scanner's largest scratch array: before
+`raw_pointer.keep_alive`, numba freed that array once its pointer was taken, a list's item
+pointers landed in it, and the scanner stored through one of them (the demo's intermittent
+SIGSEGV).
 """
 
 from __future__ import annotations
