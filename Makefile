@@ -112,7 +112,7 @@ bench: install jit-fresh ## Run the benchmarks in bench/ (decode, core, storms, 
 eval: install jit-fresh ## Rerun the evaluation: labelled benchmark + RITA v5 comparison -> docs/evaluation.md
 	$(BIN)/python -m evaluation
 
-null-tables: install jit-fresh ## Rebuild the shipped Poisson null quantiles after editing scoring/periodicity.py, interval_significance.py or lattice.py
+null-tables: install ## Rebuild the shipped Poisson null quantiles after editing scoring/periodicity.py, interval_significance.py or lattice.py
 	$(BIN)/python bench/build_null_tables.py
 
 clean-jit: ## Drop numba's cached kernels (numba does not notice edits to a kernel's callees)

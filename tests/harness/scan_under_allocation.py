@@ -22,28 +22,25 @@ import numpy as np
 from beaconwatch.decode.scan.batch_scan import join_records
 from beaconwatch.decode.scan.goflow2_json import Goflow2JsonDecoder
 from beaconwatch.decode.scan.json_scan import OK, scan_batch
+from beaconwatch.simulate.encoders import goflow2_json
+from beaconwatch.simulate.model import SimFlow
 
-T0_NS = 1_700_000_000_000_000_000
+T0_MS = 1_700_000_000_000
 
 
 def goflow2_records(count: int) -> list[bytes]:
-    """goflow2-shaped records, same keys in the same order (the scanner's template path)."""
-    template = (
-        '{"type":"IPFIX","time_received_ns":%d,"sampling_rate":0,"sequence_num":%d,'
-        '"time_flow_start_ns":%d,"time_flow_end_ns":%d,"bytes":%d,"packets":%d,'
-        '"src_addr":"10.0.%d.%d","dst_addr":"203.0.113.%d","etype":"IPv4","proto":"TCP",'
-        '"src_port":%d,"dst_port":443,"in_if":0,"out_if":0,"tcp_flags":%d,"as_path":[]}'
-    )
-    return [
-        (
-            template
-            % (
-                T0_NS + i, i, T0_NS + i * 1000, T0_NS + i * 2000, 100 + i, 1 + i % 7,
-                i // 256 % 256, i % 256, i % 200, 1024 + i % 60000, 2 if i % 3 else 18,
-            )
-        ).encode()
+    """Records as the demo's simulator writes them (same keys in the same order: the
+    scanner's key-template path)."""
+    flows = [
+        SimFlow(
+            start_ms=T0_MS + i * 1000, end_ms=T0_MS + i * 2000,
+            src_ip=f"10.0.{i // 256 % 256}.{i % 256}", dst_ip=f"203.0.113.{i % 200}",
+            src_port=1024 + i % 60000, dst_port=443, proto="TCP", bytes=100 + i,
+            packets=1 + i % 7, tcp_flags=2 if i % 3 else 18,
+        )
         for i in range(count)
     ]  # fmt: skip
+    return goflow2_json(flows)
 
 
 def _allocate_and_free(stop: threading.Event, seed: int) -> None:
